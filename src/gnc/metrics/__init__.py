@@ -1,0 +1,51 @@
+"""GNC / NC metrics: pure functions, streaming accumulators and model feature capture."""
+
+from gnc.metrics.accumulators import GNCAccumulator, NCCAccumulator
+from gnc.metrics.capture import CapturedBatch, capture_features, find_classifier, measure_model
+from gnc.metrics.functional import (
+    ClassStatistics,
+    GNCMetrics,
+    class_statistics,
+    gnc1,
+    gnc1_from_features,
+    gnc2,
+    gnc3,
+    gnc3_from_features,
+    gnc_metrics,
+    hyperspherical_uniformity,
+    nc1_cdnv,
+    nc2_equinorm,
+    nc2_etf_error,
+    nc3_self_duality,
+    nc4_agreement,
+    ncc_accuracy,
+    ncc_predict,
+    pinv_trace,
+)
+
+__all__ = [
+    "CapturedBatch",
+    "ClassStatistics",
+    "GNCAccumulator",
+    "GNCMetrics",
+    "NCCAccumulator",
+    "capture_features",
+    "class_statistics",
+    "find_classifier",
+    "gnc1",
+    "gnc1_from_features",
+    "gnc2",
+    "gnc3",
+    "gnc3_from_features",
+    "gnc_metrics",
+    "hyperspherical_uniformity",
+    "measure_model",
+    "nc1_cdnv",
+    "nc2_equinorm",
+    "nc2_etf_error",
+    "nc3_self_duality",
+    "nc4_agreement",
+    "ncc_accuracy",
+    "ncc_predict",
+    "pinv_trace",
+]

@@ -1,0 +1,589 @@
+"""Streaming accumulators: sufficient statistics in float64, merge by addition, sync by all-reduce.
+
+:class:`GNCAccumulator` gathers per-class counts, shifted sums, the pooled within-class scatter
+(``d x d``) and per-class scatter traces in one pass; memory is ``O(K d + d^2)`` whatever ``N``.
+:class:`NCCAccumulator` is the optional second pass (nearest-class-mean accuracy and NC4) once the
+class means are known.
+
+Numerics: each class ``k`` keeps a fixed shift ``c_k`` (the mean of its first batch) and the sums
+of ``x = h - c_k``: ``S_k = sum x``, ``Q = sum_k sum x x^T``, ``T_k = sum |x|^2``. Then
+``hbar_k = c_k + S_k / n_k`` and the within-class scatter is ``Q - sum_k S_k S_k^T / n_k``, where
+the subtracted term is small because ``c_k`` is close to ``hbar_k`` (no catastrophic cancellation,
+unlike raw second moments). Changing the shift is exact algebra, so merging two accumulators
+(or all-reducing over processes) re-expresses one state in the other's shifts and adds.
+
+Validation of values (finite features, nonzero norms, labels in range) never syncs the host:
+invalid rows are masked out and counted on the device, and ``compute()``/``statistics()`` raise a
+``ValueError`` if any were seen. Shapes and dtypes are checked eagerly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gnc._checks import as_float_tensor, check_int, check_matrix, check_positive
+from gnc.metrics.distributed import all_reduce_sum_, default_device, is_distributed
+from gnc.metrics.functional import (
+    ClassStatistics,
+    GNCMetrics,
+    _ncc_predict_unchecked,
+    gnc_metrics,
+)
+
+__all__ = ["GNCAccumulator", "NCCAccumulator"]
+
+_F64 = torch.float64
+
+
+def _as_labels(labels: Any, num_samples: int, device: torch.device) -> torch.Tensor:
+    """Check dtype/shape of integer labels (no value check: that is deferred) and move them."""
+    if not isinstance(labels, torch.Tensor):
+        try:
+            import numpy as np
+
+            if isinstance(labels, np.ndarray):
+                labels = torch.from_numpy(np.ascontiguousarray(labels))
+        except ImportError:  # pragma: no cover
+            pass
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(
+            f"Expected `labels` to be a tensor or array, but got {type(labels).__name__}."
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"Expected `labels` to hold integers, but got dtype {labels.dtype}.")
+    if labels.ndim != 1 or labels.shape[0] != num_samples:
+        raise ValueError(
+            f"Expected `labels` of shape ({num_samples},) to match `features`, but got shape "
+            f"{tuple(labels.shape)}."
+        )
+    return labels.to(device=device, dtype=torch.long, non_blocking=True)
+
+
+def _prepare_batch(
+    features: Any,
+    labels: Any,
+    *,
+    feature_dim: int,
+    num_classes: int,
+    normalize: bool,
+    device: torch.device | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return ``(H, y, valid, bad_features, bad_labels)`` with invalid rows zeroed (no sync)."""
+    x = as_float_tensor("features", features)
+    if x.ndim != 2 or x.shape[1] != feature_dim:
+        raise ValueError(
+            f"Expected `features` of shape (N, {feature_dim}), but got {tuple(x.shape)}."
+        )
+    if device is not None and x.device != device:
+        x = x.to(device, non_blocking=True)
+    y = _as_labels(labels, int(x.shape[0]), x.device)
+    H = x.to(_F64)
+    ok_feat = torch.isfinite(H).all(dim=1)
+    if normalize:
+        norms = torch.linalg.vector_norm(H, dim=1)
+        ok_feat = ok_feat & (norms > 0)
+        H = H / torch.where(ok_feat, norms, 1.0)[:, None]
+    ok_lab = (y >= 0) & (y < num_classes)
+    valid = ok_feat & ok_lab
+    H = torch.where(valid[:, None], H, 0.0)
+    y = torch.where(valid, y, 0)
+    return H, y, valid, ~ok_feat, ~ok_lab
+
+
+class _InvalidCounter:
+    """Device-side counters of rejected rows, raised lazily."""
+
+    @staticmethod
+    def message(
+        bad_features: float, bad_labels: float, first_batch: float, num_classes: int, norm: bool
+    ) -> str | None:
+        if bad_features == 0 and bad_labels == 0:
+            return None
+        parts = []
+        if bad_features:
+            what = "NaN/Inf or zero-norm" if norm else "NaN/Inf"
+            parts.append(f"{int(bad_features)} feature rows with {what} values")
+        if bad_labels:
+            parts.append(f"{int(bad_labels)} labels outside [0, {num_classes})")
+        where = f" (first in update #{int(first_batch)})" if first_batch >= 0 else ""
+        return (
+            "Expected finite" + (", nonzero" if norm else "") + " features and labels in "
+            f"[0, {num_classes}), but update() received " + " and ".join(parts) + where + "."
+        )
+
+
+class GNCAccumulator:
+    """One-pass sufficient statistics of labelled features for GNC / NC metrics.
+
+    State (float64, on the device of the first batch unless ``device`` is given): per-class
+    counts ``(K,)``, shifts ``(K, d)``, shifted sums ``(K, d)``, the pooled shifted scatter
+    ``(d, d)`` and per-class shifted squared norms ``(K,)``: ``O(K d + d^2)`` memory.
+
+    Args:
+        num_classes: ``K``.
+        feature_dim: ``d``.
+        normalize: L2-normalize each feature before accumulating (the paper's convention).
+        device: Where to keep the state; default: the device of the first batch.
+
+    Example:
+        >>> acc = GNCAccumulator(num_classes=2, feature_dim=2)
+        >>> acc.update(torch.tensor([[1.0, 0.1], [1.0, -0.1]]), torch.tensor([0, 0]))
+        >>> acc.update(torch.tensor([[-1.0, 0.2], [-2.0, 0.0]]), torch.tensor([1, 1]))
+        >>> m = acc.compute(class_means_rho=False)
+        >>> round(m.gnc1, 6), m.num_samples
+        (1.2e-05, 4)
+    """
+
+    _TENSORS = ("counts", "shift", "sums", "scatter", "sq_norms", "invalid")
+
+    def __init__(
+        self,
+        num_classes: int,
+        feature_dim: int,
+        *,
+        normalize: bool = True,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.num_classes = check_int("num_classes", num_classes, minimum=1)
+        self.feature_dim = check_int("feature_dim", feature_dim, minimum=1)
+        self.normalize = bool(normalize)
+        self._device = None if device is None else torch.device(device)
+        self._state: dict[str, torch.Tensor] | None = None
+        self._num_updates = 0
+        self._synced = False
+        if self._device is not None:
+            self._allocate(self._device)
+
+    # ---------------------------------------------------------------- state
+    def _allocate(self, device: torch.device) -> dict[str, torch.Tensor]:
+        K, d = self.num_classes, self.feature_dim
+        self._state = {
+            "counts": torch.zeros(K, dtype=_F64, device=device),
+            "shift": torch.zeros(K, d, dtype=_F64, device=device),
+            "sums": torch.zeros(K, d, dtype=_F64, device=device),
+            "scatter": torch.zeros(d, d, dtype=_F64, device=device),
+            "sq_norms": torch.zeros(K, dtype=_F64, device=device),
+            # [bad feature rows, bad labels, first bad update index (-1: none)]
+            "invalid": torch.tensor([0.0, 0.0, -1.0], dtype=_F64, device=device),
+        }
+        return self._state
+
+    @property
+    def device(self) -> torch.device | None:
+        """Device of the state (``None`` before the first update when not fixed)."""
+        return None if self._state is None else self._state["counts"].device
+
+    @property
+    def num_updates(self) -> int:
+        """Number of ``update`` calls since the last reset (merges add up)."""
+        return self._num_updates
+
+    def reset(self) -> None:
+        """Forget all data (the state is zeroed and stays on its device)."""
+        if self._state is not None:
+            self._allocate(self._state["counts"].device)
+        self._num_updates = 0
+        self._synced = False
+
+    # ---------------------------------------------------------------- update
+    def update(self, features: Any, labels: Any) -> None:
+        """Add a batch: ``features`` ``(B, d)`` of any real dtype, ``labels`` ``(B,)`` integers.
+
+        No host synchronization: invalid rows (NaN/Inf, zero norm with ``normalize``, labels out
+        of range) are masked out, counted on the device and reported by ``compute()``.
+
+        Raises:
+            TypeError: For non-real features or non-integer labels.
+            ValueError: For mismatched shapes.
+            RuntimeError: After ``sync()`` (call ``reset()`` first; updating a synced state would
+                count the other processes' data again at the next sync).
+        """
+        if self._synced:
+            raise RuntimeError("This accumulator was synced; call reset() before update().")
+        device = self.device if self.device is not None else self._device
+        H, y, valid, bad_f, bad_l = _prepare_batch(
+            features,
+            labels,
+            feature_dim=self.feature_dim,
+            num_classes=self.num_classes,
+            normalize=self.normalize,
+            device=device,
+        )
+        state = self._state if self._state is not None else self._allocate(H.device)
+        index = self._num_updates
+        self._num_updates += 1
+        if H.shape[0] == 0:
+            return
+        K, d = self.num_classes, self.feature_dim
+        w = valid.to(_F64)
+        m = torch.zeros(K, dtype=_F64, device=H.device).index_add_(0, y, w)
+        batch_sums = torch.zeros(K, d, dtype=_F64, device=H.device).index_add_(0, y, H)
+        new = (state["counts"] == 0) & (m > 0)
+        shift = torch.where(new[:, None], batch_sums / m.clamp_min(1.0)[:, None], state["shift"])
+        X = (H - shift[y]) * w[:, None]
+        state["scatter"].addmm_(X.T, X)
+        state["sums"].index_add_(0, y, X)
+        state["sq_norms"].index_add_(0, y, (X * X).sum(dim=1))
+        state["counts"].add_(m)
+        state["shift"] = shift
+        inv = state["invalid"]
+        inv[0] += bad_f.sum()
+        inv[1] += bad_l.sum()
+        inv[2] = torch.where((inv[2] < 0) & (~valid).any(), float(index), inv[2])
+
+    # ---------------------------------------------------------------- merge / sync
+    @staticmethod
+    def _reshift(
+        state: dict[str, torch.Tensor], new_shift: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Express ``(scatter, sums, sq_norms)`` of ``state`` relative to ``new_shift``.
+
+        With ``e_k = c_k - c'_k``: ``sum (x + e)(x + e)^T = Q + S^T E + E^T S + E^T diag(n) E``.
+        """
+        n, S = state["counts"], state["sums"]
+        E = state["shift"] - new_shift
+        cross = S.T @ E
+        scatter = state["scatter"] + cross + cross.T + (E * n[:, None]).T @ E
+        sums = S + n[:, None] * E
+        sq = state["sq_norms"] + 2.0 * (S * E).sum(dim=1) + n * (E * E).sum(dim=1)
+        return scatter, sums, sq
+
+    def _check_compatible(self, other: GNCAccumulator) -> None:
+        if not isinstance(other, GNCAccumulator):
+            raise TypeError(
+                f"Expected `other` to be a GNCAccumulator, but got {type(other).__name__}."
+            )
+        mine = (self.num_classes, self.feature_dim, self.normalize)
+        theirs = (other.num_classes, other.feature_dim, other.normalize)
+        if mine != theirs:
+            raise ValueError(
+                "Expected `other` with (num_classes, feature_dim, normalize) = "
+                f"{mine}, but got {theirs}."
+            )
+
+    def merge(self, other: GNCAccumulator) -> GNCAccumulator:
+        """Add ``other``'s data to this accumulator (exact up to rounding); returns ``self``."""
+        self._check_compatible(other)
+        if other._state is None:
+            return self
+        if self._synced:
+            raise RuntimeError("This accumulator was synced; call reset() before merge().")
+        theirs = {k: v.to(self.device or v.device) for k, v in other._state.items()}
+        mine = self._state if self._state is not None else self._allocate(theirs["counts"].device)
+        new_shift = torch.where((mine["counts"] > 0)[:, None], mine["shift"], theirs["shift"])
+        scatter, sums, sq = self._reshift(theirs, new_shift)
+        mine_scatter, mine_sums, mine_sq = self._reshift(mine, new_shift)
+        mine["scatter"] = mine_scatter + scatter
+        mine["sums"] = mine_sums + sums
+        mine["sq_norms"] = mine_sq + sq
+        mine["counts"] = mine["counts"] + theirs["counts"]
+        mine["shift"] = new_shift
+        inv, oinv = mine["invalid"], theirs["invalid"]
+        first = torch.where(
+            inv[2] >= 0, inv[2], torch.where(oinv[2] >= 0, oinv[2] + self._num_updates, oinv[2])
+        )
+        mine["invalid"] = torch.stack([inv[0] + oinv[0], inv[1] + oinv[1], first])
+        self._num_updates += other._num_updates
+        return self
+
+    def sync(self) -> None:
+        """All-reduce the state over ``torch.distributed`` (no-op when not initialized).
+
+        Two collectives: counts and raw sums give the global class means, every process re-shifts
+        its scatter to those means, then scatter, shifted sums and traces are summed. Afterwards
+        every process holds the global state; ``update`` then raises until ``reset``.
+        """
+        if not is_distributed() or self._synced:
+            return
+        state = self._state if self._state is not None else self._allocate(
+            self._device or default_device()
+        )
+        device = state["counts"].device
+        target = default_device() if default_device().type == "cuda" else device
+        local = {k: v.to(target) for k, v in state.items()}
+        counts = local["counts"].clone()
+        raw = local["sums"] + local["counts"][:, None] * local["shift"]
+        invalid = local["invalid"][:2].clone()
+        all_reduce_sum_([counts, raw, invalid])
+        mean = torch.where(
+            (counts > 0)[:, None], raw / counts.clamp_min(1.0)[:, None], local["shift"]
+        )
+        scatter, sums, sq = self._reshift(local, mean)
+        all_reduce_sum_([scatter, sums, sq])
+        first = local["invalid"][2:3]
+        self._state = {
+            "counts": counts.to(device),
+            "shift": mean.to(device),
+            "sums": sums.to(device),
+            "scatter": scatter.to(device),
+            "sq_norms": sq.to(device),
+            "invalid": torch.cat([invalid, first]).to(device),
+        }
+        self._synced = True
+
+    # ---------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Configuration and cloned state tensors (``None`` state before any data)."""
+        return {
+            "num_classes": self.num_classes,
+            "feature_dim": self.feature_dim,
+            "normalize": self.normalize,
+            "num_updates": self._num_updates,
+            "synced": self._synced,
+            "state": None
+            if self._state is None
+            else {k: v.detach().clone() for k, v in self._state.items()},
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (tensors move to this accumulator's device)."""
+        config = (state_dict["num_classes"], state_dict["feature_dim"], state_dict["normalize"])
+        mine = (self.num_classes, self.feature_dim, self.normalize)
+        if tuple(config) != mine:
+            raise ValueError(
+                "Expected a state_dict with (num_classes, feature_dim, normalize) = "
+                f"{mine}, but got {tuple(config)}."
+            )
+        saved = state_dict["state"]
+        if saved is None:
+            self._state = None
+            if self._device is not None:
+                self._allocate(self._device)
+        else:
+            K, d = self.num_classes, self.feature_dim
+            shapes = {
+                "counts": (K,),
+                "shift": (K, d),
+                "sums": (K, d),
+                "scatter": (d, d),
+                "sq_norms": (K,),
+                "invalid": (3,),
+            }
+            target = self.device or self._device
+            restored = {}
+            for key, shape in shapes.items():
+                t = saved[key]
+                if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+                    got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                    raise ValueError(f"Expected state `{key}` of shape {shape}, but got {got}.")
+                restored[key] = t.detach().to(device=target or t.device, dtype=_F64).clone()
+            self._state = restored
+        self._num_updates = int(state_dict.get("num_updates", 0))
+        self._synced = bool(state_dict.get("synced", False))
+
+    # ---------------------------------------------------------------- results
+    def _raise_if_invalid(self) -> None:
+        if self._state is None:
+            raise ValueError("Expected at least one update() before compute(), but got none.")
+        bad_f, bad_l, first = self._state["invalid"].tolist()
+        msg = _InvalidCounter.message(bad_f, bad_l, first, self.num_classes, self.normalize)
+        if msg is not None:
+            raise ValueError(msg)
+
+    def statistics(self) -> ClassStatistics:
+        """The accumulated :class:`ClassStatistics` (un-shifted; float64 on the state's device).
+
+        Raises:
+            ValueError: If nothing was accumulated or invalid rows were seen.
+        """
+        self._raise_if_invalid()
+        assert self._state is not None
+        s = self._state
+        n = s["counts"]
+        N = float(n.sum())
+        if N == 0:
+            raise ValueError("Expected at least one valid sample, but got none.")
+        delta = s["sums"] / n.clamp_min(1.0)[:, None]
+        present = (n > 0)[:, None]
+        means = torch.where(present, s["shift"] + delta, 0.0)
+        raw_sums = torch.where(present, s["sums"] + n[:, None] * s["shift"], 0.0)
+        within = s["scatter"] - (delta * n[:, None]).T @ delta
+        traces = (s["sq_norms"] - n * (delta * delta).sum(dim=1)).clamp_min(0.0)
+        return ClassStatistics(
+            counts=n.clone(),
+            sums=raw_sums,
+            means=means,
+            global_mean=(means * n[:, None]).sum(dim=0) / N,
+            within_scatter=0.5 * (within + within.T),
+            class_scatter_traces=traces,
+            num_samples=round(N),
+            normalized=self.normalize,
+        )
+
+    def compute(
+        self,
+        weights: Any = None,
+        *,
+        class_means_rho: bool = True,
+        max_memory_mib: float = 256.0,
+    ) -> GNCMetrics:
+        """All one-pass metrics (see :func:`gnc.metrics.functional.gnc_metrics`).
+
+        Args:
+            weights: Optional ``(K, d)`` classifier rows (GNC2, GNC3, NC3, ``W`` variants).
+            class_means_rho: Also compute the exact ``rho`` of the centred class means.
+            max_memory_mib: Memory budget of tiled pairwise reductions.
+
+        Raises:
+            ValueError: If invalid rows were seen or a class has no samples (named).
+        """
+        return gnc_metrics(
+            self.statistics(),
+            weights,
+            class_means_rho=class_means_rho,
+            max_memory_mib=max_memory_mib,
+        )
+
+
+class NCCAccumulator:
+    """Second pass: nearest-class-mean accuracy and NC4 agreement with the classifier.
+
+    Predictions are ``argmin_k |h - hbar_k|`` on L2-normalized features ``h`` (when
+    ``normalize``) with ``hbar_k`` the class means of the normalized training features as given
+    (``ClassStatistics.means``; not re-normalized), as in the paper's code.
+
+    Args:
+        class_means: ``(K, d)`` class means (e.g. ``GNCAccumulator.statistics().means``).
+        normalize: L2-normalize the features first.
+        max_memory_mib: Memory budget of a ``(rows, K)`` distance tile.
+
+    Example:
+        >>> acc = NCCAccumulator(torch.eye(2))
+        >>> acc.update(torch.tensor([[2.0, 0.1], [0.0, 1.0]]), torch.tensor([0, 0]))
+        >>> acc.compute()["ncc_accuracy"]
+        0.5
+    """
+
+    def __init__(
+        self, class_means: Any, *, normalize: bool = True, max_memory_mib: float = 256.0
+    ) -> None:
+        C = check_matrix("class_means", class_means, min_rows=1)
+        self.class_means = C.to(_F64)
+        self.num_classes = int(C.shape[0])
+        self.feature_dim = int(C.shape[1])
+        self.normalize = bool(normalize)
+        self.max_memory_mib = check_positive("max_memory_mib", max_memory_mib)
+        self._state: torch.Tensor | None = None  # [correct, total, agree, with_logits, bad...]
+        self._num_updates = 0
+        self._synced = False
+
+    def reset(self) -> None:
+        """Forget all data."""
+        self._state = None
+        self._num_updates = 0
+        self._synced = False
+
+    def update(self, features: Any, labels: Any, logits: Any = None) -> None:
+        """Add a batch; with ``logits`` ``(B, K)`` also count NC4 agreement. No host sync."""
+        if self._synced:
+            raise RuntimeError("This accumulator was synced; call reset() before update().")
+        C = self.class_means
+        H, y, valid, bad_f, bad_l = _prepare_batch(
+            features,
+            labels,
+            feature_dim=self.feature_dim,
+            num_classes=self.num_classes,
+            normalize=self.normalize,
+            device=C.device,
+        )
+        if self._state is None:
+            self._state = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], dtype=_F64)
+            self._state = self._state.to(C.device)
+        index = self._num_updates
+        self._num_updates += 1
+        pred = _ncc_predict_unchecked(H, C, self.max_memory_mib)
+        s = self._state
+        s[0] += ((pred == y) & valid).sum()
+        s[1] += valid.sum()
+        if logits is not None:
+            Z = as_float_tensor("logits", logits)
+            if tuple(Z.shape) != (H.shape[0], self.num_classes):
+                raise ValueError(
+                    f"Expected `logits` of shape ({H.shape[0]}, {self.num_classes}), but got "
+                    f"{tuple(Z.shape)}."
+                )
+            agree = Z.to(C.device, non_blocking=True).argmax(dim=1) == pred
+            s[2] += (agree & valid).sum()
+            s[3] += valid.sum()
+        s[4] += bad_f.sum()
+        s[5] += bad_l.sum()
+        s[6] = torch.where((s[6] < 0) & (~valid).any(), float(index), s[6])
+
+    def merge(self, other: NCCAccumulator) -> NCCAccumulator:
+        """Add ``other``'s counts (same class means assumed); returns ``self``."""
+        if not isinstance(other, NCCAccumulator):
+            raise TypeError(
+                f"Expected `other` to be an NCCAccumulator, but got {type(other).__name__}."
+            )
+        if other.class_means.shape != self.class_means.shape:
+            raise ValueError(
+                f"Expected `other` with class means of shape {tuple(self.class_means.shape)}, "
+                f"but got {tuple(other.class_means.shape)}."
+            )
+        if other._state is None:
+            return self
+        theirs = other._state.to(self.class_means.device)
+        if self._state is None:
+            self._state = theirs.clone()
+        else:
+            first = torch.where(self._state[6] >= 0, self._state[6], theirs[6])
+            self._state = torch.cat([self._state[:6] + theirs[:6], first[None]])
+        self._num_updates += other._num_updates
+        return self
+
+    def sync(self) -> None:
+        """All-reduce the counts over ``torch.distributed`` (no-op when not initialized)."""
+        if not is_distributed() or self._synced:
+            return
+        if self._state is None:
+            self._state = torch.tensor(
+                [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], dtype=_F64, device=self.class_means.device
+            )
+        target = default_device() if default_device().type == "cuda" else self._state.device
+        counts = self._state[:6].to(target).clone()
+        all_reduce_sum_([counts])
+        self._state = torch.cat([counts.to(self._state.device), self._state[6:]])
+        self._synced = True
+
+    def state_dict(self) -> dict[str, Any]:
+        """Class means and counters."""
+        return {
+            "class_means": self.class_means.detach().clone(),
+            "normalize": self.normalize,
+            "num_updates": self._num_updates,
+            "synced": self._synced,
+            "state": None if self._state is None else self._state.detach().clone(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        C = check_matrix("class_means", state_dict["class_means"])
+        self.class_means = C.to(_F64)
+        self.num_classes, self.feature_dim = int(C.shape[0]), int(C.shape[1])
+        self.normalize = bool(state_dict["normalize"])
+        saved = state_dict["state"]
+        self._state = None if saved is None else saved.to(C.device, _F64).clone()
+        self._num_updates = int(state_dict.get("num_updates", 0))
+        self._synced = bool(state_dict.get("synced", False))
+
+    def compute(self) -> dict[str, float | int | None]:
+        """``{"ncc_accuracy", "nc4_agreement" (None without logits), "num_samples"}``.
+
+        Raises:
+            ValueError: If no valid sample was seen or invalid rows were seen.
+        """
+        if self._state is None:
+            raise ValueError("Expected at least one update() before compute(), but got none.")
+        correct, total, agree, with_logits, bad_f, bad_l, first = self._state.tolist()
+        msg = _InvalidCounter.message(bad_f, bad_l, first, self.num_classes, self.normalize)
+        if msg is not None:
+            raise ValueError(msg)
+        if total == 0:
+            raise ValueError("Expected at least one valid sample, but got none.")
+        return {
+            "ncc_accuracy": correct / total,
+            "nc4_agreement": agree / with_logits if with_logits > 0 else None,
+            "num_samples": round(total),
+        }
