@@ -1,0 +1,296 @@
+"""Temperature sweeps of the spherical UFM: rho(W) against tau, compared with softmax codes.
+
+As ``tau -> 0`` the global minimizers of the spherical UFM converge to solutions of the HardMax
+problem, whose classifiers are softmax codes (Jiang et al., ICML 2024, Thm. 3.3); so ``rho(W)``
+of the UFM solution should rise towards the softmax-code value ``rho*(d, K)`` as ``tau``
+decreases, the features should collapse (GNC1 -> 0) onto the max-margin directions ``h_k`` of
+``W``, and self-duality (GNC3) should hold for the non-rattler classes.
+
+The sweep anneals: temperatures are solved from the largest to the smallest, each run
+warm-started at the previous solution (``warm_start=True``), which both saves iterations and
+keeps the small-``tau`` runs in the basin found at larger ``tau``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gnc._checks import check_int, check_positive
+from gnc.ufm.loss import Objective
+from gnc.ufm.measure import ufm_metrics
+from gnc.ufm.solver import Method, UFMResult, solve_ufm
+
+__all__ = ["SweepPoint", "SweepResult", "reference_code_value", "temperature_sweep"]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """Measurements of the UFM solution at one temperature.
+
+    Attributes:
+        tau: Temperature.
+        loss: Final mean cross-entropy.
+        gnc1: Within-class variability of the features.
+        gnc2: ``rho(W)``, exact.
+        gnc3: Self-duality.
+        alignment: Mean ``cos(hbar_k, h_k)`` with the max-margin directions of ``W``.
+        code_value: Reference softmax-code value for ``(K, d)`` (``None`` if unavailable).
+        ratio: ``gnc2 / code_value`` (NaN without a code value).
+        upper_bound: Upper bound on ``rho*(d, K)`` (``None`` if unavailable).
+        steps: Iterations of the solver.
+        seconds: Wall time of the solve.
+        stop_reason: The solver's stop reason.
+        grad_norm: Final Riemannian gradient norm.
+        certified: Whether ``gnc2`` was certified by the exact distance solver.
+    """
+
+    tau: float
+    loss: float
+    gnc1: float
+    gnc2: float
+    gnc3: float
+    alignment: float
+    code_value: float | None
+    ratio: float
+    upper_bound: float | None
+    steps: int
+    seconds: float
+    stop_reason: str
+    grad_norm: float
+    certified: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping; ``softmax_code_distance`` is the reference code value."""
+        return {
+            "tau": self.tau,
+            "loss": self.loss,
+            "gnc1": self.gnc1,
+            "gnc2": self.gnc2,
+            "gnc3": self.gnc3,
+            "alignment": self.alignment,
+            "softmax_code_distance": self.code_value,
+            "ratio_to_code": self.ratio,
+            "upper_bound": self.upper_bound,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "stop_reason": self.stop_reason,
+            "grad_norm": self.grad_norm,
+            "certified": self.certified,
+        }
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Result of :func:`temperature_sweep`.
+
+    Attributes:
+        num_classes: ``K``.
+        feature_dim: ``d``.
+        points: One :class:`SweepPoint` per temperature, largest ``tau`` first.
+        results: The solver results, in the same order.
+        code_value: Reference softmax-code value (``None`` if unavailable).
+        code_source: Where it came from (``"closed form"``, ``"softmax_code"``, ``"given"``,
+            ``"none"``).
+        upper_bound: Upper bound on ``rho*(d, K)`` (``None`` if unavailable).
+    """
+
+    num_classes: int
+    feature_dim: int
+    points: tuple[SweepPoint, ...]
+    results: tuple[UFMResult, ...]
+    code_value: float | None
+    code_source: str
+    upper_bound: float | None
+
+
+def reference_code_value(
+    num_classes: int,
+    feature_dim: int,
+    *,
+    restarts: int = 4,
+    seed: int = 0,
+    time_limit: float | None = 60.0,
+) -> tuple[float, str]:
+    """The softmax-code value ``rho*(d, K)`` to compare the UFM with, and its source.
+
+    Uses the closed form when one is known (:func:`gnc.geometry.bounds.known_softmax_code_value`:
+    regular polygon, simplex, cross-polytope), otherwise the numerical softmax-code solver
+    (:func:`gnc.codes.softmax_code`), whose value is a lower bound on ``rho*``.
+
+    Args:
+        num_classes: ``K >= 2``.
+        feature_dim: ``d >= 1``.
+        restarts: Restarts of the numerical solver.
+        seed: Seed of the numerical solver.
+        time_limit: Time limit of the numerical solver in seconds.
+
+    Returns:
+        ``(value, source)`` with source ``"closed form"`` or ``"softmax_code"``.
+
+    Example:
+        >>> value, source = reference_code_value(7, 2)
+        >>> round(value, 6), source
+        (0.376510, 'closed form')
+    """
+    from gnc.geometry.bounds import known_softmax_code_value
+
+    K = check_int("num_classes", num_classes, minimum=2)
+    d = check_int("feature_dim", feature_dim, minimum=1)
+    known = known_softmax_code_value(K, d)
+    if known is not None:
+        return float(known), "closed form"
+    from gnc.codes import softmax_code
+
+    code = softmax_code(K, d, restarts=restarts, seed=seed, time_limit=time_limit)
+    return float(code.rho), "softmax_code"
+
+
+def _upper_bound(K: int, d: int) -> float:
+    from gnc.geometry.bounds import rho_upper_bound
+
+    return float(rho_upper_bound(K, d))
+
+
+def _bind_tau(
+    callback: Callable[[float, int, float, float], None], tau: float
+) -> Callable[[int, float, float], None]:
+    def step_cb(step: int, f: float, gn: float) -> None:
+        callback(tau, step, f, gn)
+
+    return step_cb
+
+
+def temperature_sweep(
+    num_classes: int,
+    feature_dim: int,
+    taus: Sequence[float],
+    samples_per_class: int | Sequence[int] = 1,
+    *,
+    warm_start: bool = True,
+    max_steps: int = 5000,
+    tol: float = 1e-9,
+    method: Method = "rgd",
+    objective: Objective = "log",
+    record_every: int = 0,
+    code_value: float | None = None,
+    solve_code: bool = True,
+    code_restarts: int = 4,
+    code_time_limit: float | None = 60.0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callable[[float, int, float, float], None] | None = None,
+) -> SweepResult:
+    """Solve the UFM at each temperature (annealed) and compare ``rho(W)`` with the code value.
+
+    Args:
+        num_classes: ``K >= 2``.
+        feature_dim: ``d >= 1``.
+        taus: Temperatures ``> 0``; solved in decreasing order.
+        samples_per_class: ``n`` per class or ``K`` counts.
+        warm_start: Start each temperature from the previous solution.
+        max_steps: Iteration cap per temperature.
+        tol: Riemannian gradient-norm tolerance per temperature.
+        method: Solver method (see :func:`gnc.ufm.solve_ufm`).
+        objective: ``"log"`` or ``"plain"``.
+        record_every: Trajectory recording period (``0``: none).
+        code_value: Reference ``rho*(d, K)``; if ``None`` and ``solve_code``, it comes from
+            :func:`reference_code_value`.
+        solve_code: Whether to compute the code value when not given.
+        code_restarts: Restarts of the numerical code solver.
+        code_time_limit: Time limit of the numerical code solver.
+        dtype: Floating dtype of the iterates.
+        device: Device of the iterates.
+        generator: ``torch.Generator`` for the initial point.
+        callback: Called as ``callback(tau, step, objective, grad_norm)`` after every iteration.
+
+    Returns:
+        A :class:`SweepResult` with one point per temperature, largest first.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> sweep = temperature_sweep(4, 3, [1.0, 0.1], generator=g)
+        >>> [round(p.gnc2, 6) for p in sweep.points]  # the regular simplex: K / (K - 1)
+        [1.333333, 1.333333]
+        >>> sweep.code_source, round(sweep.points[-1].ratio, 6)
+        ('closed form', 1.0)
+    """
+    K = check_int("num_classes", num_classes, minimum=2)
+    d = check_int("feature_dim", feature_dim, minimum=1)
+    if isinstance(taus, int | float) or len(taus) == 0:
+        raise ValueError(f"Expected `taus` to be a non-empty sequence, but got {taus!r}.")
+    tau_list = sorted((check_positive("taus[i]", t) for t in taus), reverse=True)
+    source = "given"
+    if code_value is not None:
+        code_value = check_positive("code_value", code_value)
+    elif solve_code:
+        code_value, source = reference_code_value(
+            K, d, restarts=code_restarts, time_limit=code_time_limit
+        )
+    else:
+        source = "none"
+    upper = _upper_bound(K, d)
+
+    points: list[SweepPoint] = []
+    results: list[UFMResult] = []
+    W0: torch.Tensor | None = None
+    H0: torch.Tensor | None = None
+    for tau in tau_list:
+        step_cb = None if callback is None else _bind_tau(callback, tau)
+
+        started = time.perf_counter()
+        res = solve_ufm(
+            K,
+            d,
+            samples_per_class,
+            tau,
+            max_steps=max_steps,
+            tol=tol,
+            method=method,
+            objective=objective,
+            record_every=record_every,
+            init_weights=W0,
+            init_features=H0,
+            dtype=dtype,
+            device=device,
+            generator=generator,
+            callback=step_cb,
+        )
+        seconds = time.perf_counter() - started
+        if warm_start:
+            W0, H0 = res.weights, res.features
+        m = ufm_metrics(res.weights, res.features, res.labels, directions=True)
+        points.append(
+            SweepPoint(
+                tau=tau,
+                loss=res.loss,
+                gnc1=m.gnc1,
+                gnc2=m.gnc2,
+                gnc3=m.gnc3,
+                alignment=m.alignment,
+                code_value=code_value,
+                ratio=m.gnc2 / code_value if code_value else math.nan,
+                upper_bound=upper,
+                steps=res.iterations,
+                seconds=seconds,
+                stop_reason=res.stop_reason,
+                grad_norm=res.grad_norm,
+                certified=m.certified,
+            )
+        )
+        results.append(res)
+    return SweepResult(
+        num_classes=K,
+        feature_dim=d,
+        points=tuple(points),
+        results=tuple(results),
+        code_value=code_value,
+        code_source=source,
+        upper_bound=upper,
+    )
