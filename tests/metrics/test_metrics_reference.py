@@ -5,12 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.metrics_reference import (
-    reference_metrics,
-    reference_ncc_predictions,
-    reference_within_scatter,
-    simplex_etf,
-)
 
 from gnc.metrics import (
     GNCAccumulator,
@@ -23,6 +17,12 @@ from gnc.metrics import (
     nc1_cdnv,
     nc4_agreement,
     ncc_accuracy,
+)
+from helpers.metrics_reference import (
+    reference_metrics,
+    reference_ncc_predictions,
+    reference_within_scatter,
+    simplex_etf,
 )
 
 REF_KEYS = (

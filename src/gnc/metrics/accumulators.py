@@ -297,8 +297,10 @@ class GNCAccumulator:
         """
         if not is_distributed() or self._synced:
             return
-        state = self._state if self._state is not None else self._allocate(
-            self._device or default_device()
+        state = (
+            self._state
+            if self._state is not None
+            else self._allocate(self._device or default_device())
         )
         device = state["counts"].device
         target = default_device() if default_device().type == "cuda" else device

@@ -41,8 +41,7 @@ class CapturedBatch:
 
 
 def find_classifier(model: nn.Module, module: str | nn.Module | None = None) -> nn.Module:
-    """Resolve the classifier module: a name in ``model.named_modules()``, a module, or the last
-    ``nn.Linear``.
+    """Resolve the classifier: a name in ``model.named_modules()``, a module, or the last Linear.
 
     Raises:
         ValueError: If the name is unknown or the model has no ``nn.Linear``.
@@ -62,10 +61,12 @@ def find_classifier(model: nn.Module, module: str | nn.Module | None = None) -> 
                 f"Expected `module` to name a submodule of the model (e.g. {sample}), but got "
                 f"{module!r}."
             )
-        return named[module]
+        found: nn.Module = named[module]
+        return found
     if module is not None:
         raise TypeError(
-            f"Expected `module` to be a name, an nn.Module or None, but got {type(module).__name__}."
+            "Expected `module` to be a name, an nn.Module or None, but got "
+            f"{type(module).__name__}."
         )
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
@@ -173,6 +174,8 @@ def capture_features(
         with torch.no_grad():
             for batch in tqdm(loader, desc=description, file=sys.stderr, disable=not progress):
                 batch = _to_device(batch, dev)
+                features: torch.Tensor | None
+                logits: torch.Tensor | None
                 inputs, labels = _split_batch(batch)
                 with _autocast(dev, amp):
                     if feature_fn is not None:
@@ -193,11 +196,11 @@ def capture_features(
                             )
                         features = captured["features"]
                         logits = captured["logits"]
-                assert features is not None
-                if features.ndim != 2:
+                if not isinstance(features, torch.Tensor) or features.ndim != 2:
                     raise ValueError(
-                        "Expected 2-D classifier inputs (B, d), but got shape "
-                        f"{tuple(features.shape)}; pass `feature_fn` to pool or select features."
+                        "Expected 2-D classifier inputs (B, d), but got "
+                        f"{tuple(getattr(features, 'shape', ()))}; pass `feature_fn` to pool or "
+                        "select features."
                     )
                 if logits is not None and (logits.ndim != 2 or logits.shape[0] != len(features)):
                     logits = None
@@ -288,7 +291,9 @@ def measure_model(
     W: torch.Tensor | None
     if isinstance(weights, str):
         if weights != "auto":
-            raise ValueError(f"Expected `weights` to be a tensor, 'auto' or None, but got {weights!r}.")
+            raise ValueError(
+                f"Expected `weights` to be a tensor, 'auto' or None, but got {weights!r}."
+            )
         W = None
         if feature_fn is None:
             clf = find_classifier(model, module)

@@ -14,6 +14,7 @@ default), ``hbar_k`` class means, ``h_G`` the mean of all ``N`` features, ``W`` 
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -192,7 +193,9 @@ def _rows_per_block(num_cols: int, max_memory_mib: float, copies: int = 4) -> in
 
 def _as_stats(stats: Any) -> ClassStatistics:
     if not isinstance(stats, ClassStatistics):
-        raise TypeError(f"Expected `stats` to be a ClassStatistics, but got {type(stats).__name__}.")
+        raise TypeError(
+            f"Expected `stats` to be a ClassStatistics, but got {type(stats).__name__}."
+        )
     return stats
 
 
@@ -214,7 +217,8 @@ def _normalize_features(H: torch.Tensor, name: str) -> torch.Tensor:
         raise ValueError(
             f"Expected `{name}` to have nonzero rows (normalize=True), but row {row} is all zeros."
         )
-    return H / norms
+    unit: torch.Tensor = H / norms
+    return unit
 
 
 def pinv_trace(A: torch.Tensor, B: torch.Tensor, *, rcond: float | None = None) -> float:
@@ -434,9 +438,7 @@ def gnc1_from_features(
     return gnc1(class_statistics(features, labels, num_classes, normalize=normalize))
 
 
-def gnc3_from_features(
-    features: Any, labels: Any, weights: Any, normalize: bool = True
-) -> float:
+def gnc3_from_features(features: Any, labels: Any, weights: Any, normalize: bool = True) -> float:
     """GNC3 straight from dense features; ``K`` is ``weights.shape[0]`` (see :func:`gnc3`).
 
     Example:
@@ -576,9 +578,7 @@ def nc3_self_duality(stats: ClassStatistics, weights: Any) -> float:
     return float((diff * diff).sum())
 
 
-def hyperspherical_uniformity(
-    means: Any, *, max_memory_mib: float = _DEFAULT_MEMORY_MIB
-) -> float:
+def hyperspherical_uniformity(means: Any, *, max_memory_mib: float = _DEFAULT_MEMORY_MIB) -> float:
     """Hyperspherical uniformity: log-kernel (Riesz ``s = 0``) energy of the normalized rows.
 
     ``(1 / (K (K - 1))) sum_{k != l} log(1 / |u_k - u_l|)`` with ``u_k = v_k / |v_k|``; lower is
@@ -720,7 +720,7 @@ def nc4_agreement(
 def _bounds(num_classes: int, dim: int) -> tuple[float | None, float | None]:
     """(upper bound on rho*, known code value) from :mod:`gnc.geometry.bounds` when available."""
     try:
-        from gnc.geometry import bounds
+        bounds = importlib.import_module("gnc.geometry.bounds")
     except ImportError:  # pragma: no cover - depends on the geometry package's progress
         return None, None
     upper = bounds.rho_upper_bound(num_classes, dim)
