@@ -1,0 +1,1 @@
+"""Shared test helpers (independent references live here, never in src/)."""
