@@ -246,3 +246,24 @@ def test_numpy_inputs_accepted() -> None:
     a.update(H.numpy(), y.numpy().astype(np.int32))
     b.update(H, y)
     assert_stats_close(a.statistics(), b.statistics(), tol=0.0)
+
+
+def test_internal_chunking_is_invisible(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gnc.metrics.accumulators as accumulators
+
+    H, y = data(97)
+    logits = torch.randn(97, K)
+    means = torch.randn(K, D, dtype=torch.float64)
+    whole, whole_ncc = GNCAccumulator(K, D), NCCAccumulator(means)
+    whole.update(H, y)
+    whole_ncc.update(H, y, logits)
+    monkeypatch.setattr(accumulators, "_chunk_rows", lambda rows, dim, device: 4)
+    chunked, chunked_ncc = GNCAccumulator(K, D), NCCAccumulator(means)
+    chunked.update(H, y)
+    chunked_ncc.update(H, y, logits)
+    assert_stats_close(chunked.statistics(), whole.statistics())
+    assert chunked_ncc.compute() == whole_ncc.compute()
+    H[90, 0] = float("nan")  # in the last chunk
+    chunked.update(H, y)
+    with pytest.raises(ValueError, match=r"1 feature rows .* update #1"):
+        chunked.compute()

@@ -61,16 +61,10 @@ def _as_labels(labels: Any, num_samples: int, device: torch.device) -> torch.Ten
     return labels.to(device=device, dtype=torch.long, non_blocking=True)
 
 
-def _prepare_batch(
-    features: Any,
-    labels: Any,
-    *,
-    feature_dim: int,
-    num_classes: int,
-    normalize: bool,
-    device: torch.device | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return ``(H, y, valid, bad_features, bad_labels)`` with invalid rows zeroed (no sync)."""
+def _check_batch(
+    features: Any, labels: Any, *, feature_dim: int, device: torch.device | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eager shape/dtype checks (no value checks, no host sync); move to ``device``."""
     x = as_float_tensor("features", features)
     if x.ndim != 2 or x.shape[1] != feature_dim:
         raise ValueError(
@@ -78,16 +72,34 @@ def _prepare_batch(
         )
     if device is not None and x.device != device:
         x = x.to(device, non_blocking=True)
-    y = _as_labels(labels, int(x.shape[0]), x.device)
-    H = x.to(_F64)
-    ok_feat = torch.isfinite(H).all(dim=1)
+    return x, _as_labels(labels, int(x.shape[0]), x.device)
+
+
+def _chunk_rows(num_rows: int, dim: int, device: torch.device) -> int:
+    """Rows per internal chunk: a few MiB of float64 on CPU (cache-friendly, no page faults from
+    fresh large allocations), large blocks on accelerators (few kernel launches)."""
+    budget = 16 * 2**20 if device.type == "cpu" else 256 * 2**20
+    return max(1, min(num_rows, budget // (8 * dim)))
+
+
+def _prepare_chunk(
+    x: torch.Tensor, y: torch.Tensor, *, num_classes: int, normalize: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return ``(H, y, valid, bad_features, bad_labels)`` with invalid rows zeroed (no sync).
+
+    A row is invalid when its norm is not finite (NaN/Inf entries), zero with ``normalize``, or
+    its label is outside ``[0, num_classes)``. ``H`` is a fresh float64 tensor.
+    """
+    H = x.to(_F64, copy=True)
+    norms = torch.linalg.vector_norm(H, dim=1)
+    ok_feat = torch.isfinite(norms)
     if normalize:
-        norms = torch.linalg.vector_norm(H, dim=1)
-        ok_feat = ok_feat & (norms > 0)
-        H = H / torch.where(ok_feat, norms, 1.0)[:, None]
+        ok_feat &= norms > 0
     ok_lab = (y >= 0) & (y < num_classes)
     valid = ok_feat & ok_lab
     H = torch.where(valid[:, None], H, 0.0)
+    if normalize:
+        H.mul_(torch.where(valid, 1.0 / torch.where(valid, norms, 1.0), 0.0)[:, None])
     y = torch.where(valid, y, 0)
     return H, y, valid, ~ok_feat, ~ok_lab
 
@@ -203,29 +215,31 @@ class GNCAccumulator:
         if self._synced:
             raise RuntimeError("This accumulator was synced; call reset() before update().")
         device = self.device if self.device is not None else self._device
-        H, y, valid, bad_f, bad_l = _prepare_batch(
-            features,
-            labels,
-            feature_dim=self.feature_dim,
-            num_classes=self.num_classes,
-            normalize=self.normalize,
-            device=device,
-        )
-        state = self._state if self._state is not None else self._allocate(H.device)
+        x, labels_ = _check_batch(features, labels, feature_dim=self.feature_dim, device=device)
+        state = self._state if self._state is not None else self._allocate(x.device)
         index = self._num_updates
         self._num_updates += 1
-        if H.shape[0] == 0:
-            return
+        step = _chunk_rows(x.shape[0], self.feature_dim, x.device)
+        for start in range(0, x.shape[0], step):
+            self._update_chunk(state, x[start : start + step], labels_[start : start + step], index)
+
+    def _update_chunk(
+        self, state: dict[str, torch.Tensor], x: torch.Tensor, labels: torch.Tensor, index: int
+    ) -> None:
         K, d = self.num_classes, self.feature_dim
+        H, y, valid, bad_f, bad_l = _prepare_chunk(
+            x, labels, num_classes=K, normalize=self.normalize
+        )
         w = valid.to(_F64)
         m = torch.zeros(K, dtype=_F64, device=H.device).index_add_(0, y, w)
-        batch_sums = torch.zeros(K, d, dtype=_F64, device=H.device).index_add_(0, y, H)
         new = (state["counts"] == 0) & (m > 0)
-        shift = torch.where(new[:, None], batch_sums / m.clamp_min(1.0)[:, None], state["shift"])
-        X = (H - shift[y]) * w[:, None]
+        chunk_sums = torch.zeros(K, d, dtype=_F64, device=H.device).index_add_(0, y, H)
+        shift = torch.where(new[:, None], chunk_sums / m.clamp_min(1.0)[:, None], state["shift"])
+        shifted = shift.index_select(0, y).mul_(w[:, None])
+        X = H.sub_(shifted)  # invalid rows: 0 - 0
         state["scatter"].addmm_(X.T, X)
         state["sums"].index_add_(0, y, X)
-        state["sq_norms"].index_add_(0, y, (X * X).sum(dim=1))
+        state["sq_norms"].index_add_(0, y, torch.linalg.vector_norm(X, dim=1).square_())
         state["counts"].add_(m)
         state["shift"] = shift
         inv = state["invalid"]
@@ -482,36 +496,37 @@ class NCCAccumulator:
         if self._synced:
             raise RuntimeError("This accumulator was synced; call reset() before update().")
         C = self.class_means
-        H, y, valid, bad_f, bad_l = _prepare_batch(
-            features,
-            labels,
-            feature_dim=self.feature_dim,
-            num_classes=self.num_classes,
-            normalize=self.normalize,
-            device=C.device,
-        )
+        x, labels_ = _check_batch(features, labels, feature_dim=self.feature_dim, device=C.device)
+        Z = None
+        if logits is not None:
+            Z = as_float_tensor("logits", logits)
+            if tuple(Z.shape) != (x.shape[0], self.num_classes):
+                raise ValueError(
+                    f"Expected `logits` of shape ({x.shape[0]}, {self.num_classes}), but got "
+                    f"{tuple(Z.shape)}."
+                )
+            Z = Z.to(C.device, non_blocking=True)
         if self._state is None:
             self._state = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], dtype=_F64)
             self._state = self._state.to(C.device)
         index = self._num_updates
         self._num_updates += 1
-        pred = _ncc_predict_unchecked(H, C, self.max_memory_mib)
         s = self._state
-        s[0] += ((pred == y) & valid).sum()
-        s[1] += valid.sum()
-        if logits is not None:
-            Z = as_float_tensor("logits", logits)
-            if tuple(Z.shape) != (H.shape[0], self.num_classes):
-                raise ValueError(
-                    f"Expected `logits` of shape ({H.shape[0]}, {self.num_classes}), but got "
-                    f"{tuple(Z.shape)}."
-                )
-            agree = Z.to(C.device, non_blocking=True).argmax(dim=1) == pred
-            s[2] += (agree & valid).sum()
-            s[3] += valid.sum()
-        s[4] += bad_f.sum()
-        s[5] += bad_l.sum()
-        s[6] = torch.where((s[6] < 0) & (~valid).any(), float(index), s[6])
+        step = _chunk_rows(x.shape[0], max(self.feature_dim, self.num_classes), x.device)
+        for start in range(0, x.shape[0], step):
+            part = slice(start, start + step)
+            H, y, valid, bad_f, bad_l = _prepare_chunk(
+                x[part], labels_[part], num_classes=self.num_classes, normalize=self.normalize
+            )
+            pred = _ncc_predict_unchecked(H, C, self.max_memory_mib)
+            s[0] += ((pred == y) & valid).sum()
+            s[1] += valid.sum()
+            if Z is not None:
+                s[2] += ((Z[part].argmax(dim=1) == pred) & valid).sum()
+                s[3] += valid.sum()
+            s[4] += bad_f.sum()
+            s[5] += bad_l.sum()
+            s[6] = torch.where((s[6] < 0) & (~valid).any(), float(index), s[6])
 
     def merge(self, other: NCCAccumulator) -> NCCAccumulator:
         """Add ``other``'s counts (same class means assumed); returns ``self``."""
