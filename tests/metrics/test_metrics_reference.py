@@ -190,3 +190,19 @@ def test_float32_input_accumulates_in_float64() -> None:
     acc = stream(torch.as_tensor(H32), torch.as_tensor(y), 2, [1000] * 9)
     ref = reference_metrics(H32.astype(np.float64), y, 2)
     assert acc.compute(class_means_rho=False).gnc1 == pytest.approx(ref["gnc1"], rel=1e-9)
+
+
+def test_gnc2_relative_to_bounds_on_simplex_etf() -> None:
+    bounds = pytest.importorskip("gnc.geometry.bounds")
+    K, d = 4, 3
+    V = simplex_etf(K)
+    U = np.linalg.svd(V)[2][: K - 1].T
+    W = torch.as_tensor(V @ U)  # (4, 3) regular tetrahedron
+    acc = stream(W, torch.arange(K), K, [])
+    m = acc.compute(W, class_means_rho=False)
+    assert m.gnc2_code_value == pytest.approx(K / (K - 1), abs=1e-12)
+    assert m.gnc2_relative_to_code_value == pytest.approx(1.0, abs=1e-7)
+    upper = bounds.rho_upper_bound(K, d)
+    assert m.gnc2_upper_bound == pytest.approx(upper)
+    assert m.gnc2_relative_to_upper_bound == pytest.approx(m.gnc2 / upper)
+    assert m.gnc2_relative_to_upper_bound <= 1.0 + 1e-7

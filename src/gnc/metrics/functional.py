@@ -723,8 +723,14 @@ def _bounds(num_classes: int, dim: int) -> tuple[float | None, float | None]:
         bounds = importlib.import_module("gnc.geometry.bounds")
     except ImportError:  # pragma: no cover - depends on the geometry package's progress
         return None, None
-    upper = bounds.rho_upper_bound(num_classes, dim)
-    code = bounds.known_softmax_code_value(num_classes, dim)
+    try:
+        upper = bounds.rho_upper_bound(num_classes, dim)
+    except (ValueError, NotImplementedError):  # no bound implemented for this (K, d)
+        upper = None
+    try:
+        code = bounds.known_softmax_code_value(num_classes, dim)
+    except (ValueError, NotImplementedError):
+        code = None
     return (
         None if upper is None else float(upper),
         None if code is None else float(code),
