@@ -76,8 +76,11 @@ def _check_batch(
 
 
 def _chunk_rows(num_rows: int, dim: int, device: torch.device) -> int:
-    """Rows per internal chunk: a few MiB of float64 on CPU (cache-friendly, no page faults from
-    fresh large allocations), large blocks on accelerators (few kernel launches)."""
+    """Rows per internal chunk of float64 work.
+
+    On CPU a chunk stays under 16 MiB so temporaries are recycled by the allocator instead of
+    being freshly mapped (page faults dominated otherwise); accelerators take large blocks.
+    """
     budget = 16 * 2**20 if device.type == "cpu" else 256 * 2**20
     return max(1, min(num_rows, budget // (8 * dim)))
 
