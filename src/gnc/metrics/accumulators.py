@@ -233,18 +233,30 @@ class GNCAccumulator:
         H, y, valid, bad_f, bad_l = _prepare_chunk(
             x, labels, num_classes=K, normalize=self.normalize
         )
+        R = H.shape[0]
         w = valid.to(_F64)
         m = torch.zeros(K, dtype=_F64, device=H.device).index_add_(0, y, w)
         new = (state["counts"] == 0) & (m > 0)
-        chunk_sums = torch.zeros(K, d, dtype=_F64, device=H.device).index_add_(0, y, H)
-        shift = torch.where(new[:, None], chunk_sums / m.clamp_min(1.0)[:, None], state["shift"])
-        shifted = shift.index_select(0, y).mul_(w[:, None])
+        shift = state["shift"]
+        shifted = shift.index_select(0, y)
+        # A class seen for the first time takes its first valid row of this chunk as its shift
+        # (exact for identical rows; any sample of the class keeps cancellation mild). Only
+        # O(K + R d) work: never a (K, d) pass per chunk, so huge K (vocabularies) stays cheap.
+        # On CPU, skip it when no class is new (a reduction over K bools, no device round trip).
+        if shift.device.type != "cpu" or bool(new.any()):
+            rows = torch.arange(R, device=H.device)
+            first = torch.full((K,), R, dtype=torch.long, device=H.device)
+            first.scatter_reduce_(0, y, torch.where(valid, rows, R), reduce="amin")
+            take = new[y]  # invalid rows carry label 0 and agree with class 0's value
+            firsts = H.index_select(0, first.clamp_max(R - 1).index_select(0, y))
+            shifted = torch.where(take[:, None], firsts, shifted)
+            shift.index_copy_(0, y, shifted)  # duplicates carry identical values
+        shifted.mul_(w[:, None])
         X = H.sub_(shifted)  # invalid rows: 0 - 0
         state["scatter"].addmm_(X.T, X)
         state["sums"].index_add_(0, y, X)
         state["sq_norms"].index_add_(0, y, torch.linalg.vector_norm(X, dim=1).square_())
         state["counts"].add_(m)
-        state["shift"] = shift
         inv = state["invalid"]
         inv[0] += bad_f.sum()
         inv[1] += bad_l.sum()
