@@ -118,3 +118,11 @@ def test_capture_errors() -> None:
     unlabeled = [torch.randn(5, D_IN)]
     with pytest.raises(ValueError, match="labels"):
         measure_model(seq, unlabeled, K, progress=False)
+
+
+def test_hook_on_inner_module_skips_nc4() -> None:
+    net = Net()
+    m = measure_model(net, loader(), K, module="body.0", progress=False, class_means_rho=False)
+    # body.0 maps D_IN -> D: its weight is not a (K, d) classifier and its output is not logits.
+    assert m.feature_dim == D_IN and m.gnc2 is None and m.nc4_agreement is None
+    assert m.ncc_train_accuracy is not None

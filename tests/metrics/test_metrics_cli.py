@@ -81,8 +81,10 @@ def test_table_output_and_inferred_classes(
     text = capsys.readouterr().out
     assert "gnc1" in text and "ncc_train_accuracy" in text
     assert any(line.split() == ["gnc2", "-"] for line in text.splitlines())
-    out = run_json(path, capsys, "--no-class-means-rho")
+    out = run_json(path, capsys, "--no-class-means-rho", "--output", str(tmp_path / "r.json"))
     assert out["num_classes"] == K and out["gnc2"] is None and "ncc_test_accuracy" in out
+    assert out["gnc2_class_means"] is None
+    assert json.loads((tmp_path / "r.json").read_text()) == out
 
 
 def corrupt(kind: str) -> dict[str, Any]:

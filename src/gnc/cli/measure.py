@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gnc._checks import check_int, check_labels, check_matrix
-from gnc.cli._common import dump_json
+from gnc.cli._common import atomic_write_text, dump_json
 from gnc.metrics import GNCAccumulator, NCCAccumulator
 
 __all__ = ["measure_arrays", "register", "run"]
@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
         "--no-class-means-rho",
         action="store_true",
         help="skip the exact rho of the centred class means (one fewer one-vs-rest solve)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=None, help="also write the JSON result to this file"
     )
     parser.set_defaults(func=run)
 
@@ -186,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         class_means_rho=not args.no_class_means_rho,
     )
     out = {"file": str(args.features), **out}
+    if args.output is not None:
+        atomic_write_text(args.output, dump_json(out) + "\n")
     if args.json:
         print(dump_json(out))
     else:

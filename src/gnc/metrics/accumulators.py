@@ -229,7 +229,7 @@ class GNCAccumulator:
     def _update_chunk(
         self, state: dict[str, torch.Tensor], x: torch.Tensor, labels: torch.Tensor, index: int
     ) -> None:
-        K, d = self.num_classes, self.feature_dim
+        K = self.num_classes
         H, y, valid, bad_f, bad_l = _prepare_chunk(
             x, labels, num_classes=K, normalize=self.normalize
         )

@@ -318,7 +318,10 @@ def measure_model(
     for name, data in passes:
         ncc = NCCAccumulator(stats.means, normalize=normalize)
         for batch in capture_features(model, data, description=f"NCC ({name})", **opts):
-            ncc.update(batch.features, _labels_of(batch), batch.logits if name == "train" else None)
+            logits = batch.logits if name == "train" else None
+            if logits is not None and logits.shape[1] != num_classes:
+                logits = None  # the hooked module is not the K-way classifier: no NC4
+            ncc.update(batch.features, _labels_of(batch), logits)
         ncc.sync()
         result = ncc.compute()
         updates[f"ncc_{name}_accuracy"] = result["ncc_accuracy"]
