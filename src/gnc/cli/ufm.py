@@ -82,6 +82,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-warm-start", action="store_true", help="start every tau from a random point"
     )
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="random starts per tau; the lowest objective is kept (default 1)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None, help="run folder to write")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
@@ -102,6 +108,7 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
     record_every = check_int("--record-every", record_every, minimum=0)
     if args.code_value is not None:
         check_positive("--code-value", args.code_value)
+    restarts = check_int("--restarts", args.restarts, minimum=1)
     check_int("--code-restarts", args.code_restarts, minimum=1)
     check_positive("--code-time-limit", args.code_time_limit)
     if args.method == "adam":
@@ -131,6 +138,7 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
         "code_restarts": int(args.code_restarts),
         "code_time_limit": float(args.code_time_limit),
         "warm_start": not args.no_warm_start,
+        "restarts": restarts,
     }
 
 
@@ -214,19 +222,21 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    total = len(config["taus"]) * config["steps"]
+    runs_per_tau = config["restarts"] + (1 if config["warm_start"] else 0)
+    total = len(config["taus"]) * runs_per_tau - (1 if config["warm_start"] else 0)
+    total *= config["steps"]
     bar = tqdm(
         total=total, desc="gnc ufm", unit="step", file=sys.stderr, disable=args.no_progress or None
     )
-    done = {"base": 0, "tau": None, "last": 0}
+    base = 0
+    last_step = 0
 
     def progress(tau: float, step: int, objective: float, grad_norm: float) -> None:
-        if done["tau"] != tau:
-            if done["tau"] is not None:
-                done["base"] += config["steps"]
-                bar.n = done["base"]
-            done["tau"] = tau
-        bar.n = done["base"] + step
+        nonlocal base, last_step
+        if step <= last_step:  # a new run (next start or next temperature) began
+            base += config["steps"]
+        last_step = step
+        bar.n = min(base + step, total)
         if step % 50 == 0:
             bar.set_postfix(tau=f"{tau:.3g}", grad=f"{grad_norm:.1e}", refresh=False)
             bar.refresh()
@@ -238,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
             config["taus"],
             config["samples"],
             warm_start=config["warm_start"],
+            restarts=config["restarts"],
             max_steps=config["steps"],
             tol=config["tol"],
             method=config["method"],

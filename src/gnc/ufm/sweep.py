@@ -6,9 +6,12 @@ of the UFM solution should rise towards the softmax-code value ``rho*(d, K)`` as
 decreases, the features should collapse (GNC1 -> 0) onto the max-margin directions ``h_k`` of
 ``W``, and self-duality (GNC3) should hold for the non-rattler classes.
 
-The sweep anneals: temperatures are solved from the largest to the smallest, each run
-warm-started at the previous solution (``warm_start=True``), which both saves iterations and
-keeps the small-``tau`` runs in the basin found at larger ``tau``.
+The sweep anneals: temperatures are solved from the largest to the smallest, and with
+``warm_start=True`` the previous solution is one candidate start at the next temperature, next to
+``restarts`` random ones; the candidate with the lowest objective is kept. Annealing alone is
+not enough at ``K >> d``: for ``(K, d) = (100, 10)`` the basin reached at ``tau = 1`` carries
+over to ``tau = 1/20`` with ``rho(W)`` about 0.01 lower than fresh random starts at ``1/20``
+(and a higher objective), so the random candidates matter there.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class SweepPoint:
         code_value: Reference softmax-code value for ``(K, d)`` (``None`` if unavailable).
         ratio: ``gnc2 / code_value`` (NaN without a code value).
         upper_bound: Upper bound on ``rho*(d, K)`` (``None`` if unavailable).
-        steps: Iterations of the solver.
+        steps: Iterations of the solver (for the kept run).
         seconds: Wall time of the solve.
         stop_reason: The solver's stop reason.
         grad_norm: Final Riemannian gradient norm.
@@ -136,7 +139,7 @@ def reference_code_value(
     Example:
         >>> value, source = reference_code_value(7, 2)
         >>> round(value, 6), source
-        (0.376510, 'closed form')
+        (0.37651, 'closed form')
     """
     from gnc.geometry.bounds import known_softmax_code_value
 
@@ -173,6 +176,7 @@ def temperature_sweep(
     samples_per_class: int | Sequence[int] = 1,
     *,
     warm_start: bool = True,
+    restarts: int = 1,
     max_steps: int = 5000,
     tol: float = 1e-9,
     method: Method = "rgd",
@@ -195,6 +199,10 @@ def temperature_sweep(
         taus: Temperatures ``> 0``; solved in decreasing order.
         samples_per_class: ``n`` per class or ``K`` counts.
         warm_start: Start each temperature from the previous solution.
+        restarts: Random initial points per temperature (``>= 1``); the run with the lowest
+            objective is kept (the theory concerns global minimizers, and on this nonconvex
+            landscape a lower objective went with a larger ``rho(W)`` in our runs). With
+            ``warm_start`` the previous solution is one more candidate.
         max_steps: Iteration cap per temperature.
         tol: Riemannian gradient-norm tolerance per temperature.
         method: Solver method (see :func:`gnc.ufm.solve_ufm`).
@@ -225,6 +233,7 @@ def temperature_sweep(
     d = check_int("feature_dim", feature_dim, minimum=1)
     if isinstance(taus, int | float) or len(taus) == 0:
         raise ValueError(f"Expected `taus` to be a non-empty sequence, but got {taus!r}.")
+    restarts = check_int("restarts", restarts, minimum=1)
     tau_list = sorted((check_positive("taus[i]", t) for t in taus), reverse=True)
     source = "given"
     if code_value is not None:
@@ -243,25 +252,35 @@ def temperature_sweep(
     H0: torch.Tensor | None = None
     for tau in tau_list:
         step_cb = None if callback is None else _bind_tau(callback, tau)
+        starts: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
+        if W0 is not None:
+            starts.append((W0, H0))
+        starts.extend([(None, None)] * restarts)
 
         started = time.perf_counter()
-        res = solve_ufm(
-            K,
-            d,
-            samples_per_class,
-            tau,
-            max_steps=max_steps,
-            tol=tol,
-            method=method,
-            objective=objective,
-            record_every=record_every,
-            init_weights=W0,
-            init_features=H0,
-            dtype=dtype,
-            device=device,
-            generator=generator,
-            callback=step_cb,
-        )
+        best: UFMResult | None = None
+        for init_W, init_H in starts:
+            candidate = solve_ufm(
+                K,
+                d,
+                samples_per_class,
+                tau,
+                max_steps=max_steps,
+                tol=tol,
+                method=method,
+                objective=objective,
+                record_every=record_every,
+                init_weights=init_W,
+                init_features=init_H,
+                dtype=dtype,
+                device=device,
+                generator=generator,
+                callback=step_cb,
+            )
+            if best is None or candidate.objective < best.objective:
+                best = candidate
+        assert best is not None
+        res = best
         seconds = time.perf_counter() - started
         if warm_start:
             W0, H0 = res.weights, res.features
