@@ -253,3 +253,25 @@ def test_bad_argument_types() -> None:
         solve_ufm(2.5, 2)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="dtype"):
         solve_ufm(3, 2, dtype=torch.int64)
+
+
+def test_time_limit_stops_the_solver() -> None:
+    g = torch.Generator().manual_seed(0)
+    res = solve_ufm(5, 3, 1, 0.1, time_limit=1e-12, tol=1e-14, generator=g)
+    assert res.stop_reason == "time_limit"
+    assert res.iterations == 0
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-7, 1e-13])
+def test_stop_reason_agrees_with_gradient_norm(dtype: torch.dtype, tol: float) -> None:
+    g = torch.Generator().manual_seed(1)
+    res = solve_ufm(6, 3, 1, 0.2, tol=tol, max_steps=400, dtype=dtype, generator=g)
+    if res.stop_reason == "converged":
+        assert res.grad_norm <= tol
+    else:
+        assert res.grad_norm > tol
+        assert res.stop_reason in ("max_steps", "line_search_failed")
+    if res.stop_reason == "max_steps":
+        assert res.iterations == 400
+    if tol == 1e-3:
+        assert res.stop_reason == "converged"
