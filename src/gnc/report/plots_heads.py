@@ -1,0 +1,105 @@
+"""Plots of pretrained-head geometry: the distribution of one-vs-rest distances ``D_k``.
+
+The functions are pure: they draw into ``ax`` (or a new Agg figure) and return ``(fig, ax)``;
+nothing is shown or saved here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_distance_histogram"]
+
+_LINE_STYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
+
+
+def _axes(ax: Any = None) -> tuple[Any, Any]:
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def plot_distance_histogram(
+    distances: Sequence[float] | np.ndarray,
+    ax: Any = None,
+    *,
+    lower_bounds: Sequence[float] | np.ndarray | None = None,
+    lines: Mapping[str, float | None] | None = None,
+    log_x: bool = False,
+    bins: int = 60,
+    title: str | None = None,
+    distance_label: str = "D_k",
+) -> tuple[Any, Any]:
+    """Histogram of one-vs-rest distances ``D_k`` with reference values as vertical lines.
+
+    Args:
+        distances: Exact ``D_k`` of some classes (e.g. a random sample).
+        ax: Axes to draw into; a new figure if ``None``.
+        lower_bounds: Optional per-class lower bounds ``1 - s_k`` drawn as an outline histogram.
+        lines: Label -> value of vertical lines (``rho``, random, code, upper bound); ``None``
+            values are skipped.
+        log_x: Log-scale distance axis (non-positive values are left out and counted in the
+            legend).
+        bins: Number of bins.
+        title: Optional title.
+        distance_label: Legend label of ``distances``.
+
+    Returns:
+        ``(fig, ax)``.
+
+    Example:
+        >>> fig, ax = plot_distance_histogram([0.2, 0.3, 0.35], lines={"rho": 0.2})
+        >>> ax.get_xlabel()
+        'one-vs-rest distance D_k (unit rows)'
+    """
+    fig, ax = _axes(ax)
+    d = np.asarray(distances, dtype=np.float64).ravel()
+    lb = None if lower_bounds is None else np.asarray(lower_bounds, dtype=np.float64).ravel()
+    values = [d] + ([lb] if lb is not None else [])
+    ref = [v for v in (lines or {}).values() if v is not None and math.isfinite(v)]
+    dropped = 0
+    if log_x:
+        dropped = int((d <= 0).sum())
+        values = [v[v > 0] for v in values]
+        ref = [v for v in ref if v > 0]
+    pooled = np.concatenate([v for v in values if v.size] + [np.asarray(ref, dtype=np.float64)])
+    if pooled.size:
+        lo, hi = float(pooled.min()), float(pooled.max())
+        if hi <= lo:
+            lo, hi = (lo / 2, lo * 2) if log_x else (lo - 0.5, hi + 0.5)
+        edges = np.geomspace(lo, hi, bins + 1) if log_x else np.linspace(lo, hi, bins + 1)
+        label = distance_label + (f" ({dropped} zero, not shown)" if dropped else "")
+        if values[0].size:
+            ax.hist(values[0], bins=edges, alpha=0.6, color="C0", label=f"{label}, n={d.size}")
+        if lb is not None and values[1].size:
+            ax.hist(
+                values[1],
+                bins=edges,
+                histtype="step",
+                color="C7",
+                label=f"1 - max cosine (lower bound), n={lb.size}",
+            )
+    for i, (name, value) in enumerate((lines or {}).items()):
+        if value is None or not math.isfinite(value) or (log_x and value <= 0):
+            continue
+        ax.axvline(
+            value,
+            color=f"C{(i + 1) % 10}",
+            linestyle=_LINE_STYLES[i % len(_LINE_STYLES)],
+            label=f"{name} = {value:.4g}",
+        )
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel("one-vs-rest distance D_k (unit rows)")
+    ax.set_ylabel("classes")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig, ax
