@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -18,6 +19,17 @@ from gnc.metrics import (
     gnc3,
     nc1_cdnv,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # On the shared, oversubscribed CI box multi-threaded MKL eigh can take seconds instead of
+    # milliseconds (spin-waiting threads); these small problems need one thread.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 K, D = 5, 3
 

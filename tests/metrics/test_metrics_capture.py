@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from torch import nn
 
 from gnc.metrics import capture_features, find_classifier, measure_model
 from helpers.metrics_reference import reference_metrics, reference_ncc_predictions
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # On the shared, oversubscribed CI box multi-threaded MKL eigh can take seconds instead of
+    # milliseconds (spin-waiting threads); these small problems need one thread.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 K, D_IN, D = 4, 6, 3
 

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import gnc.cli
 from gnc.cli import main
 from helpers.metrics_reference import reference_metrics, reference_ncc_predictions
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # On the shared, oversubscribed CI box multi-threaded MKL eigh can take seconds instead of
+    # milliseconds (spin-waiting threads); these small problems need one thread.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 K, D = 5, 4
 

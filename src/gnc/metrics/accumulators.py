@@ -19,6 +19,7 @@ invalid rows are masked out and counted on the device, and ``compute()``/``stati
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -107,6 +108,29 @@ def _prepare_chunk(
     return H, y, valid, ~ok_feat, ~ok_lab
 
 
+def _block_edges(dim: int) -> list[int]:
+    """Column blocks of the Gram: about 4 blocks of >= 128 columns (1 block for small ``d``)."""
+    blocks = max(1, min(4, dim // 128))
+    return [round(i * dim / blocks) for i in range(blocks + 1)]
+
+
+def _add_gram_upper_(Q: torch.Tensor, X: torch.Tensor) -> None:
+    """``Q += X^T X`` on the block upper triangle only (about 40% fewer flops than a full GEMM).
+
+    Blocks strictly below the diagonal are left untouched; read ``Q`` through
+    :func:`_symmetric_from_upper`. Linear updates of ``Q`` (re-shifts, merges, all-reduce) keep
+    its upper triangle exact.
+    """
+    edges = _block_edges(X.shape[1])
+    for a, b in itertools.pairwise(edges):
+        Q[a:b, a:].addmm_(X[:, a:b].T, X[:, a:])
+
+
+def _symmetric_from_upper(Q: torch.Tensor) -> torch.Tensor:
+    """The symmetric matrix whose upper triangle (diagonal included) is that of ``Q``."""
+    return torch.triu(Q) + torch.triu(Q, diagonal=1).T
+
+
 class _InvalidCounter:
     """Device-side counters of rejected rows, raised lazily."""
 
@@ -134,7 +158,9 @@ class GNCAccumulator:
 
     State (float64, on the device of the first batch unless ``device`` is given): per-class
     counts ``(K,)``, shifts ``(K, d)``, shifted sums ``(K, d)``, the pooled shifted scatter
-    ``(d, d)`` and per-class shifted squared norms ``(K,)``: ``O(K d + d^2)`` memory.
+    ``(d, d)`` and per-class shifted squared norms ``(K,)``: ``O(K d + d^2)`` memory. Only the
+    block upper triangle of the scatter is accumulated (it is symmetric), which saves about 40% of
+    the dominant ``B d^2`` flops; ``statistics()`` returns the full symmetric matrix.
 
     Args:
         num_classes: ``K``.
@@ -150,8 +176,6 @@ class GNCAccumulator:
         >>> round(m.gnc1, 6), m.num_samples
         (1.2e-05, 4)
     """
-
-    _TENSORS = ("counts", "shift", "sums", "scatter", "sq_norms", "invalid")
 
     def __init__(
         self,
@@ -253,7 +277,7 @@ class GNCAccumulator:
             shift.index_copy_(0, y, shifted)  # duplicates carry identical values
         shifted.mul_(w[:, None])
         X = H.sub_(shifted)  # invalid rows: 0 - 0
-        state["scatter"].addmm_(X.T, X)
+        _add_gram_upper_(state["scatter"], X)
         state["sums"].index_add_(0, y, X)
         state["sq_norms"].index_add_(0, y, torch.linalg.vector_norm(X, dim=1).square_())
         state["counts"].add_(m)
@@ -430,7 +454,7 @@ class GNCAccumulator:
         present = (n > 0)[:, None]
         means = torch.where(present, s["shift"] + delta, 0.0)
         raw_sums = torch.where(present, s["sums"] + n[:, None] * s["shift"], 0.0)
-        within = s["scatter"] - (delta * n[:, None]).T @ delta
+        within = _symmetric_from_upper(s["scatter"]) - (delta * n[:, None]).T @ delta
         traces = (s["sq_norms"] - n * (delta * delta).sum(dim=1)).clamp_min(0.0)
         return ClassStatistics(
             counts=n.clone(),
