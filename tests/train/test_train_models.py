@@ -35,12 +35,12 @@ def test_build_backbone_checks_inputs() -> None:
 
 
 def test_plot_functions_are_pure_and_draw_the_reference_lines(tmp_path: Path) -> None:
+    common = {"gnc2_upper_bound": 0.9}
     hist = [
-        {"epoch": 1, "gnc1": 1.0, "gnc2": 0.1, "gnc3": 0.5, "test_accuracy": 0.2, "train_loss": 2.0,
-         "gnc2_upper_bound": 0.9},
-        {"epoch": 2, "gnc1": 0.1, "gnc2": 0.3, "gnc3": 0.05, "test_accuracy": 0.6, "train_loss": 1.0,
-         "gnc2_upper_bound": 0.9},
-    ]  # fmt: skip
+        {"epoch": 1, "gnc1": 1.0, "gnc2": 0.1, "gnc3": 0.5, "test_accuracy": 0.2, **common},
+        {"epoch": 2, "gnc1": 0.1, "gnc2": 0.3, "gnc3": 0.05, "test_accuracy": 0.6, **common},
+    ]
+    hist[0]["train_loss"], hist[1]["train_loss"] = 2.0, 1.0
     _, ax = plot_gnc2(hist, code_value=0.5)
     ys = sorted(float(line.get_ydata()[0]) for line in ax.lines)
     assert ys == [0.1, 0.5, 0.9]
