@@ -43,11 +43,18 @@ def rss_mib() -> float:
     return peak / 1024.0 if sys.platform != "darwin" else peak / 2**20
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def make_batch(
     gen: torch.Generator, centers: torch.Tensor, size: int, noise: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    y = torch.randint(0, centers.shape[0], (size,), generator=gen)
-    h = centers[y] + noise * torch.randn(size, centers.shape[1], generator=gen)
+    y = torch.randint(0, centers.shape[0], (size,), generator=gen, device=centers.device)
+    h = centers[y] + noise * torch.randn(
+        size, centers.shape[1], generator=gen, device=centers.device
+    )
     return h, y
 
 
@@ -56,7 +63,7 @@ def stream(
 ) -> tuple[float, float, GNCAccumulator]:
     """Return (seconds in update(), seconds generating batches, accumulator)."""
     K, d = centers.shape
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=centers.device).manual_seed(seed)
     acc = GNCAccumulator(K, d)
     t_update = t_gen = 0.0
     done = 0
@@ -64,9 +71,11 @@ def stream(
         size = min(batch, num_samples - done)
         t0 = time.perf_counter()
         h, y = make_batch(gen, centers, size, noise)
-        y[: min(size, K)] = torch.arange(min(size, K))  # every class present early
+        y[: min(size, K)] = torch.arange(min(size, K), device=y.device)  # all classes early
+        synchronize(centers.device)
         t1 = time.perf_counter()
         acc.update(h, y)
+        synchronize(centers.device)
         t_update += time.perf_counter() - t1
         t_gen += t1 - t0
         done += size
@@ -76,9 +85,10 @@ def stream(
 def per_sample_loop(h: torch.Tensor, y: torch.Tensor, K: int, batch: int) -> float:
     """Seconds of the reference code's style: per-class means, then per-sample outer products."""
     d = h.shape[1]
+    synchronize(h.device)
     t0 = time.perf_counter()
-    means = torch.zeros(K, d, dtype=torch.float64)
-    counts = torch.zeros(K, dtype=torch.float64)
+    means = torch.zeros(K, d, dtype=torch.float64, device=h.device)
+    counts = torch.zeros(K, dtype=torch.float64, device=h.device)
     for start in range(0, len(y), batch):  # pass 1: means
         hb = torch.nn.functional.normalize(h[start : start + batch].double(), dim=1)
         yb = y[start : start + batch]
@@ -88,13 +98,14 @@ def per_sample_loop(h: torch.Tensor, y: torch.Tensor, K: int, batch: int) -> flo
                 means[c] += hb[idx].sum(dim=0)
                 counts[c] += len(idx)
     means /= counts.clamp_min(1)[:, None]
-    sw = torch.zeros(d, d, dtype=torch.float64)
+    sw = torch.zeros(d, d, dtype=torch.float64, device=h.device)
     for start in range(0, len(y), batch):  # pass 2: per-sample scatter
         hb = torch.nn.functional.normalize(h[start : start + batch].double(), dim=1)
         yb = y[start : start + batch]
         for b in range(len(yb)):
             z = (hb[b] - means[yb[b]])[:, None]
             sw += z @ z.T
+    synchronize(h.device)
     return time.perf_counter() - t0
 
 
@@ -124,14 +135,16 @@ def main() -> None:
     parser.add_argument("--dense-samples", type=int, default=200_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="device for streaming and the loop")
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     N, d, K = args.samples, args.dim, args.classes
     noise = 0.5 / np.sqrt(d)
+    device = torch.device(args.device)
     centers = torch.nn.functional.normalize(
         torch.randn(K, d, generator=torch.Generator().manual_seed(args.seed)), dim=1
-    )
+    ).to(device)
     if args.probe:  # child process: stream N samples, report time and peak RSS growth
         rss0 = rss_mib()
         t_update, t_gen, acc = stream(N, centers, args.batch, args.seed, noise)
@@ -152,7 +165,7 @@ def main() -> None:
 
     def run_probe(samples: int) -> dict[str, float]:
         cmd = [sys.executable, __file__, "--probe", "--samples", str(samples)]
-        for flag in ("dim", "classes", "batch", "threads", "seed"):
+        for flag in ("dim", "classes", "batch", "threads", "seed", "device"):
             cmd += [f"--{flag}", str(getattr(args, flag))]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         parsed: dict[str, float] = json.loads(out.strip().splitlines()[-1])
@@ -164,13 +177,14 @@ def main() -> None:
     g1, cdnv = full["gnc1"], full["nc1_cdnv"]
     t_stream = t_update + t_compute
 
-    gen = torch.Generator().manual_seed(args.seed + 1)
+    gen = torch.Generator(device=device).manual_seed(args.seed + 1)
     n_loop = min(N, args.loop_samples)
     h_loop, y_loop = make_batch(gen, centers, n_loop, noise)
     t_loop = per_sample_loop(h_loop, y_loop, K, args.batch) * (N / n_loop)
 
     n_dense = min(N, args.dense_samples)
     h_dense, y_dense = make_batch(gen, centers, n_dense, noise)
+    h_dense, y_dense = h_dense.cpu(), y_dense.cpu()
     t_dense_raw, sw_dense = dense_numpy(h_dense.numpy(), y_dense.numpy(), K)
     t_dense = t_dense_raw * (N / n_dense)
     # Same data streamed: the dense scatter is the oracle for this run's accuracy.
@@ -189,6 +203,7 @@ def main() -> None:
         "classes": K,
         "batch": args.batch,
         "threads": args.threads,
+        "device": str(device),
         "stream_update_seconds": t_update,
         "stream_compute_seconds": t_compute,
         "stream_seconds": t_stream,
