@@ -18,6 +18,7 @@ __all__ = [
     "plot_loss",
     "plot_metric",
     "plot_runs",
+    "plot_runs_grid",
     "save_training_plots",
 ]
 
@@ -56,7 +57,7 @@ def plot_metric(
 
     Example:
         >>> fig, ax = plot_metric([{"epoch": 1, "gnc1": 1.0}, {"epoch": 2, "gnc1": 0.1}], "gnc1")
-        >>> list(ax.lines[0].get_ydata())
+        >>> [float(v) for v in ax.lines[0].get_ydata()]
         [1.0, 0.1]
     """
     fig, ax = _axes(ax)
@@ -189,3 +190,37 @@ def save_training_plots(
         atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths
+
+
+def plot_runs_grid(
+    runs: Mapping[str, History],
+    keys: Sequence[str] = ("gnc1", "gnc2", "gnc3", "test_accuracy"),
+    *,
+    references: Mapping[str, float] | None = None,
+    log_keys: Sequence[str] = ("gnc1", "gnc3"),
+) -> tuple[Any, Any]:
+    """Several runs side by side, one panel per metric (the paper's Figure 2 layout).
+
+    Args:
+        runs: Label -> history.
+        keys: Metrics, one panel each.
+        references: Optional horizontal line per metric (e.g. ``{"gnc2": code_value}``).
+        log_keys: Metrics drawn on a log scale.
+
+    Returns:
+        ``(fig, axes)`` with one axis per key.
+
+    Example:
+        >>> fig, axes = plot_runs_grid({"a": [{"epoch": 1, "gnc1": 1.0, "gnc2": 0.2}]},
+        ...                            keys=("gnc1", "gnc2"), references={"gnc2": 0.5})
+        >>> len(axes), len(axes[1].lines)
+        (2, 2)
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.0 * len(keys), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    refs = dict(references or {})
+    for ax, key in zip(axes, keys, strict=True):
+        plot_runs(runs, key, ax, log=key in log_keys, reference=refs.get(key))
+    return fig, list(axes)
