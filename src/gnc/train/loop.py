@@ -166,7 +166,7 @@ def reference_code(
         if path.is_file():
             with np.load(path) as z:
                 return torch.from_numpy(z["code"]), float(z["rho"])
-    from gnc.codes import softmax_code  # type: ignore[attr-defined]
+    from gnc.codes import softmax_code
 
     res = softmax_code(num_classes, feature_dim, seed=seed, time_limit=time_limit)
     code = torch.as_tensor(res.code, dtype=torch.float64).cpu()
