@@ -174,3 +174,24 @@ def test_fixed_code_head_trains_against_a_given_code(
     assert res.code_value == 0.5 and res.final["gnc2_softmax_code"] == 0.5
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
     np.testing.assert_allclose(state["head.code"].numpy(), code, atol=1e-6)
+
+
+def test_reference_code_uses_softmax_code_and_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """K <= d + 1: the softmax code is the simplex ETF with rho* = K / (K - 1) (PAPER.md 4)."""
+    import gnc.codes
+    from gnc.train.loop import reference_code
+
+    code, rho = reference_code(4, 3, time_limit=10.0, cache_dir=tmp_path)
+    assert rho == pytest.approx(4 / 3, abs=1e-9)
+    gram = code @ code.T
+    off = gram[~torch.eye(4, dtype=torch.bool)]
+    torch.testing.assert_close(off, torch.full_like(off, -1 / 3), atol=1e-9, rtol=0)
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(gnc.codes, "softmax_code", boom)
+    code2, rho2 = reference_code(4, 3, cache_dir=tmp_path)
+    assert rho2 == rho and torch.equal(code2, code)
