@@ -16,6 +16,7 @@ from gnc.analysis.head_geometry import (
     analyze_head_geometry,
     duplicate_groups,
     random_rho,
+    random_rho_bracket,
     reduced_shape,
 )
 
@@ -219,3 +220,23 @@ def test_random_rho_on_circle_matches_closed_form() -> None:
     assert certified
     assert rho == pytest.approx(circle_rho(np.arctan2(G[:, 1], G[:, 0])), rel=1e-9, abs=1e-12)
     assert random_rho(24, 2, seed=4)[0] == rho
+
+
+def test_random_bracket_contains_exact_value() -> None:
+    exact, certified, _ = random_rho(120, 4, seed=6)
+    assert certified
+    lower, upper, _ = random_rho_bracket(120, 4, num_solved=10, seed=6)
+    assert lower - 1e-12 <= exact <= upper + 1e-12
+    full_lower, full_upper, _ = random_rho_bracket(120, 4, num_solved=120, seed=6)
+    assert full_upper == pytest.approx(exact, abs=1e-10)
+    assert full_upper - full_lower <= 1e-9
+
+
+def test_reference_uses_bracket_above_threshold() -> None:
+    from gnc.analysis.head_geometry import reference_values
+
+    ref = reference_values(60, 3, random_exact_max_classes=50, random_solved_classes=5, seed=1)
+    exact, _, _ = random_rho(60, 3, seed=1)
+    assert ref.random_lower is not None and ref.random_rho is not None
+    assert ref.random_lower - 1e-12 <= exact <= ref.random_rho + 1e-12
+    assert any("bracket" in note for note in ref.notes)

@@ -31,7 +31,7 @@ import torch
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc.analysis.heads import HeadMatrix
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-from gnc.geometry.pairwise import block_rows, iter_blocks
+from gnc.geometry.pairwise import block_rows, iter_blocks, max_cosines
 
 __all__ = [
     "DuplicateGroups",
@@ -42,6 +42,7 @@ __all__ = [
     "analyze_head_geometry",
     "duplicate_groups",
     "random_rho",
+    "random_rho_bracket",
     "reduced_shape",
     "reference_values",
 ]
@@ -62,6 +63,10 @@ class HeadGeometryConfig:
         code_baseline: Compute a numerical softmax code at the reduced ``(K', d')``.
         code_max_classes: Largest ``K'`` of the reduced comparison.
         code_time_limit: Seconds given to the softmax-code solver.
+        random_exact_max_classes: Largest ``K`` whose random baseline is solved exactly; above
+            it the random ``rho`` is bracketed (see :func:`random_rho_bracket`), since random
+            rows leave no class prunable and every class would have to be solved.
+        random_solved_classes: Classes solved exactly for that bracket.
     """
 
     sample_classes: int = 1024
@@ -73,6 +78,8 @@ class HeadGeometryConfig:
     code_baseline: bool = True
     code_max_classes: int = 512
     code_time_limit: float = 60.0
+    random_exact_max_classes: int = 4096
+    random_solved_classes: int = 256
 
     def __post_init__(self) -> None:
         check_int("sample_classes", self.sample_classes, minimum=0)
@@ -90,6 +97,8 @@ class HeadGeometryConfig:
             )
         check_int("code_max_classes", self.code_max_classes, minimum=3)
         check_positive("code_time_limit", self.code_time_limit)
+        check_int("random_exact_max_classes", self.random_exact_max_classes, minimum=2)
+        check_int("random_solved_classes", self.random_solved_classes, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -162,11 +171,13 @@ class ReferenceValues:
         num_classes: ``K``.
         feature_dim: ``d``.
         upper_bound: Upper bound on the best possible ``rho*(d, K)`` (``None`` if unavailable).
-        random_rho: Exact ``rho`` of ``K`` uniformly random unit rows (``None`` if skipped).
-        random_certified: Whether that value is certified.
+        random_rho: ``rho`` of ``K`` uniformly random unit rows (``None`` if skipped): exact,
+            or the certified upper end of a bracket (then ``random_lower`` is its lower end).
+        random_certified: Whether that value is certified exact (gap <= tol).
         code_rho: ``rho`` of a numerical softmax code (a lower bound on ``rho*``), or ``None``.
         seconds: Wall time.
         notes: What was skipped or unavailable, and why.
+        random_lower: Certified lower bound on the random rows' ``rho``.
     """
 
     num_classes: int
@@ -177,6 +188,7 @@ class ReferenceValues:
     code_rho: float | None
     seconds: float
     notes: tuple[str, ...] = ()
+    random_lower: float | None = None
 
 
 @dataclass(frozen=True)
@@ -342,6 +354,47 @@ def random_rho(
     return float(res.rho), bool(res.certified), float(res.seconds)
 
 
+def random_rho_bracket(
+    num_classes: int,
+    feature_dim: int,
+    *,
+    num_solved: int = 256,
+    seed: int = 0,
+    max_memory_mib: float = 1024.0,
+    tol: float = 1e-9,
+) -> tuple[float, float, float]:
+    """Certified bracket ``[lower, upper]`` on ``rho`` of ``K`` random unit rows, for large ``K``.
+
+    Solves exactly only the ``num_solved`` classes with the smallest lower bounds
+    ``1 - s_k``: ``upper`` is the least ``D_k`` among them, ``lower`` the least of their dual
+    bounds and the next unsolved ``1 - s_k`` (the rows are the same as :func:`random_rho`'s).
+
+    Returns:
+        ``(lower, upper, seconds)``.
+
+    Example:
+        >>> lower, upper, _ = random_rho_bracket(50, 3, num_solved=50)
+        >>> exact, _, _ = random_rho(50, 3)
+        >>> abs(upper - exact) < 1e-9, upper - lower < 1e-9
+        (True, True)
+    """
+    start = time.perf_counter()
+    K = check_int("num_classes", num_classes, minimum=3)
+    d = check_int("feature_dim", feature_dim, minimum=1)
+    m = min(K, check_int("num_solved", num_solved, minimum=1))
+    gen = torch.Generator().manual_seed(int(seed))
+    W = torch.randn(K, d, generator=gen, dtype=torch.float64)
+    W = W / W.norm(dim=1, keepdim=True)
+    lb = 1.0 - max_cosines(W, max_memory_mib=max_memory_mib)[0]
+    order = torch.argsort(lb)
+    res = one_vs_rest_distances(W, classes=order[:m], max_memory_mib=max_memory_mib, tol=tol)
+    upper = float(res.rho)
+    lower = float(res.lower_bounds.min())
+    if m < K:
+        lower = min(lower, max(0.0, float(lb[order[m]])))
+    return min(lower, upper), upper, time.perf_counter() - start
+
+
 def _upper_bound(K: int, d: int) -> tuple[float | None, str | None]:
     try:
         from gnc.geometry.bounds import rho_upper_bound
@@ -369,6 +422,8 @@ def reference_values(
     max_memory_mib: float = 1024.0,
     tol: float = 1e-9,
     code_time_limit: float = 60.0,
+    random_exact_max_classes: int = 4096,
+    random_solved_classes: int = 256,
 ) -> ReferenceValues:
     """Upper bound, random value and (optionally) a softmax code's value for ``(K, d)``.
 
@@ -381,6 +436,8 @@ def reference_values(
         max_memory_mib: Memory budget of the exact solver.
         tol: Certificate tolerance of the exact solver.
         code_time_limit: Seconds given to the code solver.
+        random_exact_max_classes: Above this ``K`` the random value is a certified bracket.
+        random_solved_classes: Classes solved exactly for the bracket.
 
     Returns:
         A :class:`ReferenceValues`.
@@ -392,10 +449,26 @@ def reference_values(
         notes.append(why)
     rnd: float | None = None
     rnd_cert: bool | None = None
-    if random_baseline:
+    rnd_lower: float | None = None
+    if random_baseline and num_classes > random_exact_max_classes:
+        rnd_lower, rnd, _ = random_rho_bracket(
+            num_classes,
+            feature_dim,
+            num_solved=random_solved_classes,
+            seed=seed,
+            max_memory_mib=max_memory_mib,
+            tol=tol,
+        )
+        rnd_cert = rnd - rnd_lower <= tol
+        notes.append(
+            f"random rows: certified bracket [{rnd_lower:.6f}, {rnd:.6f}] from the "
+            f"{random_solved_classes} classes with the smallest 1 - max cosine"
+        )
+    elif random_baseline:
         rnd, rnd_cert, _ = random_rho(
             num_classes, feature_dim, seed=seed, max_memory_mib=max_memory_mib, tol=tol
         )
+        rnd_lower = rnd
     else:
         notes.append("random baseline skipped")
     code: float | None = None
@@ -412,6 +485,7 @@ def reference_values(
         code_rho=code,
         seconds=time.perf_counter() - start,
         notes=tuple(notes),
+        random_lower=rnd_lower,
     )
 
 
@@ -534,6 +608,8 @@ def analyze_head_geometry(
         max_memory_mib=cfg.max_memory_mib,
         tol=cfg.tol,
         code_time_limit=cfg.code_time_limit,
+        random_exact_max_classes=cfg.random_exact_max_classes,
+        random_solved_classes=cfg.random_solved_classes,
     )
     reduced = None
     K_red, d_red = reduced_shape(K, d, cfg.code_max_classes)

@@ -66,6 +66,18 @@ def register(subparsers: Any) -> None:
         default="full",
         help="random-rows baseline at the same (K, d) (full), only at the reduced shape, or off",
     )
+    parser.add_argument(
+        "--random-exact-max-classes",
+        type=int,
+        default=4096,
+        help="above this K the random-rows value is a certified bracket (default 4096)",
+    )
+    parser.add_argument(
+        "--random-solved-classes",
+        type=int,
+        default=256,
+        help="classes solved exactly for that bracket (default 256)",
+    )
     parser.add_argument("--no-code", action="store_true", help="skip the softmax-code solver")
     parser.add_argument(
         "--code-max-classes",
@@ -108,6 +120,12 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
         "sample_classes": sample,
         "duplicate_tolerance": tol_dup,
         "random_baseline": args.random,
+        "random_exact_max_classes": check_int(
+            "--random-exact-max-classes", args.random_exact_max_classes, minimum=2
+        ),
+        "random_solved_classes": check_int(
+            "--random-solved-classes", args.random_solved_classes, minimum=1
+        ),
         "code_baseline": not args.no_code,
         "code_max_classes": check_int("--code-max-classes", args.code_max_classes, minimum=3),
         "code_time_limit": check_positive("--code-time-limit", args.code_time_limit),
@@ -183,6 +201,7 @@ def _summary(geo: Any, head: Any, config: dict[str, Any]) -> dict[str, Any]:
         },
         "upper_bound": geo.reference.upper_bound,
         "random_rho": geo.reference.random_rho,
+        "random_lower": geo.reference.random_lower,
         "code_rho": code,
         "code_shape": code_shape,
         "reference": reference,
@@ -272,7 +291,11 @@ def _print_text(s: dict[str, Any]) -> None:
             f"median {q['q50']:.4g}, max {q['q100']:.4g}"
         )
     print(f"  upper bound rho*(K, d)  {_fmt(s['upper_bound'])}")
-    print(f"  random rows, same (K,d) {_fmt(s['random_rho'])}")
+    rnd = _fmt(s["random_rho"])
+    lo, hi = s["random_lower"], s["random_rho"]
+    if lo is not None and hi is not None and hi - lo > 1e-9:
+        rnd = f"in [{s['random_lower']:.6f}, {s['random_rho']:.6f}]"
+    print(f"  random rows, same (K,d) {rnd}")
     K_c, d_c = s["code_shape"]
     print(f"  softmax code (K={K_c}, d={d_c}) {_fmt(s['code_rho'])}")
     red = s["reduced"]
@@ -316,6 +339,8 @@ def run(args: argparse.Namespace) -> int:
             code_baseline=config["code_baseline"],
             code_max_classes=config["code_max_classes"],
             code_time_limit=config["code_time_limit"],
+            random_exact_max_classes=config["random_exact_max_classes"],
+            random_solved_classes=config["random_solved_classes"],
         ),
     )
     summary = _summary(geo, head, config)
