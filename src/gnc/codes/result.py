@@ -1,0 +1,122 @@
+"""The result record of the code solvers and its certification by the exact geometry."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from gnc.geometry import max_cosines, one_vs_rest_distances
+
+__all__ = ["CodeResult", "certify_code", "upper_bounds"]
+
+
+@dataclass(frozen=True)
+class CodeResult:
+    """A softmax or Tammes code with its exact, certified quality.
+
+    Attributes:
+        code: ``(K, d)`` unit rows.
+        kind: ``"softmax"`` (maximizes ``rho``) or ``"tammes"`` (maximizes the min distance).
+        num_classes: ``K``.
+        feature_dim: ``d``.
+        rho: Exact ``rho = min_k D_k`` from :func:`gnc.geometry.one_vs_rest_distances`.
+        rho_lower_bound: Certified lower bound on ``rho`` (the solver's dual bound).
+        gap: ``rho - rho_lower_bound``.
+        certified: Whether the exact solver certified every ``D_k`` (gap within its tolerance).
+        min_pairwise_distance: ``min_{j != k} |w_j - w_k|`` (the Tammes objective).
+        max_cosine: ``max_{j != k} <w_j, w_k>``.
+        upper_bound: Upper bound on the best possible ``rho*(d, K)`` (NaN when unavailable).
+        pairwise_upper_bound: Upper bound on the best possible min pairwise distance.
+        method: ``"closed-form:simplex-etf"``, ``"closed-form:regular-polygon"``,
+            ``"closed-form:cross-polytope-subset"`` or ``"optimized"``.
+        iterations: Surrogate steps plus polishing linear programs, over all restarts.
+        seconds: Wall time including certification.
+        stop_reason: Why the polishing of the returned code stopped (or ``"closed-form"``).
+        history: Objective after each accepted polishing step (non-decreasing): the HardMax
+            value ``min_k min_j <w_k - w_j, h_k>`` for softmax codes, ``1 - max cosine`` for
+            Tammes codes; the first entry is the annealed start.
+        anneal_history: Hard objective seen during annealing of the returned restart.
+        restarts: Restarts run (each from its own random start).
+        restart_values: Objective of every restart after annealing.
+    """
+
+    code: torch.Tensor
+    kind: Literal["softmax", "tammes"]
+    num_classes: int
+    feature_dim: int
+    rho: float
+    rho_lower_bound: float
+    gap: float
+    certified: bool
+    min_pairwise_distance: float
+    max_cosine: float
+    upper_bound: float
+    pairwise_upper_bound: float
+    method: str
+    iterations: int
+    seconds: float
+    stop_reason: str
+    history: list[float] = field(default_factory=list)
+    anneal_history: list[float] = field(default_factory=list)
+    restarts: int = 0
+    restart_values: list[float] = field(default_factory=list)
+
+
+def upper_bounds(num_classes: int, feature_dim: int) -> tuple[float, float]:
+    """``(rho bound, min-distance bound)`` from :mod:`gnc.geometry.bounds` (NaN if missing)."""
+    try:
+        from gnc.geometry import bounds
+    except ImportError:  # pragma: no cover - the bounds module ships with gnc.geometry
+        return math.nan, math.nan
+    return (
+        float(bounds.rho_upper_bound(num_classes, feature_dim)),
+        float(bounds.min_distance_upper_bound(num_classes, feature_dim)),
+    )
+
+
+def certify_code(
+    code: torch.Tensor,
+    *,
+    kind: Literal["softmax", "tammes"],
+    method: str,
+    iterations: int,
+    seconds: float,
+    stop_reason: str,
+    history: list[float] | None = None,
+    anneal_history: list[float] | None = None,
+    restarts: int = 0,
+    restart_values: list[float] | None = None,
+    max_memory_mib: float = 1024.0,
+) -> CodeResult:
+    """Evaluate ``code`` exactly (certified ``rho``, pairwise statistics, bounds) into a record."""
+    K, d = code.shape
+    exact = one_vs_rest_distances(code, normalize=False, max_memory_mib=max_memory_mib)
+    values, _ = max_cosines(code, max_memory_mib=max_memory_mib)
+    smax = float(values.max())
+    rho_bound, dist_bound = upper_bounds(K, d)
+    lower = float(exact.lower_bounds.min())
+    return CodeResult(
+        code=code,
+        kind=kind,
+        num_classes=K,
+        feature_dim=d,
+        rho=float(exact.rho),
+        rho_lower_bound=lower,
+        gap=float(exact.rho) - lower,
+        certified=bool(exact.certified),
+        min_pairwise_distance=math.sqrt(max(0.0, 2.0 - 2.0 * smax)),
+        max_cosine=smax,
+        upper_bound=rho_bound,
+        pairwise_upper_bound=dist_bound,
+        method=method,
+        iterations=iterations,
+        seconds=seconds + exact.seconds,
+        stop_reason=stop_reason,
+        history=list(history or []),
+        anneal_history=list(anneal_history or []),
+        restarts=restarts,
+        restart_values=list(restart_values or []),
+    )
