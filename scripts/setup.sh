@@ -17,3 +17,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q -e ".[dev]" >&2
     echo "$want" > "$stamp"
 fi
+# Real data and pretrained heads by package name (each script is idempotent, quick when done,
+# and never fails: without root it prints the apt command to run).
+bash scripts/setup_data.sh || true
+bash scripts/setup_heads.sh || true

@@ -21,20 +21,20 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     """Return ``value`` as ``int`` or raise a ``TypeError``/``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"Expected `{name}` to be an integer, but got {value!r}.")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"Expected `{name}` >= {minimum}, but got {value}.")
-    return value
+    result = int(value)
+    if minimum is not None and result < minimum:
+        raise ValueError(f"Expected `{name}` >= {minimum}, but got {result}.")
+    return result
 
 
 def check_positive(name: str, value: Any) -> float:
     """Return ``value`` as a finite positive ``float`` or raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"Expected `{name}` to be a real number, but got {value!r}.")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"Expected `{name}` to be finite and > 0, but got {value}.")
-    return value
+    result = float(value)
+    if not np.isfinite(result) or result <= 0:
+        raise ValueError(f"Expected `{name}` to be finite and > 0, but got {result}.")
+    return result
 
 
 def as_float_tensor(name: str, x: Any) -> torch.Tensor:
@@ -47,11 +47,12 @@ def as_float_tensor(name: str, x: Any) -> torch.Tensor:
         raise TypeError(
             f"Expected `{name}` to be a torch.Tensor or numpy array, but got {type(x).__name__}."
         )
-    if x.is_complex():
-        raise TypeError(f"Expected `{name}` to be real, but got dtype {x.dtype}.")
-    if not x.is_floating_point():
-        x = x.to(torch.float64)
-    return x
+    t: torch.Tensor = x
+    if t.is_complex():
+        raise TypeError(f"Expected `{name}` to be real, but got dtype {t.dtype}.")
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    return t
 
 
 def check_matrix(
@@ -90,9 +91,7 @@ def check_matrix(
     if t.shape[1] < 1:
         raise ValueError(f"Expected `{name}` to have at least 1 column, but got {tuple(t.shape)}.")
     if cols is not None and t.shape[1] != cols:
-        raise ValueError(
-            f"Expected `{name}` of shape (*, {cols}), but got shape {tuple(t.shape)}."
-        )
+        raise ValueError(f"Expected `{name}` of shape (*, {cols}), but got shape {tuple(t.shape)}.")
     if finite:
         bad = ~torch.isfinite(t)
         if bool(bad.any()):

@@ -37,7 +37,8 @@ def normalize_rows(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
     if eps > 0:
         norms = norms.clamp_min(eps)
-    return x / norms
+    out: torch.Tensor = x / norms
+    return out
 
 
 def tangent_project(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,10 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 #: Subcommand modules, in the order shown by ``gnc --help``.
 SUBCOMMANDS: tuple[str, ...] = (
     "margins",
+    "measure",
+    "ufm",
+    "train",
+    "head",
     "demo",
 )
 

@@ -194,7 +194,7 @@ def _wolfe_batched(
     Returns:
         ``(lam, iterations)``: final weights ``(B, m)`` and iterations used per element ``(B,)``.
     """
-    B, m = lam.shape
+    B, _m = lam.shape
     lam_out = lam.clone()
     iters = torch.zeros(B, dtype=torch.long, device=G.device)
     inf = torch.tensor(torch.inf, dtype=G.dtype, device=G.device)
@@ -211,7 +211,13 @@ def _wolfe_batched(
             lam_out[idx[~running]] = la[~running]
             keep = running
             idx, Gc, vc, la, Sa, fl, nm = (
-                idx[keep], Gc[keep], vc[keep], la[keep], Sa[keep], fl[keep], nm[keep]
+                idx[keep],
+                Gc[keep],
+                vc[keep],
+                la[keep],
+                Sa[keep],
+                fl[keep],
+                nm[keep],
             )
             running = running[keep]
         # Major cycle: add the most violating point, or stop.
@@ -322,7 +328,13 @@ def _solve_classes(
             # Stop when the gap in D is below a small fraction of tol (or at rounding level).
             floor = 64 * _EPS * scale.clamp_min(1e-300)
             lam_t, it = _wolfe_batched(
-                G, ws_valid[t], lam[t], S[t] & ws_valid[t], 1e-3 * tol, floor, 50 * ws.shape[1] + 100
+                G,
+                ws_valid[t],
+                lam[t],
+                S[t] & ws_valid[t],
+                1e-3 * tol,
+                floor,
+                50 * ws.shape[1] + 100,
             )
             max_iters = max(max_iters, int(it.max()) if it.numel() else 0)
             lam[t] = lam_t

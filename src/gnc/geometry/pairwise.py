@@ -43,7 +43,7 @@ def iter_blocks(num_rows: int, rows_per_block: int) -> Iterator[tuple[int, int]]
 
 
 def _neighbor_scores(W: torch.Tensor, rows: torch.Tensor, sq_norms: torch.Tensor) -> torch.Tensor:
-    """Scores ``-(|w_j|^2 - 2 <w_j, w_r>)`` (larger = nearer) of every j for each row r, self = -inf."""
+    """Scores ``2 <w_j, w_r> - |w_j|^2`` (larger = nearer) of every j for each row r; self -inf."""
     scores = 2.0 * (W[rows] @ W.T) - sq_norms[None, :]
     scores[torch.arange(rows.numel(), device=W.device), rows] = -torch.inf
     return scores
@@ -75,7 +75,9 @@ def max_cosines(
     step = block_rows(K, 2 * K * W.element_size(), max_memory_mib)
     for a, b in iter_blocks(K, step):
         block = W[a:b] @ W.T
-        block[torch.arange(b - a, device=W.device), torch.arange(a, b, device=W.device)] = -torch.inf
+        block[
+            torch.arange(b - a, device=W.device), torch.arange(a, b, device=W.device)
+        ] = -torch.inf
         v, i = block.max(dim=1)
         values[a:b], argmax[a:b] = v, i
     return values, argmax
@@ -110,7 +112,7 @@ def nearest_neighbors(
     step = block_rows(K, 3 * K * W.element_size(), max_memory_mib)
     for a, b in iter_blocks(K, step):
         rows = torch.arange(a, b, device=W.device)
-        scores, i = _neighbor_scores(W, rows, sq).topk(m, dim=1)
+        _scores, i = _neighbor_scores(W, rows, sq).topk(m, dim=1)
         idx[a:b] = i
         dist[a:b] = (W[i] - W[rows, None, :]).norm(dim=-1)
     return dist, idx

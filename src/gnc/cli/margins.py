@@ -1,0 +1,120 @@
+"""``gnc margins PATH``: exact one-vs-rest distances (GNC2) of a K x d classifier matrix."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import torch
+
+from gnc.cli._common import dump_json
+from gnc.geometry import (
+    min_one_vs_rest_distance,
+    one_vs_rest_distances,
+    pairwise_statistics,
+)
+from gnc.geometry.bounds import rho_upper_bound
+from gnc.io import load_matrix, save_array
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``margins`` subcommand."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "margins",
+        help="exact one-vs-rest distances of a K x d matrix (rows are normalized)",
+        description=(
+            "Exact, certified one-vs-rest distances D_k = dist(w_k, conv{w_j : j != k}) of the "
+            "rows of a K x d matrix. Rows are normalized to the unit sphere first (GNC2)."
+        ),
+    )
+    p.add_argument(
+        "path", help="matrix file: .npy, .npz (key 'weights' or the only array), .pt, .safetensors"
+    )
+    p.add_argument("--key", default=None, help="array name inside an archive")
+    p.add_argument(
+        "--per-class",
+        metavar="OUT.npy",
+        default=None,
+        help="write the K distances D_k to this .npy file",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="only rho = min_k D_k (skips classes that cannot attain it)",
+    )
+    p.add_argument(
+        "--max-memory-mib",
+        type=float,
+        default=1024.0,
+        help="memory budget of one tile (default 1024)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``gnc margins``."""
+    start = time.perf_counter()
+    if args.fast and args.per_class:
+        raise ValueError("`--per-class` needs all distances: drop `--fast`.")
+    if args.max_memory_mib <= 0:
+        raise ValueError(f"Expected `--max-memory-mib` > 0, but got {args.max_memory_mib}.")
+    W = load_matrix(args.path, key=args.key)
+    if W.shape[0] < 2:
+        raise ValueError(f"Expected at least 2 rows (classes), but got shape {tuple(W.shape)}.")
+    W = W.to(torch.float64)
+    if not bool(torch.isfinite(W).all()):
+        row = int((~torch.isfinite(W)).any(dim=1).nonzero()[0, 0])
+        raise ValueError(f"Expected finite values, but row {row} has NaN or Inf.")
+    zero = W.abs().amax(dim=1) == 0
+    if bool(zero.any()):
+        raise ValueError(f"Expected nonzero rows, but row {int(zero.nonzero()[0, 0])} is zero.")
+    K, d = W.shape
+    W = W / W.norm(dim=1, keepdim=True)
+    stats = pairwise_statistics(W, max_memory_mib=args.max_memory_mib)
+    out: dict[str, Any] = {"num_classes": K, "dim": d, "normalized_rows": True}
+    if args.fast:
+        m = min_one_vs_rest_distance(W, max_memory_mib=args.max_memory_mib)
+        out.update(
+            min_distance=m.rho,
+            argmin=m.argmin,
+            mean_distance=None,
+            certified=m.certified,
+            max_gap=m.gap,
+            lower_bound=m.lower_bound,
+            classes_solved=m.classes_solved,
+        )
+    else:
+        r = one_vs_rest_distances(W, max_memory_mib=args.max_memory_mib)
+        out.update(
+            min_distance=r.rho,
+            argmin=r.argmin,
+            mean_distance=float(r.distances.mean()),
+            median_distance=float(r.distances.median()),
+            certified=r.certified,
+            max_gap=r.max_gap,
+            lower_bound=float(r.lower_bounds.min()),
+            classes_solved=K,
+        )
+        if args.per_class:
+            save_array(args.per_class, r.distances)
+    out.update(
+        max_cosine=stats.max_cosine,
+        min_pairwise_distance=stats.min_distance,
+        one_minus_max_cosine=1.0 - stats.max_cosine,
+        upper_bound=rho_upper_bound(K, d),
+        seconds=time.perf_counter() - start,
+    )
+    if args.json:
+        print(dump_json(out, indent=None))
+    else:
+        w = max(len(k) for k in out)
+        for k, v in out.items():
+            print(f"{k:<{w}}  {v:.10g}" if isinstance(v, float) else f"{k:<{w}}  {v}")
+        if args.per_class:
+            print(f"per-class distances written to {args.per_class}", file=sys.stderr)
+    return 0
