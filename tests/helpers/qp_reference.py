@@ -1,10 +1,11 @@
 """Independent SciPy reference for one-vs-rest distances (tests only, never imported by src/).
 
-``D_k(W) = min_{lam in simplex} |w_k - sum_{j != k} lam_j w_j|`` is solved either exactly by
-Lawson-Hanson NNLS (scipy.optimize.nnls, an active-set method unrelated to Wolfe's algorithm) or by
-SLSQP from several starts with the analytic gradient; either way the result is polished on its
-active set with an exact equality-constrained least-squares solve, accepted only if the KKT
-conditions hold.
+``D_k(W) = min_{lam in simplex} |w_k - sum_{j != k} lam_j w_j|`` is solved either exactly by an
+active-set least-squares method (BVLS via scipy.optimize.lsq_linear, or Lawson-Hanson NNLS; both
+unrelated to Wolfe's algorithm) on an equivalent non-negative least-squares problem, or by SLSQP
+from several starts with the analytic gradient; either way the result is polished on its active
+set with an exact equality-constrained least-squares solve, accepted only if the KKT conditions
+hold.
 A dual certificate ``min_{j != k} <w_k - w_j, h>`` with ``h = (w_k - p) / |w_k - p|`` is a lower
 bound on ``D_k`` for any hull point ``p``; the result records both, so tests can check the gap.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize, nnls
+from scipy.optimize import lsq_linear, minimize, nnls
 
 __all__ = ["QPSolution", "scipy_one_vs_rest_distance", "scipy_one_vs_rest_solution"]
 
@@ -82,8 +83,8 @@ def _polish(
     return None
 
 
-def _nnls_weights(y: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """Exact active-set solve via NNLS (Lawson-Hanson).
+def _nnls_weights(y: np.ndarray, V: np.ndarray, *, bvls: bool = False) -> np.ndarray:
+    """Exact active-set solve via NNLS (Lawson-Hanson) or BVLS (Stark-Parker).
 
     With ``Y_j = v_j - y``, ``min_{u >= 0} |Y^T u|^2 + (1 - sum u)^2`` has KKT conditions
     ``<Y_j, x> >= 1 - s`` (``x = Y^T u``, ``s = sum u``), with equality on the support, so
@@ -94,7 +95,11 @@ def _nnls_weights(y: np.ndarray, V: np.ndarray) -> np.ndarray:
     E = np.vstack([Y.T, np.ones((1, Y.shape[0]))])
     f = np.zeros(E.shape[0])
     f[-1] = 1.0
-    u, _ = nnls(E, f, maxiter=50 * E.shape[1])
+    if bvls:
+        u = lsq_linear(E, f, bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
+        u = np.clip(u, 0.0, None)
+    else:
+        u, _ = nnls(E, f, maxiter=50 * E.shape[1])
     return np.asarray(u / u.sum())
 
 
@@ -134,15 +139,17 @@ def _slsqp_weights(G: np.ndarray, b: np.ndarray, c: float, num_starts: int) -> n
 
 
 def scipy_one_vs_rest_solution(
-    W: object, k: int, *, method: str = "nnls", num_starts: int = 3
+    W: object, k: int, *, method: str = "auto", num_starts: int = 3
 ) -> QPSolution:
     """Solve ``min_{lam in simplex} |w_k - V^T lam|^2`` over the other rows ``V``.
 
     Args:
         W: ``(K, d)`` array or tensor (rows used as given).
         k: The class whose distance to the hull of the others is computed.
-        method: ``"nnls"`` (exact active set, fast) or ``"slsqp"`` (SQP with the analytic
-            gradient from several starts: uniform, nearest vertex, softmax of inner products).
+        method: ``"bvls"`` or ``"nnls"`` (exact active-set solves of the NNLS form, fast; scipy's
+            NNLS stalls on some degenerate instances), ``"slsqp"`` (SQP with the analytic
+            gradient from several starts: uniform, nearest vertex, softmax of inner products),
+            or ``"auto"`` (default): BVLS, then NNLS, then SLSQP until the KKT check passes.
         num_starts: Number of SLSQP starting points.
 
     Returns:
@@ -155,18 +162,30 @@ def scipy_one_vs_rest_solution(
     G = V @ V.T
     b = V @ y
     c = float(y @ y)
-    if method == "nnls":
-        lam = _nnls_weights(y, V)
-    elif method == "slsqp":
-        lam = _slsqp_weights(G, b, c, num_starts)
-    else:
-        raise ValueError(f"Expected `method` in ('nnls', 'slsqp'), but got {method!r}.")
-    polished = _polish(G, b, V, y, lam)
-    ok = False
-    if polished is not None and (
-        np.linalg.norm(y - V.T @ polished) <= np.linalg.norm(y - V.T @ lam) + 1e-12
-    ):
-        lam, ok = polished, True
+    methods = ("bvls", "nnls", "slsqp") if method == "auto" else (method,)
+    best: tuple[float, np.ndarray, bool] | None = None
+    for name in methods:
+        if name in ("bvls", "nnls"):
+            lam = _nnls_weights(y, V, bvls=name == "bvls")
+        elif name == "slsqp":
+            lam = _slsqp_weights(G, b, c, num_starts)
+        else:
+            raise ValueError(
+                f"Expected `method` in ('auto', 'bvls', 'nnls', 'slsqp'), but got {method!r}."
+            )
+        polished = _polish(G, b, V, y, lam)
+        ok = False
+        if polished is not None and (
+            np.linalg.norm(y - V.T @ polished) <= np.linalg.norm(y - V.T @ lam) + 1e-12
+        ):
+            lam, ok = polished, True
+        val = float(np.linalg.norm(y - V.T @ lam))
+        if best is None or (ok and not best[2]) or (ok == best[2] and val < best[0]):
+            best = (val, lam, ok)
+        if ok:
+            break
+    assert best is not None
+    _, lam, ok = best
     p = V.T @ lam
     return QPSolution(
         distance=float(np.linalg.norm(y - p)),
@@ -177,6 +196,6 @@ def scipy_one_vs_rest_solution(
     )
 
 
-def scipy_one_vs_rest_distance(W: object, k: int, *, method: str = "nnls") -> float:
+def scipy_one_vs_rest_distance(W: object, k: int, *, method: str = "auto") -> float:
     """Reference ``D_k(W)``: distance of row ``k`` to the convex hull of the other rows."""
     return scipy_one_vs_rest_solution(W, k, method=method).distance

@@ -246,7 +246,7 @@ def cell24(*, dtype: torch.dtype = torch.float64, device: Device = None) -> torc
 
     Example:
         >>> W = cell24()
-        >>> sorted(set((W @ W.T + 0.0).flatten().round(decimals=9).tolist()))
+        >>> sorted(set(((W @ W.T).round(decimals=9) + 0.0).flatten().tolist()))
         [-1.0, -0.5, 0.0, 0.5, 1.0]
     """
     pts = []
@@ -313,7 +313,7 @@ def clebsch_5_16(*, dtype: torch.dtype = torch.float64, device: Device = None) -
 
     Example:
         >>> W = clebsch_5_16()
-        >>> sorted(set((W @ W.T + 0.0).flatten().round(decimals=9).tolist()))
+        >>> sorted(set(((W @ W.T).round(decimals=9) + 0.0).flatten().tolist()))
         [-0.6, 0.2, 1.0]
     """
     pts = [s for s in itertools.product((1.0, -1.0), repeat=5) if s.count(-1.0) % 2 == 0]
@@ -336,7 +336,7 @@ def schlaefli_6_27(*, dtype: torch.dtype = torch.float64, device: Device = None)
 
     Example:
         >>> W = schlaefli_6_27()
-        >>> sorted(set((W @ W.T + 0.0).flatten().round(decimals=9).tolist()))
+        >>> sorted(set(((W @ W.T).round(decimals=9) + 0.0).flatten().tolist()))
         [-0.5, 0.25, 1.0]
     """
     lines: list[np.ndarray] = []
@@ -374,7 +374,7 @@ def gosset_7_56(*, dtype: torch.dtype = torch.float64, device: Device = None) ->
 
     Example:
         >>> W = gosset_7_56()
-        >>> sorted(set((W @ W.T + 0.0).flatten().round(decimals=9).tolist()))
+        >>> sorted(set(((W @ W.T).round(decimals=9) + 0.0).flatten().tolist()))
         [-1.0, -0.333333333, 0.333333333, 1.0]
     """
     pts = []
