@@ -1,5 +1,22 @@
-"""Geometry of class configurations: exact one-vs-rest distances, pairwise statistics."""
+"""Geometry of class configurations: exact distances, pairwise stats, known codes, bounds."""
 
+from gnc.geometry.bounds import (
+    BoundReport,
+    best_known_softmax_code_value,
+    bound_report,
+    known_softmax_code_value,
+    min_distance_upper_bound,
+    rho_upper_bound,
+)
+from gnc.geometry.configurations import (
+    KNOWN_CONFIGURATIONS,
+    KnownConfiguration,
+    cross_polytope,
+    known_configuration,
+    known_configuration_names,
+    regular_polygon,
+    simplex_etf,
+)
 from gnc.geometry.one_vs_rest import (
     MinDistanceResult,
     OneVsRestResult,
@@ -15,13 +32,26 @@ from gnc.geometry.pairwise import (
 )
 
 __all__ = [
+    "KNOWN_CONFIGURATIONS",
+    "BoundReport",
+    "KnownConfiguration",
     "MinDistanceResult",
     "OneVsRestResult",
     "PairwiseStatistics",
+    "best_known_softmax_code_value",
+    "bound_report",
+    "cross_polytope",
+    "known_configuration",
+    "known_configuration_names",
+    "known_softmax_code_value",
     "max_cosines",
+    "min_distance_upper_bound",
     "min_one_vs_rest_distance",
     "min_pairwise_distance",
     "nearest_neighbors",
     "one_vs_rest_distances",
     "pairwise_statistics",
+    "regular_polygon",
+    "rho_upper_bound",
+    "simplex_etf",
 ]
