@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from gnc.ufm import SweepResult, max_margin_alignment, temperature_sweep
+from gnc.ufm import SweepResult, max_margin_alignment, reference_code_value, temperature_sweep
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +58,15 @@ def test_sweep_rho_increases_towards_icosahedron_with_given_code_value() -> None
     assert rhos[-1] == pytest.approx(value, abs=1e-5)
     assert all(r <= value + 1e-9 for r in rhos)  # nothing beats the optimal code
     assert sweep.upper_bound is not None and sweep.upper_bound >= value - 1e-12
+
+
+def test_reference_code_values() -> None:
+    value, source = reference_code_value(5, 4)
+    assert (value, source) == (pytest.approx(5 / 4), "closed form")
+    value, source = reference_code_value(6, 3)  # cross-polytope
+    assert value == pytest.approx(1.0) and source.startswith("known configuration")
+    value, source = reference_code_value(12, 3)  # icosahedron
+    assert value == pytest.approx(1 - 1 / math.sqrt(5)) and source.startswith("known")
 
 
 def test_alignment_reference() -> None:

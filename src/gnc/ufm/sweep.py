@@ -122,9 +122,12 @@ def reference_code_value(
 ) -> tuple[float, str]:
     """The softmax-code value ``rho*(d, K)`` to compare the UFM with, and its source.
 
-    Uses the closed form when one is known (:func:`gnc.geometry.bounds.known_softmax_code_value`:
-    regular polygon, simplex, cross-polytope), otherwise the numerical softmax-code solver
-    (:func:`gnc.codes.softmax_code`), whose value is a lower bound on ``rho*``.
+    In order: the proven closed form (:func:`gnc.geometry.bounds.known_softmax_code_value`:
+    regular polygon, simplex ETF); else the best configuration known to gnc
+    (:func:`gnc.geometry.bounds.best_known_softmax_code_value`: cross-polytope subsets for
+    ``d + 2 <= K <= 2d``, icosahedron, 600-cell, E8, ...); else the numerical softmax-code solver
+    (:func:`gnc.codes.softmax_code`). The last two are achieved values, i.e. lower bounds on
+    ``rho*``.
 
     Args:
         num_classes: ``K >= 2``.
@@ -134,20 +137,27 @@ def reference_code_value(
         time_limit: Time limit of the numerical solver in seconds.
 
     Returns:
-        ``(value, source)`` with source ``"closed form"`` or ``"softmax_code"``.
+        ``(value, source)``; source is ``"closed form"``, ``"known configuration: ..."`` or
+        ``"softmax_code"``.
 
     Example:
         >>> value, source = reference_code_value(7, 2)
         >>> round(value, 6), source
         (0.37651, 'closed form')
+        >>> value, source = reference_code_value(12, 3)  # the icosahedron: 1 - 1/sqrt(5)
+        >>> round(value, 6), source.startswith("known configuration")
+        (0.552786, True)
     """
-    from gnc.geometry.bounds import known_softmax_code_value
+    from gnc.geometry.bounds import best_known_softmax_code_value, known_softmax_code_value
 
     K = check_int("num_classes", num_classes, minimum=2)
     d = check_int("feature_dim", feature_dim, minimum=1)
     known = known_softmax_code_value(K, d)
     if known is not None:
         return float(known), "closed form"
+    best = best_known_softmax_code_value(K, d)
+    if best is not None:
+        return float(best[0]), f"known configuration: {best[1]}"
     from gnc.codes import softmax_code
 
     code = softmax_code(K, d, restarts=restarts, seed=seed, time_limit=time_limit)
