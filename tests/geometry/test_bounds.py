@@ -1,0 +1,239 @@
+"""Upper bounds: validity on known optimal codes, tightness where exact, monotonicity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gnc.geometry.bounds import (
+    best_known_softmax_code_value,
+    bound_report,
+    fejes_toth_bound,
+    known_softmax_code_value,
+    levenshtein_bound,
+    levenshtein_function,
+    levenshtein_max_cosine_bound,
+    min_distance_upper_bound,
+    orthoplex_bound,
+    rho_upper_bound,
+    simplex_bound,
+)
+from gnc.geometry.configurations import (
+    KNOWN_CONFIGURATIONS,
+    cross_polytope,
+    regular_polygon,
+    simplex_etf,
+)
+
+S5 = math.sqrt(5.0)
+
+
+def _min_distance(W: torch.Tensor) -> float:
+    A = W.numpy()
+    G = A @ A.T
+    np.fill_diagonal(G, -np.inf)
+    return math.sqrt(max(0.0, 2.0 - 2.0 * G.max()))
+
+
+def _configurations() -> list[tuple[str, torch.Tensor, float]]:
+    """(name, W, rho) with rho from closed forms (verified against SciPy in test_configurations)."""
+    out = [(n, c.build(), c.rho) for n, c in KNOWN_CONFIGURATIONS.items()]
+    out += [(f"polygon{K}", regular_polygon(K), 1 - math.cos(2 * math.pi / K)) for K in (3, 5, 9)]
+    out += [(f"simplex{K}", simplex_etf(K), K / (K - 1)) for K in (2, 4, 7)]
+    out += [(f"simplex{K}in{d}", simplex_etf(K, d), K / (K - 1)) for K, d in ((3, 5), (5, 9))]
+    out += [(f"cross{d}_{K}", cross_polytope(d, K), 1.0) for d, K in ((3, 6), (4, 7), (6, 8))]
+    return out
+
+
+CONFIGS = _configurations()
+
+
+@pytest.mark.parametrize(("name", "W", "rho"), CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_bounds_hold_on_known_configurations(name: str, W: torch.Tensor, rho: float) -> None:
+    K, d = W.shape
+    dist = _min_distance(W)
+    report = bound_report(K, d)
+    tol = 1e-12
+    assert report.simplex >= dist - tol
+    for value in (report.orthoplex, report.levenshtein, report.fejes_toth, report.exact):
+        if value is not None:
+            assert value >= dist - tol
+    assert min_distance_upper_bound(K, d) >= dist - tol
+    assert rho_upper_bound(K, d) >= rho - tol
+    # rho <= T: the softmax value never exceeds the minimum distance.
+    assert rho <= dist + tol
+    # Embedding in a larger dimension keeps the configuration valid there too.
+    assert min_distance_upper_bound(K, d + 3) >= dist - tol
+    assert rho_upper_bound(K, d + 3) >= rho - tol
+    best = best_known_softmax_code_value(K, d)
+    assert best is not None
+    assert best[0] >= rho - tol
+
+
+@pytest.mark.parametrize(
+    ("name", "d", "K", "max_cosine"),
+    [
+        ("icosahedron", 3, 12, 1 / S5),
+        ("clebsch_5_16", 5, 16, 0.2),
+        ("schlaefli_6_27", 6, 27, 0.25),
+        ("gosset_7_56", 7, 56, 1 / 3),
+        ("pentagon", 2, 5, math.cos(2 * math.pi / 5)),
+        ("hexagon", 2, 6, 0.5),
+        ("tetrahedron", 3, 4, -1 / 3),
+        ("octahedron", 3, 6, 0.0),
+    ],
+)
+def test_levenshtein_is_tight_on_sharp_codes(name: str, d: int, K: int, max_cosine: float) -> None:
+    assert levenshtein_max_cosine_bound(K, d) == pytest.approx(max_cosine, abs=1e-13)
+    assert levenshtein_bound(K, d) == pytest.approx(math.sqrt(2 - 2 * max_cosine), abs=1e-12)
+    if name in KNOWN_CONFIGURATIONS:
+        assert min_distance_upper_bound(K, d) == pytest.approx(
+            KNOWN_CONFIGURATIONS[name].min_distance, abs=1e-12
+        )
+
+
+def test_levenshtein_pieces_hand_values() -> None:
+    # L1 = 1 - 1/s: at s = -1/2 (n = 3): 3.
+    assert levenshtein_function(3, -0.5) == pytest.approx(3.0, abs=1e-14)
+    # L2 = 2n(1 - s)/(1 - n s): n = 3, s = -0.1 -> 6 * 1.1 / 1.3.
+    assert levenshtein_function(3, -0.1) == pytest.approx(6.6 / 1.3, abs=1e-14)
+    # L3 = n(1 - s)(2 + (n + 1)s)/(1 - n s^2): n = 3, s = 0.1 -> 3 * 0.9 * 2.4 / 0.97.
+    assert levenshtein_function(3, 0.1) == pytest.approx(6.48 / 0.97, abs=1e-13)
+    # L4 = 2n(1 - s)(1 + (n + 2)s)/(1 + 2s - (n + 2)s^2): n = 3, s = 0.4 -> 6*0.6*3/(1.8 - 0.8).
+    assert levenshtein_function(3, 0.4) == pytest.approx(10.8, abs=1e-13)
+    # n = 10, s = 0.25 (L4 piece, since (sqrt13 - 1)/12 = 0.217): 20 * 0.75 * 4 / (1.5 - 0.75).
+    assert levenshtein_function(10, 0.25) == pytest.approx(80.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 10, 50])
+def test_levenshtein_breakpoints_continuous_and_increasing(n: int) -> None:
+    r3 = (math.sqrt(n + 3) - 1) / (n + 2)
+    top = 1 / math.sqrt(n + 2)
+    assert levenshtein_function(n, -1.0) == pytest.approx(2.0)
+    assert levenshtein_function(n, -1 / n) == pytest.approx(n + 1.0)  # simplex
+    assert levenshtein_function(n, 0.0) == pytest.approx(2.0 * n)  # cross-polytope
+    assert levenshtein_function(n, top) == pytest.approx(n * (n + 1.0), rel=1e-12)
+    for b in (-1 / n, 0.0, r3):
+        left = levenshtein_function(n, b - 1e-9)
+        right = levenshtein_function(n, b + 1e-9)
+        assert abs(left - right) < 1e-6 * max(1.0, abs(left))
+    s = np.linspace(-1.0, top, 2001)
+    values = np.array([levenshtein_function(n, float(x)) for x in s])
+    assert np.all(np.diff(values) > 0)
+
+
+def test_levenshtein_saturates_beyond_last_piece() -> None:
+    n = 8  # L4 ends at s = 1/sqrt(10) with L = n(n + 1) = 72
+    assert levenshtein_max_cosine_bound(72, n) == pytest.approx(1 / math.sqrt(10), abs=1e-13)
+    assert levenshtein_max_cosine_bound(240, n) == 1 / math.sqrt(10)
+    # Still valid for E8 (max cosine 1/2 > 1/sqrt 10).
+    assert levenshtein_bound(240, n) >= KNOWN_CONFIGURATIONS["e8_roots"].min_distance
+
+
+def test_fejes_toth_exact_cases_and_tammes_optima() -> None:
+    exact = {3: math.sqrt(3), 4: math.sqrt(8 / 3), 6: math.sqrt(2), 12: math.sqrt(2 - 2 / S5)}
+    for K, value in exact.items():
+        assert fejes_toth_bound(K) == pytest.approx(value, abs=1e-12)
+    # Known Tammes optima on S^2 (max cosines from the literature; N = 13 Musin-Tarasov 2012,
+    # N = 24 Robinson 1961, the snub cube).
+    for K, c in ((13, 0.5426364868), (24, 0.7230784683)):
+        dist = math.sqrt(2 - 2 * c)
+        assert fejes_toth_bound(K) >= dist
+        assert min_distance_upper_bound(K, 3) >= dist
+        # ... and not vacuous: within 10 % of the optimum (6.0 % for N = 13, 2.2 % for N = 24).
+        assert fejes_toth_bound(K) < 1.1 * dist
+
+
+def test_exact_values() -> None:
+    for K in range(2, 30):
+        assert min_distance_upper_bound(K, 2) == pytest.approx(2 * math.sin(math.pi / K))
+        assert rho_upper_bound(K, 2) == pytest.approx(1 - math.cos(2 * math.pi / K))
+        assert known_softmax_code_value(K, 2) == pytest.approx(1 - math.cos(2 * math.pi / K))
+    for d in range(3, 12):
+        for K in range(2, d + 2):
+            assert min_distance_upper_bound(K, d) == pytest.approx(math.sqrt(2 * K / (K - 1)))
+            assert rho_upper_bound(K, d) == K / (K - 1)
+            assert known_softmax_code_value(K, d) == K / (K - 1)
+            assert best_known_softmax_code_value(K, d) == (K / (K - 1), "proven: simplex ETF")
+        for K in range(d + 2, 2 * d + 1):
+            assert min_distance_upper_bound(K, d) == pytest.approx(math.sqrt(2))
+            # rho* = 1 is only observed numerically there: not claimed as a bound.
+            assert rho_upper_bound(K, d) == pytest.approx(min(math.sqrt(2), K / (K - 1)))
+            assert rho_upper_bound(K, d) > 1.0
+            assert known_softmax_code_value(K, d) is None
+            value, label = best_known_softmax_code_value(K, d)  # type: ignore[misc]
+            assert value == 1.0
+            assert "cross-polytope" in label
+
+
+def test_degenerate_dimension_one() -> None:
+    assert min_distance_upper_bound(2, 1) == 2.0
+    assert rho_upper_bound(2, 1) == 2.0
+    for K in (3, 4, 10):
+        assert min_distance_upper_bound(K, 1) == 0.0
+        assert rho_upper_bound(K, 1) == 0.0
+        assert known_softmax_code_value(K, 1) == 0.0
+    assert bound_report(5, 1).levenshtein is None
+
+
+def test_best_known_values() -> None:
+    assert best_known_softmax_code_value(12, 3) == (
+        pytest.approx(1 - 1 / S5),
+        "known configuration icosahedron (optimality observed numerically)",
+    )
+    value, label = best_known_softmax_code_value(12, 5)  # type: ignore[misc]
+    assert value == pytest.approx(1 - 1 / S5)
+    assert "embedded from R^3" in label
+    assert best_known_softmax_code_value(120, 4)[0] == pytest.approx((3 - S5) / 4)  # type: ignore[index]
+    assert best_known_softmax_code_value(13, 3) is None
+    assert known_softmax_code_value(12, 3) is None
+
+
+def test_individual_bounds() -> None:
+    assert simplex_bound(2) == 2.0
+    assert orthoplex_bound(4, 3) is None
+    assert orthoplex_bound(5, 3) == math.sqrt(2)
+    r = bound_report(100, 10)
+    values = [v for v in (r.simplex, r.orthoplex, r.levenshtein, r.fejes_toth, r.exact) if v]
+    assert r.min_distance == min(values)
+    assert r.best == "levenshtein"
+    assert r.rho == pytest.approx(min(r.min_distance, 100 / 99))
+
+
+def test_monotone_grid() -> None:
+    dims, Ks = range(1, 14), range(2, 90)
+    T = np.array([[min_distance_upper_bound(K, d) for K in Ks] for d in dims])
+    R = np.array([[rho_upper_bound(K, d) for K in Ks] for d in dims])
+    for M in (T, R):
+        assert np.all(np.diff(M, axis=1) <= 1e-12)  # non-increasing in K
+        assert np.all(np.diff(M, axis=0) >= -1e-12)  # non-decreasing in d
+    assert np.all(R <= T + 1e-12)
+
+
+@given(K=st.integers(2, 5000), d=st.integers(2, 600))
+def test_bounds_properties(K: int, d: int) -> None:
+    t = min_distance_upper_bound(K, d)
+    r = rho_upper_bound(K, d)
+    assert 0.0 < r <= t + 1e-12 <= 2.0 + 1e-12
+    assert min_distance_upper_bound(K + 1, d) <= t + 1e-12
+    assert min_distance_upper_bound(K, d + 1) >= t - 1e-12
+    # The bound never falls below the value of a construction: T >= 2 sin(pi / K) (a K-gon).
+    assert t >= 2 * math.sin(math.pi / K) - 1e-12
+
+
+def test_validation() -> None:
+    with pytest.raises(ValueError, match="num_classes"):
+        rho_upper_bound(1, 3)
+    with pytest.raises(ValueError, match="dim"):
+        min_distance_upper_bound(3, 0)
+    with pytest.raises(TypeError, match="num_classes"):
+        rho_upper_bound(2.0, 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`s` in \[-1"):
+        levenshtein_function(3, 0.5)
+    with pytest.raises(ValueError, match="num_classes"):
+        fejes_toth_bound(2)
