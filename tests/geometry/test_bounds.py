@@ -16,6 +16,7 @@ from gnc.geometry.bounds import (
     fejes_toth_bound,
     known_softmax_code_value,
     levenshtein_bound,
+    levenshtein_breakpoints,
     levenshtein_function,
     levenshtein_max_cosine_bound,
     min_distance_upper_bound,
@@ -86,10 +87,15 @@ def test_bounds_hold_on_known_configurations(name: str, W: torch.Tensor, rho: fl
         ("hexagon", 2, 6, 0.5),
         ("tetrahedron", 3, 4, -1 / 3),
         ("octahedron", 3, 6, 0.0),
+        ("heptagon", 2, 7, math.cos(2 * math.pi / 7)),
+        ("13-gon", 2, 13, math.cos(2 * math.pi / 13)),
+        ("e8_roots", 8, 240, 0.5),  # piece L_7
+        ("leech", 24, 196560, 0.5),  # kissing configuration of the Leech lattice, piece L_11
     ],
 )
 def test_levenshtein_is_tight_on_sharp_codes(name: str, d: int, K: int, max_cosine: float) -> None:
-    assert levenshtein_max_cosine_bound(K, d) == pytest.approx(max_cosine, abs=1e-13)
+    assert levenshtein_max_cosine_bound(K, d) == pytest.approx(max_cosine, abs=1e-12)
+    assert levenshtein_max_cosine_bound(K, d) <= max_cosine + 1e-14  # errs on the safe side
     assert levenshtein_bound(K, d) == pytest.approx(math.sqrt(2 - 2 * max_cosine), abs=1e-12)
     if name in KNOWN_CONFIGURATIONS:
         assert min_distance_upper_bound(K, d) == pytest.approx(
@@ -110,29 +116,68 @@ def test_levenshtein_pieces_hand_values() -> None:
     assert levenshtein_function(10, 0.25) == pytest.approx(80.0, abs=1e-12)
 
 
+def _paper_pieces(n: int, s: float) -> float:
+    """PAPER.md section 8's closed forms L_1..L_4, written out independently of gnc."""
+    if s <= -1 / n:
+        return 1 - 1 / s
+    if s <= 0:
+        return 2 * n * (1 - s) / (1 - n * s)
+    if s <= (math.sqrt(n + 3) - 1) / (n + 2):
+        return n * (1 - s) * (2 + (n + 1) * s) / (1 - n * s * s)
+    return 2 * n * (1 - s) * (1 + (n + 2) * s) / (1 + 2 * s - (n + 2) * s * s)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 10, 50, 512])
+def test_general_levenshtein_matches_paper_pieces(n: int) -> None:
+    b = levenshtein_breakpoints(n, 4)
+    expected = (-1.0, -1 / n, 0.0, (math.sqrt(n + 3) - 1) / (n + 2), 1 / math.sqrt(n + 2))
+    np.testing.assert_allclose(b, expected, atol=1e-13)
+    for s in np.linspace(-1.0, 1 / math.sqrt(n + 2), 301):
+        assert levenshtein_function(n, float(s)) == pytest.approx(
+            _paper_pieces(n, float(s)), rel=1e-11
+        )
+    # The end of L_4 has the closed form n (n + 1).
+    assert levenshtein_function(n, 1 / math.sqrt(n + 2)) == pytest.approx(n * (n + 1.0), rel=1e-12)
+
+
 @pytest.mark.parametrize("n", [2, 3, 4, 7, 10, 50])
 def test_levenshtein_breakpoints_continuous_and_increasing(n: int) -> None:
-    r3 = (math.sqrt(n + 3) - 1) / (n + 2)
-    top = 1 / math.sqrt(n + 2)
+    b = levenshtein_breakpoints(n, 12)
+    assert np.all(np.diff(b) > 0)
     assert levenshtein_function(n, -1.0) == pytest.approx(2.0)
     assert levenshtein_function(n, -1 / n) == pytest.approx(n + 1.0)  # simplex
     assert levenshtein_function(n, 0.0) == pytest.approx(2.0 * n)  # cross-polytope
-    assert levenshtein_function(n, top) == pytest.approx(n * (n + 1.0), rel=1e-12)
-    for b in (-1 / n, 0.0, r3):
-        left = levenshtein_function(n, b - 1e-9)
-        right = levenshtein_function(n, b + 1e-9)
+    for x in b[1:-1]:
+        left = levenshtein_function(n, x - 1e-10)
+        right = levenshtein_function(n, x + 1e-10)
         assert abs(left - right) < 1e-6 * max(1.0, abs(left))
-    s = np.linspace(-1.0, top, 2001)
+    s = np.linspace(-1.0, b[-1], 3001)
     values = np.array([levenshtein_function(n, float(x)) for x in s])
     assert np.all(np.diff(values) > 0)
 
 
 def test_levenshtein_saturates_beyond_last_piece() -> None:
-    n = 8  # L4 ends at s = 1/sqrt(10) with L = n(n + 1) = 72
-    assert levenshtein_max_cosine_bound(72, n) == pytest.approx(1 / math.sqrt(10), abs=1e-13)
-    assert levenshtein_max_cosine_bound(240, n) == 1 / math.sqrt(10)
-    # Still valid for E8 (max cosine 1/2 > 1/sqrt 10).
-    assert levenshtein_bound(240, n) >= KNOWN_CONFIGURATIONS["e8_roots"].min_distance
+    n = 8  # with pieces L_1..L_4 only, L ends at s = 1/sqrt(10) with L = n(n + 1) = 72
+    top = 1 / math.sqrt(10)
+    assert levenshtein_max_cosine_bound(72, n, max_degree=2) == pytest.approx(top, abs=1e-13)
+    assert levenshtein_max_cosine_bound(240, n, max_degree=2) == pytest.approx(top, abs=1e-15)
+    assert levenshtein_max_cosine_bound(240, n) == pytest.approx(0.5, abs=1e-12)
+    # Saturated values stay valid for E8 (max cosine 1/2 > 1/sqrt 10).
+    assert levenshtein_bound(240, n) >= KNOWN_CONFIGURATIONS["e8_roots"].min_distance - 1e-12
+    with pytest.raises(ValueError, match="`s` in"):
+        levenshtein_function(n, 0.5, max_degree=2)
+
+
+def test_levenshtein_valid_on_600_cell_and_random_codes() -> None:
+    cell = KNOWN_CONFIGURATIONS["cell600"]
+    assert levenshtein_max_cosine_bound(120, 4) <= cell.max_cosine
+    rng = np.random.default_rng(0)
+    for K, d in [(50, 3), (200, 5), (1000, 10)]:
+        W = rng.standard_normal((K, d))
+        W /= np.linalg.norm(W, axis=1, keepdims=True)
+        G = W @ W.T
+        np.fill_diagonal(G, -np.inf)
+        assert levenshtein_max_cosine_bound(K, d) <= G.max()
 
 
 def test_fejes_toth_exact_cases_and_tammes_optima() -> None:
@@ -234,6 +279,6 @@ def test_validation() -> None:
     with pytest.raises(TypeError, match="num_classes"):
         rho_upper_bound(2.0, 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`s` in \[-1"):
-        levenshtein_function(3, 0.5)
+        levenshtein_function(3, 1.5, max_degree=3)
     with pytest.raises(ValueError, match="num_classes"):
         fejes_toth_bound(2)

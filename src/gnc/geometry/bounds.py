@@ -23,16 +23,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scipy.special import eval_jacobi, roots_jacobi
+
 from gnc._checks import check_int
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
 
 __all__ = [
+    "MAX_LEVENSHTEIN_DEGREE",
     "BoundReport",
     "best_known_softmax_code_value",
     "bound_report",
     "fejes_toth_bound",
     "known_softmax_code_value",
     "levenshtein_bound",
+    "levenshtein_breakpoints",
     "levenshtein_function",
     "levenshtein_max_cosine_bound",
     "min_distance_upper_bound",
@@ -90,65 +94,126 @@ def orthoplex_bound(num_classes: int, dim: int) -> float | None:
     return math.sqrt(2.0) if d + 2 <= K else None
 
 
-def _levenshtein_breaks(n: int) -> tuple[float, float, float, float]:
-    return -1.0 / n, 0.0, (math.sqrt(n + 3.0) - 1.0) / (n + 2.0), 1.0 / math.sqrt(n + 2.0)
+MAX_LEVENSHTEIN_DEGREE = 400
+"""Largest half-degree ``k`` of the Levenshtein pieces used (pieces ``L_1 .. L_{2k}``)."""
+
+_BREAKS: dict[int, list[float]] = {}
 
 
-def levenshtein_function(dim: int, s: float) -> float:
-    """Levenshtein's function ``L(n, s)`` (pieces ``L_1..L_4``) for ``n = dim >= 2``.
+def _breakpoints(n: int, upto: float, max_pieces: int) -> list[float]:
+    """Breakpoints ``b_0 = -1 < b_1 < b_2 < ...`` of Levenshtein's pieces in dimension ``n``.
 
-    A code on ``S^{n-1}`` with max cosine ``s <= 1/sqrt(n+2)`` has at most ``L(n, s)`` points:
+    Piece ``L_m`` lives on ``[b_{m-1}, b_m]`` with ``b_{2k-1} = t_k^{1,0}`` and
+    ``b_{2k} = t_k^{1,1}``, the largest zeros of the Jacobi polynomials
+    ``P_k^{(a+1, a)}`` and ``P_k^{(a+1, a+1)}``, ``a = (n - 3)/2``. Extended lazily (cached) until
+    the last one reaches ``upto`` or ``max_pieces`` pieces exist.
+    """
+    b = _BREAKS.setdefault(n, [-1.0])
+    a = (n - 3) / 2.0
+    while len(b) <= max_pieces and (len(b) < 2 or b[-1] < upto):
+        m = len(b)
+        k = (m + 1) // 2
+        beta = a if m % 2 else a + 1.0
+        b.append(float(roots_jacobi(k, a + 1.0, beta)[0].max()))
+    return b
 
-    - ``L_1 = 1 - 1/s`` on ``[-1, -1/n]``;
-    - ``L_2 = 2n(1 - s) / (1 - n s)`` on ``[-1/n, 0]``;
-    - ``L_3 = n(1 - s)(2 + (n + 1) s) / (1 - n s^2)`` on ``[0, (sqrt(n + 3) - 1) / (n + 2)]``;
-    - ``L_4 = 2n(1 - s)(1 + (n + 2) s) / (1 + 2 s - (n + 2) s^2)`` on
-      ``[(sqrt(n + 3) - 1) / (n + 2), 1 / sqrt(n + 2)]``.
 
-    The pieces join continuously and ``L`` increases from ``L(-1) = 2``.
+def _gegenbauer(k: int, n: int, s: float) -> float:
+    """Gegenbauer polynomial of degree ``k`` for ``S^{n-1}``, normalized to ``P_k(1) = 1``."""
+    a = (n - 3) / 2.0
+    return float(eval_jacobi(k, a, a, s) / eval_jacobi(k, a, a, 1.0))
+
+
+def _levenshtein_piece(m: int, n: int, s: float) -> float:
+    """``L_m(n, s)`` (Levenshtein 1992), with ``P_k`` the normalized Gegenbauer polynomials."""
+    if m % 2:
+        k = (m + 1) // 2
+        p0, p1 = _gegenbauer(k - 1, n, s), _gegenbauer(k, n, s)
+        return math.comb(k + n - 3, k - 1) * (
+            (2 * k + n - 3) / (n - 1) - (p0 - p1) / ((1 - s) * p1)
+        )
+    k = m // 2
+    p0, p1 = _gegenbauer(k, n, s), _gegenbauer(k + 1, n, s)
+    ratio = (1 + s) * (p0 - p1) / ((1 - s) * (p0 + p1))
+    return math.comb(k + n - 2, k) * ((2 * k + n - 1) / (n - 1) - ratio)
+
+
+def levenshtein_function(dim: int, s: float, *, max_degree: int = MAX_LEVENSHTEIN_DEGREE) -> float:
+    """Levenshtein's function ``L(n, s)`` for ``n = dim >= 2``.
+
+    A code on ``S^{n-1}`` with max cosine ``s`` has at most ``L(n, s)`` points (Levenshtein 1992).
+
+    ``L = L_m`` on ``[b_{m-1}, b_m]`` (see :func:`levenshtein_breakpoints`), with
+    ``L_{2k-1} = C(k+n-3, k-1) [(2k+n-3)/(n-1) - (P_{k-1} - P_k)/((1-s) P_k)]`` and
+    ``L_{2k} = C(k+n-2, k) [(2k+n-1)/(n-1) - (1+s)(P_k - P_{k+1})/((1-s)(P_k + P_{k+1}))]``,
+    ``P_k`` the Gegenbauer polynomials of ``S^{n-1}`` normalized by ``P_k(1) = 1``. The first four
+    pieces are PAPER.md section 8's ``L_1 = 1 - 1/s``, ``L_2 = 2n(1-s)/(1-ns)``,
+    ``L_3 = n(1-s)(2+(n+1)s)/(1-ns^2)``, ``L_4 = 2n(1-s)(1+(n+2)s)/(1+2s-(n+2)s^2)``. The
+    pieces join continuously and ``L`` increases from ``L(-1) = 2``.
 
     Args:
         dim: Dimension ``n >= 2``.
-        s: Cosine in ``[-1, 1/sqrt(n + 2)]``.
+        s: Cosine in ``[-1, b_{2 max_degree}]`` (the end of the last piece used).
+        max_degree: Largest half-degree ``k`` of the pieces (pieces ``L_1 .. L_{2k}``).
 
     Returns:
         ``L(n, s)``.
 
     Raises:
-        ValueError: If ``s`` is outside the domain of the four pieces.
+        ValueError: If ``s`` is outside the domain of the pieces used.
 
     Example:
         >>> round(levenshtein_function(3, 1 / 5**0.5), 9)  # icosahedron
         12.0
+        >>> round(levenshtein_function(8, 0.5), 6)  # E8 roots (piece L_7)
+        240.0
     """
     n = check_int("dim", dim, minimum=2)
-    b1, b2, b3, b4 = _levenshtein_breaks(n)
-    if not (-1.0 <= s <= b4):
-        raise ValueError(f"Expected `s` in [-1, 1/sqrt(dim + 2)] = [-1, {b4}], but got {s}.")
-    if s <= b1:
-        return 1.0 - 1.0 / s
-    if s <= b2:
-        return 2.0 * n * (1.0 - s) / (1.0 - n * s)
-    if s <= b3:
-        return n * (1.0 - s) * (2.0 + (n + 1.0) * s) / (1.0 - n * s * s)
-    return 2.0 * n * (1.0 - s) * (1.0 + (n + 2.0) * s) / (1.0 + 2.0 * s - (n + 2.0) * s * s)
+    kmax = check_int("max_degree", max_degree, minimum=2)
+    s = float(s)
+    b = _breakpoints(n, s, 2 * kmax)
+    end = b[min(len(b) - 1, 2 * kmax)]
+    if not (-1.0 <= s <= end):
+        raise ValueError(
+            f"Expected `s` in [-1, {end}] (Levenshtein pieces up to degree {kmax} for dim={n}), "
+            f"but got {s}."
+        )
+    m = next(i for i in range(1, len(b)) if s <= b[i])
+    return _levenshtein_piece(m, n, s)
 
 
-def levenshtein_max_cosine_bound(num_classes: int, dim: int) -> float:
+def levenshtein_breakpoints(dim: int, num_pieces: int) -> tuple[float, ...]:
+    """The first ``num_pieces + 1`` breakpoints ``-1 = b_0 < b_1 < ...`` of Levenshtein's function.
+
+    ``b_1 = -1/n``, ``b_2 = 0``, ``b_3 = (sqrt(n+3) - 1)/(n+2)``, ``b_4 = 1/sqrt(n+2)``, ...
+
+    Example:
+        >>> [round(x, 12) for x in levenshtein_breakpoints(7, 4)]
+        [-1.0, -0.142857142857, 0.0, 0.240253073352, 0.333333333333]
+    """
+    n = check_int("dim", dim, minimum=2)
+    m = check_int("num_pieces", num_pieces, minimum=1)
+    return tuple(_breakpoints(n, 2.0, m)[: m + 1])
+
+
+def levenshtein_max_cosine_bound(
+    num_classes: int, dim: int, *, max_degree: int = MAX_LEVENSHTEIN_DEGREE
+) -> float:
     """Lower bound ``s*`` on the max cosine of ``K`` unit vectors in ``R^n`` (``n = dim >= 2``).
 
-    ``s*`` is the smallest ``s`` with ``L(n, s) >= K`` (bisection to ``1e-15``; the returned value
-    is the bisection's lower end, where ``L < K``, so it errs on the safe side). When ``K`` exceeds
-    ``L(n, 1/sqrt(n + 2))`` (the end of piece ``L_4``) the max cosine must exceed
-    ``1/sqrt(n + 2)`` and that value is returned: the bound saturates there (higher pieces
-    ``L_5, L_6, ...`` would be needed to improve it).
+    ``s*`` is the smallest ``s`` with ``L(n, s) >= K`` (bisection to ``1e-15`` inside the piece
+    where ``L`` crosses ``K``; the returned value is the bisection's lower end, where ``L < K``, so
+    it errs on the safe side). When ``K`` exceeds ``L`` at the end of the last piece used
+    (half-degree ``max_degree``), the max cosine must exceed that end point, which is returned:
+    the bound saturates there.
 
     Args:
         num_classes: Number of points ``K >= 2``.
         dim: Dimension ``n >= 2``.
+        max_degree: Largest half-degree of the pieces used.
 
     Returns:
-        ``s*`` in ``[-1, 1/sqrt(n + 2)]``.
+        ``s*`` in ``[-1, 1)``.
 
     Example:
         >>> round(levenshtein_max_cosine_bound(27, 6), 12)  # Schlaefli code, max cosine 1/4
@@ -156,17 +221,23 @@ def levenshtein_max_cosine_bound(num_classes: int, dim: int) -> float:
     """
     K = _check_classes(num_classes)
     n = check_int("dim", dim, minimum=2)
-    top = _levenshtein_breaks(n)[3]
-    if levenshtein_function(n, -1.0) >= K:
+    kmax = check_int("max_degree", max_degree, minimum=2)
+    if K <= 2:
         return -1.0
-    if levenshtein_function(n, top) < K:
-        return top
-    lo, hi = -1.0, top
+    m = 1
+    while True:
+        b = _breakpoints(n, 2.0, m)
+        if _levenshtein_piece(m, n, b[m]) >= K:
+            break
+        if m >= 2 * kmax:
+            return b[m]
+        m += 1
+    lo, hi = b[m - 1], b[m]
     while hi - lo > 1e-15:
         mid = 0.5 * (lo + hi)
         if mid in (lo, hi):
             break
-        if levenshtein_function(n, mid) >= K:
+        if _levenshtein_piece(m, n, mid) >= K:
             hi = mid
         else:
             lo = mid
