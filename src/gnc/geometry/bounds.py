@@ -7,8 +7,9 @@ max cosine therefore gives an upper bound on both (PAPER.md section 8):
 
 - simplex bound: ``s >= -1/(K-1)`` (any ``d``), exact for ``K <= d + 1``;
 - orthoplex (Rankin) bound: ``s >= 0`` when ``K >= d + 2``, exact for ``d + 2 <= K <= 2d``;
-- Levenshtein bound (pieces ``L_1..L_4``, ``n = d``), exact for the sharp codes (icosahedron,
-  ``(5, 16)``, ``(6, 27)``, ``(7, 56)``, regular pentagon and hexagon);
+- Levenshtein bound (all pieces ``L_m``, ``n = d``; ``L_1..L_4`` are written out in PAPER.md
+  section 8), exact for the regular polygons and the sharp codes (simplex, cross-polytope,
+  icosahedron, ``(5, 16)``, ``(6, 27)``, ``(7, 56)``, ``E8`` roots, Leech lattice minimal vectors);
 - Fejes Toth bound for ``d = 3``, exact for ``K in {3, 4, 6, 12}``.
 
 The softmax-code value is also at most ``K / (K - 1)``: ``D_k`` only depends on the points, and
@@ -436,14 +437,10 @@ def rho_upper_bound(num_classes: int, dim: int) -> float:
         A float ``>= rho(W)`` for every configuration ``W`` of ``K`` unit vectors in ``R^d``.
 
     Note:
-        For ``K >> d`` this bound is weak (close to ``1``, while e.g. ``rho*(10, 100)`` is about
-        ``0.66``): no sharper general bound on ``rho*`` than ``T`` and ``K / (K - 1)`` is known to
-        us; Levenshtein's higher pieces ``L_5, L_6, ...`` would only sharpen ``T_ub``.
-
-    Note:
-        For ``K >> d`` this bound is weak (close to ``1``, while e.g. ``rho*(10, 100)`` is about
-        ``0.66``): no sharper general bound on ``rho*`` than ``T`` and ``K / (K - 1)`` is known to
-        us; Levenshtein's higher pieces ``L_5, L_6, ...`` would only sharpen ``T_ub``.
+        Between the proven cases this bound is loose: ``T_ub`` exceeds ``1`` until ``K`` is large
+        compared with ``d`` (e.g. ``(10, 100)``: ``T_ub = 1.201``, bound ``K/(K-1) = 1.0101``,
+        while codes with ``rho ~ 0.66`` are known), and ``rho* <= T`` itself is not tight. It
+        becomes informative (below ``1``) for large ``K / d``, e.g. ``(10, 1000)``: ``0.951``.
 
     Example:
         >>> round(rho_upper_bound(100, 10), 6)  # K / (K - 1) beats T_ub = 1.2013 here
