@@ -1,0 +1,1452 @@
+"""The paper's study end to end: a registry of report sections and their orchestration.
+
+Each section is a function ``(profile, section_dir, progress) -> SectionResult`` that composes
+the library (codes, geometry, UFM, training, pretrained heads) at the sizes of a
+:class:`Profile` and returns a frozen record with tables, figures (PNG files in
+``section_dir/figures``), the paper's numbers beside ours, and notices. :func:`reproduce` runs the
+selected sections, stores each finished one under ``out_dir/sections/<name>/`` (reused unless
+``force``), catches failures per section, and writes ``results.json``, ``figures/*.png`` and a
+self-contained ``report.html``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from gnc.io import atomic_write_bytes, atomic_write_text, dump_json
+from gnc.report import html as H
+
+__all__ = [
+    "PAPER",
+    "PROFILES",
+    "SECTIONS",
+    "FigureRef",
+    "Profile",
+    "ReproduceResult",
+    "SectionResult",
+    "SectionSkipped",
+    "Table",
+    "load_section",
+    "render_report",
+    "reproduce",
+    "section_names",
+]
+
+Status = Literal["ok", "skipped", "failed"]
+Progress = Callable[[str], None]
+
+#: The paper's numbers (PAPER.md sections 4 and 6).
+PAPER: dict[str, Any] = {
+    # "optimal" lines of the paper, keyed by (d, K)
+    "lines": {
+        (10, 100): 0.614,
+        (20, 100): 0.812,
+        (30, 100): 0.889,
+        (10, 200): 0.505,
+        (20, 200): 0.721,
+        (30, 200): 0.805,
+        (512, 1000): 0.915,
+        (512, 10000): 0.797,
+    },
+    # CIFAR-100, d = 10, ResNet18, final GNC2 / test accuracy (%) by tau
+    "cifar100_gnc2": {1.0: 0.007, 1 / 5: 0.553, 1 / 6: 0.582, 1 / 7: 0.591},
+    "cifar100_acc": {1.0: 42.0, 1 / 5: 74.0, 1 / 6: 73.9, 1 / 7: 74.1},
+    # CIFAR-100, d = 10, tau = 1/10, ResNet18: learnable / CMF 0.1 / CMF 0.9 test accuracy (%)
+    "heads_acc": {"learnable": 70.8, "cmf 0.1": 72.7, "cmf 0.9": 72.2},
+    # pretrained ImageNet heads (K = 1000, d = 512), GNC2
+    "imagenet_heads": {"ResNet18": 0.443, "ResNet34": 0.490, "line": 0.915},
+    "icosahedron": 1 - 1 / math.sqrt(5),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table of a section: caption, column headers and rows of JSON-able cells."""
+
+    caption: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureRef:
+    """A figure of a section: ``file`` is relative to the section folder."""
+
+    name: str
+    caption: str
+    file: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SectionResult:
+    """What one section produced.
+
+    Attributes:
+        name: Registry key (folder name).
+        title: Heading in the report.
+        status: ``"ok"``, ``"skipped"`` (missing data or package) or ``"failed"`` (exception).
+        summary: One paragraph of what the section shows.
+        tables: Its tables.
+        figures: Its figures (PNG files under the section folder).
+        comparisons: ``(quantity, paper, ours, note)`` rows: the paper's numbers beside ours.
+        notices: Messages shown highlighted (skips, missing packages, errors, caveats).
+        profile: Profile name it ran under.
+        seconds: Wall time.
+        data: Extra JSON-able numbers for ``results.json``.
+    """
+
+    name: str
+    title: str
+    status: Status
+    summary: str = ""
+    tables: tuple[Table, ...] = ()
+    figures: tuple[FigureRef, ...] = ()
+    comparisons: tuple[tuple[Any, ...], ...] = ()
+    notices: tuple[str, ...] = ()
+    profile: str = ""
+    seconds: float = 0.0
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class SectionSkipped(Exception):
+    """Raised by a section whose data source or optional package is missing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Sizes of every section (``quick``: CPU minutes; ``paper``: the paper's sizes on a GPU)."""
+
+    name: str
+    device: str = "cpu"
+    data_root: str = "data"
+    fashion_mnist_dir: str = "/usr/share/datasets/fashion-mnist"
+    # 1. codes
+    polygon_sizes: tuple[int, ...] = (3, 4, 5, 6, 8, 12)
+    simplex_dims: tuple[int, ...] = (2, 3, 5, 10)
+    cross_dims: tuple[int, ...] = (2, 3, 5, 10)
+    known_configs: tuple[str, ...] = ()
+    paper_lines: tuple[tuple[int, int], ...] = ((10, 100), (512, 1000))
+    code_time_limit: float = 20.0
+    code_restarts: int = 2
+    # 2. softmax vs Tammes (d = 3)
+    tammes_sizes: tuple[int, ...] = (4, 5, 6, 7, 8, 12)
+    tammes_time_limit: float = 3.0
+    # 3. UFM sweep
+    ufm_classes: int = 12
+    ufm_dim: int = 3
+    ufm_taus: tuple[float, ...] = (1.0, 1 / 3, 1 / 5, 1 / 7, 1 / 10, 1 / 20, 1 / 50)
+    ufm_samples: int = 2
+    ufm_steps: int = 1500
+    # 4./5. training
+    train_dataset: str = "cjk"
+    train_classes: int = 100
+    train_dim: int = 10
+    train_model: str = "small_cnn"
+    train_width: int = 16
+    train_augmentations: int = 2
+    train_epochs: int = 10
+    train_taus: tuple[float, ...] = (1.0, 1 / 5, 1 / 7)
+    train_batch: int = 128
+    train_lr: float = 0.1
+    heads_tau: float = 0.1
+    heads_epochs: int = 8
+    cmf_betas: tuple[float, ...] = (0.1, 0.9)
+    reference_code: bool = True
+    # 6. assignment
+    assign_classes: tuple[int, ...] = (0, 6, 7, 9)
+    assign_seeds: tuple[int, ...] = (0, 1, 2)
+    assign_per_class: int = 1000
+    assign_epochs: int = 3
+    assign_tau: float = 0.1
+    # 7. pretrained heads
+    head_sources: tuple[str, ...] = ("ocr", "whisper", "smollm2")
+    head_sample_classes: int = 64
+    head_time_limit: float = 30.0
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        known_configs=("icosahedron", "cell24", "clebsch_5_16", "schlaefli_6_27", "gosset_7_56"),
+    ),
+    "paper": Profile(
+        name="paper",
+        device="auto",
+        known_configs=(
+            "icosahedron",
+            "cell24",
+            "cell600",
+            "clebsch_5_16",
+            "schlaefli_6_27",
+            "gosset_7_56",
+            "e8_roots",
+        ),
+        paper_lines=tuple(PAPER["lines"]),
+        code_time_limit=600.0,
+        code_restarts=8,
+        tammes_sizes=(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 20, 24),
+        tammes_time_limit=30.0,
+        ufm_classes=100,
+        ufm_dim=10,
+        ufm_samples=5,
+        ufm_steps=20000,
+        train_dataset="cifar100",
+        train_classes=100,
+        train_model="resnet18",
+        train_width=64,
+        train_epochs=200,
+        train_taus=(1.0, 1 / 5, 1 / 6, 1 / 7),
+        train_batch=250,
+        heads_epochs=200,
+        assign_seeds=(0, 1, 2, 3, 4, 5, 6, 7),
+        assign_per_class=6000,
+        assign_epochs=20,
+        head_sample_classes=1024,
+        head_time_limit=600.0,
+    ),
+    # test-sized (seconds); not offered by the CLI
+    "tiny": Profile(
+        name="tiny",
+        polygon_sizes=(3, 5),
+        simplex_dims=(3,),
+        cross_dims=(3,),
+        known_configs=("icosahedron",),
+        paper_lines=((2, 6),),
+        code_time_limit=2.0,
+        code_restarts=1,
+        tammes_sizes=(4, 6),
+        tammes_time_limit=1.0,
+        ufm_classes=4,
+        ufm_dim=2,
+        ufm_taus=(1.0, 0.2),
+        ufm_samples=1,
+        ufm_steps=200,
+        train_dataset="synthetic",
+        train_classes=6,
+        train_dim=3,
+        train_model="mlp",
+        train_epochs=2,
+        train_taus=(1.0, 0.2),
+        heads_epochs=2,
+        cmf_betas=(0.5,),
+        reference_code=False,
+        assign_seeds=(0,),
+        assign_per_class=40,
+        assign_epochs=1,
+        head_sources=(),
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by the sections
+# --------------------------------------------------------------------------------------------
+
+
+def _device(profile: Profile) -> torch.device:
+    if profile.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(profile.device)
+
+
+def _save_figure(section_dir: Path, name: str, fig: Any, caption: str) -> FigureRef:
+    from gnc.report.plots_codes import figure_png
+
+    rel = f"figures/{name}.png"
+    path = section_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, figure_png(fig))
+    return FigureRef(name=name, caption=caption, file=rel)
+
+
+def _table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    return Table(caption, tuple(headers), tuple(tuple(r) for r in rows))
+
+
+def _tau_label(tau: float) -> str:
+    inv = 1.0 / tau
+    return (
+        "1"
+        if abs(tau - 1.0) < 1e-12
+        else (f"1/{round(inv)}" if abs(inv - round(inv)) < 1e-9 else f"{tau:g}")
+    )
+
+
+def _exact_rho(W: torch.Tensor) -> tuple[float, bool]:
+    from gnc.geometry import one_vs_rest_distances
+
+    res = one_vs_rest_distances(W)
+    return float(res.rho), bool(res.certified)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. codes
+# --------------------------------------------------------------------------------------------
+
+
+def section_codes(profile: Profile, out: Path, progress: Progress) -> SectionResult:
+    """Closed forms, known optimal codes, the paper's "optimal" lines vs our codes and bounds."""
+    from gnc.codes import softmax_code
+    from gnc.geometry import (
+        cross_polytope,
+        known_configuration,
+        regular_polygon,
+        rho_upper_bound,
+        simplex_etf,
+    )
+
+    dev = _device(profile)
+    closed: list[dict[str, Any]] = []
+    progress("closed forms")
+    for K in profile.polygon_sizes:
+        rho, cert = _exact_rho(regular_polygon(K, device=dev))
+        closed.append(
+            {
+                "label": f"{K}-gon",
+                "d": 2,
+                "K": K,
+                "exact": rho,
+                "certified": cert,
+                "closed_form": 1 - math.cos(2 * math.pi / K),
+            }
+        )
+    for d in profile.simplex_dims:
+        K = d + 1
+        rho, cert = _exact_rho(simplex_etf(K, device=dev))
+        closed.append(
+            {
+                "label": f"simplex K={K}",
+                "d": d,
+                "K": K,
+                "exact": rho,
+                "certified": cert,
+                "closed_form": K / (K - 1),
+            }
+        )
+    for d in profile.cross_dims:
+        rho, cert = _exact_rho(cross_polytope(d, device=dev))
+        closed.append(
+            {
+                "label": f"cross-polytope d={d}",
+                "d": d,
+                "K": 2 * d,
+                "exact": rho,
+                "certified": cert,
+                "closed_form": 1.0,
+            }
+        )
+    for name in profile.known_configs:
+        progress(f"known {name}")
+        kc = known_configuration(name)
+        rho, cert = _exact_rho(kc.build(device=dev))
+        closed.append(
+            {
+                "label": name,
+                "d": kc.dim,
+                "K": kc.num_points,
+                "exact": rho,
+                "certified": cert,
+                "closed_form": kc.rho,
+            }
+        )
+    worst = max(abs(r["exact"] - r["closed_form"]) for r in closed)
+
+    lines: list[dict[str, Any]] = []
+    for d, K in profile.paper_lines:
+        progress(f"softmax_code d={d} K={K}")
+        res = softmax_code(
+            K, d, restarts=profile.code_restarts, time_limit=profile.code_time_limit, device=dev
+        )
+        lines.append(
+            {
+                "label": f"({d},{K})",
+                "d": d,
+                "K": K,
+                "paper": PAPER["lines"].get((d, K)),
+                "ours": res.rho,
+                "certified": res.certified,
+                "method": res.method,
+                "upper_bound": float(rho_upper_bound(K, d)),
+                "seconds": res.seconds,
+            }
+        )
+
+    from gnc.report.plots_codes import plot_closed_forms, plot_code_values
+
+    figs = [
+        _save_figure(
+            out,
+            "closed_forms",
+            plot_closed_forms(closed)[0],
+            "Exact certified rho of closed-form and known optimal codes against their "
+            "known values (all on the diagonal).",
+        ),
+        _save_figure(
+            out,
+            "code_values",
+            plot_code_values(lines)[0],
+            "The paper's numerically solved 'optimal' lines, our softmax codes "
+            "(gnc.codes.softmax_code) and the upper bound on rho*.",
+        ),
+    ]
+    comparisons = [
+        (
+            f"code value {r['label']}",
+            r["paper"],
+            r["ours"],
+            f"{r['method']}; upper bound {r['upper_bound']:.4g}",
+        )
+        for r in lines
+    ]
+    comparisons.append(
+        (
+            "icosahedron rho",
+            PAPER["icosahedron"],
+            next((r["exact"] for r in closed if r["label"] == "icosahedron"), None),
+            "exact certified",
+        )
+    )
+    return SectionResult(
+        name="codes",
+        title="1. Softmax codes: closed forms, known optima, the paper's lines",
+        status="ok",
+        summary=(
+            f"Exact rho of {len(closed)} closed-form / known codes matches the theory to "
+            f"{worst:.1e}. Our codes against the paper's 'optimal' lines: "
+            + ", ".join(f"{r['label']} {r['ours']:.4f} vs {r['paper']}" for r in lines)
+            + "."
+        ),
+        tables=(
+            _table(
+                "Closed forms and known optimal configurations",
+                ["code", "d", "K", "exact rho", "closed form", "|diff|", "certified"],
+                [
+                    [
+                        r["label"],
+                        r["d"],
+                        r["K"],
+                        r["exact"],
+                        r["closed_form"],
+                        abs(r["exact"] - r["closed_form"]),
+                        r["certified"],
+                    ]
+                    for r in closed
+                ],
+            ),
+            _table(
+                "The paper's 'optimal' lines vs our softmax codes",
+                ["(d,K)", "paper", "ours", "upper bound", "certified", "method", "seconds"],
+                [
+                    [
+                        r["label"],
+                        r["paper"],
+                        r["ours"],
+                        r["upper_bound"],
+                        r["certified"],
+                        r["method"],
+                        r["seconds"],
+                    ]
+                    for r in lines
+                ],
+            ),
+        ),
+        figures=tuple(figs),
+        comparisons=tuple(comparisons),
+        data={"closed_forms": closed, "lines": lines, "max_closed_form_error": worst},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 2. softmax vs Tammes
+# --------------------------------------------------------------------------------------------
+
+
+def section_tammes(profile: Profile, out: Path, progress: Progress) -> SectionResult:
+    """Softmax vs Tammes codes on S^2: is rho* = T^2/2? with pictures of the codes."""
+    from matplotlib.figure import Figure
+
+    from gnc.codes import softmax_code, tammes_code
+    from gnc.report.plots_codes import plot_softmax_vs_tammes, plot_sphere_code
+
+    dev = _device(profile)
+    rows: list[dict[str, Any]] = []
+    codes: dict[int, torch.Tensor] = {}
+    for K in profile.tammes_sizes:
+        progress(f"K={K}")
+        kw = {
+            "restarts": profile.code_restarts,
+            "time_limit": profile.tammes_time_limit,
+            "device": dev,
+        }
+        a = softmax_code(K, 3, **kw)  # type: ignore[arg-type]
+        b = tammes_code(K, 3, **kw)  # type: ignore[arg-type]
+        T = b.min_pairwise_distance
+        rows.append(
+            {
+                "K": K,
+                "softmax_rho": a.rho,
+                "tammes_rho": b.rho,
+                "T": T,
+                "T2_half": T * T / 2,
+                "softmax_1_minus_maxcos": 1 - a.max_cosine,
+                "upper_bound": a.upper_bound,
+                "equal": abs(a.rho - T * T / 2) <= 1e-6,
+            }
+        )
+        codes[K] = a.code.detach().cpu()
+    n_equal = sum(bool(r["equal"]) for r in rows)
+    shown = list(codes)[:6]
+    fig = Figure(figsize=(3.2 * len(shown), 3.4), layout="constrained")
+    for i, K in enumerate(shown):
+        ax = fig.add_subplot(1, len(shown), i + 1, projection="3d")
+        rho = next(r["softmax_rho"] for r in rows if r["K"] == K)
+        plot_sphere_code(codes[K], ax, title=f"softmax code K={K}, rho={rho:.4f}")
+    figs = [
+        _save_figure(
+            out,
+            "softmax_vs_tammes",
+            plot_softmax_vs_tammes(rows)[0],
+            "rho of the softmax and Tammes codes on S^2 with T^2/2 <= rho* <= T "
+            "(T = min distance of the Tammes code).",
+        ),
+        _save_figure(
+            out, "sphere_codes", fig, "Softmax codes in d = 3 (points, convex hull edges)."
+        ),
+    ]
+    ico = next((r for r in rows if r["K"] == 12), None)
+    comparisons: list[tuple[Any, ...]] = [
+        (
+            "rho* = T^2/2 (softmax = Tammes)?",
+            "open, no counterexample known",
+            f"{n_equal}/{len(rows)} sizes equal within 1e-6",
+            "d = 3, our numerical codes",
+        ),
+    ]
+    if ico is not None:
+        comparisons.append(
+            (
+                "icosahedron (3,12) rho",
+                PAPER["icosahedron"],
+                ico["softmax_rho"],
+                "softmax_code from random starts",
+            )
+        )
+    return SectionResult(
+        name="tammes",
+        title="2. Softmax code vs Tammes code (d = 3)",
+        status="ok",
+        summary=(
+            f"For {n_equal} of {len(rows)} sizes K on S^2 the softmax code's rho equals T^2/2 of "
+            "the Tammes code (within 1e-6), consistent with softmax codes solving the Tammes "
+            "problem."
+        ),
+        tables=(
+            _table(
+                "d = 3: softmax vs Tammes codes",
+                [
+                    "K",
+                    "rho softmax",
+                    "rho Tammes",
+                    "T",
+                    "T^2/2",
+                    "1 - max cos (softmax)",
+                    "upper bound",
+                    "rho = T^2/2",
+                ],
+                [
+                    [
+                        r["K"],
+                        r["softmax_rho"],
+                        r["tammes_rho"],
+                        r["T"],
+                        r["T2_half"],
+                        r["softmax_1_minus_maxcos"],
+                        r["upper_bound"],
+                        r["equal"],
+                    ]
+                    for r in rows
+                ],
+            ),
+        ),
+        figures=tuple(figs),
+        comparisons=tuple(comparisons),
+        data={"rows": rows},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 3. UFM temperature sweep
+# --------------------------------------------------------------------------------------------
+
+
+def section_ufm(profile: Profile, out: Path, progress: Progress) -> SectionResult:
+    """UFM solutions at decreasing temperature: rho(W) approaches the softmax-code value."""
+    from gnc.geometry import best_known_softmax_code_value
+    from gnc.report.plots_ufm import plot_rho_vs_tau
+    from gnc.ufm import temperature_sweep
+
+    K, d = profile.ufm_classes, profile.ufm_dim
+    known = best_known_softmax_code_value(K, d)
+    progress(f"K={K} d={d}")
+    res = temperature_sweep(
+        K,
+        d,
+        profile.ufm_taus,
+        samples_per_class=profile.ufm_samples,
+        max_steps=profile.ufm_steps,
+        code_value=None if known is None else known[0],
+        code_time_limit=profile.code_time_limit,
+        device=_device(profile),
+        generator=torch.Generator().manual_seed(0),
+    )
+    rows = [dataclasses.asdict(p) for p in res.points]
+    fig, _ = plot_rho_vs_tau(
+        rows, code_value=res.code_value, upper_bound=res.upper_bound, title=f"UFM K={K}, d={d}"
+    )
+    figs = [
+        _save_figure(
+            out,
+            "rho_vs_tau",
+            fig,
+            "rho(W) of the spherical-UFM solution against tau, with the "
+            "softmax-code value and the upper bound on rho*.",
+        )
+    ]
+    last = min(res.points, key=lambda p: p.tau)
+    ratio = last.ratio
+    return SectionResult(
+        name="ufm",
+        title="3. UFM temperature sweep",
+        status="ok",
+        summary=(
+            f"Spherical UFM with K={K}, d={d}, n={profile.ufm_samples}: at tau={last.tau:.3g} "
+            f"rho(W) = {last.gnc2:.4f}, {ratio:.3f} of the code value "
+            f"{res.code_value} ({res.code_source})."
+        ),
+        tables=(
+            _table(
+                f"Sweep K={K}, d={d}",
+                ["tau", "loss", "GNC1", "GNC2 = rho(W)", "GNC3", "rho / code", "certified", "stop"],
+                [
+                    [
+                        _tau_label(p.tau),
+                        p.loss,
+                        p.gnc1,
+                        p.gnc2,
+                        p.gnc3,
+                        p.ratio,
+                        p.certified,
+                        p.stop_reason,
+                    ]
+                    for p in res.points
+                ],
+            ),
+        ),
+        figures=tuple(figs),
+        comparisons=(
+            (
+                "UFM W as tau -> 0",
+                "softmax code (theorem)",
+                f"rho = {last.gnc2:.4f} = {ratio:.3f} x code value",
+                f"tau = {last.tau:.3g}",
+            ),
+        ),
+        data={
+            "rows": rows,
+            "code_value": res.code_value,
+            "code_source": res.code_source,
+            "upper_bound": res.upper_bound,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 4./5. training
+# --------------------------------------------------------------------------------------------
+
+
+def _train_base(profile: Profile) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": profile.train_dataset, "root": profile.data_root}
+    if profile.train_dataset in ("cjk", "synthetic"):
+        data["num_classes"] = profile.train_classes
+    if profile.train_dataset == "cjk":
+        data["train_augmentations"] = profile.train_augmentations
+    if profile.train_dataset == "cifar100":
+        data["augment"] = "crop_flip"
+    return {
+        "data": data,
+        "model": {
+            "name": profile.train_model,
+            "feature_dim": profile.train_dim,
+            "width": profile.train_width,
+        },
+        "optim": {
+            "epochs": profile.train_epochs,
+            "batch_size": profile.train_batch,
+            "lr": profile.train_lr,
+        },
+        "device": profile.device,
+        "plots": False,
+        "checkpoint_every": 10**6,
+    }
+
+
+def _load_train_data(profile: Profile, progress: Progress) -> Any:
+    from gnc.train import config_from_dict, load_dataset
+
+    progress(f"data {profile.train_dataset}")
+    cfg = config_from_dict(_train_base(profile))
+    try:
+        return load_dataset(cfg.data, progress=False)
+    except FileNotFoundError as err:
+        raise SectionSkipped(f"data source missing: {err}") from None
+
+
+def _run_training(
+    profile: Profile,
+    out: Path,
+    label: str,
+    override: dict[str, Any],
+    epochs: int,
+    dataset: Any,
+    progress: Progress,
+) -> Any:
+    from gnc.train import config_from_dict, train
+
+    base = _train_base(profile)
+    base["name"] = label
+    base["head"] = {
+        "reference_code": profile.reference_code,
+        "code_time_limit": profile.code_time_limit,
+        **override,
+    }
+    base["optim"]["epochs"] = epochs
+    cfg = config_from_dict(base)
+    progress(f"train {label}")
+    safe = "".join(c if c.isalnum() else "_" for c in label)
+    return train(cfg, out / "runs" / safe, resume=True, progress=False, dataset=dataset)
+
+
+def _data_note(profile: Profile, dataset: Any, epochs: int) -> str:
+    return (
+        f"ours: {profile.train_dataset} K={dataset.num_classes}, d={profile.train_dim}, "
+        f"{profile.train_model}, {epochs} epochs; paper: CIFAR-100 ResNet18 200 epochs"
+    )
+
+
+def section_training(profile: Profile, out: Path, progress: Progress) -> SectionResult:
+    """GNC1/GNC2/GNC3/test accuracy against epochs for several tau (Figure 2 analogue)."""
+    from gnc.report.plots_train import plot_runs_grid
+
+    dataset = _load_train_data(profile, progress)
+    runs: dict[str, Any] = {}
+    code_value: float | None = None
+    for tau in profile.train_taus:
+        res = _run_training(
+            profile,
+            out,
+            f"tau={_tau_label(tau)}",
+            {"kind": "normalized", "tau": tau},
+            profile.train_epochs,
+            dataset,
+            progress,
+        )
+        runs[f"tau={_tau_label(tau)}"] = (tau, res)
+        code_value = res.code_value if res.code_value is not None else code_value
+    histories = {k: list(r.history) for k, (_, r) in runs.items()}
+    refs = {"gnc2": code_value} if code_value is not None else {}
+    fig, _ = plot_runs_grid(histories, references=refs)
+    figs = [
+        _save_figure(
+            out,
+            "training_curves",
+            fig,
+            "GNC1, GNC2 (with the softmax-code value), GNC3 and test accuracy "
+            "against epochs for several temperatures.",
+        )
+    ]
+    note = _data_note(profile, dataset, profile.train_epochs)
+    comparisons: list[tuple[Any, ...]] = []
+    for label, (tau, r) in runs.items():
+        paper_g = next((v for t, v in PAPER["cifar100_gnc2"].items() if abs(t - tau) < 1e-9), None)
+        paper_a = next((v for t, v in PAPER["cifar100_acc"].items() if abs(t - tau) < 1e-9), None)
+        comparisons.append((f"final GNC2, {label}", paper_g, r.final.get("gnc2"), note))
+        comparisons.append(
+            (
+                f"test accuracy %, {label}",
+                paper_a,
+                100 * float(r.final.get("test_accuracy", math.nan)),
+                note,
+            )
+        )
+    if code_value is not None:
+        comparisons.append(
+            (
+                f"code value ({profile.train_dim},{dataset.num_classes})",
+                PAPER["lines"].get((profile.train_dim, dataset.num_classes)),
+                code_value,
+                "GNC2 reference line",
+            )
+        )
+    return SectionResult(
+        name="training",
+        title="4. Training curves for several temperatures (Figure 2 analogue)",
+        status="ok",
+        summary=(
+            f"{note}. Final GNC2 by tau: "
+            + ", ".join(f"{k}: {r.final.get('gnc2', math.nan):.3f}" for k, (_, r) in runs.items())
+            + (f"; code value {code_value:.4f}." if code_value is not None else ".")
+        ),
+        tables=(
+            _table(
+                "Final metrics",
+                ["run", "GNC1", "GNC2", "GNC3", "train acc", "test acc", "epochs"],
+                [
+                    [
+                        k,
+                        r.final.get("gnc1"),
+                        r.final.get("gnc2"),
+                        r.final.get("gnc3"),
+                        r.final.get("train_accuracy"),
+                        r.final.get("test_accuracy"),
+                        r.epochs_completed,
+                    ]
+                    for k, (_, r) in runs.items()
+                ],
+            ),
+        ),
+        figures=tuple(figs),
+        comparisons=tuple(comparisons),
+        data={"histories": histories, "code_value": code_value},
+    )
+
+
+def section_heads(profile: Profile, out: Path, progress: Progress) -> SectionResult:
+    """Learnable vs class-mean-feature (CMF) vs fixed-code heads at the same temperature."""
+    from gnc.report.plots_train import plot_runs_grid
+
+    dataset = _load_train_data(profile, progress)
+    tau = profile.heads_tau
+    variants: list[tuple[str, dict[str, Any]]] = [("learnable", {"kind": "normalized"})]
+    variants += [(f"cmf {b:g}", {"kind": "cmf", "beta": b}) for b in profile.cmf_betas]
+    variants.append(("fixed code", {"kind": "fixed_code"}))
+    runs: dict[str, Any] = {}
+    notices: list[str] = []
+    for label, override in variants:
+        if override["kind"] == "fixed_code" and not profile.reference_code:
+            override = {**override, "code_time_limit": profile.code_time_limit}
+        try:
+            runs[label] = _run_training(
+                profile,
+                out,
+                f"head {label}",
+                {**override, "tau": tau},
+                profile.heads_epochs,
+                dataset,
+                progress,
+            )
+        except ImportError as err:
+            notices.append(f"{label} skipped: {err}")
+    histories = {k: list(r.history) for k, r in runs.items()}
+    fig, _ = plot_runs_grid(histories, keys=("gnc2", "gnc3", "test_accuracy"))
+    figs = [
+        _save_figure(
+            out,
+            "heads",
+            fig,
+            f"Learnable, CMF and fixed-code heads at tau = {tau:g}: GNC2, GNC3 "
+            "and test accuracy against epochs.",
+        )
+    ]
+    note = _data_note(profile, dataset, profile.heads_epochs)
+    comparisons = [
+        (
+            f"test accuracy %, {k}",
+            PAPER["heads_acc"].get(k),
+            100 * float(r.final.get("test_accuracy", math.nan)),
+            note,
+        )
+        for k, r in runs.items()
+    ]
+    return SectionResult(
+        name="heads",
+        title="5. Learnable vs CMF vs fixed-code heads",
+        status="ok",
+        summary=f"{note}, tau = {tau:g}. Test accuracy: "
+        + ", ".join(
+            f"{k} {100 * r.final.get('test_accuracy', math.nan):.1f}%" for k, r in runs.items()
+        )
+        + ".",
+        tables=(
+            _table(
+                "Final metrics by head",
+                ["head", "GNC1", "GNC2", "GNC3", "train acc", "test acc"],
+                [
+                    [
+                        k,
+                        r.final.get("gnc1"),
+                        r.final.get("gnc2"),
+                        r.final.get("gnc3"),
+                        r.final.get("train_accuracy"),
+                        r.final.get("test_accuracy"),
+                    ]
+                    for k, r in runs.items()
+                ],
+            ),
+        ),
+        figures=tuple(figs),
+        comparisons=tuple(comparisons),
+        notices=tuple(notices),
+        data={"histories": histories},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 6. assignment problem
+# --------------------------------------------------------------------------------------------
+
+
+def opposite_pairs(angles: Sequence[float]) -> list[tuple[int, int]]:
+    """Pairs of classes opposite in the cyclic angular order of 4 directions in the plane.
+
+    Example:
+        >>> opposite_pairs([0.0, 3.0, 1.5, 4.6])
+        [(0, 1), (2, 3)]
+    """
+    if len(angles) != 4:
+        raise ValueError(f"Expected 4 angles, but got {len(angles)}.")
+    order = sorted(range(4), key=lambda i: float(angles[i]) % (2 * math.pi))
+    a, c = sorted((order[0], order[2]))
+    b, e = sorted((order[1], order[3]))
+    return sorted([(a, c), (b, e)])
+
+
+def section_assignment(profile: Profile, out: Path, progress: Progress) -> SectionResult:
+    """Assignment problem (d = 2, four classes in two similar pairs): who sits opposite whom."""
+    from matplotlib.figure import Figure
+
+    from gnc.report.plots_codes import plot_assignment
+    from gnc.train import ArrayDataset, config_from_dict, load_fashion_mnist, train
+
+    try:
+        full = load_fashion_mnist(profile.fashion_mnist_dir)
+    except FileNotFoundError as err:
+        raise SectionSkipped(f"data source missing: {err}") from None
+    classes = list(profile.assign_classes)
+    if len(classes) != 4:
+        raise ValueError(f"Expected 4 assignment classes, but got {classes}.")
+    rng = np.random.default_rng(0)
+
+    def subset(x: Any, y: Any, per_class: int) -> tuple[Any, Any]:
+        idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes])
+        remap = {c: i for i, c in enumerate(classes)}
+        return x[idx], np.array([remap[int(v)] for v in y[idx]], dtype=np.int64)
+
+    tx, ty = subset(full.train_x, full.train_y, profile.assign_per_class)
+    vx, vy = subset(full.test_x, full.test_y, max(50, profile.assign_per_class // 6))
+    names = tuple(full.class_names[c] for c in classes)
+    ds = ArrayDataset("fashion_mnist_4", tx, ty, vx, vy, names, {"classes": classes})
+    pairs = {(0, 1), (2, 3)}  # the similar pairs in the order of assign_classes
+    rows: list[dict[str, Any]] = []
+    for seed in profile.assign_seeds:
+        progress(f"seed {seed}")
+        cfg = config_from_dict(
+            {
+                "name": f"assign-seed{seed}",
+                "seed": seed,
+                "device": profile.device,
+                "plots": False,
+                "data": {"name": "fashion_mnist", "root": profile.data_root},
+                "model": {"name": "small_cnn", "feature_dim": 2, "width": 16},
+                "head": {"kind": "normalized", "tau": profile.assign_tau, "reference_code": False},
+                "optim": {"epochs": profile.assign_epochs, "batch_size": 128, "lr": 0.05},
+                "checkpoint_every": profile.assign_epochs,
+            }
+        )
+        run_dir = out / "runs" / f"seed{seed}"
+        res = train(cfg, run_dir, resume=True, progress=False, dataset=ds)
+        state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+        W = state["model"]["head.weight"].to(torch.float64)
+        W = W / W.norm(dim=1, keepdim=True)
+        angles = [float(a) for a in torch.atan2(W[:, 1], W[:, 0])]
+        opp = opposite_pairs(angles)
+        similar_opposite = set(opp) == pairs
+        rows.append(
+            {
+                "seed": seed,
+                "angles_deg": [math.degrees(a) for a in angles],
+                "opposite": [f"{names[i]} / {names[j]}" for i, j in opp],
+                "similar_pairs_opposite": similar_opposite,
+                "rho": _exact_rho(W)[0],
+                "test_accuracy": res.final.get("test_accuracy"),
+            }
+        )
+    n_opp = sum(r["similar_pairs_opposite"] for r in rows)
+    fig = Figure(figsize=(2.8 * len(rows), 3.0), layout="constrained")
+    for i, r in enumerate(rows):
+        ax = fig.add_subplot(1, len(rows), i + 1)
+        plot_assignment(
+            [math.radians(a) for a in r["angles_deg"]], names, ax, title=f"seed {r['seed']}"
+        )
+    figs = [
+        _save_figure(
+            out,
+            "assignment",
+            fig,
+            "Learned classifier rows (d = 2) of four Fashion-MNIST classes, one panel per seed.",
+        )
+    ]
+    return SectionResult(
+        name="assignment",
+        title="6. The assignment problem (d = 2, four classes)",
+        status="ok",
+        summary=(
+            f"Classes {', '.join(names)} (two similar pairs). In {n_opp} of {len(rows)} seeds the "
+            "similar classes sit opposite each other on the 4-gon; in the rest they are adjacent."
+        ),
+        tables=(
+            _table(
+                "Opposite pairs per seed",
+                [
+                    "seed",
+                    "opposite pairs",
+                    "similar pairs opposite",
+                    "rho(W) (4-gon: 1)",
+                    "test acc",
+                    "angles (deg)",
+                ],
+                [
+                    [
+                        r["seed"],
+                        "; ".join(r["opposite"]),
+                        r["similar_pairs_opposite"],
+                        r["rho"],
+                        r["test_accuracy"],
+                        " ".join(f"{a:.0f}" for a in r["angles_deg"]),
+                    ]
+                    for r in rows
+                ],
+            ),
+        ),
+        figures=tuple(figs),
+        comparisons=(
+            (
+                "assignment of 4 classes in d = 2",
+                "decided by the data (CIFAR-10 4 classes)",
+                f"similar pairs opposite in {n_opp}/{len(rows)} seeds",
+                "Fashion-MNIST 4 classes",
+            ),
+        ),
+        data={"rows": rows, "classes": classes},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 7. pretrained heads
+# --------------------------------------------------------------------------------------------
+
+
+def section_pretrained(profile: Profile, out: Path, progress: Progress) -> SectionResult:
+    """Exact GNC2 of pretrained K >> d heads (language models, speech, OCR) vs references."""
+    try:
+        from gnc.analysis import load_head
+        from gnc.analysis.head_geometry import HeadGeometryConfig, analyze_head_geometry
+    except ImportError as err:
+        raise SectionSkipped(f"gnc.analysis unavailable: {err}") from None
+    if not profile.head_sources:
+        raise SectionSkipped("no pretrained heads requested by this profile")
+    notices: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for source in profile.head_sources:
+        progress(f"head {source}")
+        try:
+            head = load_head(source)
+        except (ValueError, FileNotFoundError, ImportError) as err:
+            notices.append(f"{source} skipped: {str(err).splitlines()[0]}")
+            continue
+        cfg = HeadGeometryConfig(
+            sample_classes=profile.head_sample_classes,
+            random_baseline="reduced",
+            code_baseline=False,
+            code_time_limit=profile.head_time_limit,
+        )
+        geo = analyze_head_geometry(head, cfg)
+        best = geo.rho_distinct if geo.rho_distinct is not None else geo.rho_all
+        rows.append(
+            {
+                "head": source,
+                "K": geo.num_classes,
+                "d": geo.feature_dim,
+                "rho": best.rho,
+                "certified": best.certified,
+                "merged": geo.duplicates.num_merged,
+                "max_cosine": geo.max_cosine,
+                "upper_bound": geo.reference.upper_bound,
+                "random_rho": geo.reference.random_rho,
+                "sample_median_D": float(geo.sample_distances.median()),
+                "seconds": geo.seconds,
+            }
+        )
+    if not rows:
+        raise SectionSkipped(
+            "no pretrained head could be loaded (run scripts/setup_heads.sh): " + "; ".join(notices)
+        )
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(rows), dtype=float)
+    ax.bar(x - 0.2, [r["rho"] for r in rows], 0.4, label="exact GNC2 = rho(W)")
+    ub = [math.nan if r["upper_bound"] is None else r["upper_bound"] for r in rows]
+    ax.bar(
+        x + 0.2, ub, 0.4, color="none", edgecolor="tab:red", hatch="//", label="upper bound on rho*"
+    )
+    ax.set_xticks(x, [f"{r['head']}\nK={r['K']} d={r['d']}" for r in rows], fontsize=7)
+    ax.set_ylabel("rho")
+    ax.set_xlabel("pretrained head")
+    ax.set_title("GNC2 of pretrained K >> d heads")
+    ax.legend(fontsize=7)
+    figs = [
+        _save_figure(
+            out,
+            "pretrained",
+            fig,
+            "Exact GNC2 of pretrained heads against the "
+            "upper bound on the best possible code value.",
+        )
+    ]
+    return SectionResult(
+        name="pretrained",
+        title="7. Pretrained K >> d heads",
+        status="ok",
+        summary="Exact, certified GNC2 of real classifier heads with K >> d (coinciding rows "
+        "merged): far below the best possible code value, as for the paper's ImageNet heads.",
+        tables=(
+            _table(
+                "Pretrained heads",
+                [
+                    "head",
+                    "K",
+                    "d",
+                    "rho",
+                    "certified",
+                    "rows merged",
+                    "max cos",
+                    "upper bound",
+                    "random rows rho",
+                    "median sampled D_k",
+                    "seconds",
+                ],
+                [
+                    [
+                        r["head"],
+                        r["K"],
+                        r["d"],
+                        r["rho"],
+                        r["certified"],
+                        r["merged"],
+                        r["max_cosine"],
+                        r["upper_bound"],
+                        r["random_rho"],
+                        r["sample_median_D"],
+                        r["seconds"],
+                    ]
+                    for r in rows
+                ],
+            ),
+        ),
+        figures=tuple(figs),
+        comparisons=tuple(
+            [
+                (
+                    f"GNC2 {r['head']} (K={r['K']}, d={r['d']})",
+                    f"ImageNet ResNet18 {PAPER['imagenet_heads']['ResNet18']}, ResNet34 "
+                    f"{PAPER['imagenet_heads']['ResNet34']} (line 0.915)",
+                    r["rho"],
+                    f"upper bound {r['upper_bound']}",
+                )
+                for r in rows
+            ]
+        ),
+        notices=tuple(notices),
+        data={"rows": rows},
+    )
+
+
+#: name -> (title, function), in report order.
+SECTIONS: dict[str, tuple[str, Callable[[Profile, Path, Progress], SectionResult]]] = {
+    "codes": ("1. Softmax codes: closed forms, known optima, the paper's lines", section_codes),
+    "tammes": ("2. Softmax code vs Tammes code (d = 3)", section_tammes),
+    "ufm": ("3. UFM temperature sweep", section_ufm),
+    "training": (
+        "4. Training curves for several temperatures (Figure 2 analogue)",
+        section_training,
+    ),
+    "heads": ("5. Learnable vs CMF vs fixed-code heads", section_heads),
+    "assignment": ("6. The assignment problem (d = 2, four classes)", section_assignment),
+    "pretrained": ("7. Pretrained K >> d heads", section_pretrained),
+}
+
+
+def section_names() -> tuple[str, ...]:
+    """Registered section names in report order."""
+    return tuple(SECTIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# Storage and orchestration
+# --------------------------------------------------------------------------------------------
+
+
+SECTION_FILE = "section.json"
+
+
+def _section_to_dict(result: SectionResult) -> dict[str, Any]:
+    return dataclasses.asdict(result)
+
+
+def load_section(folder: str | Path) -> SectionResult | None:
+    """Read a stored section (``None`` if absent or unreadable, or a figure file is missing)."""
+    path = Path(folder) / SECTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        result = SectionResult(
+            name=raw["name"],
+            title=raw["title"],
+            status=raw["status"],
+            summary=raw.get("summary", ""),
+            tables=tuple(
+                Table(t["caption"], tuple(t["headers"]), tuple(tuple(r) for r in t["rows"]))
+                for t in raw["tables"]
+            ),
+            figures=tuple(FigureRef(**f) for f in raw["figures"]),
+            comparisons=tuple(tuple(c) for c in raw["comparisons"]),
+            notices=tuple(raw["notices"]),
+            profile=raw.get("profile", ""),
+            seconds=float(raw.get("seconds", 0.0)),
+            data=dict(raw.get("data", {})),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    if any(not (Path(folder) / f.file).is_file() for f in result.figures):
+        return None
+    return result
+
+
+def _store(folder: Path, result: SectionResult) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / SECTION_FILE, dump_json(_section_to_dict(result)) + "\n")
+
+
+def _run_section(name: str, profile: Profile, folder: Path, progress: Progress) -> SectionResult:
+    title, fn = SECTIONS[name]
+    started = time.perf_counter()
+    try:
+        result = fn(profile, folder, progress)
+    except SectionSkipped as err:
+        result = SectionResult(
+            name=name, title=title, status="skipped", notices=(f"Section skipped: {err}",)
+        )
+    except Exception as err:  # one failing section must not end the run
+        tb = traceback.format_exc(limit=-3)
+        result = SectionResult(
+            name=name,
+            title=title,
+            status="failed",
+            notices=(f"Section failed: {type(err).__name__}: {err}\n{tb}",),
+        )
+    return dataclasses.replace(result, profile=profile.name, seconds=time.perf_counter() - started)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceResult:
+    """What :func:`reproduce` wrote.
+
+    Attributes:
+        sections: Results in report order (every stored section of this profile).
+        ran: Sections computed in this call.
+        reused: Sections read back from a previous run.
+        report: Path of ``report.html``.
+        results: Path of ``results.json``.
+        seconds: Wall time of this call.
+    """
+
+    sections: tuple[SectionResult, ...]
+    ran: tuple[str, ...]
+    reused: tuple[str, ...]
+    report: Path
+    results: Path
+    seconds: float
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """Names of failed sections."""
+        return tuple(s.name for s in self.sections if s.status == "failed")
+
+
+def render_report(sections: Sequence[SectionResult], out_dir: Path, profile: Profile) -> str:
+    """The self-contained HTML page of ``sections`` (figures read from their section folders)."""
+    parts: list[str] = []
+    for s in sections:
+        body: list[str] = []
+        level: H.Level = "error" if s.status == "failed" else "warning"
+        body += [H.render_notice(n, level if s.status != "ok" else "info") for n in s.notices]
+        if s.comparisons:
+            body.append(H.render_comparison(s.comparisons))
+        body += [H.render_table(t.headers, t.rows, caption=t.caption) for t in s.tables]
+        for f in s.figures:
+            png = (out_dir / "sections" / s.name / f.file).read_bytes()
+            body.append(H.render_figure(png, f.caption))
+        if not body:
+            body.append(H.render_notice("This section produced no output.", "warning"))
+        summary = s.summary + (f" ({s.seconds:.0f} s)" if s.status == "ok" else "")
+        parts.append(H.render_section(s.name, s.title, s.status, body, summary=summary))
+    headline = [c for s in sections for c in s.comparisons]
+    intro_parts = (
+        [
+            H.render_section(
+                "headline", "Headline numbers: paper vs ours", "ok", [H.render_comparison(headline)]
+            )
+        ]
+        if headline
+        else []
+    )
+    import gnc
+
+    return H.render_page(
+        "gnc reproduce: Generalized Neural Collapse for a Large Number of Classes",
+        intro_parts + parts,
+        intro=(
+            "The study of Jiang et al. (ICML 2024) reproduced with gnc: softmax codes, exact "
+            "certified GNC2, UFM, training, heads, assignment and pretrained heads."
+        ),
+        meta=[
+            ("profile", profile.name),
+            ("gnc", getattr(gnc, "__version__", "?")),
+            ("torch", torch.__version__),
+            ("written", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())),
+        ],
+        toc=[(s.name, s.title) for s in sections],
+    )
+
+
+def reproduce(
+    profile: Profile | str,
+    out_dir: str | Path,
+    *,
+    only: Sequence[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> ReproduceResult:
+    """Run (or reuse) the sections of ``profile`` into ``out_dir`` and write the report.
+
+    Args:
+        profile: A :class:`Profile` or a name in :data:`PROFILES`.
+        out_dir: Output folder: ``report.html``, ``results.json``, ``figures/``, ``sections/``.
+        only: Section names to compute (default: all); stored sections of the same profile
+            are still included in the report.
+        force: Recompute selected sections even when a stored result exists.
+        progress: Show a progress bar on stderr.
+
+    Returns:
+        A :class:`ReproduceResult`.
+
+    Raises:
+        ValueError: On an unknown profile or section name.
+    """
+    started = time.perf_counter()
+    if isinstance(profile, str):
+        if profile not in PROFILES:
+            raise ValueError(f"Expected `profile` in {sorted(PROFILES)}, but got {profile!r}.")
+        profile = PROFILES[profile]
+    selected = list(SECTIONS) if not only else list(dict.fromkeys(only))
+    unknown = [s for s in selected if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"Expected section names in {list(SECTIONS)}, but got {unknown}.")
+    out = Path(out_dir)
+    (out / "sections").mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(selected),
+        desc="reproduce",
+        unit="section",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    ran: list[str] = []
+    reused: list[str] = []
+    results: dict[str, SectionResult] = {}
+    for name in selected:
+        folder = out / "sections" / name
+        stored = None if force else load_section(folder)
+        if stored is not None and stored.status == "ok" and stored.profile == profile.name:
+            results[name] = stored
+            reused.append(name)
+        else:
+            bar.set_postfix_str(name)
+
+            def note(msg: str, _name: str = name) -> None:
+                bar.set_postfix_str(f"{_name}: {msg}")
+
+            results[name] = _run_section(name, profile, folder, note)
+            _store(folder, results[name])
+            ran.append(name)
+        bar.update(1)
+    bar.close()
+    for name in SECTIONS:  # earlier sections of the same profile stay in the report
+        if name not in results:
+            stored = load_section(out / "sections" / name)
+            if stored is not None and stored.profile == profile.name:
+                results[name] = stored
+    ordered = tuple(results[n] for n in SECTIONS if n in results)
+    for s in ordered:
+        for f in s.figures:
+            src = out / "sections" / s.name / f.file
+            dst = out / "figures" / f"{s.name}_{f.name}.png"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            data = src.read_bytes()
+            if not dst.is_file() or dst.read_bytes() != data:
+                atomic_write_bytes(dst, data)
+    report = out / "report.html"
+    atomic_write_text(report, render_report(ordered, out, profile))
+    results_path = out / "results.json"
+    import gnc
+
+    summary = {
+        "profile": dataclasses.asdict(profile),
+        "gnc_version": getattr(gnc, "__version__", None),
+        "torch": torch.__version__,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "ran": ran,
+        "reused": reused,
+        "seconds": time.perf_counter() - started,
+        "status": {s.name: s.status for s in ordered},
+        "headline": [
+            {"section": s.name, "quantity": c[0], "paper": c[1], "ours": c[2], "note": c[3]}
+            for s in ordered
+            for c in s.comparisons
+        ],
+        "sections": {s.name: _section_to_dict(s) for s in ordered},
+    }
+    atomic_write_text(results_path, dump_json(summary) + "\n")
+    return ReproduceResult(
+        ordered, tuple(ran), tuple(reused), report, results_path, time.perf_counter() - started
+    )

@@ -1,0 +1,195 @@
+"""`gnc reproduce` end to end on the test-sized profile: files, resume, --force, skips, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from gnc.report import reproduce as R
+
+
+def _main(*argv: str) -> int:
+    from gnc.cli import SUBCOMMANDS, main
+
+    if "reproduce" not in SUBCOMMANDS:
+        pytest.skip("`reproduce` is not registered in gnc.cli.SUBCOMMANDS yet")
+    return main(list(argv))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reproduce")
+    status = _main(
+        "reproduce",
+        "--profile",
+        "tiny",
+        "--out",
+        str(out),
+        "--only",
+        "codes",
+        "tammes",
+        "--no-progress",
+    )
+    assert status == 0
+    return out
+
+
+def test_files_and_results_keys(tiny_run: Path) -> None:
+    out = tiny_run
+    assert (out / "report.html").is_file()
+    data = json.loads((out / "results.json").read_text())
+    assert {"profile", "ran", "reused", "status", "headline", "sections", "seconds"} <= set(data)
+    assert data["status"] == {"codes": "ok", "tammes": "ok"}
+    assert data["ran"] == ["codes", "tammes"]
+    for name in ("codes", "tammes"):
+        section = data["sections"][name]
+        assert section["tables"] and section["figures"] and section["comparisons"]
+        for fig in section["figures"]:
+            png = out / "figures" / f"{name}_{fig['name']}.png"
+            assert png.read_bytes()[:4] == b"\x89PNG"
+            assert png.read_bytes() == (out / "sections" / name / fig["file"]).read_bytes()
+    html = (out / "report.html").read_text()
+    assert 'id="codes"' in html and 'id="tammes"' in html and 'id="ufm"' not in html
+    assert html.count("data:image/png;base64,") == 4
+
+
+def test_closed_forms_match_theory(tiny_run: Path) -> None:
+    data = json.loads((tiny_run / "results.json").read_text())["sections"]["codes"]["data"]
+    for row in data["closed_forms"]:
+        assert math.isclose(row["exact"], row["closed_form"], abs_tol=1e-6), row
+    # (2, 6): the hexagon, rho* = 1 - cos(pi / 3) = 1/2, is the upper bound as well
+    (line,) = data["lines"]
+    assert math.isclose(line["ours"], 0.5, abs_tol=1e-9)
+    assert line["ours"] <= line["upper_bound"] + 1e-9
+
+
+def test_tammes_rows_respect_bounds(tiny_run: Path) -> None:
+    rows = json.loads((tiny_run / "results.json").read_text())["sections"]["tammes"]["data"]
+    for row in rows["rows"]:
+        # T^2/2 <= rho <= T for any code whose min distance is T (PAPER.md section 2)
+        assert row["T2_half"] - 1e-7 <= row["tammes_rho"] <= row["T"] + 1e-7
+    # K = 4 and K = 6 in d = 3: simplex (rho = 4/3) and octahedron (rho = 1)
+    by_k = {r["K"]: r for r in rows["rows"]}
+    assert math.isclose(by_k[4]["softmax_rho"], 4 / 3, abs_tol=1e-6)
+    assert math.isclose(by_k[6]["softmax_rho"], 1.0, abs_tol=1e-6)
+
+
+def test_resume_reuses_and_force_recomputes(tmp_path: Path) -> None:
+    assert (
+        _main(
+            "reproduce",
+            "--profile",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--only",
+            "codes",
+            "--no-progress",
+        )
+        == 0
+    )
+    stored = tmp_path / "sections" / "codes" / "section.json"
+    first, first_text = stored.stat().st_mtime_ns, stored.read_text()
+    assert (
+        _main(
+            "reproduce",
+            "--profile",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--only",
+            "codes",
+            "--no-progress",
+        )
+        == 0
+    )
+    assert stored.stat().st_mtime_ns == first and stored.read_text() == first_text
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["reused"] == ["codes"] and data["ran"] == []
+    assert (
+        _main(
+            "reproduce",
+            "--profile",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--only",
+            "codes",
+            "--force",
+            "--no-progress",
+        )
+        == 0
+    )
+    assert stored.stat().st_mtime_ns != first
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["ran"] == ["codes"] and data["reused"] == []
+
+
+def test_other_profile_is_not_reused(tmp_path: Path) -> None:
+    res = R.reproduce("tiny", tmp_path, only=["codes"], progress=False)
+    assert res.ran == ("codes",)
+    other = dataclasses.replace(R.PROFILES["tiny"], name="tiny2")
+    res = R.reproduce(other, tmp_path, only=["codes"], progress=False)
+    assert res.ran == ("codes",) and res.reused == ()
+
+
+def test_missing_data_skips_with_notice(tmp_path: Path) -> None:
+    profile = dataclasses.replace(R.PROFILES["tiny"], fashion_mnist_dir=str(tmp_path / "none"))
+    res = R.reproduce(profile, tmp_path / "out", only=["assignment", "pretrained"], progress=False)
+    assert [s.status for s in res.sections] == ["skipped", "skipped"]
+    assert res.failed == ()
+    html = res.report.read_text()
+    assert "Section skipped: data source missing" in html
+    assert 'class="notice warning"' in html
+
+
+def test_failing_section_is_recorded_and_run_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(profile: R.Profile, out: Path, progress: R.Progress) -> R.SectionResult:
+        raise RuntimeError("deliberate failure")
+
+    monkeypatch.setitem(R.SECTIONS, "ufm", ("3. UFM", boom))
+    status = _main(
+        "reproduce",
+        "--profile",
+        "tiny",
+        "--out",
+        str(tmp_path),
+        "--only",
+        "ufm",
+        "codes",
+        "--no-progress",
+    )
+    assert status == 1
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["status"] == {"codes": "ok", "ufm": "failed"}
+    html = (tmp_path / "report.html").read_text()
+    assert "RuntimeError: deliberate failure" in html and 'class="notice error"' in html
+    # a failed section is recomputed on the next run (not reused)
+    monkeypatch.undo()
+    res = R.reproduce("tiny", tmp_path, only=["ufm", "codes"], progress=False)
+    assert res.ran == ("ufm",) and res.reused == ("codes",)
+    assert {s.name: s.status for s in res.sections} == {"codes": "ok", "ufm": "ok"}
+
+
+def test_unknown_names_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Expected `profile`"):
+        R.reproduce("huge", tmp_path)
+    with pytest.raises(ValueError, match="section names"):
+        R.reproduce("tiny", tmp_path, only=["nope"])
+
+
+def test_opposite_pairs_oracle() -> None:
+    # square with classes at 0, 90, 180, 270 degrees in the order a, b, c, d -> a/c, b/d
+    deg = [0.0, 90.0, 180.0, 270.0]
+    assert R.opposite_pairs([math.radians(a) for a in deg]) == [(0, 2), (1, 3)]
+    # rotation and angles beyond 2 pi do not change the answer
+    assert R.opposite_pairs([math.radians(a + 400) for a in deg]) == [(0, 2), (1, 3)]
+    assert R.opposite_pairs([math.radians(a) for a in (10, 200, 100, 290)]) == [(0, 1), (2, 3)]
+    with pytest.raises(ValueError):
+        R.opposite_pairs([0.0, 1.0])
