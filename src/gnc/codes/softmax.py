@@ -2,12 +2,14 @@
 
 Pipeline for each of ``restarts`` random starts (closed forms are returned directly):
 
-1. Riesz-energy descent (exponent ``min(12, max(1, d - 2))``): spreads the points so the run
-   lands in the basin of the highly symmetric optima (E8, 600-cell, ...) far more often than the
-   hard objectives do from raw random points.
+1. Softmax codes only: Riesz-energy descent (exponent ``min(12, max(1, d - 2))``) spreads the
+   points so the run lands in the basin of the highly symmetric optima (E8, 600-cell, ...) far
+   more often than the hard objectives do from raw random points. (For Tammes codes it makes
+   every restart land in the same basin, so they start from the raw random points.)
 2. Annealed surrogate of the HardMax problem (:mod:`gnc.codes.surrogate`): Riemannian steps on
    ``(W, H)`` over the product of spheres with the log-sum-exp temperature ``tau -> 0``.
-3. The best restart (by its certified HardMax lower bound) is polished by trust-region
+3. Every restart (``K <= 32``) or the best after annealing (by its certified HardMax lower
+   bound) is polished by trust-region
    sequential linear programming on the true max-min objective (:mod:`gnc.codes.polish`),
    starting from the exact max-margin directions, until the gain drops under ``1e-10``.
 4. The result is certified by :func:`gnc.geometry.one_vs_rest_distances`.
@@ -30,6 +32,9 @@ from gnc.geometry import configurations, one_vs_rest_distances
 from gnc.sphere import normalize_rows, random_points
 
 __all__ = ["closed_form_code", "softmax_code"]
+
+#: Largest ``K`` for which every restart is polished (else only the best after annealing).
+POLISH_EACH_LIMIT = 32
 
 #: Largest ``K`` for which every class is every other's competitor (one dense block).
 DENSE_LIMIT = 2048
@@ -110,6 +115,7 @@ def solve_code(
     progress: bool = False,
     steps: tuple[int, int] | None = None,
     polish: bool = True,
+    polish_seconds: float = 60.0,
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
 ) -> CodeResult:
@@ -163,7 +169,20 @@ def solve_code(
         refresh_every=refresh,
     )
     bar = _progress_bar(R, progress, kind, K, d)
-    best: tuple[float, torch.Tensor, torch.Tensor, list[float]] | None = None
+    polish_each = polish and K <= POLISH_EACH_LIMIT
+    polish_end = time.perf_counter() + check_positive("polish_seconds", polish_seconds)
+
+    def polish_stop() -> bool:
+        return should_stop() or time.perf_counter() > polish_end
+
+    def polish_one(W: torch.Tensor) -> PolishResult:
+        W = W.to(torch.float64)
+        if kind == "softmax":
+            start_dirs = one_vs_rest_distances(W, normalize=False).directions
+            return polish_softmax(W, start_dirs, should_stop=polish_stop)
+        return polish_tammes(W, should_stop=polish_stop)
+
+    best: tuple[float, torch.Tensor, list[float], PolishResult | None] | None = None
     values: list[float] = []
     iterations = 0
     done_restarts = 0
@@ -175,11 +194,12 @@ def solve_code(
             W = normalize_rows(init.to(device=dev, dtype=dtype))
         else:
             W = random_points(K, d, generator=gen, dtype=dtype).to(dev)
-            W, _, _, n = anneal(
-                W, None, energy, kind="riesz", should_stop=should_stop,
-                max_memory_mib=max_memory_mib, dense_limit=DENSE_LIMIT,
-            )
-            iterations += n
+            if kind == "softmax":
+                W, _, _, n = anneal(
+                    W, None, energy, kind="riesz", should_stop=should_stop,
+                    max_memory_mib=max_memory_mib, dense_limit=DENSE_LIMIT,
+                )
+                iterations += n
         W, H, hist, n = anneal(
             W, None, schedule, kind=kind, should_stop=should_stop,
             max_memory_mib=max_memory_mib, dense_limit=DENSE_LIMIT,
@@ -188,19 +208,18 @@ def solve_code(
         done_restarts += 1
         value = _hard_value(kind, W, H)
         values.append(value)
+        polished = None
+        if polish_each:
+            polished = polish_one(W)
+            iterations += polished.iterations
+            W, value = polished.code, polished.value
         if best is None or value > best[0]:
-            best = (value, W, H, hist)
+            best = (value, W, hist, polished)
         bar(value)
     assert best is not None
-    _, W, H, anneal_hist = best
-    W = W.to(torch.float64)
-    result: PolishResult | None = None
-    if polish:
-        if kind == "softmax":
-            start_dirs = one_vs_rest_distances(W, normalize=False).directions
-            result = polish_softmax(W, start_dirs, should_stop=should_stop)
-        else:
-            result = polish_tammes(W, should_stop=should_stop)
+    _, W, anneal_hist, result = best
+    if polish and result is None:
+        result = polish_one(W)
         iterations += result.iterations
         W = result.code
     bar(None)
@@ -261,6 +280,7 @@ def softmax_code(
     progress: bool = False,
     steps: tuple[int, int] | None = None,
     polish: bool = True,
+    polish_seconds: float = 60.0,
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
 ) -> CodeResult:
@@ -285,6 +305,8 @@ def softmax_code(
         progress: Show a tqdm progress bar on stderr.
         steps: ``(energy steps, annealing steps)`` per restart (default by size).
         polish: Run the polishing phase.
+        polish_seconds: Time budget of the polishing phase (its linear programs grow with the
+            number of near-active pairs; ``stop_reason`` says whether it converged).
         num_competitors: Competitor list length for the surrogates (default: all classes up
             to ``K = 2048``, else 32).
         max_memory_mib: Memory budget of one block.
@@ -317,6 +339,7 @@ def softmax_code(
         progress=progress,
         steps=steps,
         polish=polish,
+        polish_seconds=polish_seconds,
         num_competitors=num_competitors,
         max_memory_mib=max_memory_mib,
     )

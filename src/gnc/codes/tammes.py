@@ -28,6 +28,7 @@ def tammes_code(
     progress: bool = False,
     steps: tuple[int, int] | None = None,
     polish: bool = True,
+    polish_seconds: float = 60.0,
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
 ) -> CodeResult:
@@ -59,6 +60,7 @@ def tammes_code(
         progress=progress,
         steps=steps,
         polish=polish,
+        polish_seconds=polish_seconds,
         num_competitors=num_competitors,
         max_memory_mib=max_memory_mib,
     )

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gnc.codes import (
+    AnnealSchedule,
+    anneal,
+    closed_form_code,
+    polish_softmax,
+    polish_tammes,
+    softmax_code,
+    tammes_code,
+)
+from gnc.codes.polish import hardmax_value, max_cosine_value
+from gnc.codes.surrogate import competitors, softmax_surrogate, tammes_surrogate
+from gnc.geometry import configurations, one_vs_rest_distances
+from gnc.sphere import normalize_rows, random_points
+
+ICOSA = 1 - 1 / math.sqrt(5)
+
+
+@pytest.mark.parametrize(
+    ("K", "d", "method", "rho"),
+    [
+        (4, 3, "closed-form:simplex-etf", 4 / 3),
+        (11, 10, "closed-form:simplex-etf", 11 / 10),
+        (3, 7, "closed-form:simplex-etf", 1.5),
+        (7, 2, "closed-form:regular-polygon", 1 - math.cos(2 * math.pi / 7)),
+        (9, 5, "closed-form:cross-polytope-subset", 1.0),
+        (20, 10, "closed-form:cross-polytope-subset", 1.0),
+    ],
+)
+def test_closed_forms(K: int, d: int, method: str, rho: float) -> None:
+    res = softmax_code(K, d)
+    assert res.method == method
+    assert res.code.shape == (K, d)
+    assert abs(res.rho - rho) < 1e-12
+    assert res.certified and res.gap <= 1e-9
+    assert res.rho <= res.upper_bound + 1e-9
+    assert res.stop_reason == "closed-form"
+
+
+def test_closed_form_none_beyond_2d() -> None:
+    assert closed_form_code(12, 3) is None
+    assert closed_form_code(7, 3) is None
+
+
+def test_icosahedron_from_random_start() -> None:
+    res = softmax_code(12, 3, restarts=1, steps=(300, 300), seed=3)
+    assert res.method == "optimized"
+    assert abs(res.rho - ICOSA) < 1e-6
+    assert res.certified and res.gap <= 1e-9
+    # history is the polishing ascent: non-decreasing, a lower bound on the exact rho
+    h = np.array(res.history)
+    assert h.size >= 1 and np.all(np.diff(h) >= 0)
+    assert h[-1] <= res.rho + 1e-12
+    assert abs(res.max_cosine - 1 / math.sqrt(5)) < 1e-5
+    assert res.rho <= res.upper_bound + 1e-9
+
+
+def test_polish_converges_from_perturbed_icosahedron() -> None:
+    g = torch.Generator().manual_seed(1)
+    W = normalize_rows(
+        configurations.icosahedron() + 1e-3 * torch.randn(12, 3, generator=g, dtype=torch.float64)
+    )
+    exact = one_vs_rest_distances(W)
+    res = polish_softmax(W, exact.directions)
+    h = np.array(res.history)
+    assert np.all(np.diff(h) >= 0)
+    assert h[0] <= exact.rho + 1e-12
+    final = one_vs_rest_distances(res.code)
+    assert abs(final.rho - ICOSA) < 1e-8
+    assert final.rho >= res.value - 1e-12
+
+
+def test_polish_tammes_monotone_to_octahedron() -> None:
+    g = torch.Generator().manual_seed(2)
+    W = normalize_rows(
+        configurations.cross_polytope(3) + 1e-2 * torch.randn(6, 3, generator=g, dtype=torch.float64)
+    )
+    res = polish_tammes(W, radius=1e-2)
+    assert np.all(np.diff(np.array(res.history)) >= 0)
+    assert abs(max_cosine_value(res.code.numpy())) < 1e-9
+
+
+def test_reproducible_for_a_seed() -> None:
+    a = softmax_code(9, 3, restarts=2, steps=(100, 100), seed=5, polish=False)
+    b = softmax_code(9, 3, restarts=2, steps=(100, 100), seed=5, polish=False)
+    c = softmax_code(9, 3, restarts=2, steps=(100, 100), seed=6, polish=False)
+    assert torch.equal(a.code, b.code)
+    assert not torch.equal(a.code, c.code)
+
+
+def test_restarts_and_record() -> None:
+    res = softmax_code(8, 3, restarts=3, steps=(100, 200), seed=0, polish_seconds=20)
+    assert res.restarts == 3 and len(res.restart_values) == 3
+    # the record's numbers agree with independent recomputation
+    W = res.code.numpy()
+    G = W @ W.T
+    np.fill_diagonal(G, -np.inf)
+    assert abs(res.max_cosine - G.max()) < 1e-12
+    assert abs(res.min_pairwise_distance - math.sqrt(2 - 2 * G.max())) < 1e-9
+    assert max(res.restart_values) <= res.rho + 1e-9
+
+
+def test_hardmax_value_is_lower_bound_of_rho() -> None:
+    W = random_points(30, 4, generator=torch.Generator().manual_seed(0))
+    exact = one_vs_rest_distances(W)
+    H = random_points(30, 4, generator=torch.Generator().manual_seed(1))
+    assert hardmax_value(W.numpy(), H.numpy()) <= exact.rho + 1e-12
+    assert abs(hardmax_value(W.numpy(), exact.directions.numpy()) - exact.rho) < 1e-9
+
+
+def test_surrogate_gradients_match_autograd() -> None:
+    g = torch.Generator().manual_seed(0)
+    W = random_points(20, 5, generator=g)
+    H = random_points(20, 5, generator=g)
+    for idx in (None, competitors(H, W, 6)):
+        Wg, Hg = W.clone().requires_grad_(True), H.clone().requires_grad_(True)
+        own = (Wg * Hg).sum(1)
+        full_idx = competitors(H, W, 19) if idx is None else idx
+        z = ((Wg[full_idx] * Hg[:, None, :]).sum(-1) - own[:, None]) / 0.1
+        (0.1 * torch.logsumexp(z.reshape(-1), 0)).backward()
+        loss, _, gW, gH = softmax_surrogate(W, H, idx, 0.1)
+        assert abs(loss - float(0.1 * torch.logsumexp(z.detach().reshape(-1), 0))) < 1e-12
+        assert torch.allclose(gW, Wg.grad, atol=1e-12)
+        assert torch.allclose(gH, Hg.grad, atol=1e-12)
+        Wt = W.clone().requires_grad_(True)
+        s = (Wt[full_idx] * Wt[:, None, :]).sum(-1) / 0.1
+        (0.1 * torch.logsumexp(s.reshape(-1), 0)).backward()
+        _, _, gT = tammes_surrogate(W, idx, 0.1)
+        assert torch.allclose(gT, Wt.grad, atol=1e-12)
+
+
+def test_competitor_lists_blocked_equal_unblocked() -> None:
+    g = torch.Generator().manual_seed(0)
+    W = random_points(37, 4, generator=g)
+    a = competitors(W, W, 5, max_memory_mib=1e-6)
+    b = competitors(W, W, 5)
+    assert torch.equal(a.sort(1).values, b.sort(1).values)
+    assert not bool((a == torch.arange(37)[:, None]).any())
+
+
+def test_neighbour_list_annealing_runs() -> None:
+    W0 = random_points(60, 4, generator=torch.Generator().manual_seed(0))
+    W, H, hist, n = anneal(
+        W0, None, AnnealSchedule(steps=60, num_competitors=8, refresh_every=10), kind="softmax"
+    )
+    assert n == 60 and len(hist) >= 6
+    assert torch.allclose(W.norm(dim=1), torch.ones(60, dtype=W.dtype))
+    assert hist[-1] > hist[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err"),
+    [
+        ({"num_classes": 1, "feature_dim": 3}, ValueError),
+        ({"num_classes": 5, "feature_dim": 0}, ValueError),
+        ({"num_classes": 5.0, "feature_dim": 3}, TypeError),
+        ({"num_classes": 5, "feature_dim": 1}, ValueError),
+        ({"num_classes": 12, "feature_dim": 3, "time_limit": 0}, ValueError),
+        ({"num_classes": 12, "feature_dim": 3, "time_limit": -1.0}, ValueError),
+        ({"num_classes": 12, "feature_dim": 3, "restarts": 0}, ValueError),
+        ({"num_classes": 12, "feature_dim": 3, "init": torch.ones(11, 3)}, ValueError),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, object], err: type[Exception]) -> None:
+    with pytest.raises(err, match="Expected"):
+        softmax_code(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(err, match="Expected"):
+        tammes_code(**kwargs)  # type: ignore[arg-type]
+
+
+def test_time_limit_is_respected_loosely() -> None:
+    res = softmax_code(40, 4, restarts=50, steps=(2000, 2000), time_limit=2.0, polish_seconds=1.0)
+    assert res.restarts < 50
+    assert res.certified
+
+
+# ----------------------------------------------------------------------------------------------
+# Known optima from random starts (PAPER.md section 4)
+# ----------------------------------------------------------------------------------------------
+
+KNOWN = [
+    (3, 12, 1 - 1 / math.sqrt(5), (300, 300)),
+    (5, 16, 0.8, (1000, 1000)),
+    (6, 27, 0.75, (1000, 1000)),
+    (7, 56, 1 - 1 / 3, (2000, 1500)),
+    (4, 120, (3 - math.sqrt(5)) / 4, (3000, 1500)),
+    (8, 240, 0.5, (4000, 1500)),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("d", "K", "rho", "steps"), KNOWN)
+def test_known_softmax_codes(d: int, K: int, rho: float, steps: tuple[int, int]) -> None:
+    res = softmax_code(K, d, restarts=4, steps=steps, seed=0, polish_seconds=300)
+    assert res.certified
+    assert abs(res.rho - rho) < 1e-6, (res.rho, res.restart_values, res.stop_reason)
+
+
+def test_schlaefli_fast() -> None:
+    res = softmax_code(16, 5, restarts=1, steps=(400, 600), seed=0)
+    assert abs(res.rho - 0.8) < 1e-6
