@@ -13,13 +13,36 @@ from gnc.cli import main
 def test_cli_json_and_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sub" / "code.npy"
     rc = main(
-        ["code", "--classes", "12", "--dim", "3", "--restarts", "1", "--steps", "300", "300",
-         "--json", "--out", str(out)]
+        [
+            "code",
+            "--classes",
+            "12",
+            "--dim",
+            "3",
+            "--restarts",
+            "1",
+            "--steps",
+            "300",
+            "300",
+            "--json",
+            "--out",
+            str(out),
+        ]
     )
     assert rc == 0
     rec = json.loads(capsys.readouterr().out)
-    for key in ("num_classes", "dim", "kind", "min_distance", "min_pairwise_distance",
-                "max_cosine", "upper_bound", "certified", "method", "seconds"):
+    for key in (
+        "num_classes",
+        "dim",
+        "kind",
+        "min_distance",
+        "min_pairwise_distance",
+        "max_cosine",
+        "upper_bound",
+        "certified",
+        "method",
+        "seconds",
+    ):
         assert key in rec
     assert rec["num_classes"] == 12 and rec["dim"] == 3 and rec["kind"] == "softmax"
     assert abs(rec["min_distance"] - (1 - 1 / math.sqrt(5))) < 1e-6

@@ -80,7 +80,8 @@ def test_polish_converges_from_perturbed_icosahedron() -> None:
 def test_polish_tammes_monotone_to_octahedron() -> None:
     g = torch.Generator().manual_seed(2)
     W = normalize_rows(
-        configurations.cross_polytope(3) + 1e-2 * torch.randn(6, 3, generator=g, dtype=torch.float64)
+        configurations.cross_polytope(3)
+        + 1e-2 * torch.randn(6, 3, generator=g, dtype=torch.float64)
     )
     res = polish_tammes(W, radius=1e-2)
     assert np.all(np.diff(np.array(res.history)) >= 0)
@@ -147,7 +148,7 @@ def test_competitor_lists_blocked_equal_unblocked() -> None:
 
 def test_neighbour_list_annealing_runs() -> None:
     W0 = random_points(60, 4, generator=torch.Generator().manual_seed(0))
-    W, H, hist, n = anneal(
+    W, _H, hist, n = anneal(
         W0, None, AnnealSchedule(steps=60, num_competitors=8, refresh_every=10), kind="softmax"
     )
     assert n == 60 and len(hist) >= 6

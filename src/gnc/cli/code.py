@@ -60,8 +60,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--polish-seconds", type=_positive_float, default=60.0, help="polishing budget (60)"
     )
-    p.add_argument("--steps", type=_int_at_least(1), nargs=2, default=None, metavar=("E", "A"),
-                   help="energy and annealing steps per restart")
+    p.add_argument(
+        "--steps",
+        type=_int_at_least(1),
+        nargs=2,
+        default=None,
+        metavar=("E", "A"),
+        help="energy and annealing steps per restart",
+    )
     p.add_argument("--device", default=None, help="torch device (cpu by default)")
     p.add_argument("--out", default=None, metavar="FILE.npy", help="write the K x d code")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

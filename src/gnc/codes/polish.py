@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class PolishResult:
     """Outcome of a polishing run.
@@ -107,7 +106,7 @@ def _delta(radius: float, d: int) -> float:
 
 def _margins(W: np.ndarray, Hd: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Margins ``m[k, j] = <w_k - w_j, h_k>`` for the classes ``rows`` (self = +inf)."""
-    M = (W[rows] * Hd[rows]).sum(1)[:, None] - Hd[rows] @ W.T
+    M: np.ndarray = (W[rows] * Hd[rows]).sum(1)[:, None] - Hd[rows] @ W.T
     M[np.arange(rows.size), rows] = np.inf
     return M
 
@@ -136,7 +135,7 @@ def _softmax_model_step(
     for a in range(0, K, block):
         rows = np.arange(a, min(K, a + block))
         M = _margins(W, Hd, rows)
-        ka, ja = np.nonzero(M <= value + delta)
+        ka, ja = np.nonzero(value + delta >= M)
         ks_list.append(rows[ka])
         js_list.append(ja)
         m_list.append(M[ka, ja])
@@ -170,7 +169,10 @@ def _softmax_model_step(
     r1, c1, v1 = _block_diag_rows(rows, W[rows], 1, d)
     r2, c2, v2 = _block_diag_rows(active, Hd[active], 1 + nw, d)
     a_eq = scipy.sparse.coo_matrix(
-        (np.concatenate([v1, v2]), (np.concatenate([r1, r2 + rows.size]), np.concatenate([c1, c2]))),
+        (
+            np.concatenate([v1, v2]),
+            (np.concatenate([r1, r2 + rows.size]), np.concatenate([c1, c2])),
+        ),
         shape=(rows.size + active.size, nvar),
     )
     c = np.zeros(nvar)
@@ -195,7 +197,7 @@ def _cosine_pairs(W: np.ndarray, threshold: float, block: int = 1024) -> tuple[n
         b = min(K, a + block)
         G = W[a:b] @ W.T
         G[np.arange(b - a)[:, None] >= np.arange(K)[None, :] - a] = -np.inf  # keep j > i
-        i, j = np.nonzero(G >= threshold)
+        i, j = np.nonzero(threshold <= G)
         ii.append(i + a)
         jj.append(j)
         cc.append(G[i, j])
@@ -278,7 +280,8 @@ def _trust_region(
     small = 0
     reason = "max-iterations"
     it = 0
-    for it in range(1, max_iterations + 1):
+    while it < max_iterations:
+        it += 1
         if should_stop is not None and should_stop():
             reason = "time-limit"
             break
@@ -349,15 +352,14 @@ def polish_softmax(
 
     Example:
         >>> import math
-        >>> from gnc.sphere import normalize_rows
-        >>> g = torch.Generator().manual_seed(0)
-        >>> W = normalize_rows(torch.eye(3, dtype=torch.float64)[:, :2] + 0.05 * torch.randn(3, 2, generator=g, dtype=torch.float64))
-        >>> res = polish_softmax(W, W)
+        >>> angles = torch.tensor([0.0, 2.0, 4.1], dtype=torch.float64)
+        >>> W = torch.stack([angles.cos(), angles.sin()], dim=1)
+        >>> res = polish_softmax(W, W, radius=0.05)
         >>> abs(res.value - 1.5) < 1e-9  # the triangle: rho = 1 - cos(2 pi / 3)
         True
     """
     start = time.perf_counter()
-    K, d = code.shape
+    K, _d = code.shape
     W = code.detach().to("cpu", torch.float64).numpy()
     H = directions.detach().to("cpu", torch.float64).numpy()
     X0 = np.concatenate([W, H]) / np.linalg.norm(np.concatenate([W, H]), axis=1, keepdims=True)
@@ -411,7 +413,8 @@ def polish_tammes(
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
-        >>> W = torch.nn.functional.normalize(torch.randn(4, 3, generator=g, dtype=torch.float64), dim=1)
+        >>> W = torch.randn(4, 3, generator=g, dtype=torch.float64)
+        >>> W = W / W.norm(dim=1, keepdim=True)
         >>> res = polish_tammes(W, radius=0.05)
         >>> abs(res.value - 4 / 3) < 1e-9  # regular simplex: max cosine -1/3
         True

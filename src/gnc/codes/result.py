@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 
 from gnc.geometry import max_cosines, one_vs_rest_distances
+from gnc.sphere import normalize_rows
 
 __all__ = ["CodeResult", "certify_code", "upper_bounds"]
 
@@ -91,10 +92,14 @@ def certify_code(
     restart_values: list[float] | None = None,
     max_memory_mib: float = 1024.0,
 ) -> CodeResult:
-    """Evaluate ``code`` exactly (certified ``rho``, pairwise statistics, bounds) into a record."""
+    """Evaluate ``code`` exactly (certified ``rho``, pairwise statistics, bounds) into a record.
+
+    The rows are normalized in float64 first; ``rho`` is the exact value of those unit rows.
+    """
     K, d = code.shape
-    exact = one_vs_rest_distances(code, normalize=False, max_memory_mib=max_memory_mib)
-    values, _ = max_cosines(code, max_memory_mib=max_memory_mib)
+    unit = normalize_rows(code.detach().to(torch.float64))  # certify in float64
+    exact = one_vs_rest_distances(unit, normalize=False, max_memory_mib=max_memory_mib)
+    values, _ = max_cosines(unit, max_memory_mib=max_memory_mib)
     smax = float(values.max())
     rho_bound, dist_bound = upper_bounds(K, d)
     lower = float(exact.lower_bounds.min())

@@ -17,7 +17,6 @@ Pipeline for each of ``restarts`` random starts (closed forms are returned direc
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -61,8 +60,10 @@ def closed_form_code(
         True
     """
     K, d = num_classes, feature_dim
-    if K <= d + 1:
-        return configurations.simplex_etf(K, d, dtype=dtype, device=device), "closed-form:simplex-etf"
+    if d + 1 >= K:
+        return configurations.simplex_etf(
+            K, d, dtype=dtype, device=device
+        ), "closed-form:simplex-etf"
     if d == 2:
         return configurations.regular_polygon(K, dtype=dtype, device=device), (
             "closed-form:regular-polygon"
@@ -196,13 +197,23 @@ def solve_code(
             W = random_points(K, d, generator=gen, dtype=dtype).to(dev)
             if kind == "softmax":
                 W, _, _, n = anneal(
-                    W, None, energy, kind="riesz", should_stop=should_stop,
-                    max_memory_mib=max_memory_mib, dense_limit=DENSE_LIMIT,
+                    W,
+                    None,
+                    energy,
+                    kind="riesz",
+                    should_stop=should_stop,
+                    max_memory_mib=max_memory_mib,
+                    dense_limit=DENSE_LIMIT,
                 )
                 iterations += n
         W, H, hist, n = anneal(
-            W, None, schedule, kind=kind, should_stop=should_stop,
-            max_memory_mib=max_memory_mib, dense_limit=DENSE_LIMIT,
+            W,
+            None,
+            schedule,
+            kind=kind,
+            should_stop=should_stop,
+            max_memory_mib=max_memory_mib,
+            dense_limit=DENSE_LIMIT,
         )
         iterations += n
         done_restarts += 1

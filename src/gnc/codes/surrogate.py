@@ -87,7 +87,7 @@ def competitors(
 def _gathered_scores(
     queries: torch.Tensor, points: torch.Tensor, idx: torch.Tensor | None, max_memory_mib: float
 ) -> torch.Tensor:
-    """``s[k, i] = <points[idx[k, i]], queries[k]>`` in row blocks (``idx=None``: all, self -inf)."""
+    """``s[k, i] = <points[idx[k, i]], queries[k]>`` blocked (``idx=None``: all, self -inf)."""
     if idx is None:
         s = queries @ points.T
         s.fill_diagonal_(-torch.inf)
@@ -312,7 +312,8 @@ def anneal(
     def lists() -> torch.Tensor | None:
         if dense:
             return None
-        return competitors(H if kind == "softmax" else W, W, m, max_memory_mib=max_memory_mib)
+        queries = H if kind == "softmax" and H is not None else W
+        return competitors(queries, W, m, max_memory_mib=max_memory_mib)
 
     idx = lists()
     done = 0

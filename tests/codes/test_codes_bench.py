@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_codes.py"
+
+
+def test_benchmark_smoke() -> None:
+    spec = importlib.util.spec_from_file_location("bench_codes", BENCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    snaps, seconds = mod.reference_solver(12, 3, 300, 0)
+    assert snaps[-1][0] == 300 and seconds > 0
+    row = mod.compare(3, 12, 300, 0, True)
+    assert row["ours_reaches_reference_final"] is True
+    assert row["ours_rho"] >= row["reference_final_rho"]
+    assert row["ours_rho"] <= row["upper_bound"] + 1e-9
