@@ -111,8 +111,12 @@ def plot_closed_forms(rows: Rows, ax: Any = None) -> tuple[Any, Any]:
         [lo, hi], [lo, hi], color="0.6", linestyle="--", linewidth=1, label="exact = closed form"
     )
     ax.scatter(xs, ys, color="tab:blue", s=18, label="codes", zorder=3)
+    groups: dict[tuple[float, float], list[str]] = {}
     for r, x, y in zip(rows, xs, ys, strict=True):
-        ax.annotate(str(r["label"]), (x, y), fontsize=6, xytext=(3, -3), textcoords="offset points")
+        groups.setdefault((round(x, 3), round(y, 3)), []).append(str(r["label"]))
+    for (x, y), labels in groups.items():
+        text = labels[0] if len(labels) == 1 else f"{labels[0]} (+{len(labels) - 1} more)"
+        ax.annotate(text, (x, y), fontsize=6, xytext=(4, -8), textcoords="offset points")
     ax.set_xlabel("closed form / known rho*")
     ax.set_ylabel("exact certified rho (gnc.geometry)")
     ax.set_title("closed forms and known optimal codes")
@@ -133,7 +137,7 @@ def plot_code_values(rows: Rows, ax: Any = None) -> tuple[Any, Any]:
         >>> [t.get_text() for t in ax.get_legend().get_texts()]
         ['paper "optimal"', 'ours (softmax_code)', 'upper bound on rho*']
     """
-    fig, ax = _axes(ax, size=(max(4.0, 1.1 * len(rows) + 2), 3.6))
+    fig, ax = _axes(ax, size=(max(5.5, 1.1 * len(rows) + 2), 3.8))
     x = np.arange(len(rows), dtype=float)
     w = 0.27
 
@@ -154,7 +158,7 @@ def plot_code_values(rows: Rows, ax: Any = None) -> tuple[Any, Any]:
     ax.set_xticks(x, [str(r["label"]) for r in rows], fontsize=7, rotation=20)
     ax.set_xlabel("(d, K)")
     ax.set_ylabel("rho = min_k D_k")
-    ax.set_title("softmax-code values: paper vs ours vs bound")
+    ax.set_title("softmax-code values")
     ax.legend(fontsize=7, loc="lower right")
     return fig, ax
 

@@ -147,10 +147,9 @@ class Profile:
     tammes_sizes: tuple[int, ...] = (4, 5, 6, 7, 8, 12)
     tammes_time_limit: float = 3.0
     # 3. UFM sweep
-    ufm_classes: int = 12
-    ufm_dim: int = 3
-    ufm_taus: tuple[float, ...] = (1.0, 1 / 3, 1 / 5, 1 / 7, 1 / 10, 1 / 20, 1 / 50)
-    ufm_samples: int = 2
+    ufm_settings: tuple[tuple[int, int], ...] = ((8, 3), (30, 5))
+    ufm_taus: tuple[float, ...] = (1.0, 1 / 3, 1 / 5, 1 / 10, 1 / 20, 1 / 50)
+    ufm_samples: int = 1
     ufm_steps: int = 1500
     # 4./5. training
     train_dataset: str = "cjk"
@@ -201,8 +200,7 @@ PROFILES: dict[str, Profile] = {
         code_restarts=8,
         tammes_sizes=(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 20, 24),
         tammes_time_limit=30.0,
-        ufm_classes=100,
-        ufm_dim=10,
+        ufm_settings=((8, 3), (30, 5), (100, 10)),
         ufm_samples=5,
         ufm_steps=20000,
         train_dataset="cifar100",
@@ -231,8 +229,7 @@ PROFILES: dict[str, Profile] = {
         code_restarts=1,
         tammes_sizes=(4, 6),
         tammes_time_limit=1.0,
-        ufm_classes=4,
-        ufm_dim=2,
+        ufm_settings=((4, 2),),
         ufm_taus=(1.0, 0.2),
         ufm_samples=1,
         ufm_steps=200,
@@ -596,51 +593,53 @@ def section_tammes(profile: Profile, out: Path, progress: Progress) -> SectionRe
 
 def section_ufm(profile: Profile, out: Path, progress: Progress) -> SectionResult:
     """UFM solutions at decreasing temperature: rho(W) approaches the softmax-code value."""
+    from matplotlib.figure import Figure
+
     from gnc.geometry import best_known_softmax_code_value
     from gnc.report.plots_ufm import plot_rho_vs_tau
     from gnc.ufm import temperature_sweep
 
-    K, d = profile.ufm_classes, profile.ufm_dim
-    known = best_known_softmax_code_value(K, d)
-    progress(f"K={K} d={d}")
-    res = temperature_sweep(
-        K,
-        d,
-        profile.ufm_taus,
-        samples_per_class=profile.ufm_samples,
-        max_steps=profile.ufm_steps,
-        code_value=None if known is None else known[0],
-        code_time_limit=profile.code_time_limit,
-        device=_device(profile),
-        generator=torch.Generator().manual_seed(0),
-    )
-    rows = [dataclasses.asdict(p) for p in res.points]
-    fig, _ = plot_rho_vs_tau(
-        rows, code_value=res.code_value, upper_bound=res.upper_bound, title=f"UFM K={K}, d={d}"
-    )
-    figs = [
-        _save_figure(
-            out,
-            "rho_vs_tau",
-            fig,
-            "rho(W) of the spherical-UFM solution against tau, with the "
-            "softmax-code value and the upper bound on rho*.",
+    settings = profile.ufm_settings
+    fig = Figure(figsize=(4.6 * len(settings), 3.6), layout="constrained")
+    tables: list[Table] = []
+    comparisons: list[tuple[Any, ...]] = []
+    summaries: list[str] = []
+    data: dict[str, Any] = {}
+    for i, (K, d) in enumerate(settings):
+        known = best_known_softmax_code_value(K, d)
+        progress(f"K={K} d={d}")
+        res = temperature_sweep(
+            K,
+            d,
+            profile.ufm_taus,
+            samples_per_class=profile.ufm_samples,
+            max_steps=profile.ufm_steps,
+            code_value=None if known is None else known[0],
+            code_time_limit=profile.code_time_limit,
+            device=_device(profile),
+            generator=torch.Generator().manual_seed(0),
         )
-    ]
-    last = min(res.points, key=lambda p: p.tau)
-    ratio = last.ratio
-    return SectionResult(
-        name="ufm",
-        title="3. UFM temperature sweep",
-        status="ok",
-        summary=(
-            f"Spherical UFM with K={K}, d={d}, n={profile.ufm_samples}: at tau={last.tau:.3g} "
-            f"rho(W) = {last.gnc2:.4f}, {ratio:.3f} of the code value "
-            f"{res.code_value} ({res.code_source})."
-        ),
-        tables=(
+        rows = [dataclasses.asdict(p) for p in res.points]
+        plot_rho_vs_tau(
+            rows,
+            fig.add_subplot(1, len(settings), i + 1),
+            code_value=res.code_value,
+            upper_bound=res.upper_bound,
+            title=f"UFM K={K}, d={d}, n={profile.ufm_samples}",
+        )
+        first = max(res.points, key=lambda p: p.tau)
+        last = min(res.points, key=lambda p: p.tau)
+        summaries.append(
+            f"K={K}, d={d}: rho(W) {first.gnc2:.4f} at tau={_tau_label(first.tau)} -> "
+            f"{last.gnc2:.4f} at tau={_tau_label(last.tau)} ({last.ratio:.4f} of the code "
+            f"value {res.code_value:.4f}, {res.code_source})"
+            if res.code_value is not None
+            else f"K={K}, d={d}: rho(W) {last.gnc2:.4f} at tau={_tau_label(last.tau)}"
+        )
+        tables.append(
             _table(
-                f"Sweep K={K}, d={d}",
+                f"Sweep K={K}, d={d}, n={profile.ufm_samples} (code value {res.code_value}, "
+                f"{res.code_source})",
                 ["tau", "loss", "GNC1", "GNC2 = rho(W)", "GNC3", "rho / code", "certified", "stop"],
                 [
                     [
@@ -655,23 +654,41 @@ def section_ufm(profile: Profile, out: Path, progress: Progress) -> SectionResul
                     ]
                     for p in res.points
                 ],
-            ),
-        ),
-        figures=tuple(figs),
-        comparisons=(
+            )
+        )
+        comparisons.append(
             (
-                "UFM W as tau -> 0",
-                "softmax code (theorem)",
-                f"rho = {last.gnc2:.4f} = {ratio:.3f} x code value",
-                f"tau = {last.tau:.3g}",
-            ),
-        ),
-        data={
+                f"UFM rho(W) / code value, K={K} d={d}",
+                "-> 1 as tau -> 0 (theorem)",
+                f"{first.ratio:.4f} (tau={_tau_label(first.tau)}) -> {last.ratio:.4f} "
+                f"(tau={_tau_label(last.tau)})",
+                "exact certified rho(W)",
+            )
+        )
+        data[f"K{K}_d{d}"] = {
             "rows": rows,
             "code_value": res.code_value,
             "code_source": res.code_source,
             "upper_bound": res.upper_bound,
-        },
+        }
+    figs = [
+        _save_figure(
+            out,
+            "rho_vs_tau",
+            fig,
+            "rho(W) of the spherical-UFM solution against tau, with the "
+            "softmax-code value and the upper bound on rho*.",
+        )
+    ]
+    return SectionResult(
+        name="ufm",
+        title="3. UFM temperature sweep",
+        status="ok",
+        summary="Spherical UFM, largest to smallest tau: " + "; ".join(summaries) + ".",
+        tables=tuple(tables),
+        figures=tuple(figs),
+        comparisons=tuple(comparisons),
+        data=data,
     )
 
 
