@@ -237,7 +237,10 @@ def _write_run(
     lines: dict[str, float | None] = {"rho (all rows)": summary["gnc2"]}
     if summary["rho_distinct"] is not None:
         lines["rho (distinct rows)"] = summary["gnc2_distinct"]
-    lines["random rows, same (K, d)"] = summary["random_rho"]
+    bracket = summary["random_lower"] is not None and summary["random_rho"] is not None
+    bracket = bracket and summary["random_rho"] - summary["random_lower"] > config["tol"]
+    random_label = "random rows, same (K, d)" + (" (upper end of bracket)" if bracket else "")
+    lines[random_label] = summary["random_rho"]
     K_c, d_c = summary["code_shape"]
     same = [K_c, d_c] == [summary["num_classes"], summary["feature_dim"]]
     lines["softmax code" + ("" if same else f" (K'={K_c}, d'={d_c})")] = summary["code_rho"]

@@ -43,6 +43,8 @@ def plot_distance_histogram(
         distances: Exact ``D_k`` of some classes (e.g. a random sample).
         ax: Axes to draw into; a new figure if ``None``.
         lower_bounds: Optional per-class lower bounds ``1 - s_k`` drawn as an outline histogram.
+            Both histograms show fractions of their own counts, so a sample and all ``K``
+            classes compare directly.
         lines: Label -> value of vertical lines (``rho``, random, code, upper bound); ``None``
             values are skipped.
         log_x: Log-scale distance axis (non-positive values are left out and counted in the
@@ -77,11 +79,19 @@ def plot_distance_histogram(
         edges = np.geomspace(lo, hi, bins + 1) if log_x else np.linspace(lo, hi, bins + 1)
         label = distance_label + (f" ({dropped} zero, not shown)" if dropped else "")
         if values[0].size:
-            ax.hist(values[0], bins=edges, alpha=0.6, color="C0", label=f"{label}, n={d.size}")
+            ax.hist(
+                values[0],
+                bins=edges,
+                weights=np.full(values[0].size, 1.0 / d.size),
+                alpha=0.6,
+                color="C0",
+                label=f"{label}, n={d.size}",
+            )
         if lb is not None and values[1].size:
             ax.hist(
                 values[1],
                 bins=edges,
+                weights=np.full(values[1].size, 1.0 / lb.size),
                 histtype="step",
                 color="C7",
                 label=f"1 - max cosine (lower bound), n={lb.size}",
@@ -98,7 +108,7 @@ def plot_distance_histogram(
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("one-vs-rest distance D_k (unit rows)")
-    ax.set_ylabel("classes")
+    ax.set_ylabel("fraction of classes")
     if title:
         ax.set_title(title)
     ax.legend(fontsize="small")
