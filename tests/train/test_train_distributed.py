@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,9 @@ import torch.multiprocessing as mp
 
 from gnc.train.config import load_config
 from gnc.train.loop import train
+from helpers.train_ddp import ddp_worker
 
 TINY = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.toml")
-
-
-def _worker(rank: int, world: int, init_file: str, overrides: list[str], out: str) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        cfg = load_config(TINY, overrides)
-        res = train(cfg, out, progress=False)
-        if rank == 1:
-            # Rank 1 writes nothing into the run folder; it reports its own final metrics.
-            Path(out, "rank1.json").write_text(json.dumps(res.final))
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("kind", ["cmf", pytest.param("normalized", marks=pytest.mark.slow)])
@@ -39,8 +25,8 @@ def test_gloo_two_processes_match_single_process(tmp_path: Path, kind: str) -> N
     single = train(load_config(TINY, overrides), tmp_path / "single", progress=False)
     out = tmp_path / "ddp"
     mp.spawn(
-        _worker,
-        args=(2, str(tmp_path / "init"), overrides, str(out)),
+        ddp_worker,
+        args=(2, str(tmp_path / "init"), TINY, overrides, str(out)),
         nprocs=2,
         join=True,
     )
