@@ -133,6 +133,7 @@ def test_other_profile_is_not_reused(tmp_path: Path) -> None:
     res = R.reproduce("tiny", tmp_path, only=["codes"], progress=False)
     assert res.ran == ("codes",)
     other = dataclasses.replace(R.PROFILES["tiny"], name="tiny2")
+    assert R.profile_id(other) != R.profile_id(R.PROFILES["tiny"])
     res = R.reproduce(other, tmp_path, only=["codes"], progress=False)
     assert res.ran == ("codes",) and res.reused == ()
 
@@ -193,3 +194,16 @@ def test_opposite_pairs_oracle() -> None:
     assert R.opposite_pairs([math.radians(a) for a in (10, 200, 100, 290)]) == [(0, 1), (2, 3)]
     with pytest.raises(ValueError):
         R.opposite_pairs([0.0, 1.0])
+
+
+def test_changed_settings_recompute_and_restart_training(tmp_path: Path) -> None:
+    tiny = R.PROFILES["tiny"]
+    res = R.reproduce(tiny, tmp_path, only=["training"], progress=False)
+    assert res.ran == ("training",) and res.sections[0].status == "ok"
+    # same name, other settings: not reused; the old checkpoints (2 epochs) are replaced
+    longer = dataclasses.replace(tiny, train_epochs=3)
+    assert R.profile_id(longer) != R.profile_id(tiny)
+    res = R.reproduce(longer, tmp_path, only=["training"], progress=False)
+    assert res.ran == ("training",) and res.sections[0].status == "ok", res.sections[0].notices
+    histories = res.sections[0].data["histories"]
+    assert all(len(h) == 3 for h in histories.values())

@@ -37,6 +37,7 @@ __all__ = [
     "SectionSkipped",
     "Table",
     "load_section",
+    "profile_id",
     "render_report",
     "reproduce",
     "section_names",
@@ -105,7 +106,7 @@ class SectionResult:
         figures: Its figures (PNG files under the section folder).
         comparisons: ``(quantity, paper, ours, note)`` rows: the paper's numbers beside ours.
         notices: Messages shown highlighted (skips, missing packages, errors, caveats).
-        profile: Profile name it ran under.
+        profile: :func:`profile_id` of the profile it ran under (name and settings hash).
         seconds: Wall time.
         data: Extra JSON-able numbers for ``results.json``.
     """
@@ -261,6 +262,19 @@ PROFILES: dict[str, Profile] = {
 # --------------------------------------------------------------------------------------------
 # Helpers shared by the sections
 # --------------------------------------------------------------------------------------------
+
+
+def profile_id(profile: Profile) -> str:
+    """Name plus a hash of every setting: stored sections are reused only under the same id.
+
+    Example:
+        >>> profile_id(PROFILES["tiny"]).startswith("tiny-")
+        True
+    """
+    import hashlib
+
+    digest = hashlib.sha256(dump_json(dataclasses.asdict(profile)).encode()).hexdigest()
+    return f"{profile.name}-{digest[:12]}"
 
 
 def _device(profile: Profile) -> torch.device:
@@ -751,7 +765,7 @@ def _run_training(
     dataset: Any,
     progress: Progress,
 ) -> Any:
-    from gnc.train import config_from_dict, train
+    from gnc.train import config_from_dict
 
     base = _train_base(profile)
     base["name"] = label
@@ -764,7 +778,22 @@ def _run_training(
     cfg = config_from_dict(base)
     progress(f"train {label}")
     safe = "".join(c if c.isalnum() else "_" for c in label)
-    return train(cfg, out / "runs" / safe, resume=True, progress=False, dataset=dataset)
+    return _train_resumable(cfg, out / "runs" / safe, dataset)
+
+
+def _train_resumable(cfg: Any, run_dir: Path, dataset: Any) -> Any:
+    """Train, resuming an interrupted run; a run of another configuration starts afresh."""
+    import shutil
+
+    from gnc.train import train
+
+    try:
+        return train(cfg, run_dir, resume=True, progress=False, dataset=dataset)
+    except ValueError as err:
+        if "checkpoint's config" not in str(err):
+            raise
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return train(cfg, run_dir, resume=False, progress=False, dataset=dataset)
 
 
 def _data_note(profile: Profile, dataset: Any, epochs: int) -> str:
@@ -966,7 +995,7 @@ def section_assignment(profile: Profile, out: Path, progress: Progress) -> Secti
     from matplotlib.figure import Figure
 
     from gnc.report.plots_codes import plot_assignment
-    from gnc.train import ArrayDataset, config_from_dict, load_fashion_mnist, train
+    from gnc.train import ArrayDataset, config_from_dict, load_fashion_mnist
 
     try:
         full = load_fashion_mnist(profile.fashion_mnist_dir)
@@ -1012,7 +1041,7 @@ def section_assignment(profile: Profile, out: Path, progress: Progress) -> Secti
             }
         )
         run_dir = out / "runs" / f"seed{seed}"
-        res = train(cfg, run_dir, resume=True, progress=False, dataset=ds)
+        res = _train_resumable(cfg, run_dir, ds)
         state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
         W = state["model"]["head.weight"].to(torch.float64)
         W = W / W.norm(dim=1, keepdim=True)
@@ -1307,7 +1336,9 @@ def _run_section(name: str, profile: Profile, folder: Path, progress: Progress) 
             status="failed",
             notices=(f"Section failed: {type(err).__name__}: {err}\n{tb}",),
         )
-    return dataclasses.replace(result, profile=profile.name, seconds=time.perf_counter() - started)
+    return dataclasses.replace(
+        result, profile=profile_id(profile), seconds=time.perf_counter() - started
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1432,10 +1463,14 @@ def reproduce(
     for name in selected:
         folder = out / "sections" / name
         stored = None if force else load_section(folder)
-        if stored is not None and stored.status == "ok" and stored.profile == profile.name:
+        if stored is not None and stored.status == "ok" and stored.profile == profile_id(profile):
             results[name] = stored
             reused.append(name)
         else:
+            if force and (folder / "runs").is_dir():
+                import shutil
+
+                shutil.rmtree(folder / "runs")
             bar.set_postfix_str(name)
 
             def note(msg: str, _name: str = name) -> None:
@@ -1449,7 +1484,7 @@ def reproduce(
     for name in SECTIONS:  # earlier sections of the same profile stay in the report
         if name not in results:
             stored = load_section(out / "sections" / name)
-            if stored is not None and stored.profile == profile.name:
+            if stored is not None and stored.profile == profile_id(profile):
                 results[name] = stored
     ordered = tuple(results[n] for n in SECTIONS if n in results)
     for s in ordered:
