@@ -1181,10 +1181,25 @@ def section_pretrained(profile: Profile, out: Path, progress: Progress) -> Secti
     fig = Figure(figsize=(5.5, 3.6), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(rows), dtype=float)
-    ax.bar(x - 0.2, [r["rho"] for r in rows], 0.4, label="exact GNC2 = rho(W)")
+    ax.bar(x - 0.27, [r["rho"] for r in rows], 0.27, label="exact GNC2 = rho(W) = min D_k")
+    ax.bar(
+        x,
+        [r["sample_median_D"] for r in rows],
+        0.27,
+        color="tab:green",
+        label="median D_k (sampled classes)",
+    )
+    for xi, r in zip(x, rows, strict=True):
+        ax.annotate(f"{r['rho']:.2g}", (xi - 0.27, r["rho"]), ha="center", va="bottom", fontsize=7)
     ub = [math.nan if r["upper_bound"] is None else r["upper_bound"] for r in rows]
     ax.bar(
-        x + 0.2, ub, 0.4, color="none", edgecolor="tab:red", hatch="//", label="upper bound on rho*"
+        x + 0.27,
+        ub,
+        0.27,
+        color="none",
+        edgecolor="tab:red",
+        hatch="//",
+        label="upper bound on rho*",
     )
     ax.set_xticks(x, [f"{r['head']}\nK={r['K']} d={r['d']}" for r in rows], fontsize=7)
     ax.set_ylabel("rho")
