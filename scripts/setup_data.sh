@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian data packages used by `gnc train` (CJK fonts, Fashion-MNIST).
+# Install the Debian data packages used by `gnc train` (CJK fonts, Fashion-MNIST), and
+# Chromium, which the report test uses to render report.html headlessly.
 # Idempotent, quick when already installed, and never fails its caller: on any problem it
 # prints a message (with the exact command to run) and exits 0.
 set -u
@@ -9,6 +10,7 @@ PACKAGES=(
     fonts-noto-cjk fonts-lxgw-wenkai fonts-hanazono fonts-klee fonts-droid-fallback
     fonts-ipafont-gothic fonts-ipafont-mincho fonts-cwtex-kai fonts-cwtex-ming
     dataset-fashion-mnist
+    chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -235,3 +235,14 @@ def test_bad_classes() -> None:
         one_vs_rest_distances(_random(5, 2, 0), classes=[0, 5])
     with pytest.raises(TypeError):
         one_vs_rest_distances("not a matrix")  # type: ignore[arg-type]
+
+
+def test_min_stops_at_rounding_level_near_duplicates() -> None:
+    # Many near-duplicate rows: rho is at rounding level and every lower bound 1 - s_k is ~0.
+    # The search must stop once no class can lower rho by more than tol, still certified.
+    g = torch.Generator().manual_seed(4)
+    W = random_points(400, 6, generator=g)
+    W[200:] = W[:200] + 1e-10 * torch.randn(200, 6, generator=g, dtype=torch.float64)
+    m = min_one_vs_rest_distance(W)
+    assert m.rho < 1e-8 and m.certified and m.gap <= 1e-9
+    assert m.classes_solved <= 256

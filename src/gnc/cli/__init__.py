@@ -17,7 +17,9 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order shown by ``gnc --help``.
 SUBCOMMANDS: tuple[str, ...] = (
+    "reproduce",
     "margins",
+    "code",
     "measure",
     "ufm",
     "train",

@@ -597,10 +597,13 @@ def min_one_vs_rest_distance(
     solved = 0
     chunk = max(1, chunk_size)
     have_solution = False
-    while pos < K and (float(lb_sorted[pos]) < best or not have_solution):
+    # A class whose lower bound is >= best - tol cannot lower rho by more than tol: skipping it
+    # keeps the certificate (gap <= tol), and stops the search at once when rho is at rounding
+    # level (near-duplicate rows), where the lower bounds 1 - s_k are all ~0.
+    while pos < K and (float(lb_sorted[pos]) < best - tol or not have_solution):
         stop = min(K, pos + chunk)
         # Only classes whose lower bound is still below the best distance.
-        cut = int(torch.searchsorted(lb_sorted[pos:stop], torch.tensor(best, dtype=W.dtype)))
+        cut = int(torch.searchsorted(lb_sorted[pos:stop], torch.tensor(best - tol, dtype=W.dtype)))
         stop = max(pos + 1, pos + cut)
         cls = order[pos:stop]
         sol = _solve_classes(
