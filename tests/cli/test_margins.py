@@ -69,7 +69,7 @@ def test_margins_duplicates_are_zero(tmp_path: Path, capsys: pytest.CaptureFixtu
     ("array", "match"),
     [
         (np.array([[1.0, 0.0], [np.nan, 1.0]]), "NaN"),
-        (np.array([[1.0, 0.0], [0.0, 0.0]]), "row 1 is zero"),
+        (np.array([[1.0, 0.0], [0.0, 0.0]]), "row 1 is all zeros"),
         (np.array([[1.0, 0.0]]), "at least 2 rows"),
         (np.array([1.0, 2.0, 3.0]), "2-D"),
     ],

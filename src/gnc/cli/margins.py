@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from gnc._checks import check_matrix
 from gnc.cli._common import dump_json
 from gnc.geometry import (
     min_one_vs_rest_distance,
@@ -63,16 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("`--per-class` needs all distances: drop `--fast`.")
     if args.max_memory_mib <= 0:
         raise ValueError(f"Expected `--max-memory-mib` > 0, but got {args.max_memory_mib}.")
-    W = load_matrix(args.path, key=args.key)
-    if W.shape[0] < 2:
-        raise ValueError(f"Expected at least 2 rows (classes), but got shape {tuple(W.shape)}.")
+    W = check_matrix("weights", load_matrix(args.path, key=args.key), min_rows=2, nonzero_rows=True)
     W = W.to(torch.float64)
-    if not bool(torch.isfinite(W).all()):
-        row = int((~torch.isfinite(W)).any(dim=1).nonzero()[0, 0])
-        raise ValueError(f"Expected finite values, but row {row} has NaN or Inf.")
-    zero = W.abs().amax(dim=1) == 0
-    if bool(zero.any()):
-        raise ValueError(f"Expected nonzero rows, but row {int(zero.nonzero()[0, 0])} is zero.")
     K, d = W.shape
     W = W / W.norm(dim=1, keepdim=True)
     stats = pairwise_statistics(W, max_memory_mib=args.max_memory_mib)
