@@ -117,7 +117,9 @@ class MinDistanceResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _affine_minimizers(G: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+def _affine_minimizers(
+    G: torch.Tensor, S: torch.Tensor, Y: torch.Tensor | None = None
+) -> torch.Tensor:
     """Affine min-norm weights on the corral ``S`` for each batch element.
 
     Solves ``min a^T G a`` s.t. ``sum_{i in S} a_i = 1``, ``a_i = 0`` off ``S`` through the bordered
@@ -126,6 +128,10 @@ def _affine_minimizers(G: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     Args:
         G: ``(B, m, m)`` Gram matrices of the working sets.
         S: ``(B, m)`` boolean corral masks (each non-empty).
+        Y: Optional ``(B, m, d)`` point coordinates. When given (and the corral has at most
+            ``d + 1`` points), the minimizer is computed by QR of the edge vectors
+            ``y_i - y_0``, whose condition number is the square root of the Gram's: corrals that
+            are nearly flat (optimized codes, with many near-ties) stay accurate.
 
     Returns:
         ``(B, m)`` weights, zero off the corral.
@@ -139,39 +145,71 @@ def _affine_minimizers(G: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     scale = Gs.diagonal(dim1=1, dim2=2).amax(dim=1).clamp_min(torch.finfo(G.dtype).tiny)
     vf = valid.to(G.dtype)
     Gs = Gs / scale[:, None, None] * vf[:, :, None] * vf[:, None, :] + torch.diag_embed(1.0 - vf)
-    # Fast path: a = G^{-1} 1 / (1^T G^{-1} 1) by Cholesky (G_SS is positive definite unless 0
-    # lies in the affine hull of the corral); otherwise the bordered KKT system by LU.
-    L, info = torch.linalg.cholesky_ex(Gs)
-    u = torch.cholesky_solve(vf[:, :, None], L)[:, :, 0] * vf
-    denom = u.sum(dim=1)
-    sol_c = u / denom[:, None]
-    bad = (info != 0) | ~torch.isfinite(denom) | (denom <= 0) | ~torch.isfinite(sol_c).all(dim=1)
-    # Ill-conditioned corrals (|x| near 0): solve the bordered system instead.
-    cond_bad = denom * torch.finfo(G.dtype).eps > 1e-3
-    bad = bad | cond_bad
-    sol = torch.zeros(B, s + 1, 1, dtype=G.dtype, device=G.device)
-    sol[:, :s, 0] = torch.where(bad[:, None], 0.0, sol_c)
+    # The bordered KKT system [[G, 1], [1^T, 0]] is nonsingular whenever the corral is affinely
+    # independent, even when G itself is singular (0 in the affine hull of the corral, which
+    # Wolfe's algorithm reaches when the corral spans R^d): never solve with G alone.
+    A = torch.zeros(B, s + 1, s + 1, dtype=G.dtype, device=G.device)
+    A[:, :s, :s] = Gs
+    A[:, :s, s] = vf
+    A[:, s, :s] = vf
+    rhs = torch.zeros(B, s + 1, 1, dtype=G.dtype, device=G.device)
+    rhs[:, s, 0] = 1.0
+    sol, info = torch.linalg.solve_ex(A, rhs)
+    bad = info != 0
     if bool(bad.any()):
-        nb = int(bad.sum())
-        A = torch.zeros(nb, s + 1, s + 1, dtype=G.dtype, device=G.device)
-        A[:, :s, :s] = Gs[bad]
-        A[:, :s, s] = vf[bad]
-        A[:, s, :s] = vf[bad]
-        rhs = torch.zeros(nb, s + 1, 1, dtype=G.dtype, device=G.device)
-        rhs[:, s, 0] = 1.0
-        sol_b, info_b = torch.linalg.solve_ex(A, rhs)
-        worse = info_b != 0
-        if bool(worse.any()):
-            sol_b[worse] = torch.linalg.pinv(A[worse], hermitian=True) @ rhs[worse]
-        sol[bad] = sol_b
+        sol[bad] = torch.linalg.pinv(A[bad], hermitian=True) @ rhs[bad]
     alpha_s = sol[:, :s, 0] * vf
     alpha = torch.zeros(B, m, dtype=G.dtype, device=G.device)
     alpha.scatter_(1, order, alpha_s)
+    if Y is not None and s > 1 and s - 1 <= Y.shape[2]:
+        # Check the affine optimality <y_i, x> = |x|^2 on the corral; where the Gram solve lost
+        # it (nearly flat corrals), redo those elements by QR on the point coordinates.
+        g = torch.bmm(G, alpha[:, :, None])[:, :, 0]
+        n2 = (alpha * g).sum(dim=1, keepdim=True)
+        resid = torch.where(S, (g - n2).abs(), 0.0).amax(dim=1)
+        gscale = G.diagonal(dim1=1, dim2=2).amax(dim=1)
+        inaccurate = ~(resid <= 1e-11 * gscale)
+        if bool(inaccurate.any()):
+            alpha[inaccurate] = _affine_minimizers_qr(
+                Y[inaccurate], order[inaccurate], valid[inaccurate], m
+            )
+    return alpha
+
+
+def _affine_minimizers_qr(
+    Y: torch.Tensor, order: torch.Tensor, valid: torch.Tensor, m: int
+) -> torch.Tensor:
+    """Affine minimizers from point coordinates: ``x = y_0 + Z mu``, ``min |x|`` by QR of ``Z``."""
+    B, s = order.shape
+    d = Y.shape[2]
+    Ys = Y.gather(1, order[:, :, None].expand(B, s, d))
+    y0 = Ys[:, 0, :]
+    vz = valid[:, 1:].to(Y.dtype)
+    Z = (Ys[:, 1:, :] - y0[:, None, :]) * vz[:, :, None]  # (B, s-1, d), padding last
+    Q, R = torch.linalg.qr(Z.transpose(1, 2))  # (B, d, s-1), (B, s-1, s-1)
+    diag = R.diagonal(dim1=1, dim2=2)
+    # Padding columns are zero and trailing, so their R rows/columns vanish: put 1 on the
+    # diagonal there (their mu is discarded). A tiny diagonal on a real column means the corral
+    # is affinely dependent to working precision: fall back to the bordered Gram system.
+    scale = diag.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(Y.dtype).tiny)
+    degenerate = ((diag.abs() <= 64 * torch.finfo(Y.dtype).eps * scale) & (vz > 0)).any(dim=1)
+    R = R + torch.diag_embed(1.0 - vz)
+    rhs = -(Q.transpose(1, 2) @ y0[:, :, None])
+    mu = torch.linalg.solve_triangular(R, rhs, upper=True)[:, :, 0] * vz
+    alpha_s = torch.cat([1.0 - mu.sum(dim=1, keepdim=True), mu], dim=1)
+    alpha = torch.zeros(B, m, dtype=Y.dtype, device=Y.device)
+    alpha.scatter_(1, order, alpha_s * valid.to(Y.dtype))
+    if bool(degenerate.any()):
+        Gd = Y[degenerate] @ Y[degenerate].transpose(1, 2)
+        Sd = torch.zeros(int(degenerate.sum()), m, dtype=torch.bool, device=Y.device)
+        Sd.scatter_(1, order[degenerate], valid[degenerate])
+        alpha[degenerate] = _affine_minimizers(Gd, Sd)
     return alpha
 
 
 def _wolfe_batched(
     G: torch.Tensor,
+    Y: torch.Tensor | None,
     valid: torch.Tensor,
     lam: torch.Tensor,
     S: torch.Tensor,
@@ -183,6 +221,8 @@ def _wolfe_batched(
 
     Args:
         G: ``(B, m, m)`` Gram matrices ``<y_i, y_j>``.
+        Y: Optional ``(B, m, d)`` points, for accurate affine minimizers (see
+            :func:`_affine_minimizers`).
         valid: ``(B, m)`` which working-set columns are real points.
         lam: ``(B, m)`` starting convex weights: the affine minimizer of the corral ``S``.
         S: ``(B, m)`` starting corral (affinely independent, ``lam > 0`` on it).
@@ -201,6 +241,7 @@ def _wolfe_batched(
     # Working copies, compacted when fewer than half of the elements are still running.
     idx = torch.arange(B, device=G.device)
     Gc, vc, la, Sa, fl = G, valid, lam.clone(), S.clone(), stop_floor
+    Yc = Y
     nm = torch.ones(B, dtype=torch.bool, device=G.device)
     running = torch.ones(B, dtype=torch.bool, device=G.device)
     for _ in range(max_iter):
@@ -219,6 +260,8 @@ def _wolfe_batched(
                 fl[keep],
                 nm[keep],
             )
+            if Yc is not None:
+                Yc = Yc[keep]
             running = running[keep]
         # Major cycle: add the most violating point, or stop.
         g = torch.bmm(Gc, la[:, :, None])[:, :, 0]
@@ -230,7 +273,7 @@ def _wolfe_batched(
         Sa[add, j[add]] = True
         iters[idx[running]] += 1
         # Minor cycle step: affine minimizer of the corral; step back to the hull if needed.
-        alpha = _affine_minimizers(Gc, Sa)
+        alpha = _affine_minimizers(Gc, Sa, Yc)
         pos = torch.where(Sa, alpha > 0, torch.ones_like(Sa)).all(dim=1)
         neg = Sa & (alpha <= 0)
         ratio = torch.where(neg, la / (la - alpha), inf)
@@ -329,6 +372,7 @@ def _solve_classes(
             floor = 64 * _EPS * scale.clamp_min(1e-300)
             lam_t, it = _wolfe_batched(
                 G,
+                Y,
                 ws_valid[t],
                 lam[t],
                 S[t] & ws_valid[t],
