@@ -18,6 +18,7 @@ __all__ = [
     "atomic_write_text",
     "dump_json",
     "load_matrix",
+    "read_array",
     "save_array",
     "to_jsonable",
 ]
@@ -66,11 +67,74 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def read_array(path: str | Path, *, key: str | None = None) -> tuple[Any, str | None]:
+    """Read one array from ``.npy``, ``.npz``, ``.pt``/``.pth`` or ``.safetensors``, as stored.
+
+    For archives the array is ``key`` if given, else ``weights`` or ``weight`` if present, else
+    the only array, else the only 2-D array.
+
+    Args:
+        path: File to read.
+        key: Name of the array inside an archive.
+
+    Returns:
+        ``(array, name)``: a numpy array or tensor in its stored dtype, and its key (``None`` for
+        a single-array file).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        KeyError: If ``key`` is not in the archive.
+        ValueError: On an unknown suffix, or an archive with no unambiguous choice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path} (expected a matrix file; it does not exist)")
+    suffix = path.suffix.lower()
+    arrays: dict[str, Any]
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False), None
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    elif suffix in (".pt", ".pth"):
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(obj, torch.Tensor):
+            return obj, None
+        if not isinstance(obj, dict):
+            raise ValueError(
+                f"Expected {path} to hold a tensor or a dict of tensors, but got "
+                f"{type(obj).__name__}."
+            )
+        arrays = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    elif suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        arrays = dict(load_file(str(path)))
+    else:
+        raise ValueError(f"Expected a .npy, .npz, .pt or .safetensors file, but got {path.name!r}.")
+    if key is not None:
+        if key not in arrays:
+            raise KeyError(f"Expected a key `{key}` in {path}, but it has {sorted(arrays)}.")
+        return arrays[key], key
+    for name in ("weights", "weight"):
+        if name in arrays:
+            return arrays[name], name
+    if len(arrays) == 1:
+        (only,) = arrays
+        return arrays[only], only
+    two_d = [k for k, v in arrays.items() if getattr(v, "ndim", 0) == 2]
+    if len(two_d) == 1:
+        return arrays[two_d[0]], two_d[0]
+    raise ValueError(
+        f"Expected {path} to hold one 2-D array or a key `weights`, but it has keys "
+        f"{sorted(arrays)}; pick one with `key=`."
+    )
+
+
 def load_matrix(path: str | Path, *, key: str | None = None) -> torch.Tensor:
     """Load a 2-D matrix from ``.npy``, ``.npz``, ``.pt``/``.pth`` or ``.safetensors``.
 
-    For archives (``.npz``, ``.safetensors``, a ``.pt`` dict) the array is ``key`` if given, else
-    ``weights`` if present, else the only array.
+    The array is chosen as in :func:`read_array`.
 
     Args:
         path: File to read.
@@ -81,46 +145,10 @@ def load_matrix(path: str | Path, *, key: str | None = None) -> torch.Tensor:
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: On an unknown suffix, a missing or ambiguous key, or a non-2-D array.
+        KeyError: If ``key`` is not in the archive.
+        ValueError: On an unknown suffix, an ambiguous archive, or a non-2-D or non-numeric array.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {path}")
-    suffix = path.suffix.lower()
-    arrays: dict[str, object]
-    if suffix == ".npy":
-        arrays = {"": np.load(path, allow_pickle=False)}
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    elif suffix in (".pt", ".pth"):
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(obj, torch.Tensor):
-            arrays = {"": obj}
-        elif isinstance(obj, dict):
-            arrays = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        else:
-            raise ValueError(f"Expected a tensor or a dict of tensors in {path}, got {type(obj)}.")
-    elif suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        arrays = dict(load_file(str(path)))
-    else:
-        raise ValueError(f"Expected a .npy, .npz, .pt or .safetensors file, but got {path.name!r}.")
-    if not arrays:
-        raise ValueError(f"Expected an array in {path}, but it holds none.")
-    if key is not None:
-        if key not in arrays:
-            raise ValueError(f"Expected key {key!r} in {path}, but it holds {sorted(arrays)}.")
-        value = arrays[key]
-    elif len(arrays) == 1:
-        value = next(iter(arrays.values()))
-    elif "weights" in arrays:
-        value = arrays["weights"]
-    else:
-        raise ValueError(
-            f"Expected key 'weights' or a single array in {path}, but it holds {sorted(arrays)}."
-        )
+    value, _ = read_array(path, key=key)
     t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16)):
         raise ValueError(f"Expected a real numeric array in {path}, but got dtype {t.dtype}.")

@@ -33,6 +33,7 @@ import torch
 
 from gnc._checks import check_matrix
 from gnc.analysis.ctranslate2 import read_ctranslate2_variable
+from gnc.io import read_array
 
 __all__ = [
     "HEAD_SOURCES",
@@ -407,23 +408,6 @@ def _build_ocr(model: Path, dict_path: Path) -> tuple[np.ndarray, list[str], dic
 # --------------------------------------------------------------------------------------------
 
 
-def _pick(arrays: Mapping[str, Any], key: str | None, path: Path) -> tuple[str, Any]:
-    if key is not None:
-        if key not in arrays:
-            raise KeyError(f"Expected a key `{key}` in {path}, but it has {sorted(arrays)}.")
-        return key, arrays[key]
-    two_d = [k for k, v in arrays.items() if getattr(v, "ndim", 0) == 2]
-    for name in ("weights", "weight"):
-        if name in arrays:
-            return name, arrays[name]
-    if len(two_d) == 1:
-        return two_d[0], arrays[two_d[0]]
-    raise ValueError(
-        f"Expected {path} to hold one 2-D array or a key `weights`, but it has keys "
-        f"{sorted(arrays)}; pick one with `key=`."
-    )
-
-
 def load_matrix_file(path: str | os.PathLike[str], *, key: str | None = None) -> HeadMatrix:
     """Load a ``K x d`` matrix from ``.npy``, ``.npz``, ``.pt``/``.pth`` or ``.safetensors``.
 
@@ -448,36 +432,12 @@ def load_matrix_file(path: str | os.PathLike[str], *, key: str | None = None) ->
         torch.Size([3, 2])
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Expected a matrix file, but {path} does not exist.")
-    suffix = path.suffix.lower()
-    chosen = None
-    if suffix == ".npy":
-        data: Any = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            chosen, data = _pick({k: npz[k] for k in npz.files}, key, path)
-    elif suffix in (".pt", ".pth"):
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(obj, torch.Tensor):
-            data = obj
-        elif isinstance(obj, Mapping):
-            tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-            chosen, data = _pick(tensors, key, path)
-        else:
-            raise ValueError(
-                f"Expected {path} to hold a tensor or a dict of tensors, but got "
-                f"{type(obj).__name__}."
-            )
-    elif suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        chosen, data = _pick(load_file(str(path)), key, path)
-    else:
+    if path.is_file() and path.suffix.lower() not in MATRIX_SUFFIXES:
         raise ValueError(
             f"Expected a head name in {list(HEAD_SOURCES)} or a matrix file with suffix in "
             f"{list(MATRIX_SUFFIXES)}, but got {str(path)!r}."
         )
+    data, chosen = read_array(path, key=key)
     if isinstance(data, np.ndarray) and not np.issubdtype(data.dtype, np.number):
         raise ValueError(f"Expected {path} to hold numbers, but got dtype {data.dtype}.")
     try:
