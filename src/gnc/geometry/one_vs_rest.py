@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gnc._checks import check_matrix, check_positive
+from gnc._checks import check_int, check_matrix, check_positive
 from gnc.geometry.pairwise import block_rows, iter_blocks
 
 __all__ = [
@@ -461,12 +461,19 @@ def _solve_classes(
     return _ClassSolution(D, lower, points, dirs, support, support_w, total_rounds, max_iters)
 
 
-def _prepare(weights: torch.Tensor, normalize: bool) -> torch.Tensor:
+def _prepare(
+    weights: torch.Tensor, normalize: bool, tol: float, working_set_size: int | None
+) -> tuple[torch.Tensor, float, int]:
+    """Validate the public arguments: float64 rows, the gap tolerance, the working-set size."""
     W = check_matrix("weights", weights, min_rows=2, nonzero_rows=normalize)
     W = W.to(torch.float64)
     if normalize:
         W = W / W.norm(dim=1, keepdim=True)
-    return W
+    tol = check_positive("tol", tol)
+    K, d = W.shape
+    if working_set_size is None:
+        return W, tol, _default_working_set(K, d)
+    return W, tol, check_int("working_set_size", working_set_size, minimum=1)
 
 
 def _screen(
@@ -548,9 +555,8 @@ def one_vs_rest_distances(
         (0.5, True)
     """
     start = time.perf_counter()
-    W = _prepare(weights, normalize)
-    tol = check_positive("tol", tol)
-    K, d = W.shape
+    W, tol, m0 = _prepare(weights, normalize, tol, working_set_size)
+    K = W.shape[0]
     if classes is None:
         cls = torch.arange(K, device=W.device)
     else:
@@ -562,9 +568,6 @@ def one_vs_rest_distances(
         cls = cls.long()
         if int(cls.min()) < 0 or int(cls.max()) >= K:
             raise ValueError(f"Expected `classes` in [0, {K}), but got {cls.min()}..{cls.max()}.")
-    m0 = working_set_size if working_set_size is not None else _default_working_set(K, d)
-    if m0 < 1:
-        raise ValueError(f"Expected `working_set_size` >= 1, but got {m0}.")
     sol = _solve_classes(
         W, cls, working_set_size=m0, max_memory_mib=max_memory_mib, tol=tol, max_rounds=max_rounds
     )
@@ -625,12 +628,10 @@ def min_one_vs_rest_distance(
         (1.0, True)
     """
     start = time.perf_counter()
-    W = _prepare(weights, normalize)
-    tol = check_positive("tol", tol)
-    K, d = W.shape
+    W, tol, m0 = _prepare(weights, normalize, tol, working_set_size)
+    K = W.shape[0]
     norms = W.norm(dim=1)
     lb, ub = _screen(W, norms, max_memory_mib)
-    m0 = working_set_size if working_set_size is not None else _default_working_set(K, d)
     order = torch.argsort(lb)
     lb_sorted = lb[order]
     best = float(ub.min())
