@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian data packages used by `gnc train` (CJK fonts, Fashion-MNIST), and
+# Install the Debian data packages used by `gnc train` (CJK fonts, Fashion-MNIST), the text
+# corpus of `gnc lm` and the language-model features (King James Bible), and
 # Chromium, which the report test uses to render report.html headlessly.
 # Idempotent, quick when already installed, and never fails its caller: on any problem it
 # prints a message (with the exact command to run) and exits 0.
@@ -10,6 +11,7 @@ PACKAGES=(
     fonts-noto-cjk fonts-lxgw-wenkai fonts-hanazono fonts-klee fonts-droid-fallback
     fonts-ipafont-gothic fonts-ipafont-mincho fonts-cwtex-kai fonts-cwtex-ming
     dataset-fashion-mnist
+    bible-kjv bible-kjv-text
     chromium
 )
 missing=()
@@ -32,7 +34,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
     echo "[gnc setup_data] apt-get not found; install these packages by other means: ${missing[*]}" >&2
     exit 0
 fi
-echo "[gnc setup_data] installing ${#missing[@]} data packages (fonts, Fashion-MNIST)" >&2
+echo "[gnc setup_data] installing ${#missing[@]} data packages (fonts, Fashion-MNIST, KJV)" >&2
 if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -qq "${missing[@]}" \
     >/dev/null 2>&1; then
     # The package lists may be stale: refresh once and retry.
