@@ -25,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "train",
     "head",
     "demo",
+    "lm",
 )
 
 
