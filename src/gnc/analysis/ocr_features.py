@@ -649,7 +649,8 @@ class OCRFrameFeatures:
         true: ``(N,)`` int64 true class of the character the frame belongs to when the line's
             decoding has the true length (clean alignment), else -1.
         confidence: ``(N,)`` float32 softmax probability of the predicted class.
-        line: ``(N,)`` int64 index of the frame's line in ``texts`` x ``fonts`` order.
+        line: ``(N,)`` int64 index of the frame's line in ``line_texts`` (font-major order:
+            the covered texts of the first font, then of the second, ...).
         frame: ``(N,)`` int64 time step of the frame in its line.
         emission: ``(N,)`` int64 index of the decoded character the frame belongs to.
         line_texts: True text of each line.
@@ -920,11 +921,16 @@ DEFAULT_EXPERIMENT_FONTS: tuple[str, ...] = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Extract frame features for ``--chars`` GB2312 level-1 characters and save them.
 
+    The characters are a seeded sample of the level-1 hanzi in the recognizer's dictionary (all
+    but 硷); each appears ``--repeats`` times per font, in lines of 5 to 10 characters.
+
     Prints a JSON summary (frames, classes with >= ``--min-frames`` frames, accuracies, time).
     """
     parser = argparse.ArgumentParser(prog="python -m gnc.analysis.ocr_features")
     parser.add_argument("--out", required=True, help="output .npz")
-    parser.add_argument("--chars", type=int, default=500, help="number of characters")
+    parser.add_argument(
+        "--chars", type=int, default=500, help="GB2312 level-1 characters (0 = all 3,754)"
+    )
     parser.add_argument("--repeats", type=int, default=4, help="occurrences per font")
     parser.add_argument("--fonts", default=",".join(DEFAULT_EXPERIMENT_FONTS))
     parser.add_argument("--font-size", type=int, default=36)
@@ -939,15 +945,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         raise ValueError(f"Expected `--fonts` among {sorted(installed)}, but got {missing}.")
     fonts = [installed[n] for n in wanted]
-    pool = gb2312_level1()
-    if not 1 <= args.chars <= len(pool):
-        raise ValueError(f"Expected `--chars` in [1, {len(pool)}], but got {args.chars}.")
+    recognizer = load_ocr_recognizer()
+    known = recognizer.class_index
+    pool = [c for c in gb2312_level1() if c in known]  # 3,754: the dictionary lacks 硷
+    if not 0 <= args.chars <= len(pool):
+        raise ValueError(f"Expected `--chars` in [0, {len(pool)}], but got {args.chars}.")
+    count = args.chars or len(pool)
     rng = np.random.default_rng(args.seed)
-    chars = [pool[i] for i in np.sort(rng.choice(len(pool), size=args.chars, replace=False))]
+    chars = [pool[i] for i in np.sort(rng.choice(len(pool), size=count, replace=False))]
     texts = sample_text_lines(chars, repeats=args.repeats, seed=args.seed)
     result = ocr_frame_features(
         texts,
         fonts,
+        recognizer=recognizer,
         font_size=args.font_size,
         batch_size=args.batch_size,
         progress=not args.no_progress,
