@@ -162,9 +162,9 @@ class ByteLevelBPE:
         ([2, 4], 'ab ab')
     """
 
-    tokens: tuple[str, ...]
-    merges: tuple[tuple[str, str], ...]
-    token_types: tuple[int, ...] = ()
+    tokens: tuple[str, ...] = field(repr=False)
+    merges: tuple[tuple[str, str], ...] = field(repr=False)
+    token_types: tuple[int, ...] = field(default=(), repr=False)
     bos_token_id: int | None = None
     eos_token_id: int | None = None
     _ids: dict[str, int] = field(init=False, repr=False)
@@ -270,8 +270,8 @@ class ByteLevelBPE:
         ids: list[int] = []
         for sym in self.bpe(mapped):
             tid = self._ids.get(sym)
-            if tid is None:  # not reachable for a complete byte-level vocabulary
-                ids.extend(self._ids[c] for c in sym)
+            if tid is None:  # bytes absent from the vocabulary are dropped, as llama.cpp does
+                ids.extend(self._ids[c] for c in sym if c in self._ids)
             else:
                 ids.append(tid)
         out = tuple(ids)
@@ -281,6 +281,11 @@ class ByteLevelBPE:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no BOS is added; special tokens are not parsed).
+
+        A byte with no token of its own (SmolLM2 lacks a few control characters such as
+        U+0004 and the bytes that never occur in UTF-8) is dropped when BPE cannot merge it
+        into a larger token, as llama.cpp does; ``decode(encode(text)) == text`` holds for every
+        text without such bytes.
 
         Raises:
             TypeError: If ``text`` is not a string.
