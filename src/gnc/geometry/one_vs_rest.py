@@ -648,7 +648,7 @@ def min_one_vs_rest_distance(
     while pos < K and (float(lb_sorted[pos]) < best - tol or not have_solution):
         stop = min(K, pos + chunk)
         # Only classes whose lower bound is still below the best distance.
-        cut = int(torch.searchsorted(lb_sorted[pos:stop], torch.tensor(best - tol, dtype=W.dtype)))
+        cut = int(torch.searchsorted(lb_sorted[pos:stop], lb_sorted.new_tensor(best - tol)))
         stop = max(pos + 1, pos + cut)
         cls = order[pos:stop]
         sol = _solve_classes(
