@@ -147,6 +147,11 @@ def main() -> None:
     ).to(device)
     if args.probe:  # child process: stream N samples, report time and peak RSS growth
         rss0 = rss_mib()
+        gpu0 = 0.0
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            gpu0 = torch.cuda.memory_allocated(device) / 2**20
         t_update, t_gen, acc = stream(N, centers, args.batch, args.seed, noise)
         t0 = time.perf_counter()
         stats = acc.statistics()
@@ -157,6 +162,11 @@ def main() -> None:
             "t_gen": t_gen,
             "t_compute": t_compute,
             "rss_growth": rss_mib() - rss0,
+            "device_growth": (
+                torch.cuda.max_memory_allocated(device) / 2**20 - gpu0
+                if device.type == "cuda"
+                else 0.0
+            ),
             "gnc1": g1,
             "nc1_cdnv": cdnv,
         }
@@ -221,12 +231,15 @@ def main() -> None:
         "meets_dense_target": t_stream / t_dense <= 2.0,
         "peak_rss_growth_mib_at_N_over_10": small["rss_growth"],
         "peak_rss_growth_mib_at_N": full["rss_growth"],
+        "peak_device_memory_growth_mib_at_N_over_10": small["device_growth"],
+        "peak_device_memory_growth_mib_at_N": full["device_growth"],
         "state_mib": state_mib,
         "one_batch_float32_input_mib": batch_mib,
         "dense_features_mib_at_N": N * d * 8 / 2**20,
         "gnc1": g1,
         "nc1_cdnv": cdnv,
         "within_scatter_relative_error_vs_dense": scatter_err,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
         "platform": platform.platform(),

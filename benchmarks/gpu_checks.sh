@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every CUDA check in one prepared run, for a machine with a GPU and a Python that has torch:
+# the CUDA tests (tests/test_cuda_paths.py and the device-parametrized tests), then the metrics
+# and one-vs-rest benchmarks on the GPU. Logs and JSON go to ${OUT:-runs/gpu}.
+# Usage: bash benchmarks/gpu_checks.sh [tests] [metrics] [ovr] [large]   (default: all four;
+# PYTHON=... chooses the interpreter)
+set -u
+out="${OUT:-runs/gpu}"
+mkdir -p "$out"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+py="${PYTHON:-python3}"
+parts="${*:-tests metrics ovr large}"
+{ nvidia-smi -L; "$py" -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; } \
+    2>&1 | tee "$out/gpu.txt"
+keys='"(K|stream_seconds|speedup_vs_per_sample_loop|ratio_stream_over_dense_numpy|peak_device_memory_growth_mib_at_N|peak_device_memory_growth_mib_at_N_over_10|exact_seconds|exact_max_gap|speedup_vs_paper|seconds|rho|certified)"'
+for part in $parts; do
+    case "$part" in
+    tests)
+        timeout 200 "$py" -m pytest -q -rfE --tb=short -p no:cacheprovider \
+            -o addopts="--strict-markers --import-mode=importlib" --continue-on-collection-errors \
+            -k "cuda or gpu" tests 2>&1 | tee "$out/tests.txt" | tail -40
+        ;;
+    metrics)
+        for batch in 8192 65536; do
+            timeout 120 "$py" benchmarks/bench_metrics.py --device cuda --threads 8 \
+                --samples 1000000 --batch "$batch" >"$out/bench_metrics_cuda_b$batch.json" \
+                2>>"$out/errors.txt"
+            grep -E "$keys" "$out/bench_metrics_cuda_b$batch.json"
+        done
+        ;;
+    ovr)
+        timeout 120 "$py" benchmarks/bench_one_vs_rest.py --device cuda --threads 8 \
+            --sizes 1000x512,5000x512 >"$out/bench_ovr_cuda.json" 2>>"$out/errors.txt"
+        grep -E "$keys" "$out/bench_ovr_cuda.json"
+        ;;
+    large)
+        timeout 150 "$py" benchmarks/bench_one_vs_rest.py --device cuda --threads 8 \
+            --sizes 100x10 --large >"$out/bench_ovr_large_cuda.json" 2>>"$out/errors.txt"
+        grep -E "$keys" "$out/bench_ovr_large_cuda.json"
+        ;;
+    *) echo "unknown part: $part (expected tests, metrics, ovr or large)" >&2; exit 2 ;;
+    esac
+done
+[ -s "$out/errors.txt" ] && tail -20 "$out/errors.txt"
+exit 0
