@@ -25,6 +25,7 @@ from gnc.train.lm import (
     UNK,
     LMConfig,
     LMData,
+    build_lm_model,
     build_vocabulary,
     context_windows,
     prepare_lm_data,
@@ -217,8 +218,9 @@ def test_subsample_metrics_need_two_classes() -> None:
 @pytest.mark.parametrize("head", ["linear", "normalized"])
 def test_learns_a_deterministic_cycle(cycle_data: LMData, head: str) -> None:
     res = train_lm(_small_config(head=head, tau=0.1), cycle_data, progress=False)
-    first, last = res.history[0], res.final
-    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
+    first, last = res.history[1], res.final
+    assert [h["epoch"] for h in res.history] == [0, 1, 2, 3, 4]
+    assert res.history[0]["train_loss"] is None
     assert last["train_loss"] < 0.5 * first["train_loss"]
     assert last["test_loss"] < first["test_loss"]
     assert last["test_accuracy"] > 0.95 and last["train_accuracy"] > 0.95
@@ -256,6 +258,10 @@ def test_metrics_agree_with_recomputation_from_captured_features(cycle_data: LMD
     )
     loss = torch.nn.functional.cross_entropy(logits.double(), targets)
     assert last["train_eval_loss"] == pytest.approx(float(loss), rel=1e-5)
+    # Epoch 0 is the untrained model: the same seed rebuilds its head.
+    torch.manual_seed(config.seed)
+    initial = build_lm_model(config).head.classifier_weights().double()
+    assert res.history[0]["gnc2"] == pytest.approx(gnc2_exact(initial), abs=1e-9)
 
 
 def test_same_seed_same_history(cycle_data: LMData) -> None:
@@ -277,10 +283,10 @@ def test_same_seed_same_history(cycle_data: LMData) -> None:
 def test_outputs_written(tmp_path: Path, cycle_data: LMData) -> None:
     res = train_lm(_small_config(epochs=2), cycle_data, out_dir=tmp_path, progress=False)
     history = json.loads((tmp_path / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["epoch"] for h in history] == [0, 1, 2]
     assert history[-1]["gnc2"] == pytest.approx(res.final["gnc2"])
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[1])["epoch"] == 2
+    assert len(lines) == 3 and json.loads(lines[2])["epoch"] == 2
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["config"]["num_classes"] == 51 and results["label"] == "normalized-tau0.1"
     assert json.loads((tmp_path / "config.json").read_text())["tau"] == 0.1
@@ -326,7 +332,7 @@ def test_cli_end_to_end(tmp_path: Path, cli, capsys: pytest.CaptureFixture[str])
     summary = json.loads(capsys.readouterr().out)
     assert [r["label"] for r in summary["runs"]] == ["linear", "normalized-tau0.125"]
     assert summary["runs"][1]["config"]["tau"] == 0.125
-    assert len(summary["runs"][0]["history"]) == 2
+    assert len(summary["runs"][0]["history"]) == 3
     assert (out / "summary.json").is_file() and (out / "plots" / "compare.png").is_file()
     assert (out / "linear" / "history.json").is_file()
     assert (out / "normalized-tau0.125" / "plots" / "gnc2.png").is_file()

@@ -288,7 +288,7 @@ def _print_table(summary: dict[str, Any]) -> None:
             f"softmax code at reduced (K, d) = ({red['classes']}, {red['dim']}), same K/d: "
             f"rho {red['rho']:.4f}"
         )
-    header = ("head", "test ppl", "test acc", "GNC1", "GNC2 1st", "GNC2", "med D_k", "GNC3",
+    header = ("head", "test ppl", "test acc", "GNC1", "GNC2 init", "GNC2", "med D_k", "GNC3",
               "NCC test", "argmin")  # fmt: skip
     print("  ".join(f"{h:>18}" if i == 0 else f"{h:>9}" for i, h in enumerate(header)))
     for r in summary["runs"]:

@@ -28,7 +28,9 @@ for images, with a normalized head at temperature ``tau`` or a plain linear head
    positions per epoch: the whole KJV is ~0.85 M positions, too many per epoch for a CPU budget
    of minutes). Adam rather than the image loop's SGD: on the sparse, heavy-tailed gradients of
    embeddings and a 2048-row head it reaches a useful model in a few epochs.
-7. **Metrics per epoch** (:func:`subsample_gnc_metrics`), on a *fixed* random subsample of
+7. **Metrics per epoch**, and once before training (epoch 0: the head's random initialization
+   is the baseline GNC2 is compared with), by :func:`subsample_gnc_metrics` on a *fixed* random
+   subsample of
    training positions labelled by their true next word, features L2-normalized (the paper's
    convention):
 
@@ -43,8 +45,9 @@ for images, with a normalized head at temperature ``tau`` or a plain linear head
      one-vs-rest distance ``gnc2_median_distance``: ``rho`` is a minimum over ``K`` rows and in
      a Zipfian vocabulary it is decided by a rare word, the median describes the bulk.
      ``gnc2_present`` is ``rho`` of the ``K'`` rows that GNC1/GNC3 use.
-   - NCC test accuracy classifies test positions whose next word is among the ``K'`` classes
-     (``ncc_test_coverage`` is their fraction).
+   - NCC test accuracy classifies a fixed random subsample of ``metric_samples`` evaluated
+     test positions (nearest-mean search is the costly part of the evaluation), restricted to
+     those whose next word is among the ``K'`` classes (``ncc_test_coverage``: their fraction).
 
    Plus the train loss (running mean over the epoch), the loss / top-1 accuracy on the metric
    subsample in eval mode (``train_eval_loss``, ``train_accuracy``) and on the test positions
@@ -644,7 +647,8 @@ class LMResult:
 
     Attributes:
         config: The run.
-        history: One metrics dict per epoch (as in ``metrics.jsonl``).
+        history: One metrics dict per epoch, epoch 0 (before training) first (as in
+            ``metrics.jsonl``; ``train_loss`` and ``train_batch_accuracy`` are ``None`` there).
         final: The last epoch's metrics.
         corpus: Name of the text.
         num_train_tokens: Training tokens (positions are ``num_train_tokens - context``).
@@ -794,8 +798,8 @@ def train_lm(
         >>> cfg = LMConfig(num_classes=7, context=2, embedding_dim=4, hidden_dim=16,
         ...     feature_dim=3, epochs=2, batch_size=16, lr=1e-2, metric_samples=50, device="cpu")
         >>> res = train_lm(cfg, data, progress=False)
-        >>> len(res.history), res.final["metric_classes"]
-        (2, 6)
+        >>> [row["epoch"] for row in res.history], res.final["metric_classes"]
+        ([0, 1, 2], 6)
     """
     started = time.time()
     if data is None:
@@ -850,6 +854,8 @@ def _train_lm(
     test_pos = sample_positions(
         n_test, c, config.test_positions, generator=_generator(config.seed, -1)
     )
+    ncc_test = torch.randperm(test_pos.numel(), generator=_generator(config.seed, -2))
+    ncc_test = ncc_test[: config.metric_samples].sort().values.to(device)
     per_epoch = min(config.train_positions or n_train, n_train - c)
     steps_per_epoch = math.ceil(per_epoch / config.batch_size)
 
@@ -871,6 +877,52 @@ def _train_lm(
 
     history: list[dict[str, Any]] = []
     distances = torch.zeros(K, dtype=torch.float64)
+
+    def evaluate(
+        epoch: int, train_loss: float | None, batch_accuracy: float | None, seconds: float
+    ) -> None:
+        """Append the metrics row of ``epoch`` (0: the untrained model) to ``history``."""
+        nonlocal distances
+        t1 = time.time()
+        eval_batch = max(config.batch_size, 1024)
+        h_tr, p_tr, y_tr, l_tr = _forward(model, train_ids, metric_pos, c, eval_batch)
+        h_te, p_te, y_te, l_te = _forward(model, test_ids, test_pos, c, eval_batch)
+        gnc, distances = subsample_gnc_metrics(
+            h_tr,
+            y_tr,
+            model.head.classifier_weights(),
+            predictions=p_tr,
+            test_features=h_te[ncc_test],
+            test_targets=y_te[ncc_test],
+            max_memory_mib=config.max_memory_mib,
+        )
+        test_loss = float(l_te.mean())
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "train_batch_accuracy": batch_accuracy,
+            "train_eval_loss": float(l_tr.mean()),
+            "train_accuracy": float((p_tr == y_tr).double().mean()),
+            "test_loss": test_loss,
+            "test_accuracy": float((p_te == y_te).double().mean()),
+            "test_perplexity": math.exp(min(test_loss, 700.0)),
+            "feature_norm_mean": float(torch.linalg.vector_norm(h_tr, dim=1).mean()),
+            "weight_norm_mean": _raw_weight_norm_mean(model.head),
+            **gnc,
+            "gnc2_upper_bound": upper,
+            "seconds": seconds,
+        }
+        row["eval_seconds"] = time.time() - t1
+        history.append(row)
+        if progress:
+            tqdm.write(
+                f"lm {config.label} epoch {epoch}: test ppl {row['test_perplexity']:.1f} "
+                f"acc {row['test_accuracy']:.3f} GNC1 {row['gnc1']:.3g} GNC2 {row['gnc2']:.4f} "
+                f"(median D {row['gnc2_median_distance']:.4f}) GNC3 {row['gnc3']:.3g}"
+            )
+
+    evaluate(0, None, None, 0.0)
     for epoch in range(1, config.epochs + 1):
         t0 = time.time()
         model.train()
@@ -905,41 +957,7 @@ def _train_lm(
             raise ValueError(f"Training diverged at epoch {epoch} (non-finite loss); lower `lr`.")
         train_seconds = time.time() - t0
 
-        t1 = time.time()
-        eval_batch = max(config.batch_size, 1024)
-        h_tr, p_tr, y_tr, l_tr = _forward(model, train_ids, metric_pos, c, eval_batch)
-        h_te, p_te, y_te, l_te = _forward(model, test_ids, test_pos, c, eval_batch)
-        weights = model.head.classifier_weights()
-        gnc, distances = subsample_gnc_metrics(
-            h_tr, y_tr, weights, predictions=p_tr, test_features=h_te, test_targets=y_te,
-            max_memory_mib=config.max_memory_mib,
-        )  # fmt: skip
-        test_loss = float(l_te.mean())
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": train_loss,
-            "train_batch_accuracy": float(correct) / per_epoch,
-            "train_eval_loss": float(l_tr.mean()),
-            "train_accuracy": float((p_tr == y_tr).double().mean()),
-            "test_loss": test_loss,
-            "test_accuracy": float((p_te == y_te).double().mean()),
-            "test_perplexity": math.exp(min(test_loss, 700.0)),
-            "feature_norm_mean": float(torch.linalg.vector_norm(h_tr, dim=1).mean()),
-            "weight_norm_mean": _raw_weight_norm_mean(model.head),
-            **gnc,
-            "gnc2_upper_bound": upper,
-            "seconds": train_seconds,
-        }
-        row["eval_seconds"] = time.time() - t1
-        history.append(row)
-        if progress:
-            tqdm.write(
-                f"lm {config.label} epoch {epoch}: loss {train_loss:.3f} test ppl "
-                f"{row['test_perplexity']:.1f} acc {row['test_accuracy']:.3f} "
-                f"GNC1 {row['gnc1']:.3g} GNC2 {row['gnc2']:.4f} "
-                f"(median D {row['gnc2_median_distance']:.4f}) GNC3 {row['gnc3']:.3g}"
-            )
+        evaluate(epoch, train_loss, float(correct) / per_epoch, train_seconds)
         if out is not None:
             lines = "".join(dump_json(h, indent=None) + "\n" for h in history)
             atomic_write_text(out / "metrics.jsonl", lines)
