@@ -405,3 +405,51 @@ def test_smollm2_kjv_perplexity_and_rope_layout(smollm2: tuple[LlamaModel, ByteL
     wrong.load_state_dict(model.state_dict())
     bad = evaluate_next_token(wrong.eval(), ids, context=256)
     assert bad.mean_cross_entropy > stats.mean_cross_entropy + 1.0, (stats, bad)
+
+
+def test_text_features_on_device_match_cpu(device: torch.device) -> None:
+    model = _randomize(LlamaModel(TINY)).float()
+    ids = torch.randint(0, TINY.vocab_size, (21,))
+    ref = torch.cat([c[0] for c in text_features(model, ids, context=8, progress=False)])
+    moved = LlamaModel(TINY)
+    moved.load_state_dict(model.state_dict())
+    moved = moved.to(device).eval()
+    chunks = list(text_features(moved, ids.to(device), context=8, progress=False))
+    assert all(t.device.type == device.type for c in chunks for t in c)
+    got = torch.cat([c[0] for c in chunks]).cpu()
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_greedy_generate_on_tiny_model() -> None:
+    model = _randomize(LlamaModel(TINY)).float()
+    chars = tuple(chr(ord("A") + i) for i in range(TINY.vocab_size))  # one token per letter
+    tok = ByteLevelBPE(chars, (), eos_token_id=None)
+    ids = tok.encode("ABC")
+    assert ids == [0, 1, 2]
+    expected = list(ids)
+    for _ in range(5):  # the oracle: argmax of the last position, recomputed from scratch
+        logits = model.logits(model(torch.tensor([expected])))[0, -1]
+        expected.append(int(logits.argmax()))
+    assert greedy_generate(model, tok, "ABC", 5) == tok.decode(expected[3:])
+    # With the first generated token declared EOS, generation stops before it.
+    eos = ByteLevelBPE(chars, (), eos_token_id=expected[3])
+    assert greedy_generate(model, eos, "ABC", 5) == ""
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        greedy_generate(model, tok, "ABC", 0)
+    with pytest.raises(ValueError, match="prompt"):
+        greedy_generate(model, tok, "", 3)
+
+
+@needs_smollm2
+@pytest.mark.slow
+def test_smollm2_kjv_perplexity_first_2048_tokens(smollm2: tuple[LlamaModel, ByteLevelBPE]) -> None:
+    from gnc.corpora import load_text
+
+    model, tok = smollm2
+    try:
+        text = load_text("kjv", max_chars=16000)
+    except ValueError as err:
+        pytest.skip(str(err))
+    stats = evaluate_next_token(model, tok.encode(text)[:2049], context=256)
+    assert stats.num_tokens == 2048
+    assert stats.perplexity < 20 and stats.accuracy > 0.45, stats
