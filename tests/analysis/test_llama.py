@@ -453,3 +453,19 @@ def test_smollm2_kjv_perplexity_first_2048_tokens(smollm2: tuple[LlamaModel, Byt
     stats = evaluate_next_token(model, tok.encode(text)[:2049], context=256)
     assert stats.num_tokens == 2048
     assert stats.perplexity < 20 and stats.accuracy > 0.45, stats
+
+
+def test_rope_half_precision_rotates_in_float32_and_rounds_once() -> None:
+    x = torch.randn(1, 2, 9, 8).to(torch.bfloat16)
+    cos, sin = rope_angles(9, 8, 1e4)
+    got = apply_rope(x, cos, sin)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(
+        got, apply_rope(x.float(), cos, sin).to(torch.bfloat16), rtol=0, atol=0
+    )
+    model = _randomize(LlamaModel(TINY)).float()
+    ids = torch.randint(0, TINY.vocab_size, (1, 10))
+    low = LlamaModel(TINY)
+    low.load_state_dict(model.state_dict())
+    low = low.to(torch.bfloat16).eval()
+    torch.testing.assert_close(low(ids).float(), model(ids), rtol=0.1, atol=0.1)

@@ -249,6 +249,7 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor, style: RopeStyle = "interlea
     ``"interleaved"`` pairs dimensions ``(2i, 2i + 1)``; ``"half"`` pairs ``(i, i + R/2)`` with
     ``R = rope_dim``. Each pair ``(a, b)`` becomes ``(a cos - b sin, a sin + b cos)`` with the
     angle of frequency ``i`` at the token's position. Dimensions past ``rope_dim`` pass through.
+    Half-precision inputs are rotated in float32 and rounded back once.
 
     Args:
         x: ``(B, H, T, D)`` queries or keys.
@@ -266,7 +267,9 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor, style: RopeStyle = "interlea
     """
     half = cos.shape[-1]
     rot, rest = x[..., : 2 * half], x[..., 2 * half :]
-    c, s = cos.to(x.dtype), sin.to(x.dtype)
+    work = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    rot = rot.to(work)
+    c, s = cos.to(work), sin.to(work)
     if style == "interleaved":
         pairs = rot.reshape(*rot.shape[:-1], half, 2)
         a, b = pairs[..., 0], pairs[..., 1]
@@ -276,6 +279,7 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor, style: RopeStyle = "interlea
         out = torch.cat((a * c - b * s, a * s + b * c), dim=-1)
     else:
         raise ValueError(f"Expected `style` in ['interleaved', 'half'], but got {style!r}.")
+    out = out.to(x.dtype)
     return torch.cat((out, rest), dim=-1) if rest.shape[-1] else out
 
 
@@ -392,8 +396,13 @@ class LlamaModel(nn.Module):
             )
         cfg = self.config
         x = self.token_embd(token_ids)
+        low = x.dtype in (torch.float16, torch.bfloat16)  # rotate in float32 then
         cos, sin = rope_angles(
-            token_ids.shape[1], cfg.rope_dim, cfg.rope_theta, dtype=x.dtype, device=x.device
+            token_ids.shape[1],
+            cfg.rope_dim,
+            cfg.rope_theta,
+            dtype=torch.float32 if low else x.dtype,
+            device=x.device,
         )
         for block in self.blocks:
             x = block(x, cos, sin)
