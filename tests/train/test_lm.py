@@ -181,6 +181,10 @@ def test_subsample_metrics_against_independent_reference() -> None:
     assert m["metric_classes"] == 5 and m["metric_samples"] == 30
     assert m["gnc1"] == pytest.approx(ref["gnc1"], rel=1e-9)
     assert m["gnc3"] == pytest.approx(ref["gnc3"], rel=1e-9)
+    Hn, mu_all = normalize(H.numpy()), class_means(normalize(H.numpy()), local, len(present))
+    within = np.mean(np.sum((Hn - mu_all[local]) ** 2, axis=1))
+    between = np.mean(np.sum((mu_all - Hn.mean(axis=0)) ** 2, axis=1))
+    assert m["nc1_trace_ratio"] == pytest.approx(within / between, rel=1e-9)
     # GNC2 over all K rows; D_k against SciPy per class.
     D_ref = np.array([scipy_one_vs_rest_distance(normalize(W.numpy()), k) for k in range(K)])
     np.testing.assert_allclose(D.numpy(), D_ref, atol=1e-7)
@@ -226,6 +230,10 @@ def test_learns_a_deterministic_cycle(cycle_data: LMData, head: str) -> None:
     assert last["test_accuracy"] > 0.95 and last["train_accuracy"] > 0.95
     assert last["test_perplexity"] < 2.0  # uniform guessing: 51
     assert last["metric_classes"] == 50  # <unk> never occurs in the cycle
+    # One context per class: features collapse to the head rows (GNC3 falls tenfold) and the
+    # rows spread out (GNC2 of the 50 trained rows rises from the random start).
+    assert last["gnc3"] < 0.1 * res.history[0]["gnc3"]
+    assert last["gnc2_present"] > res.history[0]["gnc2_present"]
     assert res.unk_rate_train == 0.0
 
 

@@ -515,7 +515,10 @@ def subsample_gnc_metrics(
     ``0..K'-1`` and the head to its rows ``W[P]``; a :class:`~gnc.metrics.GNCAccumulator` over
     ``K'`` classes then has no empty class. Computed:
 
-    - ``gnc1``: :func:`gnc.metrics.gnc1` over the ``K'`` classes (normalized features).
+    - ``gnc1``: :func:`gnc.metrics.gnc1` over the ``K'`` classes (normalized features). When
+      ``K' >> d``, ``Sigma_B`` has rank ``<= d`` and the ``1/K'`` makes GNC1 small even without
+      any collapse (``gnc1 * K' / d`` is the within/between ratio per direction), so
+      ``nc1_trace_ratio = tr(Sigma_W) / tr(Sigma_B)`` is recorded as a scale-free companion.
     - ``gnc3``: :func:`gnc.metrics.gnc3` with ``W[P]``.
     - ``gnc2``: exact ``rho`` of all ``K`` normalized rows of ``weights``
       (:func:`gnc.geometry.one_vs_rest_distances`), ``gnc2_median_distance`` the median ``D_k``,
@@ -573,6 +576,7 @@ def subsample_gnc_metrics(
         "metric_samples": int(y.numel()),
         "metric_classes": Kp,
         "gnc1": gnc1_fn(stats),
+        "nc1_trace_ratio": _trace_ratio(stats),
         "gnc2": float(ovr.rho),
         "gnc2_median_distance": float(distances.median()),
         "gnc2_argmin": int(ovr.argmin),
@@ -600,6 +604,14 @@ def subsample_gnc_metrics(
             hit = tpred == idx[keep].to(tpred.device)
             out["ncc_test_accuracy"] = float(hit.double().mean())
     return out, distances
+
+
+def _trace_ratio(stats: Any) -> float:
+    """``tr(Sigma_W) / tr(Sigma_B)`` with ``Sigma_W = scatter / N``, ``Sigma_B = M^T M / K``."""
+    within = float(stats.within_scatter.trace()) / stats.num_samples
+    M = stats.centred_means
+    between = float((M * M).sum()) / stats.num_classes
+    return within / between if between > 0 else float("inf")
 
 
 def reduced_code_value(
