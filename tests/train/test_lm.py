@@ -336,8 +336,10 @@ def test_cli_end_to_end(tmp_path: Path, cli, capsys: pytest.CaptureFixture[str])
             "--lr", "0.01", "--train-positions", "0", "--metric-samples", "300",
             "--head", "linear", "--head", "normalized:1/8", "--no-progress",
             "--device", "cpu"]  # fmt: skip
-    assert cli([*args, "--out", str(out), "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    assert cli([a for a in args if a != "--no-progress"] + ["--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # progress lines go to stderr only
+    assert "epoch 2:" in captured.err
     assert [r["label"] for r in summary["runs"]] == ["linear", "normalized-tau0.125"]
     assert summary["runs"][1]["config"]["tau"] == 0.125
     assert len(summary["runs"][0]["history"]) == 3

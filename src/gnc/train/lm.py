@@ -70,6 +70,7 @@ import io
 import itertools
 import math
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -931,7 +932,8 @@ def _train_lm(
             tqdm.write(
                 f"lm {config.label} epoch {epoch}: test ppl {row['test_perplexity']:.1f} "
                 f"acc {row['test_accuracy']:.3f} GNC1 {row['gnc1']:.3g} GNC2 {row['gnc2']:.4f} "
-                f"(median D {row['gnc2_median_distance']:.4f}) GNC3 {row['gnc3']:.3g}"
+                f"(median D {row['gnc2_median_distance']:.4f}) GNC3 {row['gnc3']:.3g}",
+                file=sys.stderr,
             )
 
     evaluate(0, None, None, 0.0)
@@ -962,7 +964,7 @@ def _train_lm(
             loss_sum += loss.detach().double() * y.numel()
             correct += (logits.detach().argmax(1) == y).sum().double()
             if step % 100 == 0 and progress:
-                bar.set_postfix(loss=f"{float(loss):.3f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         bar.close()
         train_loss = float(loss_sum) / per_epoch
         if not math.isfinite(train_loss):
