@@ -208,10 +208,16 @@ def test_subsample_metrics_against_independent_reference() -> None:
     assert m["ncc_test_accuracy"] == pytest.approx(np.mean(tpred == tloc))
 
 
-def test_subsample_metrics_need_two_classes() -> None:
+def test_subsample_metrics_validation() -> None:
     W = torch.randn(4, 2)
     with pytest.raises(ValueError, match="at least 2 distinct targets"):
         subsample_gnc_metrics(torch.randn(5, 2), torch.full((5,), 2), W)
+    with pytest.raises(ValueError, match="`features`"):
+        subsample_gnc_metrics(torch.randn(5, 3), torch.arange(5) % 4, W)
+    with pytest.raises(ValueError, match=r"`targets` in \[0, 4\)"):
+        subsample_gnc_metrics(torch.randn(5, 2), torch.arange(5), W)
+    with pytest.raises(ValueError, match="both"):
+        subsample_gnc_metrics(torch.randn(5, 2), torch.arange(5) % 4, W, test_features=W)
 
 
 # --------------------------------------------------------------------------------------------

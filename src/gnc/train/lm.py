@@ -84,7 +84,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from gnc._checks import check_int, check_positive
+from gnc._checks import check_int, check_labels, check_matrix, check_positive
 from gnc.corpora import CORPORA
 from gnc.io import atomic_write_bytes, atomic_write_text, dump_json
 from gnc.train.heads import Head, LinearHead, NormalizedHead
@@ -545,7 +545,8 @@ def subsample_gnc_metrics(
         distances ``D_k`` of all rows.
 
     Raises:
-        ValueError: If fewer than 2 classes occur in ``targets``.
+        ValueError: If fewer than 2 classes occur in ``targets``, shapes disagree or labels are
+            outside ``[0, K)``.
 
     Example:
         >>> W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
@@ -560,14 +561,29 @@ def subsample_gnc_metrics(
     from gnc.metrics import gnc2 as gnc2_fn
     from gnc.metrics import gnc3 as gnc3_fn
 
-    y = targets.to(torch.long)
+    W = check_matrix("weights", weights, min_rows=2, nonzero_rows=True).detach()
+    K, d = int(W.shape[0]), int(W.shape[1])
+    features = check_matrix("features", features, cols=d).detach()
+    y = check_labels("targets", targets, num_samples=int(features.shape[0]), num_classes=K)
+    y = y.to(features.device)
+    if predictions is not None:
+        predictions = check_labels(
+            "predictions", predictions, num_samples=int(features.shape[0]), num_classes=K
+        )
+    if test_features is not None or test_targets is not None:
+        if test_features is None or test_targets is None:
+            raise ValueError("Expected both `test_features` and `test_targets`, but got one.")
+        test_features = check_matrix("test_features", test_features, min_rows=0, cols=d)
+        test_targets = check_labels(
+            "test_targets", test_targets, num_samples=int(test_features.shape[0]), num_classes=K
+        )
     present = torch.unique(y)  # sorted
     Kp = int(present.numel())
     if Kp < 2:
         raise ValueError(f"Expected at least 2 distinct targets in the subsample, but got {Kp}.")
-    W = weights.detach().to(torch.float64)
+    W = W.to(torch.float64)
     local = torch.searchsorted(present, y)
-    acc = GNCAccumulator(Kp, int(features.shape[1]), normalize=True, device=features.device)
+    acc = GNCAccumulator(Kp, d, normalize=True, device=features.device)
     acc.update(features, local)
     stats = acc.statistics()
     Wp = W[present.to(W.device)]
