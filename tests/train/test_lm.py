@@ -375,3 +375,20 @@ def test_cli_bad_input_is_one_line(cli, capsys: pytest.CaptureFixture[str], extr
     assert cli(["lm", "--no-progress", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gnc lm: error:") and needle in err[0]
+
+
+@pytest.mark.slow
+def test_kjv_one_short_epoch() -> None:
+    from gnc.train.lm import load_corpus
+
+    try:
+        text = load_corpus("kjv", max_chars=1_000_000)
+    except ValueError as err:  # the Debian packages are not installed here
+        pytest.skip(str(err))
+    data = prepare_lm_data(text, 2048, name="kjv")
+    assert data.num_classes == 2048 and 0.0 < float((data.train_ids == 0).mean()) < 0.2
+    config = LMConfig(epochs=1, train_positions=50_000, metric_samples=5000, device="cpu")
+    res = train_lm(config, data, progress=False)
+    start, end = res.history
+    assert end["test_perplexity"] < 0.2 * start["test_perplexity"]
+    assert end["metric_classes"] > 500 and end["gnc2_certified"]
