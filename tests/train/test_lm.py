@@ -392,3 +392,11 @@ def test_kjv_one_short_epoch() -> None:
     start, end = res.history
     assert end["test_perplexity"] < 0.2 * start["test_perplexity"]
     assert end["metric_classes"] > 500 and end["gnc2_certified"]
+
+
+def test_train_on_device(cycle_data: LMData, device: torch.device) -> None:
+    # Runs on CUDA too (the `device` fixture): data, model and metrics stay on one device.
+    res = train_lm(_small_config(epochs=1, device=str(device)), cycle_data, progress=False)
+    assert next(res.model.parameters()).device.type == device.type
+    assert res.final["test_accuracy"] > res.history[0]["test_accuracy"]
+    assert res.final["gnc2_certified"] and res.final["metric_classes"] == 50

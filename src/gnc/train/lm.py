@@ -25,9 +25,10 @@ for images, with a normalized head at temperature ``tau`` or a plain linear head
    backbone in :class:`~gnc.train.loop.Classifier`. Loss: cross-entropy on the next word.
 6. **Training**: :func:`train_lm` runs Adam with a cosine learning-rate schedule over
    ``epochs`` epochs of ``train_positions`` positions each (a fresh random subset of all training
-   positions per epoch: the whole KJV is ~0.85 M positions, too many per epoch for a CPU budget
-   of minutes). Adam rather than the image loop's SGD: on the sparse, heavy-tailed gradients of
-   embeddings and a 2048-row head it reaches a useful model in a few epochs.
+   positions per epoch: the whole KJV is ~0.82 M positions, more than a CPU budget of minutes
+   allows for ten epochs). Adam rather than the image loop's SGD, the usual choice for
+   language models (sparse embedding gradients, Zipfian class frequencies); no weight decay, as
+   in the paper's normalized setting. SGD was not compared here.
 7. **Metrics per epoch**, and once before training (epoch 0: the head's random initialization
    is the baseline GNC2 is compared with), by :func:`subsample_gnc_metrics` on a *fixed* random
    subsample of
@@ -92,6 +93,7 @@ from gnc.train.loop import Classifier
 
 __all__ = [
     "CORPORA",
+    "TIMING_KEYS",
     "UNK",
     "ContextMLP",
     "LMConfig",
