@@ -60,8 +60,10 @@ seeded with ``seed`` alone; on CPU deterministic algorithms are switched on, so 
 gives the same history (apart from the timing fields ``seconds`` and ``eval_seconds``).
 
 Outputs (:func:`train_lm` with ``out_dir``), each written atomically: ``config.json``,
-``metrics.jsonl`` (rewritten after every epoch), ``history.json``, ``results.json`` and
-``plots/*.png`` (:func:`gnc.report.plots_train.save_training_plots` plus ``perplexity.png``).
+``metrics.jsonl`` (rewritten after every epoch), ``history.json``, ``results.json``,
+``head.npz`` (final normalized head rows, their one-vs-rest distances ``D_k`` and the training
+counts per class) and ``plots/*.png`` (:func:`gnc.report.plots_train.save_training_plots` plus
+``perplexity.png``).
 """
 
 from __future__ import annotations
