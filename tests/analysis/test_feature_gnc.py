@@ -95,6 +95,12 @@ def test_label_accuracy_is_agreement_with_true_labels() -> None:
     pred = predict_classes(H, W)
     r = measure_head_features(H, W, labels=y, min_samples=5)
     assert r.label_accuracy == pytest.approx(float(np.mean(pred.numpy() == y)))
+    unknown = y.copy()
+    unknown[::3] = -1  # no true label: left out of the accuracy
+    r2 = measure_head_features(H, W, labels=unknown, min_samples=5)
+    known = unknown >= 0
+    assert r2.label_accuracy == pytest.approx(float(np.mean(pred.numpy()[known] == y[known])))
+    assert r2.gnc1 == r.gnc1  # labels never change the grouping (by predicted class)
 
 
 @pytest.mark.parametrize("m", [2, 3, 10, 57])

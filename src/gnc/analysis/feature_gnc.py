@@ -61,6 +61,7 @@ class HeadFeatureMetrics:
         classes: ``(m,)`` head indices of the measured classes, most predicted first.
         counts: ``(m,)`` samples per measured class.
         cosines: ``(m,)`` ``cos(w_k, hbar_k - h_G)`` per measured class.
+        cosines_shuffled: ``(m,)`` the same with another class's row (the GNC3 baseline).
         gnc1: GNC1 over the measured classes.
         gnc3: GNC3 against the head's rows.
         gnc3_shuffled: GNC3 with each class mean paired with another class's row (baseline:
@@ -70,7 +71,7 @@ class HeadFeatureMetrics:
         gnc2_class_means: Exact rho of their normalized centred class means.
         gnc2_certified: Both rho values carry certificates (gap within tolerance).
         label_accuracy: ``argmax`` prediction equals the true label (e.g. the next token), over
-            all samples, when true labels were given.
+            the samples with a known label, when labels were given.
         top: The most predicted classes (up to 12) with decoded labels.
         normalized: Features were L2-normalized first (the paper's convention).
         seconds: Wall time.
@@ -86,6 +87,7 @@ class HeadFeatureMetrics:
     classes: torch.Tensor
     counts: torch.Tensor
     cosines: torch.Tensor
+    cosines_shuffled: torch.Tensor
     gnc1: float
     gnc3: float
     gnc3_shuffled: float
@@ -191,7 +193,8 @@ def measure_head_features(
         weights: ``(K, d)`` head rows.
         predicted: ``(N,)`` predicted classes; default ``argmax(h W^T + bias)``.
         bias: Optional ``(K,)`` head bias (used only to predict).
-        labels: Optional ``(N,)`` true classes, for the head's accuracy.
+        labels: Optional ``(N,)`` true classes, for the head's accuracy (``-1``: unknown, left
+            out of the accuracy).
         min_samples: A class is measured when predicted at least this often.
         max_classes: Keep at most this many classes (the most predicted).
         normalize: L2-normalize the features first (the paper's convention).
@@ -230,8 +233,12 @@ def measure_head_features(
         pred = check_labels("predicted", predicted, num_samples=N, num_classes=K).to(H.device)
     label_acc = None
     if labels is not None:
-        true = check_labels("labels", labels, num_samples=N, num_classes=K).to(H.device)
-        label_acc = float((true == pred).to(_F64).mean())
+        raw = check_labels("labels", labels, num_samples=N)
+        known = raw >= 0  # -1: no true label for this sample
+        true = check_labels("labels", raw[known], num_samples=int(known.sum()), num_classes=K)
+        true = true.to(H.device)
+        if true.numel():
+            label_acc = float((true == pred[known.to(H.device)]).to(_F64).mean())
 
     counts_all = torch.bincount(pred, minlength=K)
     eligible = (counts_all >= min_n).nonzero().flatten()
@@ -303,6 +310,7 @@ def measure_head_features(
         classes=classes.cpu(),
         counts=counts.cpu(),
         cosines=cos.cpu(),
+        cosines_shuffled=cos_shuffled.cpu(),
         gnc1=gnc1(stats),
         gnc3=float((1.0 - cos).mean()),
         gnc3_shuffled=float((1.0 - cos_shuffled).mean()),

