@@ -1,5 +1,21 @@
-"""Analysis of real pretrained ``K >> d`` classifier heads (language models, OCR)."""
+"""Analysis of real pretrained ``K >> d`` networks: their heads, and their features on real data.
 
+- :mod:`~gnc.analysis.heads`: load a head (SmolLM2, Whisper, PP-OCRv6, any matrix file).
+- :mod:`~gnc.analysis.head_geometry`: exact GNC2 of a head with reference values.
+- :mod:`~gnc.analysis.llama`, :mod:`~gnc.analysis.tokenizer`: SmolLM2's forward pass and BPE.
+- :mod:`~gnc.analysis.ocr_features`: PP-OCRv6 frame features on rendered text.
+- :mod:`~gnc.analysis.feature_sources`: both networks' features on real data.
+- :mod:`~gnc.analysis.feature_gnc`: GNC1/GNC3/NCC of features grouped by predicted class.
+"""
+
+from gnc.analysis.feature_gnc import HeadFeatureMetrics, measure_head_features, predict_classes
+from gnc.analysis.feature_sources import (
+    FEATURE_SOURCES,
+    ExtractedFeatures,
+    extract_features,
+    extract_lm_features,
+    extract_ocr_features,
+)
 from gnc.analysis.heads import (
     HEAD_SOURCES,
     HeadMatrix,
@@ -8,12 +24,36 @@ from gnc.analysis.heads import (
     load_head,
     load_matrix_file,
 )
+from gnc.analysis.llama import (
+    LlamaConfig,
+    LlamaModel,
+    evaluate_next_token,
+    greedy_generate,
+    load_smollm2,
+    text_features,
+)
+from gnc.analysis.tokenizer import ByteLevelBPE
 
 __all__ = [
+    "FEATURE_SOURCES",
     "HEAD_SOURCES",
+    "ByteLevelBPE",
+    "ExtractedFeatures",
+    "HeadFeatureMetrics",
     "HeadMatrix",
+    "LlamaConfig",
+    "LlamaModel",
     "decode_byte_level_token",
+    "evaluate_next_token",
+    "extract_features",
+    "extract_lm_features",
+    "extract_ocr_features",
+    "greedy_generate",
     "head_cache_dir",
     "load_head",
     "load_matrix_file",
+    "load_smollm2",
+    "measure_head_features",
+    "predict_classes",
+    "text_features",
 ]

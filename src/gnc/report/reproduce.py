@@ -181,6 +181,12 @@ class Profile:
     head_sources: tuple[str, ...] = ("ocr",)
     head_sample_classes: int = 64
     head_time_limit: float = 30.0
+    # features of the real networks, grouped by predicted class (sources among head_sources)
+    feature_sources: tuple[str, ...] = ("ocr",)
+    feature_ocr_chars: int = 200
+    feature_ocr_repeats: int = 3
+    feature_lm_tokens: int = 4096
+    feature_min_samples: int = 10
 
 
 PROFILES: dict[str, Profile] = {
@@ -225,6 +231,9 @@ PROFILES: dict[str, Profile] = {
         head_sources=("ocr", "whisper", "smollm2"),
         head_sample_classes=1024,
         head_time_limit=600.0,
+        feature_sources=("ocr", "smollm2"),
+        feature_ocr_chars=0,
+        feature_lm_tokens=32768,
     ),
     # test-sized (seconds); not offered by the CLI
     "tiny": Profile(
@@ -255,6 +264,7 @@ PROFILES: dict[str, Profile] = {
         assign_per_class=40,
         assign_epochs=1,
         head_sources=(),
+        feature_sources=(),
     ),
 }
 
@@ -1131,6 +1141,76 @@ def section_assignment(profile: Profile, out: Path, progress: Progress) -> Secti
 # --------------------------------------------------------------------------------------------
 
 
+def _pretrained_features(
+    profile: Profile,
+    out: Path,
+    progress: Progress,
+    rows: list[dict[str, Any]],
+    notices: list[str],
+) -> list[FigureRef]:
+    """Run the networks of ``profile.feature_sources``; add a ``features`` entry to their rows."""
+    from gnc.analysis import load_head
+    from gnc.analysis.feature_gnc import measure_head_features
+    from gnc.analysis.feature_sources import extract_lm_features, extract_ocr_features
+    from gnc.report.plots_heads import plot_feature_alignment
+
+    figs: list[FigureRef] = []
+    for row in rows:
+        row["features"] = None
+        source = row["head"]
+        if source not in profile.feature_sources:
+            continue
+        progress(f"features {source}")
+        try:
+            if source == "smollm2":
+                extracted = extract_lm_features(
+                    num_tokens=profile.feature_lm_tokens, progress=False
+                )
+                data = f"KJV, first {extracted.num_samples} tokens"
+            else:
+                extracted = extract_ocr_features(
+                    num_chars=profile.feature_ocr_chars,
+                    repeats=profile.feature_ocr_repeats,
+                    progress=False,
+                )
+                info = extracted.info
+                data = (
+                    f"{info['num_chars']} GB2312 characters x {info['repeats']} in "
+                    f"{len(info['fonts'])} fonts"
+                )
+            head = load_head(source)
+            m = measure_head_features(
+                extracted.features,
+                head.weights,
+                predicted=extracted.predicted,
+                labels=extracted.labels,
+                min_samples=profile.feature_min_samples,
+                head=source,
+                decode=head.decode,
+            )
+        except (ValueError, FileNotFoundError, ImportError) as err:
+            notices.append(f"features of {source} skipped: {str(err).splitlines()[0]}")
+            continue
+        row["features"] = {**m.summary(), "data": data, "extraction": extracted.info}
+        fig, _ = plot_feature_alignment(
+            m.cosines.numpy(),
+            m.counts.numpy(),
+            shuffled=m.cosines_shuffled.numpy(),
+            title=f"{source}: {m.num_classes} classes; GNC3 {m.gnc3:.3f}, "
+            f"mismatched {m.gnc3_shuffled:.3f}",
+        )
+        figs.append(
+            _save_figure(
+                out,
+                f"features_{source}",
+                fig,
+                f"{source}: alignment of each predicted class's mean feature with its head row "
+                f"({data}); GNC3 collapse puts every point at 1, unrelated directions near 0.",
+            )
+        )
+    return figs
+
+
 def section_pretrained(profile: Profile, out: Path, progress: Progress) -> SectionResult:
     """Exact GNC2 of pretrained K >> d heads (language models, speech, OCR) vs references."""
     try:
@@ -1176,6 +1256,7 @@ def section_pretrained(profile: Profile, out: Path, progress: Progress) -> Secti
         raise SectionSkipped(
             "no pretrained head could be loaded (run scripts/setup_heads.sh): " + "; ".join(notices)
         )
+    feature_figs = _pretrained_features(profile, out, progress, rows, notices)
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.5, 3.6), layout="constrained")
@@ -1213,14 +1294,55 @@ def section_pretrained(profile: Profile, out: Path, progress: Progress) -> Secti
             fig,
             "Exact GNC2 of pretrained heads against the "
             "upper bound on the best possible code value.",
-        )
+        ),
+        *feature_figs,
     ]
+    measured = [r for r in rows if r.get("features") is not None]
+    feature_tables = []
+    if measured:
+        feature_tables.append(
+            _table(
+                "Features of the real networks, grouped by the class the head predicts "
+                f"(classes predicted >= {profile.feature_min_samples} times)",
+                [
+                    "network",
+                    "data",
+                    "samples",
+                    "classes measured",
+                    "GNC1",
+                    "GNC3",
+                    "GNC3, mismatched pairs",
+                    "NCC agreement",
+                    "GNC2 of their rows",
+                    "GNC2 of their class means",
+                    "head accuracy",
+                ],
+                [
+                    [
+                        r["head"],
+                        r["features"]["data"],
+                        r["features"]["num_samples"],
+                        r["features"]["num_classes_measured"],
+                        r["features"]["gnc1"],
+                        r["features"]["gnc3"],
+                        r["features"]["gnc3_shuffled"],
+                        r["features"]["ncc_agreement"],
+                        r["features"]["gnc2_rows"],
+                        r["features"]["gnc2_class_means"],
+                        r["features"]["label_accuracy"],
+                    ]
+                    for r in measured
+                ],
+            )
+        )
     return SectionResult(
         name="pretrained",
         title="7. Pretrained K >> d heads",
         status="ok",
         summary="Exact, certified GNC2 of real classifier heads with K >> d (coinciding rows "
-        "merged): far below the best possible code value, as for the paper's ImageNet heads.",
+        "merged): far below the best possible code value, as for the paper's ImageNet heads. "
+        "Where the network was run on real data, its features grouped by predicted class show "
+        "how far GNC1 and GNC3 are from collapse.",
         tables=(
             _table(
                 "Pretrained heads",
@@ -1254,6 +1376,7 @@ def section_pretrained(profile: Profile, out: Path, progress: Progress) -> Secti
                     for r in rows
                 ],
             ),
+            *feature_tables,
         ),
         figures=tuple(figs),
         comparisons=tuple(
