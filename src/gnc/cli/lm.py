@@ -259,12 +259,12 @@ def _compare_plot(path: Path, results: list[Any], reduced: dict[str, Any] | None
 
     runs = {r.config.label: list(r.history) for r in results}
     keys = ("gnc1", "gnc2", "gnc2_median_distance", "gnc3", "test_accuracy", "test_perplexity")
-    fig = Figure(figsize=(4.0 * len(keys), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    fig = Figure(figsize=(13.0, 7.0), layout="constrained")
+    axes = fig.subplots(2, 3).flatten()
     for ax, key in zip(axes, keys, strict=True):
         reference = None
         label = ""
-        if key.startswith("gnc2") and reduced is not None:
+        if key == "gnc2" and reduced is not None:
             reference = reduced["rho"]
             label = f"softmax code, reduced ({reduced['classes']}, {reduced['dim']})"
         values = [h.get(key) for hist in runs.values() for h in hist]
