@@ -161,7 +161,7 @@ def test_reference_values_routing(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(("bound", K, d))
         return 1.0 + K + d / 1000, None
 
-    def code(K: int, d: int, time_limit: float) -> tuple[float, None]:
+    def code(K: int, d: int, time_limit: float, progress: bool = False) -> tuple[float, None]:
         calls.append(("code", K, d))
         return 0.5, None
 

@@ -183,6 +183,22 @@ def test_min_matches_full(chunk: int) -> None:
     assert 1 <= m.classes_solved <= 120
 
 
+def test_progress_bars_report_on_stderr_and_change_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    W = _random(60, 4, 3)
+    quiet = one_vs_rest_distances(W, max_memory_mib=1e-3)
+    loud = one_vs_rest_distances(W, max_memory_mib=1e-3, progress=True)
+    assert torch.equal(quiet.distances, loud.distances)
+    m_quiet = min_one_vs_rest_distance(W, chunk_size=2)
+    m_loud = min_one_vs_rest_distance(W, chunk_size=2, progress=True)
+    assert (m_quiet.rho, m_quiet.argmin) == (m_loud.rho, m_loud.argmin)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "one-vs-rest K=60" in captured.err and "/60 [" in captured.err
+    assert "rho search K=60" in captured.err
+
+
 def test_min_float32_screening_path() -> None:
     # K >= 2048 screens in float32 with a rigorous rounding margin; the answer must stay exact.
     W = _random(2100, 3, 1)

@@ -67,6 +67,7 @@ class HeadGeometryConfig:
             it the random ``rho`` is bracketed (see :func:`random_rho_bracket`), since random
             rows leave no class prunable and every class would have to be solved.
         random_solved_classes: Classes solved exactly for that bracket.
+        progress: Show tqdm bars of the exact solves on stderr.
     """
 
     sample_classes: int = 1024
@@ -80,6 +81,7 @@ class HeadGeometryConfig:
     code_time_limit: float = 60.0
     random_exact_max_classes: int = 4096
     random_solved_classes: int = 256
+    progress: bool = False
 
     def __post_init__(self) -> None:
         check_int("sample_classes", self.sample_classes, minimum=0)
@@ -335,6 +337,7 @@ def random_rho(
     seed: int = 0,
     max_memory_mib: float = 1024.0,
     tol: float = 1e-9,
+    progress: bool = False,
 ) -> tuple[float, bool, float]:
     """Exact ``rho`` of ``K`` uniformly random unit rows in ``R^d`` (normalized Gaussians).
 
@@ -350,7 +353,7 @@ def random_rho(
     d = check_int("feature_dim", feature_dim, minimum=1)
     gen = torch.Generator().manual_seed(int(seed))
     W = torch.randn(K, d, generator=gen, dtype=torch.float64)
-    res = min_one_vs_rest_distance(W, max_memory_mib=max_memory_mib, tol=tol)
+    res = min_one_vs_rest_distance(W, max_memory_mib=max_memory_mib, tol=tol, progress=progress)
     return float(res.rho), bool(res.certified), float(res.seconds)
 
 
@@ -362,6 +365,7 @@ def random_rho_bracket(
     seed: int = 0,
     max_memory_mib: float = 1024.0,
     tol: float = 1e-9,
+    progress: bool = False,
 ) -> tuple[float, float, float]:
     """Certified bracket ``[lower, upper]`` on ``rho`` of ``K`` random unit rows, for large ``K``.
 
@@ -387,7 +391,9 @@ def random_rho_bracket(
     W = W / W.norm(dim=1, keepdim=True)
     lb = 1.0 - max_cosines(W, max_memory_mib=max_memory_mib)[0]
     order = torch.argsort(lb)
-    res = one_vs_rest_distances(W, classes=order[:m], max_memory_mib=max_memory_mib, tol=tol)
+    res = one_vs_rest_distances(
+        W, classes=order[:m], max_memory_mib=max_memory_mib, tol=tol, progress=progress
+    )
     upper = float(res.rho)
     lower = float(res.lower_bounds.min())
     if m < K:
@@ -403,12 +409,14 @@ def _upper_bound(K: int, d: int) -> tuple[float | None, str | None]:
     return float(rho_upper_bound(K, d)), None
 
 
-def _code_value(K: int, d: int, time_limit: float) -> tuple[float | None, str | None]:
+def _code_value(
+    K: int, d: int, time_limit: float, progress: bool = False
+) -> tuple[float | None, str | None]:
     try:
         from gnc.codes import softmax_code
     except ImportError:
         return None, "softmax code unavailable (gnc.codes.softmax_code not importable)"
-    result = softmax_code(K, d, time_limit=time_limit)
+    result = softmax_code(K, d, time_limit=time_limit, progress=progress)
     return float(result.rho), None
 
 
@@ -424,6 +432,7 @@ def reference_values(
     code_time_limit: float = 60.0,
     random_exact_max_classes: int = 4096,
     random_solved_classes: int = 256,
+    progress: bool = False,
 ) -> ReferenceValues:
     """Upper bound, random value and (optionally) a softmax code's value for ``(K, d)``.
 
@@ -438,6 +447,7 @@ def reference_values(
         code_time_limit: Seconds given to the code solver.
         random_exact_max_classes: Above this ``K`` the random value is a certified bracket.
         random_solved_classes: Classes solved exactly for the bracket.
+        progress: Show tqdm bars of the exact solves on stderr.
 
     Returns:
         A :class:`ReferenceValues`.
@@ -458,6 +468,7 @@ def reference_values(
             seed=seed,
             max_memory_mib=max_memory_mib,
             tol=tol,
+            progress=progress,
         )
         rnd_cert = rnd - rnd_lower <= tol
         notes.append(
@@ -466,14 +477,19 @@ def reference_values(
         )
     elif random_baseline:
         rnd, rnd_cert, _ = random_rho(
-            num_classes, feature_dim, seed=seed, max_memory_mib=max_memory_mib, tol=tol
+            num_classes,
+            feature_dim,
+            seed=seed,
+            max_memory_mib=max_memory_mib,
+            tol=tol,
+            progress=progress,
         )
         rnd_lower = rnd
     else:
         notes.append("random baseline skipped")
     code: float | None = None
     if code_baseline:
-        code, why = _code_value(num_classes, feature_dim, code_time_limit)
+        code, why = _code_value(num_classes, feature_dim, code_time_limit, progress)
         if why:
             notes.append(why)
     return ReferenceValues(
@@ -498,7 +514,9 @@ def _exact_rho(
     head: HeadMatrix, W: torch.Tensor, rows: torch.Tensor | None, config: HeadGeometryConfig
 ) -> RhoSummary:
     sub = W if rows is None else W[rows]
-    res = min_one_vs_rest_distance(sub, max_memory_mib=config.max_memory_mib, tol=config.tol)
+    res = min_one_vs_rest_distance(
+        sub, max_memory_mib=config.max_memory_mib, tol=config.tol, progress=config.progress
+    )
     arg = res.argmin if rows is None else int(rows[res.argmin])
     return RhoSummary(
         rho=float(res.rho),
@@ -594,7 +612,11 @@ def analyze_head_geometry(
             pick = torch.arange(distinct.numel())
         sub = W if dup.num_merged == 0 else W[distinct.to(W.device)]
         ovr = one_vs_rest_distances(
-            sub, classes=pick.to(W.device), max_memory_mib=cfg.max_memory_mib, tol=cfg.tol
+            sub,
+            classes=pick.to(W.device),
+            max_memory_mib=cfg.max_memory_mib,
+            tol=cfg.tol,
+            progress=cfg.progress,
         )
         classes = distinct[pick]
         dists, sample_cert, sample_seconds = ovr.distances.cpu(), ovr.certified, ovr.seconds
@@ -610,6 +632,7 @@ def analyze_head_geometry(
         code_time_limit=cfg.code_time_limit,
         random_exact_max_classes=cfg.random_exact_max_classes,
         random_solved_classes=cfg.random_solved_classes,
+        progress=cfg.progress,
     )
     reduced = None
     K_red, d_red = reduced_shape(K, d, cfg.code_max_classes)
@@ -623,6 +646,7 @@ def analyze_head_geometry(
             max_memory_mib=cfg.max_memory_mib,
             tol=cfg.tol,
             code_time_limit=cfg.code_time_limit,
+            progress=cfg.progress,
         )
     return HeadGeometry(
         name=head.name,

@@ -99,6 +99,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     parser.add_argument("--out", type=Path, default=None, help="run folder to write")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (shown only on a terminal)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -344,6 +347,7 @@ def run(args: argparse.Namespace) -> int:
             code_time_limit=config["code_time_limit"],
             random_exact_max_classes=config["random_exact_max_classes"],
             random_solved_classes=config["random_solved_classes"],
+            progress=not args.no_progress and sys.stderr.isatty(),
         ),
     )
     summary = _summary(geo, head, config)

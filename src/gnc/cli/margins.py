@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
         help="memory budget of one tile (default 1024)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown only on a terminal)"
+    )
     p.set_defaults(func=run)
 
 
@@ -68,10 +71,11 @@ def run(args: argparse.Namespace) -> int:
     W = W.to(torch.float64)
     K, d = W.shape
     W = W / W.norm(dim=1, keepdim=True)
+    progress = not args.no_progress and sys.stderr.isatty()
     stats = pairwise_statistics(W, max_memory_mib=args.max_memory_mib)
     out: dict[str, Any] = {"num_classes": K, "dim": d, "normalized_rows": True}
     if args.fast:
-        m = min_one_vs_rest_distance(W, max_memory_mib=args.max_memory_mib)
+        m = min_one_vs_rest_distance(W, max_memory_mib=args.max_memory_mib, progress=progress)
         out.update(
             min_distance=m.rho,
             argmin=m.argmin,
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             classes_solved=m.classes_solved,
         )
     else:
-        r = one_vs_rest_distances(W, max_memory_mib=args.max_memory_mib)
+        r = one_vs_rest_distances(W, max_memory_mib=args.max_memory_mib, progress=progress)
         out.update(
             min_distance=r.rho,
             argmin=r.argmin,

@@ -23,10 +23,13 @@ is the reported gap.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc.geometry.pairwise import block_rows, iter_blocks
@@ -323,8 +326,12 @@ def _solve_classes(
     max_memory_mib: float,
     tol: float,
     max_rounds: int,
+    bar: Any = None,
 ) -> _ClassSolution:
-    """Exact ``D_k`` for the classes ``cls`` of float64 rows ``W`` (no validation)."""
+    """Exact ``D_k`` for the classes ``cls`` of float64 rows ``W`` (no validation).
+
+    ``bar`` (a tqdm bar or None) advances by the classes of each finished block.
+    """
     K, d = W.shape
     dev = W.device
     C = cls.numel()
@@ -451,6 +458,8 @@ def _solve_classes(
         live = torch.arange(s, device=dev)[None, :] < cnt[:, None]
         supports.append(torch.where(live, sup, -1))
         sweights.append(torch.where(live, wts, 0.0))
+        if bar is not None:
+            bar.update(Bn)
     s_all = max(t.shape[1] for t in supports)
     support = torch.cat(
         [torch.nn.functional.pad(t, (0, s_all - t.shape[1]), value=-1) for t in supports]
@@ -523,6 +532,7 @@ def one_vs_rest_distances(
     working_set_size: int | None = None,
     tol: float = 1e-9,
     max_rounds: int = 100,
+    progress: bool = False,
 ) -> OneVsRestResult:
     """Exact one-vs-rest distances ``D_k = dist(w_k, conv{w_j : j != k})`` with certificates.
 
@@ -538,6 +548,7 @@ def one_vs_rest_distances(
             ``min(K-1, max(16, min(64, 2d+2)))``); only speed depends on it.
         tol: Gap tolerance for ``certified``.
         max_rounds: Cap on working-set rounds.
+        progress: Show a tqdm bar of solved classes on stderr.
 
     Returns:
         An :class:`OneVsRestResult`.
@@ -568,9 +579,23 @@ def one_vs_rest_distances(
         cls = cls.long()
         if int(cls.min()) < 0 or int(cls.max()) >= K:
             raise ValueError(f"Expected `classes` in [0, {K}), but got {cls.min()}..{cls.max()}.")
-    sol = _solve_classes(
-        W, cls, working_set_size=m0, max_memory_mib=max_memory_mib, tol=tol, max_rounds=max_rounds
-    )
+    with tqdm(
+        total=cls.numel(),
+        desc=f"one-vs-rest K={K}",
+        unit="class",
+        disable=not progress,
+        leave=False,
+        file=sys.stderr,
+    ) as bar:
+        sol = _solve_classes(
+            W,
+            cls,
+            working_set_size=m0,
+            max_memory_mib=max_memory_mib,
+            tol=tol,
+            max_rounds=max_rounds,
+            bar=bar,
+        )
     gaps = sol.D - sol.lower
     arg = int(sol.D.argmin())
     max_gap = float(gaps.max())
@@ -602,6 +627,7 @@ def min_one_vs_rest_distance(
     working_set_size: int | None = None,
     tol: float = 1e-9,
     chunk_size: int = 256,
+    progress: bool = False,
 ) -> MinDistanceResult:
     """``rho = min_k D_k`` and its argmin, solving only the classes that can attain it.
 
@@ -617,6 +643,7 @@ def min_one_vs_rest_distance(
         working_set_size: Initial working-set size (see :func:`one_vs_rest_distances`).
         tol: Gap tolerance for ``certified``.
         chunk_size: Classes solved per batch at first (quadruples as the search goes on).
+        progress: Show a tqdm bar on stderr: classes settled, solved or excluded by their bound.
 
     Returns:
         A :class:`MinDistanceResult`.
@@ -645,28 +672,39 @@ def min_one_vs_rest_distance(
     # A class whose lower bound is >= best - tol cannot lower rho by more than tol: skipping it
     # keeps the certificate (gap <= tol), and stops the search at once when rho is at rounding
     # level (near-duplicate rows), where the lower bounds 1 - s_k are all ~0.
-    while pos < K and (float(lb_sorted[pos]) < best - tol or not have_solution):
-        stop = min(K, pos + chunk)
-        # Only classes whose lower bound is still below the best distance.
-        cut = int(torch.searchsorted(lb_sorted[pos:stop], lb_sorted.new_tensor(best - tol)))
-        stop = max(pos + 1, pos + cut)
-        cls = order[pos:stop]
-        sol = _solve_classes(
-            W,
-            cls,
-            working_set_size=m0,
-            max_memory_mib=max_memory_mib,
-            tol=tol,
-            max_rounds=100,
-        )
-        solved += cls.numel()
-        i = int(sol.D.argmin())
-        if not have_solution or float(sol.D[i]) < best:
-            best, best_arg = float(sol.D[i]), int(cls[i])
-        have_solution = True
-        solved_lower = min(solved_lower, float(sol.lower.min()))
-        pos = stop
-        chunk *= 4
+    with tqdm(
+        total=K,
+        desc=f"rho search K={K}",
+        unit="class",
+        disable=not progress,
+        leave=False,
+        file=sys.stderr,
+    ) as bar:
+        while pos < K and (float(lb_sorted[pos]) < best - tol or not have_solution):
+            stop = min(K, pos + chunk)
+            # Only classes whose lower bound is still below the best distance.
+            cut = int(torch.searchsorted(lb_sorted[pos:stop], lb_sorted.new_tensor(best - tol)))
+            stop = max(pos + 1, pos + cut)
+            cls = order[pos:stop]
+            sol = _solve_classes(
+                W,
+                cls,
+                working_set_size=m0,
+                max_memory_mib=max_memory_mib,
+                tol=tol,
+                max_rounds=100,
+                bar=bar,
+            )
+            solved += cls.numel()
+            i = int(sol.D.argmin())
+            if not have_solution or float(sol.D[i]) < best:
+                best, best_arg = float(sol.D[i]), int(cls[i])
+            have_solution = True
+            solved_lower = min(solved_lower, float(sol.lower.min()))
+            pos = stop
+            chunk *= 4
+            bar.set_postfix(rho=f"{best:.4g}", refresh=False)
+        bar.update(K - pos)  # the rest is excluded by its lower bound
     rest_lower = float(lb_sorted[pos]) if pos < K else torch.inf
     best_lower = min(solved_lower, rest_lower, best)
     gap = best - best_lower
