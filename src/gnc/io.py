@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
+import platform
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
 __all__ = [
+    "atomic_save_npz",
+    "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
     "dump_json",
     "load_matrix",
     "read_array",
+    "run_metadata",
     "save_array",
     "to_jsonable",
 ]
@@ -48,18 +53,67 @@ def dump_json(value: Any, *, indent: int | None = 2) -> str:
     return json.dumps(to_jsonable(value), indent=indent, allow_nan=False)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+def run_metadata(seed: int | None = None, started: float | None = None) -> dict[str, Any]:
+    """Versions, device and timing recorded in every ``results.json``."""
+    import gnc
+
+    meta: dict[str, Any] = {
+        "gnc_version": gnc.__version__,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda_available": torch.cuda.is_available(),
+        "seed": seed,
+        "finished_unix": time.time(),
+    }
+    if started is not None:
+        meta["seconds"] = time.time() - started
+    return meta
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any]) -> None:
+    """Create ``path`` atomically from what ``writer`` writes to a binary file handle.
+
+    The handle is a temporary file in the same folder, which then replaces ``path``: readers see
+    the old file or the complete new one, never a part.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "sub" / "a.bin"
+        >>> atomic_write(target, lambda fh: fh.write(b"abc"))
+        >>> target.read_bytes(), [p.name for p in target.parent.iterdir()]
+        (b'abc', ['a.bin'])
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            writer(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_save_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
+    """``np.savez(path, **arrays)`` atomically, streamed to disk (no in-memory copy).
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "x.npz"
+        >>> atomic_save_npz(target, a=np.arange(3), meta=np.array("{}"))
+        >>> with np.load(target) as z:
+        ...     z["a"].tolist(), str(z["meta"])
+        ([0, 1, 2], '{}')
+    """
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -163,6 +217,4 @@ def save_array(path: str | Path, array: np.ndarray | torch.Tensor) -> None:
     """Save ``array`` as ``.npy`` atomically."""
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False))

@@ -21,7 +21,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,7 +32,7 @@ import torch
 
 from gnc._checks import check_matrix
 from gnc.analysis.ctranslate2 import read_ctranslate2_variable
-from gnc.io import read_array
+from gnc.io import atomic_write, atomic_write_text, read_array
 
 __all__ = [
     "HEAD_SOURCES",
@@ -220,18 +219,6 @@ def _cache_key(name: str, file: Path, tensor: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _atomic_save(path: Path, writer: Callable[[Any], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cached(
     name: str,
     file: Path,
@@ -259,9 +246,9 @@ def _cached(
     prov["from_cache"] = False
     if use_cache:
         try:
-            _atomic_save(npy, lambda fh: np.save(fh, array, allow_pickle=False))
+            atomic_write(npy, lambda fh: np.save(fh, array, allow_pickle=False))
             blob = json.dumps({"labels": labels, "provenance": prov}, ensure_ascii=False)
-            _atomic_save(meta, lambda fh: fh.write(blob.encode("utf-8")))
+            atomic_write_text(meta, blob)
             prov["cache_file"] = str(npy)
         except OSError as err:  # caching is an optimization: record why it was skipped
             prov["cache_error"] = str(err)

@@ -50,6 +50,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from gnc.analysis.heads import OCR_TENSOR, ocr_model_paths, read_ocr_characters
+from gnc.io import atomic_save_npz
 from gnc.train.data import CJKFont, available_cjk_fonts, gb2312_level1
 
 __all__ = [
@@ -695,7 +696,6 @@ class OCRFrameFeatures:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the arrays and the line/font metadata to an ``.npz`` (atomically)."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "line_texts": list(self.line_texts),
             "line_fonts": list(self.line_fonts),
@@ -707,9 +707,8 @@ class OCRFrameFeatures:
             "seconds": self.seconds,
             "provenance": dict(self.provenance),
         }
-        tmp = target.with_name(f".{target.name}.tmp.npz")
-        np.savez(
-            tmp,
+        atomic_save_npz(
+            target,
             features=self.features,
             predicted=self.predicted,
             true=self.true,
@@ -719,7 +718,6 @@ class OCRFrameFeatures:
             emission=self.emission,
             meta=np.array(json.dumps(meta, ensure_ascii=False)),
         )
-        tmp.replace(target)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> OCRFrameFeatures:

@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 from gnc._checks import check_int
-from gnc.cli._common import atomic_write_bytes, atomic_write_text, dump_json, run_metadata
+from gnc.cli._common import (
+    atomic_save_npz,
+    atomic_write_bytes,
+    atomic_write_text,
+    dump_json,
+    run_metadata,
+)
 
 __all__ = ["load_features_file", "register", "run", "save_features_file"]
 
@@ -65,17 +71,15 @@ def register(subparsers: Any) -> None:
 
 def save_features_file(path: Path, extracted: Any) -> None:
     """Write ``features``, ``predicted``, ``labels`` and the run info to ``path`` atomically."""
-    buffer = io.BytesIO()
     labels = extracted.labels if extracted.labels is not None else torch.empty(0)
-    np.savez(
-        buffer,
+    atomic_save_npz(
+        path,
         source=np.array(extracted.source),
         features=extracted.features.numpy(),
         predicted=extracted.predicted.numpy(),
         labels=labels.numpy().astype(np.int64),
         info=np.array(dump_json(extracted.info)),
     )
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_features_file(path: Path, source: str) -> Any:

@@ -20,11 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gnc._checks import check_int, check_positive
-from gnc.cli._common import atomic_write_bytes, atomic_write_text, dump_json, run_metadata
+from gnc.cli._common import (
+    atomic_save_npz,
+    atomic_write_bytes,
+    atomic_write_text,
+    dump_json,
+    run_metadata,
+)
 
 __all__ = ["register", "run"]
 
@@ -228,15 +233,13 @@ def _write_run(
     results = dict(summary)
     results["metadata"] = run_metadata(config["seed"], started)
     atomic_write_text(out / "results.json", dump_json(results) + "\n")
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
+    atomic_save_npz(
+        out / "distances.npz",
         sample_classes=geo.sample_classes.cpu().numpy(),
         sample_distances=geo.sample_distances.cpu().numpy(),
         max_cosines=geo.duplicates.max_cosines.cpu().numpy(),
         representative=geo.duplicates.representative.cpu().numpy(),
     )
-    atomic_write_bytes(out / "distances.npz", buffer.getvalue())
     lines: dict[str, float | None] = {"rho (all rows)": summary["gnc2"]}
     if summary["rho_distinct"] is not None:
         lines["rho (distinct rows)"] = summary["gnc2_distinct"]

@@ -169,7 +169,7 @@ def save_training_plots(
     history: History, folder: str | Path, *, code_value: float | None = None
 ) -> list[Path]:
     """Write ``gnc1/gnc2/gnc3/accuracy/loss.png`` for one run into ``folder``; returns paths."""
-    from gnc.cli._common import atomic_write_bytes
+    from gnc.io import atomic_write_bytes
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

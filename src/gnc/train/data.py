@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from gnc.io import atomic_save_npz
 from gnc.train.config import DataConfig
 
 __all__ = [
@@ -122,11 +123,8 @@ class ArrayDataset:
 
     def save(self, path: str | Path) -> None:
         """Write the arrays to ``path`` (``.npz``) atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(
-            tmp,
+        atomic_save_npz(
+            path,
             train_x=self.train_x,
             train_y=self.train_y,
             test_x=self.test_x,
@@ -134,7 +132,6 @@ class ArrayDataset:
             class_names=np.array(json.dumps(list(self.class_names))),
             meta=np.array(json.dumps({"name": self.name, **self.meta})),
         )
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> ArrayDataset:

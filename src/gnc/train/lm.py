@@ -89,7 +89,7 @@ from tqdm import tqdm
 
 from gnc._checks import check_int, check_labels, check_matrix, check_positive
 from gnc.corpora import CORPORA
-from gnc.io import atomic_write_bytes, atomic_write_text, dump_json
+from gnc.io import atomic_save_npz, atomic_write_bytes, atomic_write_text, dump_json, run_metadata
 from gnc.train.heads import Head, LinearHead, NormalizedHead
 from gnc.train.loop import Classifier
 
@@ -1019,7 +1019,6 @@ def _train_lm(
 
 
 def _write_outputs(out: Path, result: LMResult, distances: torch.Tensor, vocab: Vocabulary) -> None:
-    from gnc.cli._common import run_metadata
     from gnc.report.plots_train import plot_metric, save_training_plots
 
     history = list(result.history)
@@ -1028,14 +1027,12 @@ def _write_outputs(out: Path, result: LMResult, distances: torch.Tensor, vocab: 
     summary["metadata"] = run_metadata(result.config.seed, time.time() - result.seconds)
     summary["top_words"] = list(vocab.words[:50])
     atomic_write_text(out / "results.json", dump_json(summary) + "\n")
-    buf = io.BytesIO()
-    np.savez(
-        buf,
+    atomic_save_npz(
+        out / "head.npz",
         distances=distances.cpu().numpy(),
         counts=np.asarray(vocab.counts, dtype=np.int64),
         weights=result.model.head.classifier_weights().cpu().numpy(),
     )
-    atomic_write_bytes(out / "head.npz", buf.getvalue())
     plots = out / "plots"
     save_training_plots(history, plots)
     fig, _ = plot_metric(history, "test_perplexity", log=True, title="test perplexity")

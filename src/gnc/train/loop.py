@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from gnc.cli._common import atomic_write_bytes, atomic_write_text, dump_json, run_metadata
+from gnc.io import atomic_save_npz, atomic_write_bytes, atomic_write_text, dump_json, run_metadata
 from gnc.train.config import HeadConfig, TrainConfig, config_to_dict
 from gnc.train.data import ArrayDataset, load_dataset
 from gnc.train.heads import ClassMeanHead, FixedCodeHead, Head, LinearHead, NormalizedHead
@@ -172,9 +172,7 @@ def reference_code(
     code = torch.as_tensor(res.code, dtype=torch.float64).cpu()
     rho = float(res.rho)
     if path is not None:
-        buf = io.BytesIO()
-        np.savez(buf, code=code.numpy(), rho=np.float64(rho))
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_save_npz(path, code=code.numpy(), rho=np.float64(rho))
     return code, rho
 
 
