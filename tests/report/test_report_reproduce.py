@@ -207,3 +207,48 @@ def test_changed_settings_recompute_and_restart_training(tmp_path: Path) -> None
     assert res.ran == ("training",) and res.sections[0].status == "ok", res.sections[0].notices
     histories = res.sections[0].data["histories"]
     assert all(len(h) == 3 for h in histories.values())
+
+
+def test_pretrained_section_on_a_matrix_file(tmp_path: Path) -> None:
+    """Section 7 on a K x d file: every number in its table against an independent computation."""
+    import numpy as np
+    import torch
+
+    from gnc.analysis.head_geometry import random_rho
+    from gnc.geometry import one_vs_rest_distances
+    from gnc.geometry.bounds import rho_upper_bound
+
+    rng = np.random.default_rng(5)
+    W = rng.normal(size=(30, 3))
+    W[7] = 2.0 * W[3]  # a coinciding row (same direction): merged before the exact rho
+    path = tmp_path / "head.npy"
+    np.save(path, W)
+    profile = dataclasses.replace(
+        R.PROFILES["tiny"], head_sources=(str(path),), feature_sources=(), head_time_limit=2.0
+    )
+    res = R.section_pretrained(profile, tmp_path / "out", lambda _msg: None)
+    table = res.tables[0]
+    assert len(table.rows) == 1
+    row = dict(zip(table.headers, table.rows[0], strict=True))
+    distinct = np.delete(W, 7, axis=0)
+    expected = one_vs_rest_distances(torch.from_numpy(distinct))
+    assert (row["K"], row["d"], row["rows merged"]) == (30, 3, 1)
+    assert row["rho"] == pytest.approx(expected.rho, abs=1e-12) and row["certified"] is True
+    assert row["upper bound"] == pytest.approx(rho_upper_bound(30, 3), rel=1e-12)
+    assert row["random rows"] == pytest.approx(random_rho(30, 3, seed=0)[0], abs=1e-12)
+    # a softmax code of the same shape: no better than the bound, far better than random rows
+    assert row["random rows"] < row["softmax code"] <= row["upper bound"] + 1e-9
+    assert row["GNC1"] is None and row["GNC3"] is None
+    assert [f.name for f in res.figures] == ["pretrained"]
+    assert (tmp_path / "out" / res.figures[0].file).is_file()
+
+
+def test_pretrained_cells_say_bracket_and_reduced_shape() -> None:
+    exact = {"random_lower": 0.5, "random_rho": 0.5, "code_rho": 0.2, "code_shape": (9, 3)}
+    assert R._random_cell(exact) == 0.5
+    assert R._code_cell({**exact, "K": 9, "d": 3}) == 0.2
+    bracket = {"random_lower": 0.57891, "random_rho": 0.67722}
+    assert R._random_cell(bracket) == "[0.5789, 0.6772]"
+    reduced = {"code_rho": 0.014459, "code_shape": (468, 3), "K": 18710, "d": 120}
+    assert R._code_cell(reduced) == "0.01446 (K'=468, d'=3)"
+    assert R._random_cell({"random_lower": None, "random_rho": None}) is None
