@@ -252,3 +252,58 @@ def test_pretrained_cells_say_bracket_and_reduced_shape() -> None:
     reduced = {"code_rho": 0.014459, "code_shape": (468, 3), "K": 18710, "d": 120}
     assert R._code_cell(reduced) == "0.01446 (K'=468, d'=3)"
     assert R._random_cell({"random_lower": None, "random_rho": None}) is None
+
+
+def _lm_profile() -> R.Profile:
+    return dataclasses.replace(
+        R.PROFILES["tiny"],
+        lm_heads=(("linear", 1.0), ("normalized", 0.1)),
+        lm_classes=60,
+        lm_dim=4,
+        lm_epochs=1,
+        lm_max_chars=30_000,
+        lm_train_positions=600,
+        lm_metric_samples=300,
+    )
+
+
+def test_lm_section_reports_what_the_runs_measured(tmp_path: Path) -> None:
+    """Section 8: each table cell against the run's own files, GNC2 recomputed from the head."""
+    import numpy as np
+    import torch
+
+    from gnc.geometry import one_vs_rest_distances
+    from gnc.train.lm import load_corpus
+
+    try:
+        load_corpus("kjv", max_chars=100)
+    except ValueError as err:
+        pytest.skip(f"needs the KJV corpus: {err}")
+    res = R.section_lm(_lm_profile(), tmp_path, lambda _msg: None)
+    table = res.tables[0]
+    assert [row[0] for row in table.rows] == ["linear", "normalized-tau0.1"]
+    for row in table.rows:
+        cells = dict(zip(table.headers, row, strict=True))
+        history = json.loads((tmp_path / "runs" / str(row[0]) / "history.json").read_text())
+        assert cells["test perplexity"] == pytest.approx(history[-1]["test_perplexity"])
+        assert cells["GNC2 at init"] == pytest.approx(history[0]["gnc2"])
+        with np.load(tmp_path / "runs" / str(row[0]) / "head.npz") as z:
+            W = torch.from_numpy(z["weights"]).double()
+        assert cells["GNC2"] == pytest.approx(one_vs_rest_distances(W).rho, abs=1e-9)
+    assert (tmp_path / res.figures[0].file).is_file()
+    assert "untrained -> trained" in res.summary
+
+
+def test_lm_section_skips_without_corpus_or_heads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(R.SectionSkipped, match="no language-model heads"):
+        R.section_lm(R.PROFILES["tiny"], tmp_path, lambda _msg: None)
+    import gnc.train.lm as lm
+
+    def missing(name: str, *, max_chars: int | None = None) -> str:
+        raise ValueError("the KJV is not installed: apt-get install bible-kjv")
+
+    monkeypatch.setattr(lm, "load_corpus", missing)
+    with pytest.raises(R.SectionSkipped, match="data source missing: the KJV is not installed"):
+        R.section_lm(_lm_profile(), tmp_path, lambda _msg: None)
