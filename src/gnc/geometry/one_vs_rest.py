@@ -470,6 +470,13 @@ def _solve_classes(
     return _ClassSolution(D, lower, points, dirs, support, support_w, total_rounds, max_iters)
 
 
+def _class_bar(total: int, desc: str, progress: bool) -> Any:
+    """A transient tqdm bar of classes on stderr (a no-op unless ``progress``)."""
+    return tqdm(
+        total=total, desc=desc, unit="class", disable=not progress, leave=False, file=sys.stderr
+    )
+
+
 def _prepare(
     weights: torch.Tensor, normalize: bool, tol: float, working_set_size: int | None
 ) -> tuple[torch.Tensor, float, int]:
@@ -579,14 +586,7 @@ def one_vs_rest_distances(
         cls = cls.long()
         if int(cls.min()) < 0 or int(cls.max()) >= K:
             raise ValueError(f"Expected `classes` in [0, {K}), but got {cls.min()}..{cls.max()}.")
-    with tqdm(
-        total=cls.numel(),
-        desc=f"one-vs-rest K={K}",
-        unit="class",
-        disable=not progress,
-        leave=False,
-        file=sys.stderr,
-    ) as bar:
+    with _class_bar(cls.numel(), f"one-vs-rest K={K}", progress) as bar:
         sol = _solve_classes(
             W,
             cls,
@@ -672,14 +672,7 @@ def min_one_vs_rest_distance(
     # A class whose lower bound is >= best - tol cannot lower rho by more than tol: skipping it
     # keeps the certificate (gap <= tol), and stops the search at once when rho is at rounding
     # level (near-duplicate rows), where the lower bounds 1 - s_k are all ~0.
-    with tqdm(
-        total=K,
-        desc=f"rho search K={K}",
-        unit="class",
-        disable=not progress,
-        leave=False,
-        file=sys.stderr,
-    ) as bar:
+    with _class_bar(K, f"rho search K={K}", progress) as bar:
         while pos < K and (float(lb_sorted[pos]) < best - tol or not have_solution):
             stop = min(K, pos + chunk)
             # Only classes whose lower bound is still below the best distance.
