@@ -195,3 +195,51 @@ def test_reference_code_uses_softmax_code_and_caches(
     monkeypatch.setattr(gnc.codes, "softmax_code", boom)
     code2, rho2 = reference_code(4, 3, cache_dir=tmp_path)
     assert rho2 == rho and torch.equal(code2, code)
+
+
+def test_cmf_buffer_after_training_is_the_hand_computed_running_mean(tmp_path: Path) -> None:
+    """Oracle for the CMF head inside the loop (#18): lr = 1e-12 keeps the features fixed, so the
+    buffer after two epochs must equal the normalized momentum sums computed by hand over the
+    loop's own batch sequence from the seeded initial rows (updates in training mode only, with
+    the batch's labels; evaluation, including the epoch-0 one, must not touch it)."""
+    from gnc.train import ArrayDataset, config_from_dict
+    from gnc.train.heads import ClassMeanHead
+    from gnc.train.loop import _batches, _epoch_generator
+    from gnc.train.models import build_backbone
+
+    rng = np.random.default_rng(0)
+    K, n, beta, epochs, batch = 5, 60, 0.3, 2, 16
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    y = np.arange(n, dtype=np.int64) % K
+    ds = ArrayDataset("fixed", x, y, x[:10], y[:10], tuple("abcde"), {})
+    cfg = config_from_dict(
+        {
+            "data": {"name": "synthetic"},
+            "model": {"name": "mlp", "feature_dim": 3, "width": 8},
+            "head": {"kind": "cmf", "tau": 0.5, "beta": beta, "reference_code": False},
+            "optim": {"epochs": epochs, "batch_size": batch, "lr": 1e-12, "weight_decay": 0.0},
+            "eval_initial": True,
+            "device": "cpu",
+            "plots": False,
+        }
+    )
+    res = train(cfg, tmp_path, progress=False, dataset=ds)
+    assert [h["epoch"] for h in res.history] == [0, 1, 2]
+    state = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=False)
+    backbone = build_backbone(cfg.model, (6,))
+    backbone.load_state_dict(
+        {k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")}
+    )
+    with torch.no_grad():
+        feats = backbone(torch.from_numpy(x - x.astype(np.float64).mean(0).astype(np.float32)))
+    h_all = feats.double().numpy()
+    h_all /= np.linalg.norm(h_all, axis=1, keepdims=True)
+    gen = torch.Generator().manual_seed(cfg.seed + 7919)
+    W = ClassMeanHead(K, 3, generator=gen).weight.double().numpy()
+    for epoch in range(1, epochs + 1):
+        for idx in _batches(n, batch, _epoch_generator(cfg.seed, epoch)):
+            h, lab = h_all[idx.numpy()], y[idx.numpy()]
+            for k in np.unique(lab):
+                v = beta * W[k] + (1 - beta) * h[lab == k].sum(axis=0)
+                W[k] = v / np.linalg.norm(v)
+    np.testing.assert_allclose(state["model"]["head.weight"].double().numpy(), W, atol=1e-5)

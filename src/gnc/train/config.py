@@ -154,6 +154,7 @@ class TrainConfig:
         optim: Optimizer settings.
         eval_every: Evaluate (and append to ``metrics.jsonl``) every this many epochs; the last
             epoch is always evaluated.
+        eval_initial: Also evaluate the untrained model (an ``epoch`` 0 line in the history).
         checkpoint_every: Write ``checkpoint.pt`` every this many epochs (and at the end).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU.
@@ -169,6 +170,7 @@ class TrainConfig:
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     eval_every: int = 1
+    eval_initial: bool = False
     checkpoint_every: int = 5
     device: str = "auto"
     amp: bool = True

@@ -616,6 +616,29 @@ def _train(
         unit="epoch", dynamic_ncols=True,
     )  # fmt: skip
     epoch = start_epoch
+    if config.eval_initial and start_epoch == 0 and not history:
+        t1 = time.time()
+        initial: dict[str, Any] = {"epoch": 0, "lr": optimizer.param_groups[0]["lr"]}
+        initial.update(
+            evaluate(
+                model,
+                inputs,
+                num_classes=K,
+                feature_dim=d,
+                batch_size=max(B, 256),
+                amp=amp,
+                max_memory_mib=config.max_memory_mib,
+            )
+        )
+        initial["gnc2_softmax_code"] = code_value
+        if code_value:
+            initial["gnc2_relative_to_softmax_code"] = (initial["gnc2"] or 0.0) / code_value
+        initial["seconds"] = 0.0
+        initial["eval_seconds"] = time.time() - t1
+        history.append(initial)
+        if out is not None and rank == 0:
+            with open(out / METRICS, "a", encoding="utf-8") as fh:
+                fh.write(dump_json(initial, indent=None) + "\n")
     for epoch in range(start_epoch + 1, last + 1):
         t0 = time.time()
         model.train()
