@@ -45,7 +45,7 @@ figcaption { font-size: 0.9em; color: #555; }
 .notice.error { background: #ffecec; border-color: #c83a3a; white-space: pre-wrap; }
 .status { font-size: 0.75em; padding: 2px 6px; border-radius: 3px; vertical-align: middle; }
 .status.ok { background: #d8f0d8; } .status.skipped { background: #fff0c0; }
-.status.failed { background: #ffd0d0; }
+.status.failed { background: #ffd0d0; } .status.differs { background: #ffe0b0; }
 .meta { font-size: 0.85em; color: #555; }
 """
 
@@ -99,10 +99,29 @@ def render_table(
     return f"<table>{cap}<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>\n"
 
 
+#: Verdicts a comparison note may start with (``"<verdict>: <reason>"``).
+VERDICT_WORDS = ("agrees", "differs", "not comparable")
+
+
 def render_comparison(rows: Iterable[Sequence[object]], *, caption: str = "") -> str:
-    """Table of ``(quantity, paper, ours, note)`` rows: the paper's numbers beside ours."""
+    """Table of ``(quantity, paper, ours, note)`` rows: the paper's numbers beside ours.
+
+    A note ``"<verdict>: <reason>"`` (verdict in :data:`VERDICT_WORDS`) is shown in two columns.
+
+    Example:
+        >>> "<td>differs</td><td>15 epochs</td>" in render_comparison(
+        ...     [("GNC2", 0.59, 0.3, "differs: 15 epochs")])
+        True
+    """
+    out = []
+    for row in rows:
+        cells = list(row) + [None] * (4 - len(row))
+        note = "" if cells[3] is None else str(cells[3])
+        kind = next((k for k in VERDICT_WORDS if note.startswith(k + ":")), "")
+        reason = note[len(kind) + 1 :].strip() if kind else note
+        out.append([*cells[:3], kind or "-", reason])
     return render_table(
-        ["quantity", "paper", "ours", "note"], rows, caption=caption or "Paper vs ours"
+        ["quantity", "paper", "ours", "verdict", "why"], out, caption=caption or "Paper vs ours"
     )
 
 

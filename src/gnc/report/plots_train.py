@@ -19,6 +19,7 @@ __all__ = [
     "plot_metric",
     "plot_runs",
     "plot_runs_grid",
+    "plot_seed_bands",
     "save_training_plots",
 ]
 
@@ -224,3 +225,56 @@ def plot_runs_grid(
     for ax, key in zip(axes, keys, strict=True):
         plot_runs(runs, key, ax, log=key in log_keys, reference=refs.get(key))
     return fig, list(axes)
+
+
+def plot_seed_bands(
+    runs: Mapping[str, Sequence[History]],
+    keys: Sequence[str] = ("gnc1", "gnc2", "gnc3", "test_accuracy"),
+    *,
+    references: Mapping[str, float] | None = None,
+    log_keys: Sequence[str] = ("gnc1", "gnc3"),
+    titles: Mapping[str, str] | None = None,
+) -> tuple[Any, Any]:
+    """Several seeds per run: the median over seeds as a line, min..max as a shaded band.
+
+    Args:
+        runs: Label -> one history per seed (seeds evaluated at the same epochs).
+        keys: Metrics, one panel each.
+        references: Optional horizontal line per metric (e.g. ``{"gnc2": code_value}``).
+        log_keys: Metrics drawn on a log scale.
+        titles: Optional panel title per metric.
+
+    Example:
+        >>> h = lambda v: [{"epoch": 0, "gnc2": 0.1}, {"epoch": 1, "gnc2": v}]
+        >>> fig, axes = plot_seed_bands({"a": [h(0.4), h(0.6)]}, keys=("gnc2",))
+        >>> [float(v) for v in axes[0].lines[0].get_ydata()]
+        [0.1, 0.5]
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.0 * len(keys), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    refs = dict(references or {})
+    for ax, key in zip(axes, keys, strict=True):
+        for i, (label, seeds) in enumerate(runs.items()):
+            series = [_series(h, key) for h in seeds]
+            series = [(xs, ys) for xs, ys in series if xs]
+            if not series:
+                continue
+            n = min(len(xs) for xs, _ in series)
+            xs = series[0][0][:n]
+            ys = np.array([ys[:n] for _, ys in series], dtype=float)
+            color = f"C{i}"
+            name = label if len(series) == 1 else f"{label} (median of {len(series)} seeds)"
+            ax.plot(xs, np.median(ys, axis=0), color=color, marker="o", markersize=2, label=name)
+            if len(series) > 1:
+                ax.fill_between(xs, ys.min(axis=0), ys.max(axis=0), color=color, alpha=0.25)
+        if key in refs and refs[key] is not None:
+            ax.axhline(refs[key], color="k", linestyle="--", linewidth=1, label="softmax code")
+        if key in log_keys:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title((titles or {}).get(key, key))
+        ax.legend(fontsize=6)
+    return fig, axes
