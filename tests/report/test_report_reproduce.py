@@ -371,3 +371,30 @@ def test_a_section_with_a_differing_row_is_not_ok(monkeypatch: pytest.MonkeyPatc
     assert R._headline_summary(res.comparisons) == "2 rows: 1 agrees, 1 differs."
     with pytest.raises(ValueError, match="verdict"):
         R.verdict("fine", "x")
+
+
+def test_prepared_data_file_replaces_the_data_source(tmp_path: Path) -> None:
+    """A GPU host without fonts reads the training data from a file prepared elsewhere."""
+    tiny = R.PROFILES["tiny"]
+    path = R.prepare_training_data(tiny, tmp_path / "prepared.npz")
+    elsewhere = dataclasses.replace(
+        tiny,
+        train_dataset="cjk",  # would render glyphs; the file wins
+        train_data_file=str(path),
+        train_taus=(1.0,),
+        train_seeds=(0,),
+        data_root=str(tmp_path / "data"),
+    )
+    res = R.reproduce(elsewhere, tmp_path / "out", only=["training"], progress=False)
+    section = res.sections[0]
+    assert section.status in ("ok", "differs"), section.notices
+    assert section.data["dataset"]["name"] == "synthetic"
+
+
+def test_time_estimates_cover_every_section_and_scale_with_epochs() -> None:
+    quick = R.PROFILES["quick"]
+    est = R.estimate_seconds(quick)
+    assert list(est) == list(R.SECTIONS) and all(v > 0 for v in est.values())
+    longer = dataclasses.replace(quick, train_epochs=2 * quick.train_epochs)
+    assert R.estimate_seconds(longer, ["training"])["training"] > est["training"]
+    assert R.estimate_seconds(R.PROFILES["paper"])["training"] > 100 * est["training"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ __all__ = [
     "SectionResult",
     "SectionSkipped",
     "Table",
+    "estimate_seconds",
     "load_section",
     "prepare_training_data",
     "profile_id",
@@ -2109,6 +2111,92 @@ SECTIONS: dict[str, tuple[str, Callable[[Profile, Path, Progress], SectionResult
 }
 
 
+#: Training samples of one epoch by data set (CJK: ~15 training fonts x 2 renders per class).
+_EPOCH_SAMPLES = {"ocr_features": 20, "cjk": 24, "synthetic": 20, "cifar100": 500}
+#: Seconds per 1,000 training samples (forward, backward, evaluation) on 2 CPU cores, by model;
+#: calibrated on the quick profile (mlp on OCR features, small_cnn width 16 on 32 px glyphs).
+_CPU_MS_PER_SAMPLE = {"mlp": 0.03, "small_cnn": 1.0, "resnet18": 30.0}
+#: How much faster a current data-centre GPU is (rough, small batches).
+_GPU_SPEEDUP = {"mlp": 3.0, "small_cnn": 30.0, "resnet18": 300.0}
+
+
+def _duration(seconds: float) -> str:
+    """``"45 s"``, ``"3.2 min"`` or ``"2.5 h"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def estimate_seconds(profile: Profile, sections: Sequence[str] | None = None) -> dict[str, float]:
+    """A rough wall-time estimate of each section of ``profile`` before it runs.
+
+    A cost model of the profile's sizes (solver time limits, training samples x epochs x runs
+    by model, UFM steps), calibrated on the quick profile on 2 CPU cores; ``device="auto"``
+    assumes a GPU when CUDA is available. An order of magnitude, not a promise.
+
+    Example:
+        >>> est = estimate_seconds(PROFILES["quick"])
+        >>> list(est) == list(SECTIONS) and all(v > 0 for v in est.values())
+        True
+    """
+    gpu = _device(profile).type == "cuda"
+
+    def train_cost(part: Part, runs: int, classes: int) -> float:
+        p = _part(profile, part)
+        width = p["width"] / {"mlp": 128, "small_cnn": 16, "resnet18": 64}.get(p["model"], 1)
+        per = _CPU_MS_PER_SAMPLE.get(p["model"], 1.0) * max(width, 0.25) ** 2
+        if gpu:
+            per /= _GPU_SPEEDUP.get(p["model"], 10.0)
+        dataset = p["dataset"]
+        if dataset == "cifar100" and classes != profile.train_classes:
+            dataset = "cjk"  # the stand-in
+        samples = _EPOCH_SAMPLES.get(dataset, 30) * classes
+        data = 40.0 if p["dataset"] == "ocr_features" else 10.0
+        return float(data + runs * p["epochs"] * samples * per / 1000 + runs * 2.0)
+
+    classes = profile.train_classes
+    if (
+        profile.train_dataset == "cifar100"
+        and not (Path(profile.data_root) / "cifar-100-python").is_dir()
+    ):
+        classes = max(profile.train_fallback_classes, 2)
+    costs = {
+        "codes": len(profile.paper_lines) * profile.code_time_limit * 0.6
+        + 2.0 * len(profile.known_configs)
+        + 2.0,
+        "tammes": 2 * len(profile.tammes_sizes) * profile.tammes_time_limit * 0.5 + 2.0,
+        "ufm": sum(K for K, _ in profile.ufm_settings)
+        * len(profile.ufm_taus)
+        * profile.ufm_samples
+        * profile.ufm_steps
+        * 2.5e-5
+        + 2.0,
+        "training": train_cost(
+            "training", len(profile.train_taus) * len(profile.train_seeds), classes
+        ),
+        "heads": train_cost("heads", 2 + len(profile.cmf_betas), classes),
+        "assignment": len(profile.assign_seeds)
+        * profile.assign_epochs
+        * profile.assign_per_class
+        * 4
+        * (_CPU_MS_PER_SAMPLE["mlp"] * 2 if profile.assign_model == "mlp" else 1.5)
+        / 1000
+        + 5.0,
+        "pretrained": len(profile.head_sources) * (profile.head_time_limit + 5.0)
+        + (25.0 if "ocr" in profile.feature_sources else 0.0)
+        + profile.feature_lm_tokens / 200.0 * ("smollm2" in profile.feature_sources),
+        "lm": len(profile.lm_heads)
+        * profile.lm_epochs
+        * (profile.lm_train_positions or 300_000)
+        * 1.5e-4
+        + (5.0 if profile.lm_heads else 0.0),
+    }
+    wanted = list(SECTIONS) if sections is None else list(sections)
+    return {name: float(costs.get(name, 10.0)) for name in wanted}
+
+
 def section_names() -> tuple[str, ...]:
     """Registered section names in report order."""
     return tuple(SECTIONS)
@@ -2312,6 +2400,16 @@ def reproduce(
     out = Path(out_dir)
     (out / "sections").mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
+
+    if progress:
+        est = estimate_seconds(profile, selected)
+        lines = [f"  {name:<11} ~{_duration(sec)}" for name, sec in est.items()]
+        tqdm.write(
+            f"gnc reproduce --profile {profile.name}: estimated time per section (rough; "
+            f"stored sections are reused), total ~{_duration(sum(est.values()))}\n"
+            + "\n".join(lines),
+            file=sys.stderr,
+        )
 
     bar = tqdm(
         total=len(selected),
