@@ -1277,19 +1277,21 @@ def _training_verdicts(
                 ),
             )
         )
-    for key, name, paper_final in (("gnc1", "GNC1", "~4e-4"), ("gnc3", "GNC3", "~1e-3")):
+    for key, name, level in (("gnc1", "GNC1", 4e-4), ("gnc3", "GNC3", 1e-3)):
         drops = [a / max(b, 1e-300) for a, b in zip(small[f"{key}_0"], small[key], strict=True)]
         orders = math.log10(max(min(drops), 1e-300))
+        worst = max(small[key])
+        # the paper's claim: GNC1 ~ 4e-4 and GNC3 ~ 1e-3 at the end of training (tau <= 1/5)
+        ok = worst <= level or orders >= 2
         rows.append(
             (
                 f"{name} untrained -> final, tau={small_label}",
-                f"falls to {paper_final}",
+                f"~{level:.0e} at the end",
                 f"{_spread(small[f'{key}_0'], '.2g')} -> {_spread(small[key], '.2g')}",
                 verdict(
-                    "agrees" if orders >= 2 else "differs",
-                    f"falls {orders:.1f} orders of magnitude (worst seed)"
-                    if orders >= 2
-                    else f"falls only {orders:.1f} orders of magnitude in {epochs} epochs",
+                    "agrees" if ok else "differs",
+                    f"falls {orders:.1f} orders of magnitude to {worst:.1g} (worst seed)"
+                    + ("" if ok else f" in {epochs} epochs, above the paper's {level:.0e}"),
                 ),
             )
         )
@@ -1324,18 +1326,9 @@ def _training_verdicts(
                 _spread(v["gnc2"]),
                 verdict(
                     "not comparable",
-                    f"absolute value depends on (K, d) and the data; {note}",
+                    "the value depends on the data and network (paper: CIFAR-100, ResNet18); "
+                    "compare the ratios to the code value above",
                 ),
-            )
-        )
-    if code_value is not None:
-        line = PAPER["lines"].get((profile.train_dim, dataset.num_classes))
-        rows.append(
-            (
-                f"code value ({profile.train_dim},{dataset.num_classes})",
-                line,
-                code_value,
-                _code_line_verdict(line, code_value),
             )
         )
     return rows
