@@ -1301,7 +1301,7 @@ def _training_verdicts(
         acc_verdict = verdict(
             "not comparable",
             f"the frozen features already separate the {dataset.num_classes} classes in "
-            f"held-out fonts ({min(small['acc'] + big['acc']):.1f}% or more at every tau)",
+            f"held-out fonts (lowest test accuracy {min(small['acc'] + big['acc']):.1f}%)",
         )
     else:
         better = acc_small - acc_big
