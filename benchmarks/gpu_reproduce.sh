@@ -27,3 +27,6 @@ for s in res.sections:
     print(f"{s.name:<10} {s.status:<8} {s.seconds:7.1f} s  {s.summary}")
 print(f"total {time.perf_counter() - t:.1f} s; report {res.report}")
 PY
+# ResNet18 checkpoints (~45 MB per run) stay behind: results.json, report.html, figures/ and the
+# per-epoch metrics.jsonl of every run are what to keep
+find "$out" -name checkpoint.pt -delete
