@@ -740,8 +740,13 @@ def section_tammes(profile: Profile, out: Path, progress: Progress) -> SectionRe
         status="ok",
         summary=(
             f"For {n_equal} of {len(rows)} sizes K on S^2 the softmax code's rho equals T^2/2 of "
-            "the Tammes code (within 1e-6), consistent with softmax codes solving the Tammes "
-            "problem."
+            "the Tammes code (within 1e-6)"
+            + (
+                ", consistent with softmax codes solving the Tammes problem."
+                if n_equal == len(rows)
+                else "; where they differ, one of the two numerical codes is not optimal or "
+                "the two problems differ at that K."
+            )
         ),
         tables=(
             _table(
