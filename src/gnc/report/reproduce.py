@@ -2112,8 +2112,9 @@ SECTIONS: dict[str, tuple[str, Callable[[Profile, Path, Progress], SectionResult
 #: Training samples of one epoch by data set (CJK: ~15 training fonts x 2 renders per class).
 _EPOCH_SAMPLES = {"ocr_features": 20, "cjk": 24, "synthetic": 20, "cifar100": 500}
 #: Seconds per 1,000 training samples (forward, backward, evaluation) on 2 CPU cores, by model;
-#: calibrated on the quick profile (mlp on OCR features, small_cnn width 16 on 32 px glyphs).
-_CPU_MS_PER_SAMPLE = {"mlp": 0.03, "small_cnn": 1.0, "resnet18": 30.0}
+#: calibrated on the quick profile's CPU time (mlp on OCR features, small_cnn width 16 on 32 px
+#: glyphs) on a shared 2-core machine.
+_CPU_MS_PER_SAMPLE = {"mlp": 0.02, "small_cnn": 0.6, "resnet18": 20.0}
 #: How much faster a current data-centre GPU is (rough, small batches).
 _GPU_SPEEDUP = {"mlp": 3.0, "small_cnn": 30.0, "resnet18": 300.0}
 
@@ -2151,7 +2152,7 @@ def estimate_seconds(profile: Profile, sections: Sequence[str] | None = None) ->
         if dataset == "cifar100" and classes != profile.train_classes:
             dataset = "cjk"  # the stand-in
         samples = _EPOCH_SAMPLES.get(dataset, 30) * classes
-        data = 40.0 if p["dataset"] == "ocr_features" else 10.0
+        data = 20.0 if p["dataset"] == "ocr_features" else 10.0
         return float(data + runs * p["epochs"] * samples * per / 1000 + runs * 2.0)
 
     classes = profile.train_classes
@@ -2169,7 +2170,7 @@ def estimate_seconds(profile: Profile, sections: Sequence[str] | None = None) ->
         * len(profile.ufm_taus)
         * profile.ufm_samples
         * profile.ufm_steps
-        * 2.5e-5
+        * 6e-5
         + 2.0,
         "training": train_cost(
             "training", len(profile.train_taus) * len(profile.train_seeds), classes
@@ -2183,7 +2184,7 @@ def estimate_seconds(profile: Profile, sections: Sequence[str] | None = None) ->
         / 1000
         + 5.0,
         "pretrained": len(profile.head_sources) * (profile.head_time_limit + 5.0)
-        + (25.0 if "ocr" in profile.feature_sources else 0.0)
+        + (60.0 if "ocr" in profile.feature_sources else 0.0)
         + profile.feature_lm_tokens / 200.0 * ("smollm2" in profile.feature_sources),
         "lm": len(profile.lm_heads)
         * profile.lm_epochs
