@@ -1439,9 +1439,10 @@ def section_heads(profile: Profile, out: Path, progress: Progress) -> SectionRes
             summary += (
                 " After the first epoch its rows nearly coincide (GNC2 below a quarter of the "
                 "learnable head's): they are class means of the untrained network's features, "
-                "which share one common direction, so the cosine logits barely separate the "
-                "classes and training starts from there; the buffer follows its formula exactly "
-                "(tested against a hand computation over the loop's batches)."
+                "which point nearly the same way, and only the features are trained, so nothing "
+                f"but the features can spread them, and in {epochs} epochs they have not. "
+                "The buffer follows its formula exactly (tested against a hand computation over "
+                "the loop's batches)."
             )
     return SectionResult(
         name="heads",
