@@ -214,3 +214,16 @@ def test_gemma3_runs_through_transformers(tmp_path_factory: pytest.TempPathFacto
     ids = lm.encode(_kjv(4000))[:513]
     stats = evaluate_next_token(lm, ids, context=256)
     assert stats.perplexity < 30 and stats.accuracy > 0.35, stats
+
+
+def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = importlib.util.find_spec
+
+    def hide(name: str, *args: object) -> object:
+        return None if name in ("accelerate", "transformers") else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", hide)
+    gguf_file = tmp_path / "m.gguf"
+    gguf_file.write_bytes(b"GGUF")
+    with pytest.raises(ValueError, match=r"pip install 'gnc\[hf\]'"):
+        load_causal_lm(gguf_file)

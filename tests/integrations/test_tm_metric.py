@@ -143,3 +143,17 @@ def test_two_gloo_processes_equal_one(tmp_path: Path) -> None:
         assert out["local"] == out["after"] < N  # each rank fed only its shard
         for key, value in want.items():
             assert out["metrics"][key] == pytest.approx(value, rel=1e-12, abs=1e-14), key
+
+
+def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    for name in ("gnc.integrations.torchmetrics", "gnc.integrations.lightning"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "torchmetrics", None)  # import torchmetrics -> ImportError
+    with pytest.raises(ImportError, match=r"pip install 'gnc\[torchmetrics\]'"):
+        importlib.import_module("gnc.integrations.torchmetrics")
+    monkeypatch.setitem(sys.modules, "lightning.pytorch.callbacks", None)
+    with pytest.raises(ImportError, match=r"pip install 'gnc\[lightning\]'"):
+        importlib.import_module("gnc.integrations.lightning")

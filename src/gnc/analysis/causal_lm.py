@@ -448,10 +448,15 @@ def lm_features(
             feats = seen[0][:, P:]
             f = torch.cat([feats[b, first:] for b, (_, _, first) in enumerate(batch)])
             lab = torch.cat([y[b, first:] for b, (_, _, first) in enumerate(batch)])
-            z = torch.cat([logits[b, first:] for b, (_, _, first) in enumerate(batch)]).float()
-            nll = (torch.logsumexp(z, dim=-1) - z.gather(-1, lab[:, None]).squeeze(-1)).double()
+            preds, nlls = [], []
+            for b, (_, _, first) in enumerate(batch):  # one window's logits at a time (K large)
+                z = logits[b, first:].float()
+                t = y[b, first:, None]
+                preds.append(z.argmax(dim=-1))
+                nlls.append((torch.logsumexp(z, dim=-1) - z.gather(-1, t).squeeze(-1)).double())
+            del logits
             bar.update(int(lab.numel()))
-            yield LMChunk(f.float(), lab, z.argmax(dim=-1), nll)
+            yield LMChunk(f.float(), lab, torch.cat(preds), torch.cat(nlls))
             i = j
     finally:
         bar.close()

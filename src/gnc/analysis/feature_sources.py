@@ -140,6 +140,7 @@ def extract_lm_features(
         "perplexity": math.exp(float(nll) / int(H.shape[0])),
         "text_start": lm.decode(ids[:24]),
         "device": str(lm.device),
+        "load_seconds": lm.provenance.get("load_seconds"),
         "seconds": time.perf_counter() - t0,
     }
     return ExtractedFeatures(lm.name, H, p, y, info)
