@@ -59,9 +59,9 @@ def batches(n: int, seed: int, keep: int = K) -> DataLoader[tuple[torch.Tensor, 
     return DataLoader(TensorDataset(x, y), batch_size=20, shuffle=False)
 
 
-def _trainer(**kwargs: Any) -> pl.Trainer:
+def _trainer(accelerator: str = "cpu", **kwargs: Any) -> pl.Trainer:
     return pl.Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
         devices=1,
         logger=False,
         enable_checkpointing=False,
@@ -72,24 +72,31 @@ def _trainer(**kwargs: Any) -> pl.Trainer:
     )
 
 
-def test_logged_values_match_measure_model_on_the_same_batches() -> None:
+@pytest.mark.parametrize(
+    "accelerator", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu, id="gpu-cuda")]
+)
+def test_logged_values_match_measure_model_on_the_same_batches(accelerator: str) -> None:
     torch.manual_seed(0)
     model = Tiny(lr=0.0)  # frozen: the training-step features are measure_model's features
     train, val = batches(3, 1), batches(2, 2)
     cb = GNCCallback(num_classes=K, second_pass=True)
-    trainer = _trainer(max_epochs=2, callbacks=[cb])
+    trainer = _trainer(max_epochs=2, callbacks=[cb], accelerator=accelerator)
     trainer.fit(model, train_dataloaders=train, val_dataloaders=val)
-    want = measure_model(model, train, K, test_loader=val, progress=False)
+    want = measure_model(model, train, K, test_loader=val, progress=False)  # on the CPU
+    rel = 1e-10 if accelerator == "cpu" else 1e-4  # float32 forward on the GPU vs the CPU
     assert [epoch for epoch, _ in cb.history] == [0, 1]
     got = cb.history[-1][1]
     for name in ("gnc1", "gnc2", "gnc3", "gnc2_class_means", "nc1_cdnv", "nc4_agreement"):
-        assert getattr(got, name) == pytest.approx(getattr(want, name), rel=1e-10), name
-    assert got.ncc_train_accuracy == want.ncc_train_accuracy
-    assert got.ncc_test_accuracy == want.ncc_test_accuracy
+        assert getattr(got, name) == pytest.approx(getattr(want, name), rel=rel), name
+    slack = 0.0 if accelerator == "cpu" else 0.02  # a sample may flip on near-ties
+    assert got.ncc_train_accuracy == pytest.approx(want.ncc_train_accuracy, abs=slack)
+    assert got.ncc_test_accuracy == pytest.approx(want.ncc_test_accuracy, abs=slack)
     logged = trainer.callback_metrics
     for name in ("gnc1", "gnc2", "gnc3", "nc1_cdnv", "ncc_train_accuracy"):
-        assert float(logged[f"gnc/{name}"]) == pytest.approx(getattr(want, name), rel=1e-6), name
-    assert float(logged["gnc/ncc_val_accuracy"]) == pytest.approx(want.ncc_test_accuracy)
+        assert float(logged[f"gnc/{name}"]) == pytest.approx(
+            getattr(want, name), rel=max(rel, 1e-6)
+        )
+    assert float(logged["gnc/ncc_val_accuracy"]) == pytest.approx(got.ncc_test_accuracy)
 
 
 def test_fast_dev_run_while_training() -> None:
