@@ -226,6 +226,7 @@ class GNCCallback(Callback):  # type: ignore[misc]
         self._train_batches = 0
         self._ncc = None
         if self._metric is not None and self._measured(trainer):
+            self._metric = self._metric.to(pl_module.device)
             self._metric.reset()
             self._hook()
 
