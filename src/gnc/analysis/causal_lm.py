@@ -321,7 +321,7 @@ def head_inputs(model: nn.Module) -> Iterator[list[Tensor]]:
         >>> cfg = LlamaConfig(vocab_size=20, hidden_size=8, intermediate_size=16,
         ...                   num_hidden_layers=1, num_attention_heads=2)
         >>> model = LlamaForCausalLM(cfg).eval()
-        >>> with head_inputs(model) as seen, torch.inference_mode():
+        >>> with head_inputs(model) as seen, torch.no_grad():
         ...     logits = model(torch.tensor([[1, 2, 3]])).logits
         >>> seen[0].shape, torch.allclose(model.lm_head(seen[0]), logits)
         (torch.Size([1, 3, 8]), True)
