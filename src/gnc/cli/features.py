@@ -1,7 +1,9 @@
 """``gnc features``: GNC of a real pretrained network's features, grouped by predicted class.
 
-Runs the network (``smollm2``: SmolLM2-135M on the first tokens of a corpus; ``ocr``: PP-OCRv6 on
-rendered lines of CJK characters), or reads features saved by an earlier run (``--from``), and
+Runs the network (``--model SOURCE``: any causal language model that ``transformers`` loads --
+``smollm2``, ``gemma3``, a ``.gguf`` file or a Hugging Face folder -- on the first tokens of a
+corpus; ``--source ocr``: PP-OCRv6 on rendered lines of CJK characters), or reads features saved
+by an earlier run (``--from``), and
 measures GNC1, GNC3 (with a mismatched-pairs baseline), nearest-class-mean agreement and exact
 GNC2 of the classes predicted at least ``--min-samples`` times, against the network's own head.
 With ``--out DIR`` it writes ``config.json``, ``results.json``, ``features.npz`` and
@@ -36,22 +38,34 @@ def register(subparsers: Any) -> None:
     """Add the ``features`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "features",
-        help="GNC1/GNC3/NCC of a real network's features (SmolLM2 on a corpus, PP-OCRv6 on glyphs)",
+        help="GNC1/GNC3/NCC of a real network's features (any causal LM on a corpus, PP-OCRv6)",
         description=(
             "Run a pretrained K >> d network on real data, group its penultimate features by the "
             "class its head predicts, and measure GNC1, GNC3, NCC agreement and exact GNC2 on "
-            "the classes predicted at least --min-samples times."
+            "the classes predicted at least --min-samples times. Language models run through "
+            "transformers from local files (pip install 'gnc[hf]')."
         ),
     )
-    parser.add_argument("--source", required=True, choices=("smollm2", "ocr"), help="network")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--model",
+        default=None,
+        help="causal language model: smollm2 | gemma3 | a .gguf file | a Hugging Face folder",
+    )
+    which.add_argument(
+        "--source",
+        choices=("ocr", "smollm2", "gemma3"),
+        default=None,
+        help="packaged network (smollm2 / gemma3 are --model smollm2 / gemma3)",
+    )
     parser.add_argument(
         "--samples",
         type=int,
         default=None,
-        help="tokens (smollm2, default 4096) or characters (ocr, default 500; 0 = all 3,754)",
+        help="tokens (language models, default 4096) or characters (ocr, default 500; 0 = all)",
     )
-    parser.add_argument("--corpus", default="kjv", help="smollm2: text corpus (kjv | austen)")
-    parser.add_argument("--context", type=int, default=256, help="smollm2: window length")
+    parser.add_argument("--corpus", default="kjv", help="language model: corpus (kjv | austen)")
+    parser.add_argument("--context", type=int, default=256, help="language model: window length")
     parser.add_argument("--repeats", type=int, default=4, help="ocr: occurrences per font")
     parser.add_argument("--fonts", default=None, help="ocr: comma-separated font names")
     parser.add_argument("--batch-size", type=int, default=None, help="windows / lines per batch")
@@ -61,7 +75,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--min-samples", type=int, default=10, help="samples a class needs")
     parser.add_argument("--max-classes", type=int, default=None, help="keep the most predicted")
     parser.add_argument("--seed", type=int, default=0, help="seed (ocr characters, baseline)")
-    parser.add_argument("--device", default=None, help="torch device for smollm2 (default cpu)")
+    parser.add_argument("--device", default=None, help="language model: torch device (cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--out", type=Path, default=None, help="run folder to write")
@@ -108,19 +122,29 @@ def load_features_file(path: Path, source: str) -> Any:
         )
 
 
-def _extract(args: argparse.Namespace) -> Any:
-    from gnc.analysis.feature_sources import extract_lm_features, extract_ocr_features
+def _model_source(args: argparse.Namespace) -> str | None:
+    """The language model asked for, or ``None`` for the OCR network."""
+    if args.model is not None:
+        return str(args.model)
+    return None if args.source == "ocr" else str(args.source)
 
-    progress = not args.no_progress
-    if args.source == "smollm2":
-        return extract_lm_features(
-            corpus=args.corpus,
-            num_tokens=4096 if args.samples is None else args.samples,
-            context=check_int("--context", args.context, minimum=2),
-            batch_size=args.batch_size or 4,
-            device=args.device,
-            progress=progress,
-        )
+
+def _extract_lm(args: argparse.Namespace, lm: Any) -> Any:
+    from gnc.analysis.feature_sources import extract_lm_features
+
+    return extract_lm_features(
+        model=lm,
+        corpus=args.corpus,
+        num_tokens=4096 if args.samples is None else args.samples,
+        context=check_int("--context", args.context, minimum=1),
+        batch_size=args.batch_size or 4,
+        progress=not args.no_progress,
+    )
+
+
+def _extract_ocr(args: argparse.Namespace) -> Any:
+    from gnc.analysis.feature_sources import extract_ocr_features
+
     fonts = None if args.fonts is None else [f for f in args.fonts.split(",") if f]
     return extract_ocr_features(
         num_chars=500 if args.samples is None else args.samples,
@@ -128,7 +152,7 @@ def _extract(args: argparse.Namespace) -> Any:
         fonts=fonts,
         seed=args.seed,
         batch_size=args.batch_size,
-        progress=progress,
+        progress=not args.no_progress,
     )
 
 
@@ -165,29 +189,45 @@ def run(args: argparse.Namespace) -> int:
     check_int("--min-samples", args.min_samples, minimum=1)
     if args.max_classes is not None:
         check_int("--max-classes", args.max_classes, minimum=2)
+    model = _model_source(args)
     if args.samples is not None:
-        check_int("--samples", args.samples, minimum=0 if args.source == "ocr" else 2)
+        check_int("--samples", args.samples, minimum=0 if model is None else 2)
     if args.threads is not None:
         torch.set_num_threads(check_int("--threads", args.threads, minimum=1))
     started = time.time()
     from gnc.analysis.feature_gnc import measure_head_features
-    from gnc.analysis.heads import load_head
 
-    head = load_head(args.source)
-    extracted = (
-        _extract(args)
-        if args.from_file is None
-        else load_features_file(args.from_file, args.source)
-    )
+    saved = None
+    if args.from_file is not None:
+        if model is None:
+            expected = "ocr"
+        else:
+            from gnc.analysis.causal_lm import lm_name
+
+            expected = lm_name(model)
+        saved = load_features_file(args.from_file, expected)
+    if model is None:
+        from gnc.analysis.heads import load_head
+
+        head = load_head("ocr")
+        weights, bias, name, decode = head.weights, None, head.name, head.decode
+        extracted = saved if saved is not None else _extract_ocr(args)
+    else:
+        from gnc.analysis.causal_lm import load_causal_lm
+
+        lm = load_causal_lm(model, device=args.device, progress=not args.no_progress)
+        weights, bias, name, decode = lm.head_weights, lm.head_bias, lm.name, lm.decode_token
+        extracted = saved if saved is not None else _extract_lm(args, lm)
     metrics = measure_head_features(
         extracted.features,
-        head.weights,
+        weights,
         predicted=extracted.predicted,
+        bias=bias,
         labels=extracted.labels,
         min_samples=args.min_samples,
         max_classes=args.max_classes,
-        head=head.name,
-        decode=head.decode,
+        head=name,
+        decode=decode,
         seed=args.seed,
     )
     summary = metrics.summary()
@@ -209,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
             metrics.counts.numpy(),
             shuffled=metrics.cosines_shuffled.numpy(),
             title=(
-                f"{head.name}: {metrics.num_classes} classes predicted >= {metrics.min_samples} "
+                f"{name}: {metrics.num_classes} classes predicted >= {metrics.min_samples} "
                 f"times; GNC3 {metrics.gnc3:.3f} (mismatched {metrics.gnc3_shuffled:.3f})"
             ),
         )
