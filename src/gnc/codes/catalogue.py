@@ -13,18 +13,32 @@ are not stored: :func:`best_known` builds and certifies them on the fly.
 Rebuild or extend (resumable: done shapes are skipped unless ``--redo``, and a stored code is
 only ever replaced by one with a larger certified value)::
 
-    python -m gnc.codes.catalogue build --dims 3:12 --classes 5:64 --time-limit 3
-    python -m gnc.codes.catalogue build --shape 100,10 --shape 200,30 --time-limit 60
-    python -m gnc.codes.catalogue summary
+    python -m gnc.codes build --dims 3:12 --classes 5:64 --time-limit 3
+    python -m gnc.codes build --shape 100,10 --shape 200,30 --time-limit 60
+    python -m gnc.codes recheck --time-limit 20   # candidate shapes, more seeds
+    python -m gnc.codes summary
+
+:func:`compare_catalogue` classifies every shape with both kinds, comparing ``rho`` of the best
+softmax code with ``T^2 / 2 = 1 - max cosine`` of the best Tammes code:
+
+- ``"equal"``: ``rho = T^2 / 2`` within ``tol``;
+- ``"tammes-code"``: ``rho > T^2 / 2 + tol``, but a Tammes code attains it (the softmax code
+  has minimum distance ``T`` within ``tol`` on ``1 - max cosine``, or the best Tammes code has
+  the same ``rho``): ``D_k > 1 - s_k`` for every class (rattlers, contacts whose hull misses
+  ``s_k w_k``, or ties not resolved to ``tol`` by the search);
+- ``"candidate"``: the softmax code has a smaller minimum distance than ``T`` and a larger
+  ``rho`` than the Tammes code: the best softmax code known is not a Tammes code, a candidate
+  counterexample to "softmax codes are Tammes codes" (left open by Jiang et al., "Generalized
+  Neural Collapse for a Large Number of Classes", ICML 2024), re-checked by ``recheck``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -38,6 +52,7 @@ from gnc._checks import check_int
 from gnc.codes.result import CodeResult, certify_code
 from gnc.codes.softmax import closed_form_code, softmax_code
 from gnc.codes.tammes import tammes_code
+from gnc.geometry.bounds import rho_upper_bound
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
 from gnc.io import atomic_write
 from gnc.sphere import normalize_rows
@@ -48,7 +63,9 @@ __all__ = [
     "best_known",
     "build_catalogue",
     "catalogue_entries",
+    "compare_catalogue",
     "load_catalogue",
+    "recheck_candidates",
 ]
 
 #: The catalogue shipped inside the package.
@@ -107,9 +124,29 @@ def _key(kind: str, K: int, d: int) -> str:
     return f"{kind}_{K}_{d}"
 
 
+def storable(code: torch.Tensor) -> torch.Tensor:
+    """Float64 unit rows ``X`` whose float32 rounding normalizes back to ``X`` exactly.
+
+    The catalogue stores float32 rows and normalizes them in float64 on load; certifying a
+    fixed point of that round trip makes the stored values those of the loaded code.
+
+    Example:
+        >>> X = storable(torch.randn(5, 3, dtype=torch.float64))
+        >>> torch.equal(normalize_rows(X.float().double()), X)
+        True
+    """
+    X = normalize_rows(code.detach().to("cpu", torch.float64))
+    for _ in range(8):
+        Y = normalize_rows(X.to(torch.float32).to(torch.float64))
+        if torch.equal(X, Y):
+            break
+        X = Y
+    return X
+
+
 def _entry_from(res: CodeResult, kind: Kind, source: str, **provenance: Any) -> CatalogueEntry:
     """Certify the float32 rounding of ``res.code`` (the rows that get stored)."""
-    stored = normalize_rows(res.code.detach().to("cpu", torch.float32).to(torch.float64))
+    stored = storable(res.code)
     cert = certify_code(
         stored, kind=kind, method=source, iterations=0, seconds=0.0, stop_reason="catalogue"
     )
@@ -358,6 +395,107 @@ def build_catalogue(
     }
 
 
+def compare_catalogue(
+    softmax: Sequence[CatalogueEntry], tammes: Sequence[CatalogueEntry], *, tol: float = 1e-6
+) -> list[dict[str, Any]]:
+    """One row per shape with both kinds: ``rho``, ``T^2 / 2``, the class of the shape.
+
+    Example:
+        >>> from gnc.codes import best_known
+        >>> a, b = best_known(5, 2), best_known(5, 2, kind="tammes")
+        >>> compare_catalogue([a], [b])[0]["class"]
+        'equal'
+    """
+    by_shape = {(e.num_classes, e.feature_dim): e for e in tammes}
+    rows = []
+    for s in softmax:
+        t = by_shape.get((s.num_classes, s.feature_dim))
+        if t is None:
+            continue
+        half_t2 = 1.0 - t.max_cosine
+        diff = s.rho - half_t2
+        same_distance = (1.0 - s.max_cosine) >= half_t2 - tol
+        if abs(diff) <= tol:
+            cls = "equal"
+        elif diff > 0 and (same_distance or s.rho <= t.rho + tol):
+            cls = "tammes-code"  # a Tammes code attains this rho
+        elif diff > 0:
+            cls = "candidate"
+        else:  # cannot happen for a catalogue (the Tammes code is a softmax candidate)
+            cls = "below"
+        rows.append(
+            {
+                "K": s.num_classes,
+                "d": s.feature_dim,
+                "rho": s.rho,
+                "T2_half": half_t2,
+                "diff": diff,
+                "rho_tammes_code": t.rho,
+                "one_minus_maxcos_softmax": 1.0 - s.max_cosine,
+                "upper_bound": rho_upper_bound(s.num_classes, s.feature_dim),
+                "certified": s.certified and t.certified,
+                "softmax_source": s.source,
+                "class": cls,
+            }
+        )
+    return rows
+
+
+def recertify(path: str | Path | None = None) -> int:
+    """Re-certify every stored entry from its stored rows (after format or solver changes).
+
+    Returns the number of entries.
+    """
+    p = Path(path) if path is not None else CATALOGUE_PATH
+    stored = load_catalogue(p)
+    for key, e in stored.items():
+        cert = certify_code(
+            storable(e.code), kind=e.kind, method="", iterations=0, seconds=0.0, stop_reason=""
+        )
+        stored[key] = dataclasses.replace(
+            e,
+            code=storable(e.code),
+            rho=cert.rho,
+            rho_lower_bound=cert.rho_lower_bound,
+            gap=cert.gap,
+            certified=cert.certified,
+            max_cosine=cert.max_cosine,
+            min_pairwise_distance=cert.min_pairwise_distance,
+        )
+    _save(p, stored)
+    return len(stored)
+
+
+def recheck_candidates(
+    path: str | Path | None = None,
+    *,
+    time_limit: float = 20.0,
+    seeds: Sequence[int] = (1, 2),
+    tol: float = 1e-6,
+) -> list[dict[str, Any]]:
+    """Search the candidate shapes of :func:`compare_catalogue` again with more time and seeds.
+
+    Returns the rows of the shapes that were candidates before, recomputed afterwards (a shape
+    whose class is still ``"candidate"`` survived the re-check).
+    """
+    p = Path(path) if path is not None else CATALOGUE_PATH
+    stored = load_catalogue(p)
+
+    def rows() -> list[dict[str, Any]]:
+        def of(kind: str) -> list[CatalogueEntry]:
+            chosen = (e for (k, _, _), e in stored.items() if k == kind)
+            return sorted(chosen, key=lambda e: (e.feature_dim, e.num_classes))
+
+        return compare_catalogue(of("softmax"), of("tammes"), tol=tol)
+
+    shapes = [(r["K"], r["d"]) for r in rows() if r["class"] == "candidate"]
+    for K, d in shapes:
+        for seed in seeds:
+            if improve_shape(K, d, stored, time_limit=time_limit, restarts=4, seed=seed):
+                _save(p, stored)
+    return [r for r in rows() if (r["K"], r["d"]) in shapes]
+
+
 def _range(text: str) -> list[int]:
     a, _, b = text.partition(":")
     return list(range(int(a), int(b or a) + 1))
@@ -372,8 +510,8 @@ def _shapes(args: argparse.Namespace) -> list[tuple[int, int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gnc.codes.catalogue {build,summary}``."""
-    parser = argparse.ArgumentParser(prog="python -m gnc.codes.catalogue", description=__doc__)
+    """``python -m gnc.codes {build,summary}``."""
+    parser = argparse.ArgumentParser(prog="python -m gnc.codes", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="add or improve entries (resumable)")
     b.add_argument("--dims", default="3:12", help="dimension range d0:d1 (3:12)")
@@ -384,6 +522,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--redo", action="store_true", help="search stored shapes again")
     b.add_argument("--store", default=None, help="catalogue file (default: the shipped one)")
+    r = sub.add_parser("recheck", help="search candidate counterexamples again, longer")
+    r.add_argument("--time-limit", type=float, default=20.0)
+    r.add_argument("--seeds", default="1:2", help="seed range (1:2)")
+    r.add_argument("--store", default=None)
+    c = sub.add_parser("recertify", help="re-certify every entry from its stored rows")
+    c.add_argument("--store", default=None)
     s = sub.add_parser("summary", help="print the catalogue's coverage as JSON")
     s.add_argument("--store", default=None)
     args = parser.parse_args(argv)
@@ -396,6 +540,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             redo=args.redo,
         )
+    elif args.command == "recertify":
+        out = {"entries": recertify(args.store)}
+    elif args.command == "recheck":
+        rows = recheck_candidates(args.store, time_limit=args.time_limit, seeds=_range(args.seeds))
+        out = {"rechecked": rows, "still_candidates": sum(r["class"] == "candidate" for r in rows)}
     else:
         entries = load_catalogue(args.store)
         out = {
@@ -406,7 +555,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     print(json.dumps(out))
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
