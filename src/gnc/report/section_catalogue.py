@@ -58,7 +58,7 @@ def plot_catalogue(rows: Sequence[Row], ax: Any = None) -> tuple[Any, Any]:
     if rows:
         ds = [r["d"] for r in rows]
         ax.set_ylim(min(ds) - 0.5, max(ds) + 1.5)
-    ax.legend(loc="upper left", fontsize=8, ncol=4)
+        ax.legend(loc="upper left", fontsize=8, ncol=4)
     return fig, ax
 
 
