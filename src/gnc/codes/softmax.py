@@ -3,9 +3,10 @@
 Pipeline for each random start (closed forms are returned directly); ``restarts`` starts, or
 with a time limit and ``restarts=None`` (the default) as many as the budget allows:
 
-1. Softmax codes, even restarts: Riesz-energy descent (exponent ``min(12, max(1, d - 2))``)
-   spreads the points so the run lands in the basin of the highly symmetric optima more often
-   than the hard objectives do from raw random points. Odd restarts of softmax codes, and all
+1. Softmax codes, three restarts in four: Riesz-energy descent (exponent
+   ``min(12, max(1, d - 2))``; 4000 steps from ``K = 100``) spreads the points so the run lands
+   in the basin of the highly symmetric optima (E8, 600-cell) more often than the hard
+   objectives do from raw random points. Every fourth restart of softmax codes, and all
    restarts of Tammes codes, start from the raw random points on the Tammes surrogate
    (``rho >= 1 - max cosine``, and that landscape reaches other basins).
 2. Annealed surrogate of the HardMax problem (:mod:`gnc.codes.surrogate`): Riemannian steps on
@@ -103,7 +104,7 @@ def default_steps(num_classes: int, feature_dim: int) -> tuple[int, int]:
         (2000, 2000)
     """
     if num_classes <= DENSE_LIMIT:
-        return 2000, 2000
+        return (4000 if num_classes >= 100 else 2000), 2000
     return 300, 600
 
 
@@ -229,10 +230,10 @@ def solve_code(
                 break
         t_restart = time.perf_counter()
         gen = torch.Generator().manual_seed(seed_ * 1_000_003 + r)
-        # Softmax codes alternate two start types: Riesz spreading, then the softmax surrogate
-        # (even restarts), and the Tammes surrogate alone (odd restarts): rho >= 1 - max cosine,
-        # and the Tammes landscape reaches the sharp codes (E8, 600-cell) from other starts.
-        surrogate = "tammes" if kind == "tammes" or (alternate and r % 2 == 1) else "softmax"
+        # Softmax codes mix two start types: Riesz spreading, then the softmax surrogate (three
+        # restarts in four), and the Tammes surrogate alone (every fourth): rho >= 1 - max
+        # cosine, and the Tammes landscape reaches other basins.
+        surrogate = "tammes" if kind == "tammes" or (alternate and r % 4 == 3) else "softmax"
         if r == 0 and init is not None:
             W = normalize_rows(init.to(device=dev, dtype=dtype))
         else:
