@@ -82,7 +82,9 @@ class CatalogueEntry:
         kind: ``"softmax"`` (largest ``rho``) or ``"tammes"`` (largest min distance).
         num_classes: ``K``.
         feature_dim: ``d``.
-        code: ``(K, d)`` float64 unit rows (the stored float32 rows, normalized).
+        code: ``(K, d)`` float64 rows holding the stored float32 values (unit up to float32
+            rounding, ``|norm - 1| < 1e-6``); the values below are those of these rows
+            normalized in float64.
         rho: Exact ``rho`` of ``code``.
         rho_lower_bound: Certified lower bound on ``rho`` (the exact solver's dual value).
         gap: ``rho - rho_lower_bound``.
@@ -125,23 +127,17 @@ def _key(kind: str, K: int, d: int) -> str:
 
 
 def storable(code: torch.Tensor) -> torch.Tensor:
-    """Float64 unit rows ``X`` whose float32 rounding normalizes back to ``X`` exactly.
+    """The rows as stored: normalized in float64, rounded to float32, returned as float64.
 
-    The catalogue stores float32 rows and normalizes them in float64 on load; certifying a
-    fixed point of that round trip makes the stored values those of the loaded code.
+    The catalogue stores these float32 values and certifies exactly them (``certify_code``
+    normalizes in float64 first), so the values recomputed from the loaded rows are identical.
 
     Example:
         >>> X = storable(torch.randn(5, 3, dtype=torch.float64))
-        >>> torch.equal(normalize_rows(X.float().double()), X)
-        True
+        >>> torch.equal(X.float().double(), X), bool((X.norm(dim=1) - 1).abs().max() < 1e-6)
+        (True, True)
     """
-    X = normalize_rows(code.detach().to("cpu", torch.float64))
-    for _ in range(8):
-        Y = normalize_rows(X.to(torch.float32).to(torch.float64))
-        if torch.equal(X, Y):
-            break
-        X = Y
-    return X
+    return normalize_rows(code.detach().to("cpu", torch.float64)).to(torch.float32).double()
 
 
 def _entry_from(res: CodeResult, kind: Kind, source: str, **provenance: Any) -> CatalogueEntry:
@@ -195,7 +191,7 @@ def _load_cached(path: str, mtime: int) -> tuple[tuple[tuple[str, int, int], Cat
         metas = json.loads(str(z["meta"]))
         for m in metas:
             code = torch.from_numpy(z[_key(m["kind"], m["num_classes"], m["feature_dim"])])
-            entry = CatalogueEntry(code=normalize_rows(code.to(torch.float64)), **m)
+            entry = CatalogueEntry(code=code.to(torch.float64), **m)
             out.append(((entry.kind, entry.num_classes, entry.feature_dim), entry))
     return tuple(out)
 
@@ -450,11 +446,10 @@ def recertify(path: str | Path | None = None) -> int:
     stored = load_catalogue(p)
     for key, e in stored.items():
         cert = certify_code(
-            storable(e.code), kind=e.kind, method="", iterations=0, seconds=0.0, stop_reason=""
+            e.code, kind=e.kind, method="", iterations=0, seconds=0.0, stop_reason=""
         )
         stored[key] = dataclasses.replace(
             e,
-            code=storable(e.code),
             rho=cert.rho,
             rho_lower_bound=cert.rho_lower_bound,
             gap=cert.gap,
