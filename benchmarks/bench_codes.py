@@ -14,7 +14,12 @@ cost) and evaluated afterwards with the exact certified solver, so one run gives
 ``--paper-lines`` also runs the (d, K) settings whose "optimal" lines the paper plots and prints
 our certified rho next to the paper's number and the upper bound.
 
-Usage: ``python benchmarks/bench_codes.py [--quick] [--paper-lines] [--large]``.
+``--reliability`` measures, with default settings (``restarts=None``: random restarts while the
+time limit lasts; no catalogue start), over seeds, how often the search reaches the sharp codes
+(``rho >= 1 - s - 1e-6``) and the best-known Tammes codes on ``S^2`` (relative 1e-4).
+
+Usage: ``python benchmarks/bench_codes.py [--quick] [--paper-lines] [--large]`` or
+``python benchmarks/bench_codes.py --reliability --seeds 10 --time-limit 60``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import time
 
 import torch
 
-from gnc.codes import softmax_code
+from gnc.codes import softmax_code, tammes_code
+from gnc.codes.reference import SHARP_CODES, tammes_s2_best_known_distance
 from gnc.geometry import one_vs_rest_distances
 from gnc.geometry.bounds import rho_upper_bound
 from gnc.sphere import normalize_rows, random_points
@@ -141,6 +147,49 @@ def paper_line(d: int, K: int, paper: float, time_limit: float | None) -> dict[s
     }
 
 
+RELIABILITY_SHARP = [(16, 5), (27, 6), (56, 7), (120, 4), (240, 8)]
+RELIABILITY_TAMMES = [13, 24, 48, 70, 120]  # N = 72 is not in the offline table: 70 instead
+
+
+def reliability(seeds: int, time_limit: float, cases: list[str] | None) -> list[dict[str, object]]:
+    """Success rates of the default search from random starts over ``seeds`` seeds."""
+    rows: list[dict[str, object]] = []
+    todo: list[tuple[str, int, int]] = [("softmax", K, d) for K, d in RELIABILITY_SHARP]
+    todo += [("tammes", N, 3) for N in RELIABILITY_TAMMES]
+    if cases:
+        todo = [c for c in todo if f"{c[0]}:{c[1]}x{c[2]}" in cases]
+    for kind, K, d in todo:
+        values, secs, hits = [], [], 0
+        for seed in range(seeds):
+            if kind == "softmax":
+                target = 1.0 - SHARP_CODES[(K, d)][1]
+                res = softmax_code(K, d, seed=seed, time_limit=time_limit)
+                value = res.rho
+                hits += value >= target - 1e-6
+            else:
+                target = tammes_s2_best_known_distance(K)
+                res = tammes_code(K, d, seed=seed, time_limit=time_limit)
+                value = res.min_pairwise_distance
+                hits += value >= target * (1 - 1e-4)
+            values.append(value)
+            secs.append(res.seconds)
+        row = {
+            "kind": kind,
+            "K": K,
+            "d": d,
+            "target": target,
+            "time_limit": time_limit,
+            "seeds": seeds,
+            "successes": hits,
+            "best": max(values),
+            "worst": min(values),
+            "mean_seconds": sum(secs) / len(secs),
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="2,000 reference iterations, short runs")
@@ -148,7 +197,16 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="also run (512, 10000) in 10 minutes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cases", default=None, help="subset like 3x12,10x100")
+    ap.add_argument("--reliability", action="store_true", help="success rates over seeds")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--reliability-cases", default=None, help="e.g. softmax:240x8,tammes:48x3")
     args = ap.parse_args()
+    if args.reliability:
+        cases_r = args.reliability_cases.split(",") if args.reliability_cases else None
+        rows = reliability(args.seeds, args.time_limit, cases_r)
+        print(json.dumps({"reliability": rows}, indent=2))
+        return
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     iterations = 2000 if args.quick else 100_000
     cases = CASES

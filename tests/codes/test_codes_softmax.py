@@ -207,3 +207,23 @@ def test_known_softmax_codes(d: int, K: int, rho: float, steps: tuple[int, int])
 def test_schlaefli_fast() -> None:
     res = softmax_code(16, 5, restarts=1, steps=(400, 600), seed=0)
     assert abs(res.rho - 0.8) < 1e-6
+
+
+def test_restarts_run_while_the_time_limit_lasts() -> None:
+    from gnc.codes import tammes_code
+
+    res = tammes_code(13, 3, time_limit=3.0, steps=(50, 50), polish=False)
+    assert res.restarts > 4  # the default 4, then more while the budget lasts
+    assert res.seconds < 3.0 + 30.0  # certification and one restart past the check at most
+    fixed = tammes_code(13, 3, restarts=2, time_limit=3.0, steps=(50, 50), polish=False)
+    assert fixed.restarts == 2
+
+
+def test_start_codes_compete_with_restarts() -> None:
+    from gnc.geometry.configurations import icosahedron
+
+    res = softmax_code(12, 3, restarts=1, steps=(5, 5), start_codes=[icosahedron()])
+    assert res.method == "start-code+polish"
+    assert res.rho == pytest.approx(1 - 5**-0.5, abs=1e-9)
+    with pytest.raises(ValueError, match="start_codes"):
+        softmax_code(12, 3, restarts=1, steps=(5, 5), start_codes=[icosahedron()[:5]])

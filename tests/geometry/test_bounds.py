@@ -21,6 +21,7 @@ from gnc.geometry.bounds import (
     levenshtein_max_cosine_bound,
     min_distance_upper_bound,
     orthoplex_bound,
+    radon_bound,
     rho_upper_bound,
     simplex_bound,
 )
@@ -207,13 +208,13 @@ def test_exact_values() -> None:
             assert best_known_softmax_code_value(K, d) == (K / (K - 1), "proven: simplex ETF")
         for K in range(d + 2, 2 * d + 1):
             assert min_distance_upper_bound(K, d) == pytest.approx(math.sqrt(2))
-            # rho* = 1 is only observed numerically there: not claimed as a bound.
-            assert rho_upper_bound(K, d) == pytest.approx(min(math.sqrt(2), K / (K - 1)))
-            assert rho_upper_bound(K, d) > 1.0
-            assert known_softmax_code_value(K, d) is None
+            # rho* = 1 there: attained by cross-polytope subsets, bounded by the Radon bound.
+            assert radon_bound(K, d) == 1.0
+            assert rho_upper_bound(K, d) == 1.0
+            assert known_softmax_code_value(K, d) == 1.0
             value, label = best_known_softmax_code_value(K, d)  # type: ignore[misc]
             assert value == 1.0
-            assert "cross-polytope" in label
+            assert label == "proven: cross-polytope subset"
 
 
 def test_degenerate_dimension_one() -> None:
@@ -247,7 +248,7 @@ def test_individual_bounds() -> None:
     values = [v for v in (r.simplex, r.orthoplex, r.levenshtein, r.fejes_toth, r.exact) if v]
     assert r.min_distance == min(values)
     assert r.best == "levenshtein"
-    assert r.rho == pytest.approx(min(r.min_distance, 100 / 99))
+    assert r.rho == min(r.min_distance, 100 / 99, 1.0) == 1.0
 
 
 def test_monotone_grid() -> None:
@@ -282,3 +283,39 @@ def test_validation() -> None:
         levenshtein_function(3, 1.5, max_degree=3)
     with pytest.raises(ValueError, match="num_classes"):
         fejes_toth_bound(2)
+
+
+def test_radon_bound_applies_from_d_plus_2() -> None:
+    assert radon_bound(4, 3) is None
+    assert radon_bound(5, 3) == 1.0
+    assert rho_upper_bound(100, 10) == 1.0  # tighter than T_ub = 1.201 and K / (K - 1)
+    assert bound_report(100, 10).min_distance > 1.2
+    assert rho_upper_bound(1000, 10) < 1.0  # the Tammes chord takes over
+
+
+@pytest.mark.parametrize("d", [2, 3, 5, 8])
+def test_radon_bound_proof_step_on_random_codes(d: int) -> None:
+    """The proof's inequality on random codes: a Radon point x with some |w_k - x| <= 1."""
+    import numpy as np
+    import torch
+
+    from gnc.geometry import one_vs_rest_distances
+
+    rng = np.random.default_rng(d)
+    for _ in range(20):
+        K = d + 2
+        W = rng.standard_normal((K, d))
+        W /= np.linalg.norm(W, axis=1, keepdims=True)
+        # Radon partition from an affine dependency: sum c_k w_k = 0, sum c_k = 0.
+        A = np.vstack([W.T, np.ones(K)])
+        c = np.linalg.svd(A)[2][-1]
+        P, N = c > 0, c <= 0
+        x = (c[P] @ W[P]) / c[P].sum()
+        assert np.allclose(x, (-c[N]) @ W[N] / (-c[N]).sum())
+        a = c[P] / c[P].sum()
+        dist2 = ((W[P] - x) ** 2).sum(1)
+        assert a @ dist2 == pytest.approx(1 - x @ x)
+        assert dist2.min() <= 1 + 1e-12
+        rho = float(one_vs_rest_distances(torch.from_numpy(W)).rho)
+        assert rho <= 1.0 + 1e-9
+        assert rho <= math.sqrt(dist2.min()) + 1e-9

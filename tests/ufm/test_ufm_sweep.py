@@ -63,8 +63,8 @@ def test_sweep_rho_increases_towards_icosahedron_with_given_code_value() -> None
 def test_reference_code_values() -> None:
     value, source = reference_code_value(5, 4)
     assert (value, source) == (pytest.approx(5 / 4), "closed form")
-    value, source = reference_code_value(6, 3)  # cross-polytope
-    assert value == pytest.approx(1.0) and source.startswith("known configuration")
+    value, source = reference_code_value(6, 3)  # cross-polytope, proven optimal (Radon bound)
+    assert (value, source) == (1.0, "closed form")
     value, source = reference_code_value(12, 3)  # icosahedron
     assert value == pytest.approx(1 - 1 / math.sqrt(5)) and source.startswith("known")
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from gnc.cli._common import atomic_write_bytes, dump_json
-from gnc.codes import softmax_code, tammes_code
+from gnc.codes import best_known, softmax_code, tammes_code
 
 __all__ = ["register", "run"]
 
@@ -45,14 +45,20 @@ def register(subparsers: Any) -> None:
         help="compute a certified softmax code (or Tammes code) of K unit vectors in R^d",
         description=(
             "Softmax code: K unit vectors maximizing rho = min_k dist(w_k, conv{w_j: j != k}); "
-            "closed forms where known, else annealed HardMax surrogate + SLP polishing. The "
+            "closed forms where known, else the best code of gnc's shipped catalogue (polished) "
+            "against random restarts of an annealed surrogate + SLP polishing. The "
             "reported min_distance is the exact, certified rho; upper_bound bounds the best rho."
         ),
     )
     p.add_argument("--classes", type=_int_at_least(2), required=True, help="number of classes K")
     p.add_argument("--dim", type=_int_at_least(1), required=True, help="feature dimension d")
     p.add_argument("--kind", choices=("softmax", "tammes"), default="softmax")
-    p.add_argument("--restarts", type=_int_at_least(1), default=4, help="random starts (4)")
+    p.add_argument(
+        "--restarts",
+        type=_int_at_least(1),
+        default=None,
+        help="random starts (default: 4, and more while --time-limit lasts)",
+    )
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the starts (0)")
     p.add_argument(
         "--time-limit", type=_positive_float, default=None, help="seconds of optimization"
@@ -69,6 +75,11 @@ def register(subparsers: Any) -> None:
         help="energy and annealing steps per restart",
     )
     p.add_argument("--device", default=None, help="torch device (cpu by default)")
+    p.add_argument(
+        "--no-catalogue",
+        action="store_true",
+        help="do not start from gnc's catalogue of best-known codes (random starts only)",
+    )
     p.add_argument("--out", default=None, metavar="FILE.npy", help="write the K x d code")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -78,6 +89,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``gnc code``."""
     solver = softmax_code if args.kind == "softmax" else tammes_code
+    starts = []
+    if not args.no_catalogue and args.dim >= 2:
+        entry = best_known(args.classes, args.dim, kind=args.kind)
+        if entry is not None and entry.source != "closed-form":
+            starts.append(entry.code)
     res = solver(
         args.classes,
         args.dim,
@@ -88,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
         steps=tuple(args.steps) if args.steps is not None else None,
         polish_seconds=args.polish_seconds,
+        start_codes=starts,
     )
     code = res.code.detach().cpu().numpy()
     if args.out is not None:

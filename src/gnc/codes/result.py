@@ -32,7 +32,8 @@ class CodeResult:
         upper_bound: Upper bound on the best possible ``rho*(d, K)`` (NaN when unavailable).
         pairwise_upper_bound: Upper bound on the best possible min pairwise distance.
         method: ``"closed-form:simplex-etf"``, ``"closed-form:regular-polygon"``,
-            ``"closed-form:cross-polytope-subset"`` or ``"optimized"``.
+            ``"closed-form:cross-polytope-subset"``, ``"optimized"`` (a random restart won) or
+            ``"start-code+polish"`` (a given start code, e.g. the catalogue's, won).
         iterations: Surrogate steps plus polishing linear programs, over all restarts.
         seconds: Wall time including certification.
         stop_reason: Why the polishing of the returned code stopped (or ``"closed-form"``).

@@ -1,14 +1,17 @@
 """Softmax codes: unit vectors maximizing ``rho = min_k D_k`` (PAPER.md sections 2 and 4).
 
-Pipeline for each of ``restarts`` random starts (closed forms are returned directly):
+Pipeline for each random start (closed forms are returned directly); ``restarts`` starts, or
+with a time limit and ``restarts=None`` (the default) as many as the budget allows:
 
-1. Softmax codes only: Riesz-energy descent (exponent ``min(12, max(1, d - 2))``) spreads the
-   points so the run lands in the basin of the highly symmetric optima (E8, 600-cell, ...) far
-   more often than the hard objectives do from raw random points. (For Tammes codes it makes
-   every restart land in the same basin, so they start from the raw random points.)
+1. Softmax codes, three restarts in four: Riesz-energy descent (exponent
+   ``min(12, max(1, d - 2))``; 4000 steps from ``K = 100``) spreads the points so the run lands
+   in the basin of the highly symmetric optima (E8, 600-cell) more often than the hard
+   objectives do from raw random points. Every fourth restart of softmax codes, and all
+   restarts of Tammes codes, start from the raw random points on the Tammes surrogate
+   (``rho >= 1 - max cosine``, and that landscape reaches other basins).
 2. Annealed surrogate of the HardMax problem (:mod:`gnc.codes.surrogate`): Riemannian steps on
    ``(W, H)`` over the product of spheres with the log-sum-exp temperature ``tau -> 0``.
-3. Every restart (``K <= 32``) or the best after annealing (by its certified HardMax lower
+3. Every restart (``K <= 160``) or the best after annealing (by its certified HardMax lower
    bound) is polished by trust-region
    sequential linear programming on the true max-min objective (:mod:`gnc.codes.polish`),
    starting from the exact max-margin directions, until the gain drops under ``1e-10``.
@@ -18,7 +21,7 @@ Pipeline for each of ``restarts`` random starts (closed forms are returned direc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -33,7 +36,10 @@ from gnc.sphere import normalize_rows, random_points
 __all__ = ["closed_form_code", "softmax_code"]
 
 #: Largest ``K`` for which every restart is polished (else only the best after annealing).
-POLISH_EACH_LIMIT = 32
+POLISH_EACH_LIMIT = 160
+
+#: Restarts when none are given: at least these, then more while a time limit lasts.
+DEFAULT_RESTARTS = 4
 
 #: Largest ``K`` for which every class is every other's competitor (one dense block).
 DENSE_LIMIT = 2048
@@ -98,7 +104,7 @@ def default_steps(num_classes: int, feature_dim: int) -> tuple[int, int]:
         (2000, 2000)
     """
     if num_classes <= DENSE_LIMIT:
-        return 2000, 2000
+        return (4000 if num_classes >= 100 else 2000), 2000
     return 300, 600
 
 
@@ -107,7 +113,7 @@ def solve_code(
     num_classes: Any,
     feature_dim: Any,
     *,
-    restarts: Any = 4,
+    restarts: Any = None,
     seed: Any = 0,
     time_limit: Any = None,
     device: torch.device | str | None = None,
@@ -119,10 +125,19 @@ def solve_code(
     polish_seconds: float = 60.0,
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
+    alternate_starts: bool = True,
+    start_codes: Sequence[torch.Tensor] = (),
 ) -> CodeResult:
     """Shared driver of :func:`softmax_code` and :func:`gnc.codes.tammes_code`."""
     start = time.perf_counter()
-    K, d, R, seed_, limit = _validate(num_classes, feature_dim, restarts, seed, time_limit)
+    R_given = restarts
+    K, d, R, seed_, limit = _validate(
+        num_classes,
+        feature_dim,
+        DEFAULT_RESTARTS if restarts is None else restarts,
+        seed,
+        time_limit,
+    )
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"Expected `dtype` float32 or float64, but got {dtype}.")
     dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -169,8 +184,10 @@ def solve_code(
         num_competitors=m,
         refresh_every=refresh,
     )
-    bar = _progress_bar(R, progress, kind, K, d)
+    until_deadline = R_given is None and limit is not None
+    bar = _progress_bar(None if until_deadline else R, progress, kind, K, d)
     polish_each = polish and K <= POLISH_EACH_LIMIT
+    alternate = kind == "softmax" and alternate_starts
     polish_end = time.perf_counter() + check_positive("polish_seconds", polish_seconds)
 
     def polish_stop() -> bool:
@@ -187,15 +204,41 @@ def solve_code(
     values: list[float] = []
     iterations = 0
     done_restarts = 0
-    for r in range(R):
+    restart_seconds: list[float] = []
+    # Restarts past the first R run while the time budget lasts (``restarts=None`` with a time
+    # limit): each must fit in what is left, minus a reserve for the final polish.
+    reserve = 0.0 if polish_each or not polish else 0.3 * (limit or 0.0)
+    from_start = False
+    for X in start_codes:
+        X = check_matrix("start_codes[i]", X, min_rows=K, cols=d, nonzero_rows=True)
+        W = normalize_rows(X.to(device=dev, dtype=dtype))
+        polished = polish_one(W) if polish else None
+        value = polished.value if polished is not None else _hard_value(kind, W, W)
+        if polished is not None:
+            W = polished.code
+        if best is None or value > best[0]:
+            best, from_start = (value, W, [], polished), True
+    r = 0
+    while True:
+        if r >= R and not until_deadline:
+            break
         if r and should_stop():
             break
+        if r >= R and deadline is not None and restart_seconds:
+            left = deadline - time.perf_counter() - reserve
+            if left < max(restart_seconds):
+                break
+        t_restart = time.perf_counter()
         gen = torch.Generator().manual_seed(seed_ * 1_000_003 + r)
+        # Softmax codes mix two start types: Riesz spreading, then the softmax surrogate (three
+        # restarts in four), and the Tammes surrogate alone (every fourth): rho >= 1 - max
+        # cosine, and the Tammes landscape reaches other basins.
+        surrogate = "tammes" if kind == "tammes" or (alternate and r % 4 == 3) else "softmax"
         if r == 0 and init is not None:
             W = normalize_rows(init.to(device=dev, dtype=dtype))
         else:
             W = random_points(K, d, generator=gen, dtype=dtype).to(dev)
-            if kind == "softmax":
+            if surrogate == "softmax":
                 W, _, _, n = anneal(
                     W,
                     None,
@@ -210,7 +253,7 @@ def solve_code(
             W,
             None,
             schedule,
-            kind=kind,
+            kind=surrogate,  # type: ignore[arg-type]
             should_stop=should_stop,
             max_memory_mib=max_memory_mib,
             dense_limit=DENSE_LIMIT,
@@ -225,8 +268,10 @@ def solve_code(
             iterations += polished.iterations
             W, value = polished.code, polished.value
         if best is None or value > best[0]:
-            best = (value, W, hist, polished)
+            best, from_start = (value, W, hist, polished), False
         bar(value)
+        restart_seconds.append(time.perf_counter() - t_restart)
+        r += 1
     assert best is not None
     _, W, anneal_hist, result = best
     if polish and result is None:
@@ -237,7 +282,7 @@ def solve_code(
     return certify_code(
         W.to(dtype),
         kind=kind,
-        method="optimized",
+        method="start-code+polish" if from_start else "optimized",
         iterations=iterations,
         seconds=time.perf_counter() - start,
         stop_reason=result.stop_reason if result is not None else "not-polished",
@@ -260,7 +305,7 @@ def _hard_value(kind: str, W: torch.Tensor, H: torch.Tensor) -> float:
 
 
 def _progress_bar(
-    total: int, enabled: bool, kind: str, K: int, d: int
+    total: int | None, enabled: bool, kind: str, K: int, d: int
 ) -> Callable[[float | None], None]:
     if not enabled:
         return lambda value: None
@@ -282,7 +327,7 @@ def softmax_code(
     num_classes: int,
     feature_dim: int,
     *,
-    restarts: int = 4,
+    restarts: int | None = None,
     seed: int = 0,
     time_limit: float | None = None,
     device: torch.device | str | None = None,
@@ -294,6 +339,7 @@ def softmax_code(
     polish_seconds: float = 60.0,
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
+    start_codes: Sequence[torch.Tensor] = (),
 ) -> CodeResult:
     """A softmax code for ``(K, d)``: ``K`` unit vectors in ``R^d`` maximizing ``rho``.
 
@@ -305,7 +351,8 @@ def softmax_code(
     Args:
         num_classes: ``K >= 2``.
         feature_dim: ``d >= 1`` (``K <= 2`` when ``d = 1``).
-        restarts: Random starts (the best after annealing is polished).
+        restarts: Random starts (each is polished up to ``K = 160``, else the best after
+            annealing). ``None``: 4, and with a ``time_limit`` more while the budget lasts.
         seed: Seed of the random starts (same seed, same code).
         time_limit: Seconds for optimization (restarts and polishing stop when it passes; the
             final certification runs regardless).
@@ -321,6 +368,8 @@ def softmax_code(
         num_competitors: Competitor list length for the surrogates (default: all classes up
             to ``K = 2048``, else 32).
         max_memory_mib: Memory budget of one block.
+        start_codes: ``(K, d)`` codes polished and compared before the random restarts (e.g.
+            :func:`gnc.codes.best_known`'s); ``method`` is ``"start-code+polish"`` when one wins.
 
     Returns:
         A :class:`gnc.codes.CodeResult` with ``kind="softmax"``.
@@ -353,4 +402,5 @@ def softmax_code(
         polish_seconds=polish_seconds,
         num_competitors=num_competitors,
         max_memory_mib=max_memory_mib,
+        start_codes=start_codes,
     )

@@ -7,6 +7,8 @@ Tammes code too, so softmax and Tammes codes can be compared (``T^2 / 2 <= rho* 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from gnc.codes.result import CodeResult
@@ -19,7 +21,7 @@ def tammes_code(
     num_classes: int,
     feature_dim: int,
     *,
-    restarts: int = 4,
+    restarts: int | None = None,
     seed: int = 0,
     time_limit: float | None = None,
     device: torch.device | str | None = None,
@@ -31,6 +33,7 @@ def tammes_code(
     polish_seconds: float = 60.0,
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
+    start_codes: Sequence[torch.Tensor] = (),
 ) -> CodeResult:
     """A Tammes code for ``(K, d)``: ``K`` unit vectors with the largest minimum distance.
 
@@ -63,4 +66,5 @@ def tammes_code(
         polish_seconds=polish_seconds,
         num_competitors=num_competitors,
         max_memory_mib=max_memory_mib,
+        start_codes=start_codes,
     )

@@ -14,6 +14,9 @@ max cosine therefore gives an upper bound on both (PAPER.md section 8):
 
 The softmax-code value is also at most ``K / (K - 1)``: ``D_k`` only depends on the points, and
 ``K`` points span an affine space of dimension at most ``K - 1`` where the simplex is optimal.
+It is at most ``1`` when ``K >= d + 2`` (:func:`radon_bound`, proved there from Radon's theorem),
+which is tighter than the Tammes chord wherever ``T_ub > 1`` and proves that the cross-polytope
+subsets (``rho = 1``) are optimal softmax codes for ``d + 2 <= K <= 2d``.
 
 Degenerate dimension ``d = 1``: ``S^0 = {-1, +1}``; two antipodal points give distance and ``rho``
 ``2``, while ``K >= 3`` points must repeat one, so the minimum distance and ``rho`` are ``0``.
@@ -42,6 +45,7 @@ __all__ = [
     "levenshtein_max_cosine_bound",
     "min_distance_upper_bound",
     "orthoplex_bound",
+    "radon_bound",
     "rho_upper_bound",
     "simplex_bound",
 ]
@@ -93,6 +97,38 @@ def orthoplex_bound(num_classes: int, dim: int) -> float | None:
     """
     K, d = _check_classes(num_classes), _check_dim(dim)
     return math.sqrt(2.0) if d + 2 <= K else None
+
+
+def radon_bound(num_classes: int, dim: int) -> float | None:
+    """Upper bound ``rho*(d, K) <= 1`` for ``K >= d + 2`` unit vectors (``None`` otherwise).
+
+    Proof. ``K >= d + 2`` points of ``R^d`` admit a Radon partition: disjoint index sets
+    ``P, N`` and a point ``x = sum_{k in P} a_k w_k = sum_{j in N} b_j w_j`` with ``a, b``
+    probability weights, ``a_k > 0`` on ``P``. For unit ``w_k``,
+
+        sum_{k in P} a_k |w_k - x|^2 = sum_k a_k (1 - 2 <w_k, x> + |x|^2) = 1 - |x|^2 <= 1,
+
+    so some ``k in P`` has ``|w_k - x| <= 1``. As ``x in conv{w_j : j in N}`` and ``N`` does not
+    contain ``k``, ``D_k(W) <= |w_k - x| <= 1``, hence ``rho(W) = min_k D_k(W) <= 1``. The
+    cross-polytope subsets attain it for ``d + 2 <= K <= 2d`` (``rho = 1``), so
+    ``rho*(d, K) = 1`` there. This bound is on ``rho`` only: the Tammes optimum is ``sqrt 2`` on
+    that range.
+
+    Args:
+        num_classes: Number of classes ``K >= 2``.
+        dim: Feature dimension ``d >= 1``.
+
+    Returns:
+        ``1.0`` when ``K >= d + 2``, else ``None`` (the bound does not apply).
+
+    Example:
+        >>> radon_bound(5, 3)
+        1.0
+        >>> radon_bound(4, 3) is None
+        True
+    """
+    K, d = _check_classes(num_classes), _check_dim(dim)
+    return 1.0 if d + 2 <= K else None
 
 
 MAX_LEVENSHTEIN_DEGREE = 400
@@ -303,13 +339,15 @@ def known_softmax_code_value(num_classes: int, dim: int) -> float | None:
     """Proven closed forms of ``rho*(d, K)``, else ``None``.
 
     ``d = 2``: ``1 - cos(2 pi / K)`` (regular ``K``-gon); ``K <= d + 1``: ``K / (K - 1)`` (simplex
-    ETF); ``d = 1``: ``2`` for ``K = 2``, ``0`` for ``K >= 3``. The value ``1`` for
-    ``d + 2 <= K <= 2d`` is only observed numerically (PAPER.md section 4) and is not returned.
+    ETF); ``d + 2 <= K <= 2d``: ``1`` (cross-polytope subsets attain it and :func:`radon_bound`
+    proves ``rho* <= 1``); ``d = 1``: ``2`` for ``K = 2``, ``0`` for ``K >= 3``.
 
     Example:
         >>> known_softmax_code_value(4, 3)
         1.3333333333333333
-        >>> known_softmax_code_value(6, 3) is None
+        >>> known_softmax_code_value(6, 3)
+        1.0
+        >>> known_softmax_code_value(7, 3) is None
         True
     """
     K, d = _check_classes(num_classes), _check_dim(dim)
@@ -320,6 +358,8 @@ def known_softmax_code_value(num_classes: int, dim: int) -> float | None:
         return 1.0 - math.cos(2.0 * math.pi / K)
     if d + 1 >= K:
         return K / (K - 1)
+    if 2 * d >= K:
+        return 1.0
     return None
 
 
@@ -330,7 +370,7 @@ def best_known_softmax_code_value(num_classes: int, dim: int) -> tuple[float, st
     subset when ``d + 2 <= K <= 2d``; else the best registered configuration
     (:data:`~gnc.geometry.configurations.KNOWN_CONFIGURATIONS`) with ``K`` points in dimension
     ``<= d`` (embedding never lowers ``rho``). These are achieved values, so lower bounds on
-    ``rho*``; their optimality is observed numerically only.
+    ``rho*``; beyond the proven cases their optimality is observed numerically only.
 
     Returns:
         ``(value, label)`` or ``None`` when gnc knows no configuration for ``(d, K)``.
@@ -344,10 +384,8 @@ def best_known_softmax_code_value(num_classes: int, dim: int) -> tuple[float, st
     if proven is not None:
         label = "proven: degenerate d = 1" if d == 1 else "proven: regular polygon"
         if d > 2:
-            label = "proven: simplex ETF"
+            label = "proven: simplex ETF" if d + 1 >= K else "proven: cross-polytope subset"
         return proven, label
-    if d + 2 <= K <= 2 * d:
-        return 1.0, "cross-polytope subset (rho = 1 exactly; optimality observed numerically)"
     best: tuple[float, str] | None = None
     for c in KNOWN_CONFIGURATIONS.values():
         if c.num_points == K and c.dim <= d and (best is None or c.rho > best[0]):
@@ -371,8 +409,8 @@ class BoundReport:
             ``d + 2 <= K <= 2d``), else ``None``.
         min_distance: The smallest of the above (an upper bound on ``T(d, K)``).
         best: Name of the bound attaining ``min_distance``.
-        rho: Upper bound on ``rho*(d, K)``: ``min(min_distance, K / (K - 1))``, or the proven
-            closed form.
+        rho: Upper bound on ``rho*(d, K)``: ``min(min_distance, K / (K - 1), radon)``, or the
+            proven closed form.
     """
 
     num_classes: int
@@ -393,7 +431,7 @@ def bound_report(num_classes: int, dim: int) -> BoundReport:
     Example:
         >>> r = bound_report(12, 3)
         >>> r.best, round(r.min_distance, 9), round(r.rho, 9)
-        ('fejes_toth', 1.051462224, 1.051462224)
+        ('fejes_toth', 1.051462224, 1.0)
     """
     K, d = _check_classes(num_classes), _check_dim(dim)
     simplex = simplex_bound(K)
@@ -417,17 +455,18 @@ def bound_report(num_classes: int, dim: int) -> BoundReport:
     }
     best = min((v, name) for name, v in candidates.items() if v is not None)
     rho_proven = known_softmax_code_value(K, d)
-    rho = rho_proven if rho_proven is not None else min(best[0], K / (K - 1))
+    radon = radon_bound(K, d)
+    rho = min(best[0], K / (K - 1), math.inf if radon is None else radon)
+    rho = rho_proven if rho_proven is not None else rho
     return BoundReport(K, d, simplex, orthoplex, levenshtein, fejes, exact, best[0], best[1], rho)
 
 
 def rho_upper_bound(num_classes: int, dim: int) -> float:
     """Upper bound on the softmax-code value ``rho*(d, K)``.
 
-    The proven closed form where known (``d <= 2`` or ``K <= d + 1``), else
-    ``min(T_ub, K / (K - 1))`` with ``T_ub`` = :func:`min_distance_upper_bound`. For
-    ``d + 2 <= K <= 2d`` this is ``min(sqrt 2, K / (K - 1))``, not ``1``: ``rho* = 1`` there is
-    only observed numerically.
+    The proven closed form where known (``d <= 2``, ``K <= 2d``), else
+    ``min(T_ub, K / (K - 1), 1)`` with ``T_ub`` = :func:`min_distance_upper_bound` and ``1`` from
+    :func:`radon_bound` (``K >= d + 2``).
 
     Args:
         num_classes: Number of classes ``K >= 2``.
@@ -437,13 +476,13 @@ def rho_upper_bound(num_classes: int, dim: int) -> float:
         A float ``>= rho(W)`` for every configuration ``W`` of ``K`` unit vectors in ``R^d``.
 
     Note:
-        Between the proven cases this bound is loose: ``T_ub`` exceeds ``1`` until ``K`` is large
-        compared with ``d`` (e.g. ``(10, 100)``: ``T_ub = 1.201``, bound ``K/(K-1) = 1.0101``,
-        while codes with ``rho ~ 0.66`` are known), and ``rho* <= T`` itself is not tight. It
-        becomes informative (below ``1``) for large ``K / d``, e.g. ``(10, 1000)``: ``0.951``.
+        Beyond ``2d`` this bound is loose: ``T_ub`` exceeds ``1`` until ``K`` is large compared
+        with ``d`` (e.g. ``(10, 100)``: ``T_ub = 1.201``, bound ``1`` from :func:`radon_bound`,
+        while codes with ``rho ~ 0.66`` are known), and ``rho* <= T`` itself is not tight. The
+        Tammes chord takes over (below ``1``) for large ``K / d``, e.g. ``(10, 1000)``: ``0.951``.
 
     Example:
-        >>> round(rho_upper_bound(100, 10), 6)  # K / (K - 1) beats T_ub = 1.2013 here
-        1.010101
+        >>> rho_upper_bound(100, 10)  # the Radon bound 1 beats T_ub = 1.2013 and K/(K-1)
+        1.0
     """
     return bound_report(num_classes, dim).rho

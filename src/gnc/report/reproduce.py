@@ -2095,6 +2095,12 @@ def section_lm(profile: Profile, out: Path, progress: Progress) -> SectionResult
     )
 
 
+def _section_catalogue(profile: Profile, out: Path, progress: Progress) -> SectionResult:
+    from gnc.report.section_catalogue import section_catalogue
+
+    return section_catalogue(profile, out, progress)
+
+
 SECTIONS: dict[str, tuple[str, Callable[[Profile, Path, Progress], SectionResult]]] = {
     "codes": ("1. Softmax codes: closed forms, known optima, the paper's lines", section_codes),
     "tammes": ("2. Softmax code vs Tammes code (d = 3)", section_tammes),
@@ -2107,6 +2113,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Profile, Path, Progress], SectionResult
     "assignment": ("6. The assignment problem (d = 2, four classes)", section_assignment),
     "pretrained": ("7. Pretrained K >> d heads", section_pretrained),
     "lm": ("8. A tiny language model (K >> d on real text)", section_lm),
+    "catalogue": ("9. Catalogue of best-known codes: softmax vs Tammes", _section_catalogue),
 }
 
 
