@@ -126,15 +126,21 @@ def read_gguf_head(path: str | os.PathLike[str], *, key: str | None = None) -> H
         ) from None
     K, d = shape[1], shape[0]  # GGUF lists dimensions fastest first
     array = np.ascontiguousarray(array.reshape(K, d))
+    if not array.flags.writeable:  # a view of the memory-mapped file (F32): own the data
+        array = array.copy()
     if not np.isfinite(array).all():
         raise ValueError(f"Expected finite values in `{chosen}` of {path}, but some are NaN/Inf.")
     bias = None
     bias_name = chosen.removesuffix(".weight") + ".bias"
     if bias_name in tensors:
-        bias = np.asarray(
-            gguf.quants.dequantize(tensors[bias_name].data, tensors[bias_name].tensor_type),
-            dtype=np.float32,
-        ).reshape(-1)
+        bias = (
+            np.asarray(
+                gguf.quants.dequantize(tensors[bias_name].data, tensors[bias_name].tensor_type),
+                dtype=np.float32,
+            )
+            .reshape(-1)
+            .copy()
+        )
         if bias.shape != (K,):
             bias = None
     tokens = _tokens(reader)

@@ -148,7 +148,9 @@ def load_head(
         return load_packaged_head(name, cache_dir=cache_dir, use_cache=use_cache)
     path = Path(name)
     if not path.exists():
-        raise FileNotFoundError(f"No such file or folder: {path} (expected a {kind} source; it does not exist).")
+        raise FileNotFoundError(
+            f"No such file or folder: {path} (expected a {kind} source; it does not exist)."
+        )
     if kind == "gguf":
         return read_gguf_head(path, key=key)
     if kind == "huggingface":
