@@ -24,7 +24,8 @@ tie for the maximum but never win it strictly. On the distinct rows one tiled fl
 bias), with the rounding bound ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``; the class with
 the strictly largest bias is screened with ``h = 0``. Only the undecided rest is solved exactly:
 without a bias by the one-vs-rest engine on the raw rows (its direction ``h_k`` or its hull
-point), with a bias by a linear program (HiGHS through ``scipy.optimize.linprog``) whose dual gives
+point), with a bias by a linear program (HiGHS through ``scipy.optimize.linprog``, cutting planes
+over working sets of rows checked against all rows) whose dual gives
 the convex combination.
 """
 
@@ -210,27 +211,44 @@ def _verified_margins(
 
 
 def _lp(
-    U: np.ndarray, b: np.ndarray, k: int
+    U: np.ndarray, b: np.ndarray, k: int, *, working_set: int = 256, max_rounds: int = 50
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
-    """``max t : <u_j - u_k, h> + t <= b_k - b_j, t <= 1``: ``(h or None, lam or None, rest)``."""
+    """``max t : <u_j - u_k, h> + t <= b_k - b_j, t <= 1`` by cutting planes.
+
+    The LP is solved on a working set of rows (those with the largest ``<u_j, u_k> + b_j``),
+    its solution checked against all rows, the most violated rows added, until none is left.
+    Returns ``(h, None, rows)`` if ``t* > 0`` on all rows, ``(None, lam, rows)`` with the convex
+    weights of the dual over the working set ``rows`` if ``t* <= 0`` (a combination of real rows:
+    a certificate for all rows), or ``(None, None, rows)`` if the solver failed.
+    """
     from scipy.optimize import linprog
 
     K, d = U.shape
-    rest = np.delete(np.arange(K), k)
-    A = np.hstack([U[rest] - U[k], np.ones((K - 1, 1))])
-    rhs = b[k] - b[rest]
+    score = U @ U[k] + b
+    score[k] = -np.inf
+    m = min(K - 1, working_set)
+    rows = np.argpartition(-score, m - 1)[:m]
     cost = np.zeros(d + 1)
     cost[-1] = -1.0
     bounds = [(None, None)] * d + [(None, 1.0)]
-    res = linprog(cost, A_ub=A, b_ub=rhs, bounds=bounds, method="highs")
-    if res.status != 0:
-        return None, None, rest
-    if -res.fun > 0:
-        return np.asarray(res.x[:d]), None, rest
-    lam = -np.asarray(res.ineqlin.marginals)
-    lam = np.clip(lam, 0.0, None)
-    total = lam.sum()
-    return None, (lam / total if total > 0 else None), rest
+    for _ in range(max_rounds):
+        A = np.hstack([U[rows] - U[k], np.ones((rows.size, 1))])
+        res = linprog(cost, A_ub=A, b_ub=b[k] - b[rows], bounds=bounds, method="highs")
+        if res.status != 0:
+            return None, None, rows
+        if -res.fun <= 0:
+            lam = np.clip(-np.asarray(res.ineqlin.marginals), 0.0, None)
+            total = lam.sum()
+            return None, (lam / total if total > 0 else None), rows
+        h = np.asarray(res.x[:d])
+        margin = (U[k] - U) @ h + (b[k] - b)
+        margin[k] = np.inf
+        bad = np.flatnonzero(margin <= 0)
+        if bad.size == 0:
+            return h, None, rows
+        add = bad[np.argsort(margin[bad])[:64]]
+        rows = np.union1d(rows, add)
+    return None, None, rows
 
 
 def argmaxable(
@@ -317,7 +335,11 @@ def argmaxable(
         scale_max = float(U.norm(dim=1).max())
         states: list[torch.Tensor] = []
         state_cls: list[int] = []
-        if todo.numel() and bu is None:
+        lp_todo: list[int] = []
+        if todo.numel():
+            # The raw one-vs-rest engine (no bias): a positive distance gives a direction h_k
+            # with margin >= lb_k per unit; with a bias, alpha h_k wins once alpha lb_k exceeds
+            # the largest bias deficit max_j b_j - b_k.
             res = one_vs_rest_distances(
                 U,
                 normalize=False,
@@ -326,29 +348,41 @@ def argmaxable(
                 tol=tol * max(scale_max, 1e-300),
                 progress=progress,
             )
-            raw[distinct[todo]] = res.distances
+            if bu is None:
+                raw[distinct[todo]] = res.distances
             pos = res.lower_bounds > 0
             good = torch.zeros_like(pos)
             if bool(pos.any()):
                 cand = todo[pos]
                 H = res.directions[pos]
-                mv = _verified_margins(U, None, cand, H)
+                if bu is not None:
+                    top2 = torch.topk(bu, 2)
+                    best_other = torch.where(
+                        top2.indices[0] == cand, top2.values[1], top2.values[0]
+                    )
+                    deficit = (best_other - bu[cand]).clamp_min(0.0)
+                    lift = torch.clamp(2.0 * deficit / res.lower_bounds[pos], min=1.0)
+                    H = H * lift[:, None]
+                mv = _verified_margins(U, bu, cand, H)
                 good[pos] = mv > 0
                 local[cand[mv > 0]] = ARGMAXABLE
                 m[cand[mv > 0]] = mv[mv > 0]
                 states.extend(H[mv > 0])
                 state_cls.extend(cand[mv > 0].tolist())
             for i in (~good).nonzero(as_tuple=True)[0].tolist():
+                if bu is not None:  # inside the raw hull: a bias may still rescue it
+                    lp_todo.append(int(todo[i]))
+                    continue
                 sup = res.support[i]
                 live = sup >= 0
                 inside_local.append(int(todo[i]))
                 inside_sup.append(sup[live].cpu().numpy())
                 inside_w.append(res.support_weights[i][live].cpu().numpy())
-        elif todo.numel():
+        if lp_todo:
             assert bu is not None
             Un, bn = U.cpu().numpy(), bu.cpu().numpy()
             bar = tqdm(
-                todo.tolist(),
+                lp_todo,
                 desc="argmax LP",
                 unit="class",
                 disable=not progress,
