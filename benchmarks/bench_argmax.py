@@ -1,7 +1,8 @@
 """Benchmark the unargmaxable-class test against one tiled float32 ``W W^T`` pass (JSON on stdout).
 
-Rows: Gaussian directions with norms ``u^3`` (``u`` uniform), so small rows fall inside the hull
-and a few must be solved exactly; or a matrix file (``--matrix``, e.g. a dequantized head).
+Rows: Gaussian directions with norms ``0.5 + 0.5 u`` (``--norms uniform``: the screen decides
+nearly every class) or ``u^3`` (``--norms cube``: small rows fall inside the hull and are solved
+exactly), ``u`` uniform; or a matrix file (``--matrix``, e.g. a dequantized head).
 Columns: time of :func:`gnc.geometry.argmax.argmaxable`, time of one tiled float32 pass with a
 row-wise max measured in the same run, their ratio, peak memory, counts.
 
@@ -45,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="20000x64", help="comma-separated KxD")
     parser.add_argument("--matrix", default=None, help="a .npy head instead of random rows")
+    parser.add_argument("--norms", choices=("uniform", "cube"), default="uniform")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--max-memory-mib", type=float, default=1024.0)
@@ -60,8 +62,11 @@ def main() -> None:
             K, d = (int(x) for x in size.lower().split("x"))
             gen = torch.Generator().manual_seed(0)
             X = torch.randn(K, d, generator=gen)
-            X = X / X.norm(dim=1, keepdim=True) * torch.rand(K, 1, generator=gen).pow(3)
-            cases.append((f"random {K}x{d}, norms u^3", X.to(dev)))
+            u = torch.rand(K, 1, generator=gen)
+            norms = u.pow(3) if args.norms == "cube" else 0.5 + 0.5 * u
+            X = X / X.norm(dim=1, keepdim=True) * norms
+            label = "u^3" if args.norms == "cube" else "0.5 + 0.5 u"
+            cases.append((f"random {K}x{d}, norms {label}", X.to(dev)))
     rows = []
     for name, W in cases:
         base = one_pass_seconds(W, args.max_memory_mib)
