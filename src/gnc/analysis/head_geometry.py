@@ -93,7 +93,7 @@ class HeadGeometryConfig:
     progress: bool = False
     time_budget: float = 300.0
     fallback_sample_classes: int = 1024
-    argmax: bool = True
+    argmax: bool = False
     raw_distances: bool = False
 
     def __post_init__(self) -> None:
