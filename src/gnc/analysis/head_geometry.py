@@ -31,6 +31,7 @@ import torch
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc.analysis.heads import HeadMatrix
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+from gnc.geometry.argmax import ArgmaxResult, argmaxable
 from gnc.geometry.pairwise import block_rows, iter_blocks, max_cosines
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "RhoSummary",
     "analyze_head_geometry",
     "duplicate_groups",
+    "estimate_all_classes_seconds",
     "random_rho",
     "random_rho_bracket",
     "reduced_shape",
@@ -53,7 +55,9 @@ class HeadGeometryConfig:
     """Options of :func:`analyze_head_geometry`.
 
     Attributes:
-        sample_classes: Classes whose exact ``D_k`` form the histogram (all if ``K`` is smaller).
+        sample_classes: Classes whose exact ``D_k`` form the histogram; ``None`` (the default)
+            means every distinct class when :func:`estimate_all_classes_seconds` fits in
+            ``time_budget``, else a sample of ``fallback_sample_classes``.
         seed: Seed of the class sample and the random baseline.
         max_memory_mib: Memory budget of one tile (solvers and pairwise passes).
         duplicate_tolerance: Rows with ``1 - cos <= duplicate_tolerance`` count as one direction.
@@ -68,9 +72,14 @@ class HeadGeometryConfig:
             rows leave no class prunable and every class would have to be solved.
         random_solved_classes: Classes solved exactly for that bracket.
         progress: Show tqdm bars of the exact solves on stderr.
+        time_budget: Seconds the all-classes ``D_k`` may take (estimated beforehand).
+        fallback_sample_classes: Sample size when all classes do not fit the budget.
+        argmax: Decide which classes can be the argmax (raw rows and bias; see
+            :func:`gnc.geometry.argmax.argmaxable`).
+        raw_distances: Also solve the raw (unnormalized) ``D_k`` of the sampled classes.
     """
 
-    sample_classes: int = 1024
+    sample_classes: int | None = None
     seed: int = 0
     max_memory_mib: float = 1024.0
     duplicate_tolerance: float = 1e-9
@@ -82,9 +91,16 @@ class HeadGeometryConfig:
     random_exact_max_classes: int = 4096
     random_solved_classes: int = 256
     progress: bool = False
+    time_budget: float = 300.0
+    fallback_sample_classes: int = 1024
+    argmax: bool = False
+    raw_distances: bool = False
 
     def __post_init__(self) -> None:
-        check_int("sample_classes", self.sample_classes, minimum=0)
+        if self.sample_classes is not None:
+            check_int("sample_classes", self.sample_classes, minimum=0)
+        check_positive("time_budget", self.time_budget)
+        check_int("fallback_sample_classes", self.fallback_sample_classes, minimum=0)
         check_int("seed", self.seed, minimum=0)
         check_positive("max_memory_mib", self.max_memory_mib)
         check_positive("tol", self.tol)
@@ -216,6 +232,13 @@ class HeadGeometry:
         reference: Reference values at ``(K, d)``.
         reduced: Reference values at the reduced ``(K', d')`` (``None`` if not computed).
         seconds: Total wall time.
+        sample_reason: Why the sample is what it is (all classes, the requested size, or the
+            time estimate that did not fit the budget).
+        estimated_all_seconds: The estimate of all classes' ``D_k`` time (``None`` if the
+            sample size was given).
+        raw_sample_distances: ``(C,)`` raw ``D_k`` of the sampled classes among the distinct
+            raw rows (``None`` unless asked for).
+        argmax: Which classes can be the argmax (``None`` if skipped).
     """
 
     name: str
@@ -234,6 +257,10 @@ class HeadGeometry:
     reference: ReferenceValues
     reduced: ReferenceValues | None
     seconds: float
+    sample_reason: str = ""
+    estimated_all_seconds: float | None = None
+    raw_sample_distances: torch.Tensor | None = None
+    argmax: ArgmaxResult | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,6 +428,38 @@ def random_rho_bracket(
     return min(lower, upper), upper, time.perf_counter() - start
 
 
+#: Exact all-classes ``D_k`` costs about this many float64 ``W W^T`` passes (working-set
+#: rounds, certification against all rows); an assumption of the estimate, measured on random
+#: and real heads to lie between 2 and 8.
+PASSES_PER_ALL_CLASSES = 8.0
+
+
+def estimate_all_classes_seconds(
+    num_classes: int, feature_dim: int, device: torch.device | str = "cpu"
+) -> float:
+    """Estimated wall time of every class's exact ``D_k`` on ``device``.
+
+    Times one small float64 GEMM on the device to get its rate ``r`` (flop/s), then returns
+    ``PASSES_PER_ALL_CLASSES * 2 K^2 d / r``. An estimate, not a bound.
+
+    Example:
+        >>> estimate_all_classes_seconds(100, 4) < estimate_all_classes_seconds(10_000, 64)
+        True
+    """
+    K = check_int("num_classes", num_classes, minimum=1)
+    d = check_int("feature_dim", feature_dim, minimum=1)
+    dev = torch.device(device)
+    n = min(K, 4096)
+    m = min(K, 512)
+    A = torch.randn(m, d, dtype=torch.float64, device=dev)
+    B = torch.randn(n, d, dtype=torch.float64, device=dev)
+    (A @ B.T).sum().item()  # warm-up
+    t0 = time.perf_counter()
+    (A @ B.T).sum().item()
+    rate = 2.0 * m * n * d / max(time.perf_counter() - t0, 1e-6)
+    return PASSES_PER_ALL_CLASSES * 2.0 * K * K * d / rate
+
+
 def _upper_bound(K: int, d: int) -> tuple[float | None, str | None]:
     try:
         from gnc.geometry.bounds import rho_upper_bound
@@ -533,6 +592,38 @@ def _exact_rho(
     )
 
 
+def _raw_distances(
+    head: HeadMatrix, classes: torch.Tensor, cfg: HeadGeometryConfig
+) -> torch.Tensor:
+    """Raw ``D_k`` (no normalization) of ``classes`` among the exactly distinct raw rows.
+
+    A row equal to another has raw ``D_k = 0``.
+    """
+    W = head.weights.to(torch.float64)
+    K = W.shape[0]
+    _, inverse = torch.unique(W.cpu(), dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), K, dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(K), reduce="amin")
+    twin = first[inverse]
+    counts = torch.bincount(inverse)
+    keep = (twin == torch.arange(K)).nonzero(as_tuple=True)[0]
+    local = torch.full((K,), -1, dtype=torch.long)
+    local[keep] = torch.arange(keep.numel())
+    out = torch.zeros(classes.numel(), dtype=torch.float64)
+    alone = counts[inverse[classes]] == 1
+    if keep.numel() >= 2 and bool(alone.any()):
+        res = one_vs_rest_distances(
+            W[keep.to(W.device)],
+            normalize=False,
+            classes=local[classes[alone]].to(W.device),
+            max_memory_mib=cfg.max_memory_mib,
+            tol=cfg.tol * max(1.0, float(W.norm(dim=1).max())),
+            progress=cfg.progress,
+        )
+        out[alone] = res.distances.cpu()
+    return out
+
+
 def analyze_head_geometry(
     head: HeadMatrix, config: HeadGeometryConfig | None = None
 ) -> HeadGeometry:
@@ -597,11 +688,28 @@ def analyze_head_geometry(
             break
         members = (rep == root).nonzero(as_tuple=True)[0][:8].tolist()
         examples.append(tuple(head.decode(i) for i in members))
-    # Exact D_k on a sample of the distinct directions (coinciding rows have D_k ~ 0).
+    # Exact D_k on all distinct directions when they fit the time budget, else on a sample.
     distinct = dup.distinct.cpu()
     gen = torch.Generator().manual_seed(cfg.seed)
-    n_sample = min(distinct.numel(), cfg.sample_classes)
+    estimate: float | None = None
+    if cfg.sample_classes is None:
+        estimate = estimate_all_classes_seconds(distinct.numel(), d, W.device)
+        if estimate <= cfg.time_budget:
+            n_sample = distinct.numel()
+            reason = f"all classes (estimated {estimate:.0f} s <= budget {cfg.time_budget:.0f} s)"
+        else:
+            n_sample = min(distinct.numel(), cfg.fallback_sample_classes)
+            reason = (
+                f"random sample of {n_sample}: all classes estimated at {estimate:.0f} s > "
+                f"budget {cfg.time_budget:.0f} s"
+            )
+    else:
+        n_sample = min(distinct.numel(), cfg.sample_classes)
+        reason = f"sample of {n_sample} requested"
     sample_is_all = n_sample == distinct.numel()
+    if sample_is_all and n_sample:
+        reason = reason if cfg.sample_classes is None else "all classes"
+    raw_dists: torch.Tensor | None = None
     if n_sample == 0:
         classes = torch.empty(0, dtype=torch.long)
         dists = torch.empty(0, dtype=torch.float64)
@@ -620,6 +728,16 @@ def analyze_head_geometry(
         )
         classes = distinct[pick]
         dists, sample_cert, sample_seconds = ovr.distances.cpu(), ovr.certified, ovr.seconds
+        if cfg.raw_distances:
+            raw_dists = _raw_distances(head, classes, cfg)
+    argmax_res = None
+    if cfg.argmax:
+        argmax_res = argmaxable(
+            head.weights,
+            head.bias,
+            max_memory_mib=cfg.max_memory_mib,
+            progress=cfg.progress,
+        )
     # Reference values at (K, d) and at a reduced (K', d') with the same K / d.
     reference = reference_values(
         K,
@@ -665,4 +783,8 @@ def analyze_head_geometry(
         reference=reference,
         reduced=reduced,
         seconds=time.perf_counter() - start,
+        sample_reason=reason,
+        estimated_all_seconds=estimate,
+        raw_sample_distances=raw_dists,
+        argmax=argmax_res,
     )

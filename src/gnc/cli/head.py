@@ -1,18 +1,20 @@
-"""``gnc head``: exact GNC2 of a real pretrained classifier head (K >> d).
+"""``gnc head``: exact GNC2 and unargmaxable tokens of a real classifier head (K >> d).
 
-Loads a packaged head (``smollm2``, ``whisper``, ``ocr``; install them with
-``bash scripts/setup_heads.sh``) or any ``K x d`` matrix file, normalizes its rows and prints the
-exact ``rho`` (GNC2) with its argmin class decoded, the rows that coincide (dead classes), the
-exact ``rho`` after merging them, the distribution of ``D_k`` on a sample of classes, the max
-cosine, and reference values: the upper bound for ``(K, d)``, the exact ``rho`` of random unit rows
-of the same shape, and a softmax code's value at a reduced ``(K', d')`` with the same ``K / d``.
-With ``--out DIR`` it writes ``config.json``, ``results.json``, ``distances.npz`` and
-``plots/*.png`` atomically.
+Loads a head with :func:`gnc.pretrained.load_head`: a packaged name (``smollm2``, ``whisper``,
+``ocr``, ``gemma3``), a GGUF file of any architecture, a Hugging Face folder, an ONNX file or a
+``K x d`` matrix file. On the normalized rows it prints the exact ``rho`` (GNC2) with its argmin
+decoded, the rows that coincide (dead classes), the exact ``rho`` after merging them, every class's
+``D_k`` when that fits ``--time-budget`` (else a sample), the max cosine, and reference values
+(upper bound for ``(K, d)``, random unit rows of the same shape, a softmax code at a reduced
+``(K', d')``). On the raw rows and bias it decides, with certificates, which tokens can never be
+the argmax. ``--per-class FILE`` writes one row per class (CSV or TSV); ``--out DIR`` writes
+``config.json``, ``results.json``, ``distances.npz`` and ``plots/*.png`` atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import io
 import sys
@@ -40,24 +42,47 @@ def register(subparsers: Any) -> None:
     """Add the ``head`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "head",
-        help="exact GNC2 of a pretrained K >> d head (SmolLM2, Whisper, PP-OCRv6, or a file)",
+        help="exact GNC2 and unargmaxable tokens of a K >> d head (packaged, GGUF, HF, ONNX)",
         description=(
             "Exact rho = GNC2 of the normalized rows of a real classifier head, with its argmin "
-            "decoded, coinciding (dead) classes, the D_k distribution on a sample of classes, "
-            "and reference values (upper bound, random rows, a softmax code)."
+            "decoded, coinciding (dead) classes, every D_k when it fits the time budget, the "
+            "tokens that can never be the argmax (raw rows and bias, certified), and reference "
+            "values (upper bound, random rows, a softmax code)."
         ),
     )
     parser.add_argument(
         "--source",
         required=True,
-        help="smollm2 | whisper | ocr | PATH to a K x d .npy/.npz/.pt/.safetensors file",
+        help=(
+            "smollm2 | whisper | ocr | gemma3 | a .gguf file | a Hugging Face folder | an .onnx "
+            "file | a K x d .npy/.npz/.pt/.safetensors file"
+        ),
     )
-    parser.add_argument("--key", default=None, help="array name inside a multi-array file")
+    parser.add_argument(
+        "--key", default=None, help="tensor / initializer / array name to read as the head"
+    )
     parser.add_argument(
         "--sample-classes",
-        type=int,
-        default=1024,
-        help="classes whose exact D_k form the histogram (default 1024; all if K is smaller)",
+        default="auto",
+        help=(
+            "classes whose exact D_k form the histogram: auto (all when they fit --time-budget, "
+            "else 1024), all, or a number"
+        ),
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=300.0,
+        help="seconds all classes' D_k may take for --sample-classes auto (default 300)",
+    )
+    parser.add_argument(
+        "--per-class",
+        type=Path,
+        default=None,
+        help="write id, token, argmax status, D_k raw, D_k normalized, nearest rows (.csv/.tsv)",
+    )
+    parser.add_argument(
+        "--no-argmax", action="store_true", help="skip the unargmaxable-token analysis"
     )
     parser.add_argument(
         "--duplicate-tolerance",
@@ -111,7 +136,22 @@ def register(subparsers: Any) -> None:
 
 
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
-    sample = check_int("--sample-classes", args.sample_classes, minimum=0)
+    sample: int | str
+    if str(args.sample_classes) in ("auto", "all"):
+        sample = str(args.sample_classes)
+    else:
+        try:
+            sample = int(args.sample_classes)
+        except ValueError:
+            raise ValueError(
+                "Expected `--sample-classes` to be auto, all or a number, but got "
+                f"{args.sample_classes!r}."
+            ) from None
+        check_int("--sample-classes", sample, minimum=0)
+    if args.per_class is not None and args.per_class.suffix.lower() not in (".csv", ".tsv"):
+        raise ValueError(
+            f"Expected `--per-class` to end in .csv or .tsv, but got {str(args.per_class)!r}."
+        )
     tol_dup = float(args.duplicate_tolerance)
     if not 0.0 <= tol_dup < 1.0:
         raise ValueError(f"Expected `--duplicate-tolerance` in [0, 1), but got {tol_dup}.")
@@ -126,6 +166,9 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
         "source": str(args.source),
         "key": args.key,
         "sample_classes": sample,
+        "time_budget": check_positive("--time-budget", args.time_budget),
+        "per_class": None if args.per_class is None else str(args.per_class),
+        "argmax": not args.no_argmax,
         "duplicate_tolerance": tol_dup,
         "random_baseline": args.random,
         "random_exact_max_classes": check_int(
@@ -177,6 +220,18 @@ def _summary(geo: Any, head: Any, config: dict[str, Any]) -> dict[str, Any]:
         "head": head.name,
         "source": config["source"],
         "num_classes": geo.num_classes,
+        "dim": geo.feature_dim,
+        "rho": exact.rho,
+        "coinciding_rows": dup.num_merged,
+        "unargmaxable": None if geo.argmax is None else int(geo.argmax.unargmaxable.numel()),
+        "certified": bool(
+            exact.certified
+            and geo.sample_certified
+            and (geo.argmax is None or geo.argmax.certified)
+        ),
+        "argmax": _argmax_summary(geo.argmax, head),
+        "has_bias": head.bias is not None,
+        "tied": head.tied,
         "feature_dim": geo.feature_dim,
         "classes_per_dim": geo.num_classes / geo.feature_dim,
         "provenance": dict(head.provenance),
@@ -206,6 +261,8 @@ def _summary(geo: Any, head: Any, config: dict[str, Any]) -> dict[str, Any]:
                 if geo.sample_is_all
                 else f"random sample of {geo.sample_classes.numel()} distinct classes"
             ),
+            "reason": geo.sample_reason,
+            "estimated_all_seconds": geo.estimated_all_seconds,
         },
         "upper_bound": geo.reference.upper_bound,
         "random_rho": geo.reference.random_rho,
@@ -216,6 +273,84 @@ def _summary(geo: Any, head: Any, config: dict[str, Any]) -> dict[str, Any]:
         "reduced": reduced,
         "seconds": geo.seconds,
     }
+
+
+def _argmax_summary(res: Any, head: Any, examples: int = 20) -> dict[str, Any] | None:
+    """Counts and decoded examples of the argmax analysis (raw rows, bias included)."""
+    if res is None:
+        return None
+
+    def _items(idx: torch.Tensor, with_residual: bool) -> list[dict[str, Any]]:
+        out = []
+        for row, k in enumerate(idx[:examples].tolist()):
+            item: dict[str, Any] = {"id": k, "token": head.decode(k)}
+            if with_residual and row < res.residuals.numel():
+                item["raw_distance_at_most"] = float(res.residuals[row])
+                item["support"] = int((res.support[row] >= 0).sum())
+            else:
+                item["twin"] = int(res.twin[k])
+            out.append(item)
+        return out
+
+    return {
+        "unargmaxable": int(res.unargmaxable.numel()),
+        "coinciding": int(res.coinciding.numel()),
+        "undecided": int(res.undecided.numel()),
+        "argmaxable": int((res.status == 1).sum()),
+        "certified": res.certified,
+        "has_bias": res.has_bias,
+        "screened": res.num_screened,
+        "solved_exactly": res.num_solved,
+        "min_certified_margin": (
+            None
+            if bool(torch.isnan(res.margins).all())
+            else float(res.margins[~torch.isnan(res.margins)].min())
+        ),
+        "seconds": res.seconds,
+        "examples": _items(res.inside, True),
+        "coinciding_examples": _items(res.coinciding, False),
+    }
+
+
+def _write_per_class(path: Path, geo: Any, head: Any, max_memory_mib: float) -> None:
+    """One row per class: id, token, argmax status, D_k raw, D_k normalized, 3 nearest rows."""
+    from gnc.geometry.pairwise import nearest_neighbors
+
+    K = geo.num_classes
+    raw: list[float | None] = [None] * K
+    normalized: list[float | None] = [None] * K
+    rep = geo.duplicates.representative.cpu()
+    for k in (rep != torch.arange(K)).nonzero(as_tuple=True)[0].tolist():
+        normalized[k] = 0.0  # same direction as an earlier row
+    for i, k in enumerate(geo.sample_classes.tolist()):
+        normalized[k] = float(geo.sample_distances[i])
+        if geo.raw_sample_distances is not None:
+            raw[k] = float(geo.raw_sample_distances[i])
+    W = head.weights.to(torch.float64)
+    W = W / W.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    m = min(3, K - 1)
+    _, near = nearest_neighbors(W, m, max_memory_mib=max_memory_mib)
+    names = {1: "argmaxable", 0: "unargmaxable", 2: "coinciding", -1: "undecided"}
+    status = None if geo.argmax is None else geo.argmax.status.cpu().tolist()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    writer.writerow(["id", "token", "argmax", "D_k_raw", "D_k_normalized", "nearest_rows"])
+
+    def _num(v: float | None) -> str:
+        return "" if v is None else repr(v)
+
+    for k in range(K):
+        writer.writerow(
+            [
+                k,
+                head.decode(k),
+                "" if status is None else names[int(status[k])],
+                _num(raw[k]),
+                _num(normalized[k]),
+                " ".join(str(j) for j in near[k].tolist()),
+            ]
+        )
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -299,6 +434,21 @@ def _print_text(s: dict[str, Any]) -> None:
             f"  D_k ({ds['label']}): min {q['q00']:.4g}, 5% {q['q05']:.4g}, "
             f"median {q['q50']:.4g}, max {q['q100']:.4g}"
         )
+    if ds["reason"]:
+        print(f"    ({ds['reason']})")
+    am = s["argmax"]
+    if am is not None:
+        bias = "raw rows + bias" if am["has_bias"] else "raw rows, no bias"
+        cert = "certified" if am["certified"] else f"{am['undecided']} undecided"
+        print(
+            f"  unargmaxable tokens     {am['unargmaxable']} ({bias}; {cert}; "
+            f"{am['coinciding']} rows coincide exactly and only tie)"
+        )
+        for item in am["examples"][:10]:
+            print(
+                f"    {item['id']} {item['token']!r}: raw D_k = 0 (inside the hull; residual "
+                f"{item['raw_distance_at_most']:.1e})"
+            )
     print(f"  upper bound rho*(K, d)  {_fmt(s['upper_bound'])}")
     rnd = _fmt(s["random_rho"])
     lo, hi = s["random_lower"], s["random_rho"]
@@ -326,7 +476,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(int(args.threads))
     started = time.time()
     from gnc.analysis.head_geometry import HeadGeometryConfig, analyze_head_geometry
-    from gnc.analysis.heads import load_head
+    from gnc.pretrained import load_head
 
     head = load_head(
         config["source"],
@@ -336,10 +486,20 @@ def run(args: argparse.Namespace) -> int:
     )
     if config["device"] != "cpu":
         head = dataclasses.replace(head, weights=head.weights.to(config["device"]))
+    sample = config["sample_classes"]
+    if sample == "all":
+        sample = head.num_classes
     geo = analyze_head_geometry(
         head,
         HeadGeometryConfig(
-            sample_classes=config["sample_classes"],
+            sample_classes=None
+            if sample == "auto"
+            else head.num_classes
+            if sample == "all"
+            else sample,
+            time_budget=config["time_budget"],
+            argmax=config["argmax"],
+            raw_distances=config["per_class"] is not None,
             seed=config["seed"],
             max_memory_mib=config["max_memory_mib"],
             duplicate_tolerance=config["duplicate_tolerance"],
@@ -354,6 +514,9 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     summary = _summary(geo, head, config)
+    summary["seconds"] = time.time() - started  # loading included
+    if config["per_class"] is not None:
+        _write_per_class(Path(config["per_class"]), geo, head, config["max_memory_mib"])
     if args.out is not None:
         _write_run(args.out, config, summary, geo, started)
     if args.json:

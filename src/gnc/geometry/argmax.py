@@ -1,0 +1,488 @@
+"""Which classes of a linear head can ever be the argmax? Exact, with a certificate either way.
+
+A head with raw rows ``w_1..w_K`` (no normalization) and optional bias ``b`` predicts
+``argmax_j <w_j, h> + b_j``. Class ``k`` is *argmaxable* iff some hidden state ``h`` gives
+
+    <w_k - w_j, h> + b_k - b_j > 0   for every j != k.
+
+Without a bias this fails iff ``w_k`` lies in the convex hull of the other rows (Grivas, Bogoychev
+and Lopez, "Low-Rank Softmax Can Have Unargmaxable Classes in Theory but Rarely in Practice",
+ACL 2022); with a bias, by Farkas' lemma, iff some convex combination ``sum_j lam_j w_j = w_k``
+has ``sum_j lam_j b_j >= b_k``. Without a bias the best margin per unit ``|h|`` is exactly the raw
+one-vs-rest distance ``D_k = dist(w_k, conv{w_j : j != k})`` of Jiang et al. (ICML 2024).
+
+**Certificates.** Argmaxable: a hidden state ``h`` and a lower bound on its margin
+``min_j <w_k - w_j, h> + b_k - b_j`` that already subtracts a rigorous bound on the rounding of
+the float32 or float64 arithmetic that evaluated it. Not argmaxable: the convex weights ``lam``
+with the residual ``|w_k - sum_j lam_j w_j|`` (float64) and the bias excess
+``sum_j lam_j b_j - b_k``; for any ``h`` the margin of ``k`` is then at most
+``residual * |h| - excess``.
+
+**Method.** Rows that coincide exactly with another (bias included) are set apart first: they can
+tie for the maximum but never win it strictly. On the distinct rows one tiled float32 pass of
+``W W^T`` screens every class with ``h = alpha_k w_k`` (``alpha_k`` large enough to beat the
+bias), with the rounding bound ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``; the class with
+the strictly largest bias is screened with ``h = 0``. Only the undecided rest is solved exactly:
+without a bias by the one-vs-rest engine on the raw rows (its direction ``h_k`` or its hull
+point), with a bias by a linear program (HiGHS through ``scipy.optimize.linprog``, cutting planes
+over working sets of rows checked against all rows) whose dual gives
+the convex combination.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gnc._checks import check_matrix, check_positive
+from gnc.geometry.one_vs_rest import one_vs_rest_distances
+from gnc.geometry.pairwise import block_rows, iter_blocks
+
+__all__ = ["ARGMAXABLE", "COINCIDING", "INSIDE_HULL", "UNDECIDED", "ArgmaxResult", "argmaxable"]
+
+#: Status codes of :attr:`ArgmaxResult.status`.
+ARGMAXABLE, INSIDE_HULL, COINCIDING, UNDECIDED = 1, 0, 2, -1
+
+_U32 = 2.0**-24
+_U64 = 2.0**-53
+
+
+def _gamma(n: int, u: float) -> float:
+    return n * u / (1.0 - n * u)
+
+
+@dataclass(frozen=True)
+class ArgmaxResult:
+    """Argmaxability of every class of a head, with certificates.
+
+    Per-class tensors have length ``K`` and hold NaN where a value was not computed.
+
+    Attributes:
+        num_classes: ``K``.
+        feature_dim: ``d``.
+        has_bias: Whether a bias took part.
+        status: ``(K,)`` int8: ``ARGMAXABLE`` (1), ``INSIDE_HULL`` (0, never the argmax),
+            ``COINCIDING`` (2, equals another row and bias exactly: ties, never wins strictly)
+            or ``UNDECIDED`` (-1, on the hull boundary within the tolerance).
+        twin: ``(K,)`` long, the lowest index of the row each row coincides with (itself if none).
+        margins: ``(K,)`` float64 certified lower bound on the margin of the certificate state
+            of each argmaxable class.
+        scales: ``(K,)`` float64 ``alpha_k`` where the certificate state is ``h = alpha_k w_k``
+            (0 for ``h = 0``), NaN where it is a solved state (see ``solved_states``).
+        solved_classes: ``(M,)`` classes whose certificate state came from an exact solve.
+        solved_states: ``(M, d)`` float64 those hidden states.
+        inside: ``(U,)`` the classes inside the hull (``status == INSIDE_HULL``).
+        support: ``(U, s)`` row indices of their convex combinations, ``-1`` padded.
+        support_weights: ``(U, s)`` the convex weights (0 on padding).
+        residuals: ``(U,)`` float64 ``|w_k - sum_j lam_j w_j|`` evaluated in float64.
+        bias_excess: ``(U,)`` float64 ``sum_j lam_j b_j - b_k`` (0 without a bias).
+        raw_distances: ``(K,)`` float64 raw ``D_k`` (no bias) of the classes solved exactly.
+        num_screened: Classes decided by the screen.
+        num_solved: Classes sent to the exact solver.
+        tol: Residual tolerance (relative to the largest row norm) for "inside the hull".
+        seconds: Wall time.
+    """
+
+    num_classes: int
+    feature_dim: int
+    has_bias: bool
+    status: torch.Tensor
+    twin: torch.Tensor
+    margins: torch.Tensor
+    scales: torch.Tensor
+    solved_classes: torch.Tensor
+    solved_states: torch.Tensor
+    inside: torch.Tensor
+    support: torch.Tensor
+    support_weights: torch.Tensor
+    residuals: torch.Tensor
+    bias_excess: torch.Tensor
+    raw_distances: torch.Tensor
+    num_screened: int
+    num_solved: int
+    tol: float
+    seconds: float
+
+    @property
+    def unargmaxable(self) -> torch.Tensor:
+        """Indices of the classes strictly inside (or on) the hull: never the argmax."""
+        return (self.status == INSIDE_HULL).nonzero(as_tuple=True)[0]
+
+    @property
+    def coinciding(self) -> torch.Tensor:
+        """Indices of the rows equal to another row (and bias): they can only tie."""
+        return (self.status == COINCIDING).nonzero(as_tuple=True)[0]
+
+    @property
+    def undecided(self) -> torch.Tensor:
+        """Indices left undecided (boundary cases within the tolerance)."""
+        return (self.status == UNDECIDED).nonzero(as_tuple=True)[0]
+
+    @property
+    def certified(self) -> bool:
+        """Whether every class was decided with a certificate."""
+        return bool((self.status != UNDECIDED).all())
+
+    def hidden_state(self, weights: torch.Tensor, k: int) -> torch.Tensor | None:
+        """The certificate hidden state of argmaxable class ``k`` (``None`` otherwise)."""
+        if int(self.status[k]) != ARGMAXABLE:
+            return None
+        scale = float(self.scales[k])
+        if scale == scale:  # not NaN: h = alpha_k w_k
+            return scale * weights[k].to(torch.float64)
+        pos = (self.solved_classes == k).nonzero(as_tuple=True)[0]
+        return self.solved_states[int(pos[0])]
+
+
+def _coinciding(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``twin[k]`` = lowest index of a row equal to row ``k`` (bias included)."""
+    X = W if b is None else torch.cat([W, b[:, None]], dim=1)
+    _, inverse = torch.unique(X.cpu(), dim=0, return_inverse=True)
+    K = W.shape[0]
+    first = torch.full((int(inverse.max()) + 1,), K, dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(K), reduce="amin")
+    return first[inverse].to(W.device)
+
+
+def _screen(
+    U: torch.Tensor, b: torch.Tensor | None, max_memory_mib: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Certified margins of ``h = alpha_k u_k`` on distinct rows ``U``: ``(margins, alpha)``.
+
+    ``a_j = |u_k|^2 - <u_j, u_k>`` is bounded below in float32 with the rounding bound; if every
+    ``a_j > 0``, ``alpha = 1`` (no negative ``c_j = b_k - b_j``) gives a margin ``>= min_j a_j``
+    and ``alpha = 2 max_j -c_j / a_j`` a margin ``>= alpha min_j a_j / 2``.
+    """
+    K, d = U.shape
+    dev = U.device
+    norms = U.norm(dim=1)
+    sq = (U * U).sum(dim=1) * (1.0 - _gamma(d + 2, _U64))
+    use32 = not (dev.type == "cuda" and torch.get_float32_matmul_precision() != "highest")
+    Uc = U.to(torch.float32) if use32 else U
+    # Rounding of the dot product plus the float32 conversion of both rows.
+    gamma = _gamma(d + 2, _U32) + 3 * _U32 if use32 else _gamma(d + 2, _U64)
+    A = torch.empty(K, dtype=torch.float64, device=dev)
+    R = torch.full((K,), -torch.inf, dtype=torch.float64, device=dev)
+    step = block_rows(K, K * (Uc.element_size() + 3 * 8), max_memory_mib)
+    for a, c in iter_blocks(K, step):
+        ip = (Uc[a:c] @ Uc.T).to(torch.float64)
+        ip += gamma * norms[a:c, None] * norms[None, :]
+        low = sq[a:c, None] - ip  # certified lower bounds on a_j
+        ar = torch.arange(c - a, device=dev)
+        low[ar, torch.arange(a, c, device=dev)] = torch.inf
+        A[a:c] = low.min(dim=1).values
+        if b is not None:
+            neg = b[None, :] - b[a:c, None]  # -c_j
+            ratio = torch.where(neg > 0, neg / low.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+            ratio[ar, torch.arange(a, c, device=dev)] = 0.0
+            R[a:c] = ratio.max(dim=1).values
+        del ip, low
+    ok = A > 0
+    alpha = torch.where(R > 0, 2.0 * R, 1.0)
+    margin = torch.where(R > 0, R * A, A) * (1.0 - 1e-12)
+    margin = torch.where(ok, margin, torch.nan)
+    alpha = torch.where(ok, alpha, torch.nan)
+    return margin, alpha
+
+
+def _verified_margins(
+    U: torch.Tensor, b: torch.Tensor | None, cls: torch.Tensor, H: torch.Tensor
+) -> torch.Tensor:
+    """Certified lower bounds of ``min_{j != k} <u_k - u_j, h> + b_k - b_j`` in float64."""
+    d = U.shape[1]
+    norms = U.norm(dim=1)
+    hn = H.norm(dim=1)
+    P = H @ U.T  # (M, K)
+    own = P.gather(1, cls[:, None])
+    m = own - P
+    bmax = 0.0
+    if b is not None:
+        m += b[cls, None] - b[None, :]
+        bmax = float(b.abs().max())
+    m[torch.arange(cls.numel(), device=U.device), cls] = torch.inf
+    err = _gamma(d + 4, _U64) * (2.0 * hn * float(norms.max()) + 2.0 * bmax) * 2.0
+    out: torch.Tensor = m.min(dim=1).values - err
+    return out
+
+
+def _lp(
+    U: np.ndarray, b: np.ndarray, k: int, *, working_set: int = 256, max_rounds: int = 50
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """``max t : <u_j - u_k, h> + t <= b_k - b_j, t <= 1`` by cutting planes.
+
+    The LP is solved on a working set of rows (those with the largest ``<u_j, u_k> + b_j``),
+    its solution checked against all rows, the most violated rows added, until none is left.
+    Returns ``(h, None, rows)`` if ``t* > 0`` on all rows, ``(None, lam, rows)`` with the convex
+    weights of the dual over the working set ``rows`` if ``t* <= 0`` (a combination of real rows:
+    a certificate for all rows), or ``(None, None, rows)`` if the solver failed.
+    """
+    from scipy.optimize import linprog
+
+    K, d = U.shape
+    score = U @ U[k] + b
+    score[k] = -np.inf
+    m = min(K - 1, working_set)
+    rows = np.argpartition(-score, m - 1)[:m]
+    cost = np.zeros(d + 1)
+    cost[-1] = -1.0
+    bounds = [(None, None)] * d + [(None, 1.0)]
+    for _ in range(max_rounds):
+        A = np.hstack([U[rows] - U[k], np.ones((rows.size, 1))])
+        res = linprog(cost, A_ub=A, b_ub=b[k] - b[rows], bounds=bounds, method="highs")
+        if res.status != 0:
+            return None, None, rows
+        if -res.fun <= 0:
+            lam = np.clip(-np.asarray(res.ineqlin.marginals), 0.0, None)
+            total = lam.sum()
+            return None, (lam / total if total > 0 else None), rows
+        h = np.asarray(res.x[:d])
+        margin = (U[k] - U) @ h + (b[k] - b)
+        margin[k] = np.inf
+        bad = np.flatnonzero(margin <= 0)
+        if bad.size == 0:
+            return h, None, rows
+        add = bad[np.argsort(margin[bad])[:64]]
+        rows = np.union1d(rows, add)
+    return None, None, rows
+
+
+def argmaxable(
+    weights: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    max_memory_mib: float = 1024.0,
+    tol: float = 1e-9,
+    progress: bool = False,
+) -> ArgmaxResult:
+    """Decide for every class whether some hidden state makes it the argmax (exact, certified).
+
+    Args:
+        weights: ``(K, d)`` raw classifier rows (not normalized), ``K >= 2``.
+        bias: ``(K,)`` bias or ``None``.
+        max_memory_mib: Memory budget of one tile of the screen.
+        tol: A class is inside the hull when its convex combination's residual is at most
+            ``tol * max_k |w_k|`` (and its bias excess at least ``-tol * max |b|``).
+        progress: Show a tqdm bar of the exact solves on stderr.
+
+    Returns:
+        An :class:`ArgmaxResult`.
+
+    Raises:
+        ValueError: On a non-finite or non-2-D matrix, fewer than two rows, or a bias of the
+            wrong shape.
+
+    Example:
+        >>> W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0], [0.1, 0.1], [0.0, 1.0]])
+        >>> res = argmaxable(W)
+        >>> res.status.tolist(), res.unargmaxable.tolist(), res.coinciding.tolist()
+        ([1, 2, 1, 0, 2], [3], [1, 4])
+        >>> argmaxable(W, torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0])).status.tolist()
+        [1, 2, 1, 1, 2]
+    """
+    start = time.perf_counter()
+    W = check_matrix("weights", weights, min_rows=2).to(torch.float64)
+    K, d = W.shape
+    dev = W.device
+    b: torch.Tensor | None = None
+    if bias is not None:
+        b = torch.as_tensor(bias).to(device=dev, dtype=torch.float64)
+        if b.shape != (K,) or not bool(torch.isfinite(b).all()):
+            raise ValueError(
+                f"Expected `bias` of shape ({K},) with finite values to match `weights` "
+                f"{tuple(W.shape)}, but got shape {tuple(b.shape)}."
+            )
+    tol = check_positive("tol", tol)
+    status = torch.full((K,), UNDECIDED, dtype=torch.int8, device=dev)
+    margins = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
+    scales = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
+    raw = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
+    twin = _coinciding(W, b)
+    ar = torch.arange(K, device=dev)
+    status[twin != ar] = COINCIDING
+    status[twin[twin != ar]] = COINCIDING
+    distinct = (twin == ar).nonzero(as_tuple=True)[0]
+    U = W[distinct]
+    bu = None if b is None else b[distinct]
+    n = U.shape[0]
+    empty_i = torch.empty(0, dtype=torch.long, device=dev)
+    empty_f = torch.empty(0, dtype=torch.float64, device=dev)
+    solved_cls, solved_h = empty_i, torch.empty(0, d, dtype=torch.float64, device=dev)
+    inside_local: list[int] = []
+    inside_sup: list[np.ndarray] = []
+    inside_w: list[np.ndarray] = []
+    num_screened = num_solved = 0
+    if n == 1:  # every row is the same: all tie
+        status[:] = COINCIDING
+    else:
+        local = torch.full((n,), UNDECIDED, dtype=torch.int8, device=dev)
+        m, alpha = _screen(U, bu, max_memory_mib)
+        hit = m > 0
+        local[hit] = ARGMAXABLE
+        if bu is not None:  # h = 0 for the strictly largest bias
+            top = torch.topk(bu, 2).values
+            k0 = int(bu.argmax())
+            if float(top[0] - top[1]) > 0 and not bool(hit[k0]):
+                local[k0] = ARGMAXABLE
+                m[k0], alpha[k0] = float(top[0] - top[1]), 0.0
+        num_screened = int((local == ARGMAXABLE).sum())
+        todo = (local == UNDECIDED).nonzero(as_tuple=True)[0]
+        num_solved = int(todo.numel())
+        scale_max = float(U.norm(dim=1).max())
+        states: list[torch.Tensor] = []
+        state_cls: list[int] = []
+        lp_todo: list[int] = []
+        if todo.numel():
+            # The raw one-vs-rest engine (no bias): a positive distance gives a direction h_k
+            # with margin >= lb_k per unit; with a bias, alpha h_k wins once alpha lb_k exceeds
+            # the largest bias deficit max_j b_j - b_k.
+            res = one_vs_rest_distances(
+                U,
+                normalize=False,
+                classes=todo,
+                max_memory_mib=max_memory_mib,
+                tol=tol * max(scale_max, 1e-300),
+                progress=progress,
+            )
+            if bu is None:
+                raw[distinct[todo]] = res.distances
+            pos = res.lower_bounds > 0
+            good = torch.zeros_like(pos)
+            if bool(pos.any()):
+                cand = todo[pos]
+                H = res.directions[pos]
+                if bu is not None:
+                    top2 = torch.topk(bu, 2)
+                    best_other = torch.where(
+                        top2.indices[0] == cand, top2.values[1], top2.values[0]
+                    )
+                    deficit = (best_other - bu[cand]).clamp_min(0.0)
+                    lift = torch.clamp(2.0 * deficit / res.lower_bounds[pos], min=1.0)
+                    H = H * lift[:, None]
+                mv = _verified_margins(U, bu, cand, H)
+                good[pos] = mv > 0
+                local[cand[mv > 0]] = ARGMAXABLE
+                m[cand[mv > 0]] = mv[mv > 0]
+                states.extend(H[mv > 0])
+                state_cls.extend(cand[mv > 0].tolist())
+            for i in (~good).nonzero(as_tuple=True)[0].tolist():
+                if bu is not None:  # inside the raw hull: a bias may still rescue it
+                    lp_todo.append(int(todo[i]))
+                    continue
+                sup = res.support[i]
+                live = sup >= 0
+                inside_local.append(int(todo[i]))
+                inside_sup.append(sup[live].cpu().numpy())
+                inside_w.append(res.support_weights[i][live].cpu().numpy())
+        if lp_todo:
+            assert bu is not None
+            Un, bn = U.cpu().numpy(), bu.cpu().numpy()
+            bar = tqdm(
+                lp_todo,
+                desc="argmax LP",
+                unit="class",
+                disable=not progress,
+                leave=False,
+                file=sys.stderr,
+            )
+            for k in bar:
+                h, lam, rest = _lp(Un, bn, k)
+                if h is not None:
+                    ht = torch.from_numpy(h).to(dev)
+                    mv = _verified_margins(U, bu, torch.tensor([k], device=dev), ht[None, :])
+                    if float(mv[0]) > 0:
+                        local[k] = ARGMAXABLE
+                        m[k] = mv[0]
+                        states.append(ht)
+                        state_cls.append(k)
+                elif lam is not None:
+                    on = lam > 0
+                    inside_local.append(k)
+                    inside_sup.append(rest[on])
+                    inside_w.append(lam[on])
+        # Re-derive every convex combination's residual and bias excess in float64.
+        keep: list[int] = []
+        resid_l: list[float] = []
+        excess_l: list[float] = []
+        bscale = 0.0 if bu is None else float(bu.abs().max())
+        for k, sup_np, wts in zip(inside_local, inside_sup, inside_w, strict=True):
+            lam_t = torch.from_numpy(np.asarray(wts, dtype=np.float64)).to(dev)
+            idx = torch.from_numpy(np.asarray(sup_np, dtype=np.int64)).to(dev)
+            r = float((U[k] - lam_t @ U[idx]).norm()) if idx.numel() else float(U[k].norm())
+            e = 0.0 if bu is None else float(lam_t @ bu[idx] - bu[k])
+            if idx.numel() and r <= tol * scale_max and e >= -tol * max(bscale, 1e-300):
+                local[k] = INSIDE_HULL
+                keep.append(len(resid_l))
+            resid_l.append(r)
+            excess_l.append(e)
+        ok = local == ARGMAXABLE
+        per_row = torch.full((K,), UNDECIDED, dtype=torch.int8, device=dev)
+        per_row[distinct] = local
+        per_row = per_row[twin]
+        grouped = status == COINCIDING
+        status = torch.where(grouped & (per_row == ARGMAXABLE), COINCIDING, per_row)
+        margins[distinct[ok]] = m[ok]
+        scales[distinct[ok]] = alpha[ok]
+        margins[grouped] = torch.nan
+        scales[grouped] = torch.nan
+        if state_cls:
+            solved_cls = distinct[torch.tensor(state_cls, dtype=torch.long, device=dev)]
+            solved_h = torch.stack(states)
+            scales[solved_cls] = torch.nan
+        sel = [inside_local[i] for i in keep]
+        inside_idx = distinct[torch.tensor(sel, dtype=torch.long, device=dev)] if sel else empty_i
+        s = max([1] + [len(inside_sup[i]) for i in keep])
+        support = torch.full((len(keep), s), -1, dtype=torch.long, device=dev)
+        sweights = torch.zeros(len(keep), s, dtype=torch.float64, device=dev)
+        for row, i in enumerate(keep):
+            cnt = len(inside_sup[i])
+            support[row, :cnt] = distinct[torch.from_numpy(np.asarray(inside_sup[i])).to(dev)]
+            sweights[row, :cnt] = torch.from_numpy(np.asarray(inside_w[i], dtype=np.float64))
+        residuals = torch.tensor([resid_l[i] for i in keep], dtype=torch.float64, device=dev)
+        excess = torch.tensor([excess_l[i] for i in keep], dtype=torch.float64, device=dev)
+        return ArgmaxResult(
+            num_classes=K,
+            feature_dim=d,
+            has_bias=b is not None,
+            status=status,
+            twin=twin,
+            margins=margins,
+            scales=scales,
+            solved_classes=solved_cls,
+            solved_states=solved_h,
+            inside=inside_idx,
+            support=support,
+            support_weights=sweights,
+            residuals=residuals,
+            bias_excess=excess,
+            raw_distances=raw,
+            num_screened=num_screened,
+            num_solved=num_solved,
+            tol=tol,
+            seconds=time.perf_counter() - start,
+        )
+    return ArgmaxResult(
+        num_classes=K,
+        feature_dim=d,
+        has_bias=b is not None,
+        status=status,
+        twin=twin,
+        margins=margins,
+        scales=scales,
+        solved_classes=solved_cls,
+        solved_states=solved_h,
+        inside=empty_i,
+        support=torch.empty(0, 1, dtype=torch.long, device=dev),
+        support_weights=torch.empty(0, 1, dtype=torch.float64, device=dev),
+        residuals=empty_f,
+        bias_excess=empty_f,
+        raw_distances=raw,
+        num_screened=num_screened,
+        num_solved=num_solved,
+        tol=tol,
+        seconds=time.perf_counter() - start,
+    )

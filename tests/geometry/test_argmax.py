@@ -1,0 +1,139 @@
+"""Unargmaxable classes: hand-built hulls, scipy's ConvexHull, an independent LP with a bias."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linprog
+from scipy.spatial import ConvexHull
+
+from gnc.geometry.argmax import ARGMAXABLE, COINCIDING, INSIDE_HULL, argmaxable
+
+
+def _check_certificates(W: torch.Tensor, b: torch.Tensor | None, res) -> None:
+    """Re-derive every certificate independently in float64 NumPy."""
+    Wn = W.double().numpy()
+    bn = np.zeros(W.shape[0]) if b is None else b.double().numpy()
+    for k in (res.status == ARGMAXABLE).nonzero(as_tuple=True)[0].tolist():
+        h = res.hidden_state(W, k).numpy()
+        logits = Wn @ h + bn
+        others = np.delete(logits, k)
+        margin = logits[k] - others.max()
+        assert margin > 0, k
+        assert float(res.margins[k]) <= margin + 1e-9 * (1 + abs(margin))
+    for row, k in enumerate(res.inside.tolist()):
+        sup = res.support[row]
+        live = sup >= 0
+        lam = res.support_weights[row][live].numpy()
+        idx = sup[live].numpy()
+        assert k not in idx.tolist()
+        assert np.all(lam >= 0) and abs(lam.sum() - 1) < 1e-9
+        resid = np.linalg.norm(Wn[k] - lam @ Wn[idx])
+        assert resid <= 1e-7 * np.abs(Wn).max() + 1e-12
+        assert lam @ bn[idx] - bn[k] >= -1e-7
+
+
+def test_hand_built_hull() -> None:
+    square = [[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]]
+    inner = [[0.0, 0.0], [0.5, -0.25], [1.0, 0.0]]  # the last one on an edge: never wins strictly
+    outer = [[2.0, 0.0]]
+    W = torch.tensor(square + inner + outer + [[1.0, 1.0]])
+    res = argmaxable(W)
+    # Row 0 and its copy (last row) tie; [2, 0] cuts the square's right edge off the hull, so
+    # [1, 1] and [1, -1] are still vertices; the inner points and [1, 0] are inside.
+    assert res.status.tolist() == [2, 1, 1, 1, 0, 0, 0, 1, 2]
+    assert res.coinciding.tolist() == [0, 8]
+    assert res.unargmaxable.tolist() == [4, 5, 6]
+    assert res.certified
+    _check_certificates(W, None, res)
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+def test_random_cloud_matches_convex_hull(d: int) -> None:
+    gen = np.random.default_rng(d)
+    K = 60
+    X = gen.standard_normal((K, d)) * gen.uniform(0.3, 1.5, size=(K, 1))
+    W = torch.from_numpy(X)
+    res = argmaxable(W, max_memory_mib=0.01)  # one row per tile
+    vertices = set(ConvexHull(X).vertices.tolist())
+    got = set((res.status == ARGMAXABLE).nonzero(as_tuple=True)[0].tolist())
+    assert got == vertices
+    assert set(res.unargmaxable.tolist()) == set(range(K)) - vertices
+    assert res.certified
+    _check_certificates(W, None, res)
+
+
+def test_on_device_matches_convex_hull(device: torch.device) -> None:
+    gen = np.random.default_rng(11)
+    X = gen.standard_normal((80, 3)) * gen.uniform(0.2, 1.5, size=(80, 1))
+    res = argmaxable(torch.from_numpy(X).to(device))
+    assert res.status.device.type == device.type
+    vertices = set(ConvexHull(X).vertices.tolist())
+    assert set((res.status == ARGMAXABLE).nonzero(as_tuple=True)[0].tolist()) == vertices
+    assert res.certified
+
+
+def test_float32_rows_many_classes_screen_and_solve() -> None:
+    gen = torch.Generator().manual_seed(3)
+    K, d = 3000, 5  # qhull's cost grows fast with d: keep the oracle cheap
+    W = torch.randn(K, d, generator=gen) * torch.rand(K, 1, generator=gen).pow(3)
+    res = argmaxable(W)
+    vertices = set(ConvexHull(W.double().numpy()).vertices.tolist())
+    assert set((res.status == ARGMAXABLE).nonzero(as_tuple=True)[0].tolist()) == vertices
+    assert res.num_screened + res.num_solved == K
+    _check_certificates(W, None, res)
+
+
+def _lp_argmaxable(W: np.ndarray, b: np.ndarray, k: int) -> bool:
+    """Independent oracle: maximize t s.t. <w_k - w_j, h> + b_k - b_j >= t in a box."""
+    K, d = W.shape
+    rest = np.delete(np.arange(K), k)
+    A = np.hstack([W[rest] - W[k], np.ones((K - 1, 1))])
+    res = linprog(
+        np.r_[np.zeros(d), -1.0],
+        A_ub=A,
+        b_ub=b[k] - b[rest],
+        bounds=[(-1e3, 1e3)] * d + [(None, 1.0)],
+        method="highs-ipm",
+    )
+    return bool(-res.fun > 1e-9)
+
+
+def test_bias_against_independent_lp() -> None:
+    gen = np.random.default_rng(7)
+    K, d = 40, 3
+    X = gen.standard_normal((K, d)) * gen.uniform(0.2, 1.2, size=(K, 1))
+    b = gen.standard_normal(K) * 0.3
+    res = argmaxable(torch.from_numpy(X), torch.from_numpy(b))
+    expected = [_lp_argmaxable(X, b, k) for k in range(K)]
+    assert (res.status == ARGMAXABLE).tolist() == expected
+    assert set(res.unargmaxable.tolist()) == {k for k in range(K) if not expected[k]}
+    assert res.has_bias and res.certified
+    _check_certificates(torch.from_numpy(X), torch.from_numpy(b), res)
+    # A bias can rescue an interior row: with a large enough bias it wins at h = 0.
+    inner = int(res.unargmaxable[0])
+    b2 = b.copy()
+    b2[inner] = 100.0
+    again = argmaxable(torch.from_numpy(X), torch.from_numpy(b2))
+    assert int(again.status[inner]) == ARGMAXABLE
+    assert float(again.scales[inner]) == 0.0
+
+
+def test_coinciding_rows_inside_the_hull_are_inside() -> None:
+    W = torch.tensor([[1.0, 0.0], [-1.0, 1.0], [-1.0, -1.0], [0.0, 0.0], [0.0, 0.0]])
+    res = argmaxable(W)
+    assert res.status.tolist() == [1, 1, 1, INSIDE_HULL, INSIDE_HULL]
+    # Same rows, different biases: they no longer coincide.
+    res_b = argmaxable(W, torch.tensor([0.0, 0.0, 0.0, 0.0, 0.1]))
+    assert int(res_b.status[3]) == INSIDE_HULL and int(res_b.status[4]) != COINCIDING
+
+
+def test_all_rows_equal_tie() -> None:
+    res = argmaxable(torch.ones(4, 3))
+    assert res.status.tolist() == [COINCIDING] * 4
+
+
+def test_bad_bias_is_one_line() -> None:
+    with pytest.raises(ValueError, match="Expected `bias` of shape \\(3,\\)"):
+        argmaxable(torch.eye(3), torch.zeros(2))
