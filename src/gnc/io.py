@@ -1,14 +1,29 @@
-"""Files: K x d matrices (.npy, .npz, .pt, .safetensors), JSON-safe values, atomic writes."""
+"""Files: safe readers, atomic writes with the umask's permissions, output locks, JSON values.
+
+Matrices (.npy, .npz, .pt, .safetensors), TOML configs and checkpoints are read here.
+
+Every reader here is a boundary for hostile input: a malformed file raises
+:class:`FileFormatError` (a ``ValueError``) naming the file and the problem, before anything
+larger than the file is allocated (declared sizes are compared with the file's size first), and
+no reader ever unpickles (``np.load(allow_pickle=False)``, ``torch.load(weights_only=True)``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import importlib
 import json
 import math
 import os
 import platform
+import signal
+import struct
 import tempfile
 import time
-from collections.abc import Callable
+import tomllib
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,17 +31,79 @@ import numpy as np
 import torch
 
 __all__ = [
+    "ArrayKeyError",
+    "FileFormatError",
+    "OutputInUseError",
     "atomic_save_npz",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "default_file_mode",
     "dump_json",
     "load_matrix",
+    "lock_output",
     "read_array",
+    "read_checkpoint",
+    "read_npy",
+    "read_npz",
+    "read_safetensors",
+    "read_toml",
+    "read_torch",
     "run_metadata",
     "save_array",
     "to_jsonable",
 ]
+
+#: The lock file that :func:`lock_output` holds inside an output folder.
+LOCK_NAME = ".gnc.lock"
+
+#: Largest ``.npy`` header accepted (NumPy's own default limit is 10,000 bytes).
+_MAX_NPY_HEADER = 1 << 16
+#: Largest safetensors JSON header accepted (the safetensors library's own limit).
+_MAX_SAFETENSORS_HEADER = 100_000_000
+#: Deflate cannot compress by more than ~1032:1; a member declaring more is lying.
+_MAX_DEFLATE_RATIO = 1100
+#: Largest TOML config accepted.
+_MAX_TOML_BYTES = 16 << 20
+
+_NPY_MAGIC = b"\x93NUMPY"
+_SAFETENSORS_ITEMSIZE = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
+    "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8,
+}  # fmt: skip
+
+
+class FileFormatError(ValueError):
+    """A file that cannot be read as what it claims to be; one line naming the file and problem.
+
+    Readers of any format (here and elsewhere in gnc) raise it so that the command line reports
+    every malformed input the same way (one line, exit status 2).
+
+    Example:
+        >>> str(FileFormatError("w.npy", "not an .npy file"))
+        'cannot read w.npy: not an .npy file'
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"cannot read {self.path}: {self.problem}")
+
+
+class ArrayKeyError(ValueError, KeyError):
+    """A requested array name that the file does not hold (a ``ValueError`` and a ``KeyError``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class OutputInUseError(RuntimeError):
+    """Another process holds the lock on an output folder (see :func:`lock_output`)."""
+
+
+# --------------------------------------------------------------------------------------------
+# JSON and run metadata
+# --------------------------------------------------------------------------------------------
 
 
 def to_jsonable(value: Any) -> Any:
@@ -72,11 +149,48 @@ def run_metadata(seed: int | None = None, started: float | None = None) -> dict[
     return meta
 
 
+# --------------------------------------------------------------------------------------------
+# Atomic writes, permissions, output locks
+# --------------------------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it elsewhere
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode(path: str | os.PathLike[str] | None = None) -> int:
+    """The mode ``open(path, "w")`` would leave: the existing file's, else ``0o666 & ~umask``.
+
+    Example:
+        >>> old = os.umask(0o027)
+        >>> oct(default_file_mode())
+        '0o640'
+        >>> _ = os.umask(old)
+    """
+    if path is not None:
+        with contextlib.suppress(OSError):
+            return os.stat(path).st_mode & 0o7777
+    return 0o666 & ~_umask()
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any]) -> None:
     """Create ``path`` atomically from what ``writer`` writes to a binary file handle.
 
     The handle is a temporary file in the same folder, which then replaces ``path``: readers see
-    the old file or the complete new one, never a part.
+    the old file or the complete new one, never a part; an exception or an interrupt (SIGINT,
+    SIGTERM turned into an exception by the command line) removes the temporary file. The result
+    gets the mode a plain ``open(path, "w")`` would give (the umask's, or the replaced file's).
 
     Example:
         >>> import tempfile
@@ -87,14 +201,22 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mode = default_file_mode(path)
+    # No signal between creating the temporary file and owning its clean-up.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as fh:
+                writer(fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -121,11 +243,406 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def read_array(path: str | Path, *, key: str | None = None) -> tuple[Any, str | None]:
+def _lock_holder(lock: Path) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(lock.read_text().split()[0])
+        return f" (pid {pid})"
+    return ""
+
+
+@contextlib.contextmanager
+def lock_output(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive lock on output ``folder`` (``fcntl.flock`` on ``folder/.gnc.lock``).
+
+    A second holder, in this or another process, fails at once with :class:`OutputInUseError`
+    naming the folder and the pid that holds it. The lock dies with its process, so a killed run
+    never leaves a stale lock; a folder that this call created and nothing else wrote to is
+    removed again.
+
+    Raises:
+        OutputInUseError: If another run holds the lock.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "run"
+        >>> with lock_output(out):
+        ...     with lock_output(out):  # doctest: +ELLIPSIS
+        ...         pass
+        Traceback (most recent call last):
+        gnc.io.OutputInUseError: another gnc run is writing to ... (pid ...); wait for it ...
+        >>> out.exists()
+        False
+    """
+    import fcntl
+
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise OutputInUseError(
+                f"another gnc run is writing to {folder}{_lock_holder(lock)}; wait for it to "
+                "finish or choose another output folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield folder
+        finally:
+            if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+                lock.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+    finally:
+        os.close(fd)  # releases the flock
+
+
+# --------------------------------------------------------------------------------------------
+# Readers (the boundary for hostile files)
+# --------------------------------------------------------------------------------------------
+
+
+def _existing_file(path: str | os.PathLike[str], what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        if p.exists():
+            raise FileFormatError(p, f"not a regular file (expected {what})")
+        raise FileNotFoundError(f"No such file: {p} (expected {what}; it does not exist)")
+    return p
+
+
+def _numpy_dtype_problem(dtype: np.dtype[Any]) -> str | None:
+    """Why gnc refuses arrays of ``dtype`` as numbers, or ``None`` for real floats/integers."""
+    if dtype.hasobject:
+        return "it holds Python objects (pickled data), which gnc never loads"
+    if dtype.kind == "f" or dtype.kind in "iu":
+        return None
+    kinds = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes"}
+    return f"unsupported dtype {dtype} ({kinds.get(dtype.kind, 'not real numbers')})"
+
+
+def _npy_header(
+    fh: IO[bytes], path: Path, available: int, member: str = ""
+) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """Parse an ``.npy`` header from ``fh`` and check it against the ``available`` bytes."""
+    where = f"member {member!r}: " if member else ""
+    magic = fh.read(6)
+    if magic != _NPY_MAGIC:
+        start = magic + fh.read(10)
+        hint = (
+            " (it looks like text)"
+            if start and all(32 <= b < 127 or b in b"\t\r\n" for b in start)
+            else ""
+        )
+        raise FileFormatError(
+            path, f"{where}not an .npy file: it starts with {start!r}, not \\x93NUMPY{hint}"
+        )
+    version = fh.read(2)
+    if len(version) < 2 or (version[0], version[1]) not in ((1, 0), (2, 0), (3, 0)):
+        raise FileFormatError(path, f"{where}unsupported or truncated .npy version {version!r}")
+    fmt = "<H" if version[0] == 1 else "<I"
+    raw = fh.read(struct.calcsize(fmt))
+    if len(raw) < struct.calcsize(fmt):
+        raise FileFormatError(path, f"{where}truncated .npy header")
+    (length,) = struct.unpack(fmt, raw)
+    offset = 6 + 2 + len(raw) + length
+    if length > _MAX_NPY_HEADER or offset > available:
+        raise FileFormatError(
+            path,
+            f"{where}the .npy header claims {length} bytes but the file has {available} bytes "
+            "(truncated or corrupt)",
+        )
+    text = fh.read(length)
+    if len(text) < length:
+        raise FileFormatError(path, f"{where}truncated .npy header")
+    try:
+        import ast
+
+        header = ast.literal_eval(text.decode("latin1" if version[0] < 3 else "utf8"))
+        shape, fortran, descr = header["shape"], header["fortran_order"], header["descr"]
+        if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+            raise ValueError(f"bad shape {shape!r}")
+        if not isinstance(fortran, bool):
+            raise ValueError(f"bad fortran_order {fortran!r}")
+        dtype = np.lib.format.descr_to_dtype(descr)
+    except Exception as err:  # any failure to parse: a malformed header
+        raise FileFormatError(path, f"{where}malformed .npy header ({err})") from None
+    problem = _numpy_dtype_problem(dtype)
+    if dtype.hasobject:
+        raise FileFormatError(path, f"{where}{problem}")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > available - offset:
+        raise FileFormatError(
+            path,
+            f"{where}the header declares shape {shape} of {dtype} ({declared:,} bytes) but only "
+            f"{available - offset:,} bytes of data follow (truncated or corrupt)",
+        )
+    return shape, fortran, dtype
+
+
+def _wrap_read_error(path: Path, err: BaseException, member: str = "") -> FileFormatError:
+    where = f"member {member!r}: " if member else ""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return FileFormatError(path, f"{where}{text}")
+
+
+def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an ``.npy`` file safely (header checked against the file's size; no pickle).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        FileFormatError: If the file is not a well-formed ``.npy`` file of a non-object dtype.
+    """
+    p = _existing_file(path, "an .npy file")
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        shape, fortran, dtype = _npy_header(fh, p, size)
+        try:
+            count = math.prod(shape)
+            data = np.fromfile(fh, dtype=dtype, count=count)
+        except (OSError, ValueError, MemoryError) as err:
+            raise _wrap_read_error(p, err) from None
+    if data.size != count:
+        raise FileFormatError(p, f"truncated: expected {count} values, read {data.size}")
+    return data.reshape(shape, order="F" if fortran else "C")
+
+
+def _check_zip(path: Path, what: str) -> zipfile.ZipFile:
+    """Open ``path`` as a zip archive whose members' declared sizes fit the file."""
+    size = path.stat().st_size
+    if size == 0:
+        raise FileFormatError(path, f"empty file (0 bytes; expected {what})")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
+        raise FileFormatError(path, f"not {what} (not a valid zip archive: {err})") from None
+    try:
+        seen: set[str] = set()
+        for info in zf.infolist():
+            if info.filename in seen:
+                raise FileFormatError(path, f"duplicate key {info.filename!r} in the archive")
+            seen.add(info.filename)
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise FileFormatError(
+                    path, f"member {info.filename!r} uses unsupported compression"
+                )
+            limit = info.compress_size * (
+                1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
+            )
+            if info.compress_size > size or info.file_size > limit + 1024:
+                raise FileFormatError(
+                    path,
+                    f"member {info.filename!r} declares {info.file_size:,} bytes from "
+                    f"{info.compress_size:,} stored bytes in a {size:,}-byte file (corrupt)",
+                )
+    except BaseException:
+        zf.close()
+        raise
+    return zf
+
+
+def read_npz(
+    path: str | os.PathLike[str],
+    *,
+    keys: tuple[str, ...] | None = None,
+    required: tuple[str, ...] = (),
+) -> dict[str, np.ndarray]:
+    """Read the arrays of an ``.npz`` archive safely, optionally only those named in ``keys``.
+
+    Each member's header is checked against its declared size, and each declared size against
+    the archive's size, before anything is allocated; no pickle.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        FileFormatError: On an empty, truncated or corrupt archive, duplicate keys, members that
+            are not ``.npy`` arrays, object arrays, or a missing ``required`` array.
+    """
+    p = _existing_file(path, "an .npz archive")
+    arrays: dict[str, np.ndarray] = {}
+    with _check_zip(p, "an .npz archive") as zf:
+        infos = zf.infolist()
+        if not infos:
+            raise FileFormatError(p, "an empty .npz archive (no arrays)")
+        for info in infos:
+            name = info.filename
+            key = name[:-4] if name.endswith(".npy") else name
+            if key in arrays:
+                raise FileFormatError(p, f"duplicate key {key!r} in the archive")
+            if keys is not None and key not in keys:
+                continue
+            try:
+                with zf.open(info) as fh:
+                    _npy_header(fh, p, info.file_size, member=name)
+                with zf.open(info) as fh:
+                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
+            except FileFormatError:
+                raise
+            except Exception as err:  # zlib/zipfile/numpy errors on bad bytes
+                raise _wrap_read_error(p, err, name) from None
+        names = sorted(i.filename.removesuffix(".npy") for i in infos)
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        wanted = ", ".join(f"`{k}`" for k in required)
+        raise FileFormatError(p, f"expected arrays {wanted}, but the archive has {names}")
+    return arrays
+
+
+def read_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` file after validating its header against the file's size.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        FileFormatError: On a truncated file, a malformed or duplicate-key JSON header, unknown
+            dtypes, or tensors whose offsets or sizes do not fit the data.
+    """
+    p = _existing_file(path, "a .safetensors file")
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        raw = fh.read(8)
+        if len(raw) < 8:
+            raise FileFormatError(
+                p, f"truncated: {size} bytes, shorter than the 8-byte header length"
+            )
+        (length,) = struct.unpack("<Q", raw)
+        if length > min(size - 8, _MAX_SAFETENSORS_HEADER):
+            raise FileFormatError(
+                p,
+                f"invalid header length {length:,} for a {size:,}-byte file "
+                "(not a .safetensors file?)",
+            )
+        text = fh.read(length)
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise ValueError(f"duplicate key {k!r}")
+            out[k] = v
+        return out
+
+    try:
+        header = json.loads(text.decode("utf-8"), object_pairs_hook=no_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise FileFormatError(p, f"malformed header: {err}") from None
+    if not isinstance(header, dict):
+        raise FileFormatError(p, f"malformed header: a JSON {type(header).__name__}, not an object")
+    data_size = size - 8 - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
+                raise ValueError
+            if not (type(begin) is int and type(end) is int):
+                raise ValueError
+        except (TypeError, KeyError, ValueError):
+            raise FileFormatError(p, f"malformed header entry for tensor {name!r}") from None
+        if dtype not in _SAFETENSORS_ITEMSIZE:
+            raise FileFormatError(p, f"tensor {name!r} has unsupported dtype {dtype!r}")
+        nbytes = math.prod(shape) * _SAFETENSORS_ITEMSIZE[dtype]
+        if not 0 <= begin <= end <= data_size or end - begin != nbytes:
+            raise FileFormatError(
+                p,
+                f"tensor {name!r} of shape {tuple(shape)} {dtype} ({nbytes:,} bytes) has offsets "
+                f"[{begin}, {end}] outside the {data_size:,} data bytes",
+            )
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(p)))
+    except Exception as err:  # SafetensorError and friends on bad bytes
+        raise _wrap_read_error(p, err) from None
+
+
+def _torch_load(p: Path, map_location: Any, safe_globals: list[Any]) -> Any:
+    with _check_zip(p, "a PyTorch (.pt) file"):
+        pass
+    try:
+        with torch.serialization.safe_globals(safe_globals):
+            return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types on corrupt files
+        if "Weights only load failed" in str(err):
+            raise FileFormatError(
+                p,
+                "it holds pickled Python objects, not only tensors; gnc loads tensors only "
+                "(torch.load(weights_only=True)) and never runs code from a file",
+            ) from None
+        raise _wrap_read_error(p, err) from None
+
+
+def read_torch(path: str | os.PathLike[str]) -> Any:
+    """Read a ``.pt``/``.pth`` file of tensors (``torch.load(weights_only=True)``, never pickle).
+
+    Only the zip format of ``torch.save`` (the default since PyTorch 1.6) is read; its members'
+    declared sizes are checked against the file first.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        FileFormatError: On a truncated or corrupt file, or one carrying pickled objects.
+    """
+    p = _existing_file(path, "a PyTorch (.pt) file")
+    return _torch_load(p, "cpu", [])
+
+
+def read_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") -> Any:
+    """Read a training checkpoint written by gnc: tensors, numbers, strings and NumPy RNG state.
+
+    Like :func:`read_torch` (no code runs), with NumPy arrays allowed for the saved RNG state.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        FileFormatError: On a truncated or corrupt checkpoint.
+    """
+    p = _existing_file(path, "a checkpoint (.pt) file")
+    allowed: list[Any] = [
+        importlib.import_module("numpy._core.multiarray")._reconstruct,  # how NumPy pickles
+        np.ndarray,
+        np.dtype,
+        type(np.dtype(np.uint32)),
+    ]
+    state = _torch_load(p, map_location, allowed)
+    if not isinstance(state, dict):
+        raise FileFormatError(p, f"expected a checkpoint dict, but got {type(state).__name__}")
+    return state
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML file (UTF-8; duplicate keys and syntax errors raise naming the file).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        FileFormatError: On a file that is too large, not UTF-8, or not valid TOML.
+    """
+    p = _existing_file(path, "a TOML config")
+    size = p.stat().st_size
+    if size > _MAX_TOML_BYTES:
+        raise FileFormatError(p, f"{size:,} bytes is too large for a TOML config")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise FileFormatError(
+            p, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise FileFormatError(p, f"invalid TOML: {err}") from None
+
+
+def read_array(path: str | os.PathLike[str], *, key: str | None = None) -> tuple[Any, str | None]:
     """Read one array from ``.npy``, ``.npz``, ``.pt``/``.pth`` or ``.safetensors``, as stored.
 
     For archives the array is ``key`` if given, else ``weights`` or ``weight`` if present, else
-    the only array, else the only 2-D array.
+    the only array, else the only 2-D array. The chosen array must hold real numbers (floats or
+    integers): booleans, complex numbers, strings and objects are refused.
 
     Args:
         path: File to read.
@@ -137,56 +654,71 @@ def read_array(path: str | Path, *, key: str | None = None) -> tuple[Any, str | 
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        KeyError: If ``key`` is not in the archive.
+        ArrayKeyError: If ``key`` is not in the archive (a ``KeyError`` and a ``ValueError``).
+        FileFormatError: If the file is malformed or the array's dtype is not real numbers.
         ValueError: On an unknown suffix, or an archive with no unambiguous choice.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {path} (expected a matrix file; it does not exist)")
     suffix = path.suffix.lower()
     arrays: dict[str, Any]
+    if suffix not in (".npy", ".npz", ".pt", ".pth", ".safetensors"):
+        _existing_file(path, "a matrix file")
+        raise ValueError(f"Expected a .npy, .npz, .pt or .safetensors file, but got {path.name!r}.")
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False), None
+        return _checked(path, None, read_npy(path)), None
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = read_npz(path)
     elif suffix in (".pt", ".pth"):
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read_torch(path)
         if isinstance(obj, torch.Tensor):
-            return obj, None
+            return _checked(path, None, obj), None
         if not isinstance(obj, dict):
-            raise ValueError(
-                f"Expected {path} to hold a tensor or a dict of tensors, but got "
-                f"{type(obj).__name__}."
+            raise FileFormatError(
+                path, f"expected a tensor or a dict of tensors, but got {type(obj).__name__}"
             )
         arrays = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    elif suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        arrays = dict(load_file(str(path)))
     else:
-        raise ValueError(f"Expected a .npy, .npz, .pt or .safetensors file, but got {path.name!r}.")
+        arrays = read_safetensors(path)
+    if not arrays:
+        raise FileFormatError(path, "it holds no arrays")
     if key is not None:
         if key not in arrays:
-            raise KeyError(f"Expected a key `{key}` in {path}, but it has {sorted(arrays)}.")
-        return arrays[key], key
+            raise ArrayKeyError(f"Expected a key `{key}` in {path}, but it has {sorted(arrays)}.")
+        return _checked(path, key, arrays[key]), key
     for name in ("weights", "weight"):
         if name in arrays:
-            return arrays[name], name
+            return _checked(path, name, arrays[name]), name
     if len(arrays) == 1:
         (only,) = arrays
-        return arrays[only], only
+        return _checked(path, only, arrays[only]), only
     two_d = [k for k, v in arrays.items() if getattr(v, "ndim", 0) == 2]
     if len(two_d) == 1:
-        return arrays[two_d[0]], two_d[0]
+        return _checked(path, two_d[0], arrays[two_d[0]]), two_d[0]
     raise ValueError(
         f"Expected {path} to hold one 2-D array or a key `weights`, but it has keys "
         f"{sorted(arrays)}; pick one with `key=`."
     )
 
 
-def load_matrix(path: str | Path, *, key: str | None = None) -> torch.Tensor:
-    """Load a 2-D matrix from ``.npy``, ``.npz``, ``.pt``/``.pth`` or ``.safetensors``.
+def _checked(path: Path, name: str | None, value: Any) -> Any:
+    """``value`` if it holds real numbers, else a :class:`FileFormatError` naming it."""
+    where = f"array `{name}`: " if name else ""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise FileFormatError(path, f"{where}unsupported dtype {value.dtype}")
+        if not value.is_floating_point() and value.dtype not in (
+            torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+        ):  # fmt: skip
+            raise FileFormatError(path, f"{where}unsupported dtype {value.dtype}")
+        return value
+    problem = _numpy_dtype_problem(np.asarray(value).dtype)
+    if problem is not None:
+        raise FileFormatError(path, f"{where}{problem}")
+    return value
+
+
+def load_matrix(path: str | os.PathLike[str], *, key: str | None = None) -> torch.Tensor:
+    """Load a finite 2-D floating-point matrix from ``.npy``, ``.npz``, ``.pt`` or ``.safetensors``.
 
     The array is chosen as in :func:`read_array`.
 
@@ -195,25 +727,36 @@ def load_matrix(path: str | Path, *, key: str | None = None) -> torch.Tensor:
         key: Name of the array inside an archive.
 
     Returns:
-        The matrix as a tensor (dtype as stored; integer arrays become float64).
+        The matrix as a tensor in its stored floating dtype.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        KeyError: If ``key`` is not in the archive.
-        ValueError: On an unknown suffix, an ambiguous archive, or a non-2-D or non-numeric array.
+        ArrayKeyError: If ``key`` is not in the archive.
+        FileFormatError: If the file is malformed, or the array is not a finite 2-D matrix of
+            floating-point numbers (integer arrays are usually labels or token ids, not weights).
+        ValueError: On an unknown suffix or an ambiguous archive.
     """
-    value, _ = read_array(path, key=key)
+    value, name = read_array(path, key=key)
     t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
-    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16)):
-        raise ValueError(f"Expected a real numeric array in {path}, but got dtype {t.dtype}.")
+    where = f"array `{name}`: " if name else ""
     if not t.is_floating_point():
-        t = t.to(torch.float64)
+        raise FileFormatError(
+            path,
+            f"{where}expected floating-point numbers, but got dtype {t.dtype} (integer arrays "
+            "are labels or ids, not a matrix of weights; convert them if you mean it)",
+        )
     if t.ndim != 2:
-        raise ValueError(f"Expected a 2-D (K, d) matrix in {path}, but got shape {tuple(t.shape)}.")
+        raise FileFormatError(
+            path, f"{where}expected a 2-D (K, d) matrix, but got shape {tuple(t.shape)}"
+        )
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        row = int(bad.any(dim=1).nonzero()[0, 0])
+        raise FileFormatError(path, f"{where}row {row} has NaN or Inf")
     return t
 
 
-def save_array(path: str | Path, array: np.ndarray | torch.Tensor) -> None:
+def save_array(path: str | os.PathLike[str], array: np.ndarray | torch.Tensor) -> None:
     """Save ``array`` as ``.npy`` atomically."""
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
