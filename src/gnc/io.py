@@ -562,6 +562,11 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def _torch_load(p: Path, map_location: Any, safe_globals: list[Any]) -> Any:
+    with p.open("rb") as fh:
+        if fh.read(2) == b"\x80\x02":  # a bare pickle: torch.save's format before PyTorch 1.6
+            raise FileFormatError(
+                p, "the legacy (non-zip) torch.save format is not read; re-save it with torch.save"
+            )
     with _check_zip(p, "a PyTorch (.pt) file"):
         pass
     try:
@@ -717,7 +722,9 @@ def _checked(path: Path, name: str | None, value: Any) -> Any:
     return value
 
 
-def load_matrix(path: str | os.PathLike[str], *, key: str | None = None) -> torch.Tensor:
+def load_matrix(
+    path: str | os.PathLike[str], *, key: str | None = None, nonzero_rows: bool = True
+) -> torch.Tensor:
     """Load a finite 2-D floating-point matrix from ``.npy``, ``.npz``, ``.pt`` or ``.safetensors``.
 
     The array is chosen as in :func:`read_array`.
@@ -725,6 +732,7 @@ def load_matrix(path: str | os.PathLike[str], *, key: str | None = None) -> torc
     Args:
         path: File to read.
         key: Name of the array inside an archive.
+        nonzero_rows: Refuse rows of zeros (a classifier's rows are normalized).
 
     Returns:
         The matrix as a tensor in its stored floating dtype.
@@ -753,6 +761,10 @@ def load_matrix(path: str | os.PathLike[str], *, key: str | None = None) -> torc
     if bool(bad.any()):
         row = int(bad.any(dim=1).nonzero()[0, 0])
         raise FileFormatError(path, f"{where}row {row} has NaN or Inf")
+    zero = t.abs().amax(dim=1) == 0 if nonzero_rows and t.shape[1] else None
+    if zero is not None and bool(zero.any()):
+        row = int(zero.nonzero()[0, 0])
+        raise FileFormatError(path, f"{where}row {row} is all zeros (it cannot be normalized)")
     return t
 
 

@@ -176,13 +176,16 @@ def _format_table(out: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``gnc measure``; raises ``ValueError`` on bad input (exit status 2)."""
     arrays = _load(Path(args.features))
-    out = measure_arrays(
-        arrays,
-        num_classes=args.num_classes,
-        normalize=not args.raw,
-        batch_size=args.batch_size,
-        class_means_rho=not args.no_class_means_rho,
-    )
+    try:
+        out = measure_arrays(
+            arrays,
+            num_classes=args.num_classes,
+            normalize=not args.raw,
+            batch_size=args.batch_size,
+            class_means_rho=not args.no_class_means_rho,
+        )
+    except ValueError as err:  # name the file the bad values came from
+        raise ValueError(f"{args.features}: {err}") from None
     out = {"file": str(args.features), **out}
     if args.output is not None:
         atomic_write_text(args.output, dump_json(out) + "\n")
