@@ -184,6 +184,14 @@ def default_file_mode(path: str | os.PathLike[str] | None = None) -> int:
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p folder``; a file in the way is a user error (``ValueError``), not a bug."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"Expected {folder} to be a folder, but a file is in the way.") from None
+
+
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any]) -> None:
     """Create ``path`` atomically from what ``writer`` writes to a binary file handle.
 
@@ -200,7 +208,9 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any
         (b'abc', ['a.bin'])
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ValueError(f"Expected a file to write, but {path} is a folder.")
+    _make_folder(path.parent)
     mode = default_file_mode(path)
     # No signal between creating the temporary file and owning its clean-up.
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -277,7 +287,7 @@ def lock_output(folder: str | os.PathLike[str]) -> Iterator[Path]:
 
     folder = Path(folder)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_folder(folder)
     lock = folder / LOCK_NAME
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
