@@ -6,10 +6,12 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_memory.py"
 
 
+@pytest.mark.slow  # a child process importing torch: ~5 s idle, 20 s on a loaded machine
 def test_memory_benchmark_child_reports_growth(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("bench_memory", BENCH)
     assert spec is not None and spec.loader is not None

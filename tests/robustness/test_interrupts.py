@@ -4,7 +4,7 @@ Each command runs once uninterrupted (the reference, which also gives its durati
 killed at seeded random times, each kill followed by a check that every file in its output is
 complete and readable and no temporary file is left; finally the same command is rerun and must
 produce the reference's results (``gnc train --resume`` and ``gnc reproduce`` resume). The
-default suite kills two commands once; ``--runslow`` kills five commands three times each. Set
+default suite kills `gnc margins` once; ``--runslow`` kills five commands three times each. Set
 ``GNC_KILL_REPORT=path.json`` to record what happened.
 """
 
@@ -240,7 +240,7 @@ def _report() -> Any:
         Path(target).write_text(json.dumps(REPORT, indent=1))
 
 
-@pytest.mark.parametrize("name, seed", [("margins", 0), ("train", 1)])
+@pytest.mark.parametrize("name, seed", [("margins", 0)])
 def test_one_kill_leaves_no_partial_file_and_rerun_completes(
     name: str, seed: int, tmp_path: Path
 ) -> None:

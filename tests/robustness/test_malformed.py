@@ -256,9 +256,9 @@ def _swap_weight(good: bytes) -> bytes:
 @pytest.mark.parametrize(
     "argv_of, blob",
     [
-        (lambda p: ["margins", str(p)], b""),
+        pytest.param(lambda p: ["margins", str(p)], b"", marks=pytest.mark.slow),
         (lambda p: ["margins", str(p)], b"1,2\n3,4\n"),
-        (lambda p: ["measure", "--features", str(p)], _zip([])),
+        pytest.param(lambda p: ["measure", "--features", str(p)], _zip([]), marks=pytest.mark.slow),
     ],
     ids=["empty-npz-margins", "text-npy", "empty-archive-measure"],
 )
