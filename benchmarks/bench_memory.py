@@ -5,14 +5,16 @@ Prints one JSON object. Each case runs in a fresh child process, which builds a 
 runs one of
 - ``one_vs_rest_distances(W, max_memory_mib=B)`` (all K distances),
 - ``min_one_vs_rest_distance(W, max_memory_mib=B)`` (rho only),
-- ``gnc margins W.npy --max-memory-mib B --json`` (the command line, in-process: load + solve),
+- ``gnc margins W.npy --max-memory-mib B --json`` (the command line, in-process: load + solve;
+  ``cli-fast`` adds ``--fast``, rho only),
 while a thread samples its resident set size (/proc/self/statm, every 2 ms). The growth is
 ``peak - before`` (``before`` includes W, torch and numpy), reported in MiB and as a multiple of
 W's size, next to the budget B. A baseline child that only builds W gives the interpreter's
 fixed footprint for the command-line case (which must also hold the file's copy of W).
 
 Usage: python benchmarks/bench_memory.py [--classes K] [--dim d] [--budget-mib B]
-       [--cases ovr,min,cli] [--threads N]
+       [--cases ovr,min,cli,cli-fast] [--threads N]
+Each case is also printed to stderr as it finishes (a K = 50,000 case takes minutes).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def rss():
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 import gnc.cli
 gnc.cli.build_parser()
-if case == "cli":
+if case.startswith("cli"):
     W = None
 else:
     W = torch.from_numpy(np.load(path))
@@ -63,12 +65,13 @@ if case == "ovr":
 elif case == "min":
     m = min_one_vs_rest_distance(W, max_memory_mib=budget)
     rho, certified = m.rho, m.certified
-elif case == "cli":
+elif case in ("cli", "cli-fast"):
     import contextlib, io
     out = io.StringIO()
+    fast = ["--fast"] if case == "cli-fast" else []
     with contextlib.redirect_stdout(out):
         status = gnc.cli.main(["margins", path, "--max-memory-mib", str(budget), "--json",
-                               "--no-progress"])
+                               "--no-progress", *fast])
     res = json.loads(out.getvalue())
     rho, certified = res["min_distance"], res["certified"]
 else:
@@ -121,6 +124,7 @@ def main() -> None:
                 "rho": r["rho"],
                 "certified": r["certified"],
             }
+            print(json.dumps({case: out["cases"][case]}), file=sys.stderr, flush=True)
     print(json.dumps(out, indent=1))
 
 

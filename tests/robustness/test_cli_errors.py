@@ -86,3 +86,16 @@ def test_paths_in_the_way_are_user_errors(tmp_path: Path) -> None:
     ):
         outcome = run_cli(argv)
         assert outcome.status == 2 and outcome.clean, outcome.stderr
+
+
+def test_torchrun_ranks_share_the_folder_only_rank_0_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    monkeypatch.setattr(gnc.cli.ufm, "run", lambda args: 0)
+    monkeypatch.setenv("RANK", "1")
+    with lock_output(out):  # rank 0 holds it
+        assert run_cli(["ufm", "--classes", "3", "--dim", "2", "--out", str(out)]).status == 0
+    monkeypatch.setenv("RANK", "0")
+    with lock_output(out):
+        assert run_cli(["ufm", "--classes", "3", "--dim", "2", "--out", str(out)]).status == 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -91,8 +92,9 @@ def _signals_raise() -> Iterator[None]:
 
 
 def _output_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """The lock on the run folder; under ``torchrun`` only rank 0 takes it (ranks share it)."""
     out = getattr(args, "out", None)
-    if args.command in _OUT_FOLDERS and out is not None:
+    if args.command in _OUT_FOLDERS and out is not None and os.environ.get("RANK", "0") == "0":
         return lock_output(Path(out))
     return contextlib.nullcontext()
 
