@@ -1,32 +1,75 @@
-"""Files: K x d matrices (.npy, .npz, .pt, .safetensors), JSON-safe values, atomic writes."""
+"""Files written by gnc: atomic writes with the umask's permissions, output locks, JSON values.
+
+The readers live in :mod:`gnc.readers` and are re-exported here (``gnc.io.load_matrix``,
+``gnc.io.FileFormatError``, ...).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import platform
+import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import torch
 
+from gnc.readers import (
+    ArrayKeyError,
+    FileFormatError,
+    load_matrix,
+    read_array,
+    read_checkpoint,
+    read_npy,
+    read_npz,
+    read_safetensors,
+    read_toml,
+    read_torch,
+)
+
 __all__ = [
+    "ArrayKeyError",
+    "FileFormatError",
+    "OutputInUseError",
     "atomic_save_npz",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "default_file_mode",
     "dump_json",
     "load_matrix",
+    "lock_output",
     "read_array",
+    "read_checkpoint",
+    "read_npy",
+    "read_npz",
+    "read_safetensors",
+    "read_toml",
+    "read_torch",
     "run_metadata",
     "save_array",
     "to_jsonable",
 ]
+
+#: The lock file that :func:`lock_output` holds inside an output folder.
+LOCK_NAME = ".gnc.lock"
+
+
+class OutputInUseError(RuntimeError):
+    """Another process holds the lock on an output folder (see :func:`lock_output`)."""
+
+
+# --------------------------------------------------------------------------------------------
+# JSON and run metadata
+# --------------------------------------------------------------------------------------------
 
 
 def to_jsonable(value: Any) -> Any:
@@ -72,11 +115,56 @@ def run_metadata(seed: int | None = None, started: float | None = None) -> dict[
     return meta
 
 
+# --------------------------------------------------------------------------------------------
+# Atomic writes, permissions, output locks
+# --------------------------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it elsewhere
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode(path: str | os.PathLike[str] | None = None) -> int:
+    """The mode ``open(path, "w")`` would leave: the existing file's, else ``0o666 & ~umask``.
+
+    Example:
+        >>> old = os.umask(0o027)
+        >>> oct(default_file_mode())
+        '0o640'
+        >>> _ = os.umask(old)
+    """
+    if path is not None:
+        with contextlib.suppress(OSError):
+            return os.stat(path).st_mode & 0o7777
+    return 0o666 & ~_umask()
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p folder``; a file in the way is a user error (``ValueError``), not a bug."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"Expected {folder} to be a folder, but a file is in the way.") from None
+
+
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any]) -> None:
     """Create ``path`` atomically from what ``writer`` writes to a binary file handle.
 
     The handle is a temporary file in the same folder, which then replaces ``path``: readers see
-    the old file or the complete new one, never a part.
+    the old file or the complete new one, never a part; an exception or an interrupt (SIGINT,
+    SIGTERM turned into an exception by the command line) removes the temporary file. The result
+    gets the mode a plain ``open(path, "w")`` would give (the umask's, or the replaced file's).
 
     Example:
         >>> import tempfile
@@ -86,15 +174,25 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Any
         (b'abc', ['a.bin'])
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise ValueError(f"Expected a file to write, but {path} is a folder.")
+    _make_folder(path.parent)
+    mode = default_file_mode(path)
+    # No signal between creating the temporary file and owning its clean-up.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as fh:
+                writer(fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -121,99 +219,67 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def read_array(path: str | Path, *, key: str | None = None) -> tuple[Any, str | None]:
-    """Read one array from ``.npy``, ``.npz``, ``.pt``/``.pth`` or ``.safetensors``, as stored.
-
-    For archives the array is ``key`` if given, else ``weights`` or ``weight`` if present, else
-    the only array, else the only 2-D array.
-
-    Args:
-        path: File to read.
-        key: Name of the array inside an archive.
-
-    Returns:
-        ``(array, name)``: a numpy array or tensor in its stored dtype, and its key (``None`` for
-        a single-array file).
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        KeyError: If ``key`` is not in the archive.
-        ValueError: On an unknown suffix, or an archive with no unambiguous choice.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {path} (expected a matrix file; it does not exist)")
-    suffix = path.suffix.lower()
-    arrays: dict[str, Any]
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False), None
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    elif suffix in (".pt", ".pth"):
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(obj, torch.Tensor):
-            return obj, None
-        if not isinstance(obj, dict):
-            raise ValueError(
-                f"Expected {path} to hold a tensor or a dict of tensors, but got "
-                f"{type(obj).__name__}."
-            )
-        arrays = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    elif suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        arrays = dict(load_file(str(path)))
-    else:
-        raise ValueError(f"Expected a .npy, .npz, .pt or .safetensors file, but got {path.name!r}.")
-    if key is not None:
-        if key not in arrays:
-            raise KeyError(f"Expected a key `{key}` in {path}, but it has {sorted(arrays)}.")
-        return arrays[key], key
-    for name in ("weights", "weight"):
-        if name in arrays:
-            return arrays[name], name
-    if len(arrays) == 1:
-        (only,) = arrays
-        return arrays[only], only
-    two_d = [k for k, v in arrays.items() if getattr(v, "ndim", 0) == 2]
-    if len(two_d) == 1:
-        return arrays[two_d[0]], two_d[0]
-    raise ValueError(
-        f"Expected {path} to hold one 2-D array or a key `weights`, but it has keys "
-        f"{sorted(arrays)}; pick one with `key=`."
-    )
+def _lock_holder(lock: Path) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(lock.read_text().split()[0])
+        return f" (pid {pid})"
+    return ""
 
 
-def load_matrix(path: str | Path, *, key: str | None = None) -> torch.Tensor:
-    """Load a 2-D matrix from ``.npy``, ``.npz``, ``.pt``/``.pth`` or ``.safetensors``.
+@contextlib.contextmanager
+def lock_output(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive lock on output ``folder`` (``fcntl.flock`` on ``folder/.gnc.lock``).
 
-    The array is chosen as in :func:`read_array`.
-
-    Args:
-        path: File to read.
-        key: Name of the array inside an archive.
-
-    Returns:
-        The matrix as a tensor (dtype as stored; integer arrays become float64).
+    A second holder, in this or another process, fails at once with :class:`OutputInUseError`
+    naming the folder and the pid that holds it. The lock dies with its process, so a killed run
+    never leaves a stale lock; a folder that this call created and nothing else wrote to is
+    removed again.
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        KeyError: If ``key`` is not in the archive.
-        ValueError: On an unknown suffix, an ambiguous archive, or a non-2-D or non-numeric array.
+        OutputInUseError: If another run holds the lock.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "run"
+        >>> with lock_output(out):
+        ...     with lock_output(out):  # doctest: +ELLIPSIS
+        ...         pass
+        Traceback (most recent call last):
+        gnc.io.OutputInUseError: another gnc run is writing to ... (pid ...); wait for it ...
+        >>> out.exists()
+        False
     """
-    value, _ = read_array(path, key=key)
-    t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
-    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16)):
-        raise ValueError(f"Expected a real numeric array in {path}, but got dtype {t.dtype}.")
-    if not t.is_floating_point():
-        t = t.to(torch.float64)
-    if t.ndim != 2:
-        raise ValueError(f"Expected a 2-D (K, d) matrix in {path}, but got shape {tuple(t.shape)}.")
-    return t
+    import fcntl
+
+    folder = Path(folder)
+    created = not folder.exists()
+    _make_folder(folder)
+    lock = folder / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise OutputInUseError(
+                f"another gnc run is writing to {folder}{_lock_holder(lock)}; wait for it to "
+                "finish or choose another output folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield folder
+        finally:
+            if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+                lock.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+    finally:
+        os.close(fd)  # releases the flock
 
 
-def save_array(path: str | Path, array: np.ndarray | torch.Tensor) -> None:
+def save_array(path: str | os.PathLike[str], array: np.ndarray | torch.Tensor) -> None:
     """Save ``array`` as ``.npy`` atomically."""
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()

@@ -2,18 +2,31 @@
 
 Each subcommand lives in its own module ``gnc.cli.<name>`` exposing
 ``register(subparsers) -> None``; the parser it adds sets ``func`` to a callable
-``(args) -> int``. User errors (``ValueError``, ``TypeError``, ``FileNotFoundError``)
-become a one-line message on stderr and exit status 2.
+``(args) -> int``. User errors (``ValueError`` and its subclasses such as
+:class:`gnc.io.FileFormatError`, ``FileNotFoundError``, :class:`UserError`, a busy output
+folder) become a one-line message on stderr and exit status 2; anything else is a bug and keeps
+its traceback (exit status 1). SIGINT and SIGTERM raise an exception in the running command, so
+its clean-up runs (temporary files removed, no partial output), and exit with 130 / 143.
+Commands that write a run folder (``--out``) hold a lock on it for the whole run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+from gnc.io import OutputInUseError, lock_output
+
+__all__ = ["SUBCOMMANDS", "Interrupted", "UserError", "build_parser", "main"]
 
 #: Subcommand modules, in the order shown by ``gnc --help``.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -29,9 +42,21 @@ SUBCOMMANDS: tuple[str, ...] = (
     "demo",
 )
 
+#: Subcommands whose ``--out`` is a run folder (locked while they run); ``gnc code --out`` is a
+#: single file, written atomically.
+_OUT_FOLDERS = frozenset({"reproduce", "ufm", "train", "head", "features", "lm", "demo"})
+
 
 class UserError(Exception):
     """An error in what the user asked for; reported in one line with exit status 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM received; ``signum`` says which (a ``KeyboardInterrupt``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,19 +73,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into :class:`Interrupted` while the command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _output_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """The lock on the run folder; under ``torchrun`` only rank 0 takes it (ranks share it)."""
+    out = getattr(args, "out", None)
+    if args.command in _OUT_FOLDERS and out is not None and os.environ.get("RANK", "0") == "0":
+        return lock_output(Path(out))
+    return contextlib.nullcontext()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gnc`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        status = int(args.func(args))
-    except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
+        with _signals_raise(), _output_lock(args):
+            status = int(args.func(args))
+    except (UserError, ValueError, FileNotFoundError, OutputInUseError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"gnc {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"gnc {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"gnc {args.command}: interrupted ({name})", file=sys.stderr)
+        return 128 + int(signum)
     return status
 
 

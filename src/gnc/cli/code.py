@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from gnc._checks import check_device
 from gnc.cli._common import atomic_write_bytes, dump_json
 from gnc.codes import best_known, softmax_code, tammes_code
 
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         restarts=args.restarts,
         seed=args.seed,
         time_limit=args.time_limit,
-        device=args.device,
+        device=None if args.device is None else str(check_device("--device", args.device)),
         progress=not args.no_progress and sys.stderr.isatty(),
         steps=tuple(args.steps) if args.steps is not None else None,
         polish_seconds=args.polish_seconds,

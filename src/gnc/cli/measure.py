@@ -17,6 +17,7 @@ import torch
 
 from gnc._checks import check_int, check_labels, check_matrix
 from gnc.cli._common import atomic_write_text, dump_json
+from gnc.io import FileFormatError, read_npz
 from gnc.metrics import GNCAccumulator, NCCAccumulator
 
 __all__ = ["measure_arrays", "register", "run"]
@@ -61,23 +62,17 @@ def register(subparsers: Any) -> None:
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"Expected an existing .npz file, but {str(path)!r} does not exist."
-        )
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: np.asarray(data[k]) for k in data.files if k in _KEYS}
-            names = list(data.files)
-    except (OSError, ValueError) as err:
-        raise ValueError(
-            f"Expected a readable .npz file at {str(path)!r}, but got: {err}"
-        ) from None
-    missing = [k for k in ("features", "labels") if k not in arrays]
-    if missing:
-        raise ValueError(
-            f"Expected arrays `features` and `labels` in {str(path)!r}, but got keys {names}."
-        )
+    """Read the feature archive's known arrays (safely: see :func:`gnc.io.read_npz`)."""
+    arrays = read_npz(path, keys=_KEYS, required=("features", "labels"))
+    for name, value in arrays.items():
+        problem = None
+        if name.endswith("labels"):
+            if value.dtype.kind not in "iu":
+                problem = f"expected integer class labels, but got dtype {value.dtype}"
+        elif value.dtype.kind != "f":
+            problem = f"expected floating-point numbers, but got dtype {value.dtype}"
+        if problem is not None:
+            raise FileFormatError(path, f"array `{name}`: {problem}")
     return arrays
 
 
@@ -181,13 +176,16 @@ def _format_table(out: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``gnc measure``; raises ``ValueError`` on bad input (exit status 2)."""
     arrays = _load(Path(args.features))
-    out = measure_arrays(
-        arrays,
-        num_classes=args.num_classes,
-        normalize=not args.raw,
-        batch_size=args.batch_size,
-        class_means_rho=not args.no_class_means_rho,
-    )
+    try:
+        out = measure_arrays(
+            arrays,
+            num_classes=args.num_classes,
+            normalize=not args.raw,
+            batch_size=args.batch_size,
+            class_means_rho=not args.no_class_means_rho,
+        )
+    except ValueError as err:  # name the file the bad values came from
+        raise ValueError(f"{args.features}: {err}") from None
     out = {"file": str(args.features), **out}
     if args.output is not None:
         atomic_write_text(args.output, dump_json(out) + "\n")

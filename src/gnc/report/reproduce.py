@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from gnc.io import atomic_write_bytes, atomic_write_text, dump_json
+from gnc.io import atomic_write_bytes, atomic_write_text, dump_json, read_checkpoint
 from gnc.report import html as H
 
 __all__ = [
@@ -1557,7 +1557,7 @@ def section_assignment(profile: Profile, out: Path, progress: Progress) -> Secti
         )
         run_dir = out / "runs" / f"seed{seed}"
         res = _train_resumable(cfg, run_dir, ds)
-        state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+        state = read_checkpoint(run_dir / "checkpoint.pt")  # tensors only, never pickle
         W = state["model"]["head.weight"].to(torch.float64)
         W = W / W.norm(dim=1, keepdim=True)
         angles = [float(a) for a in torch.atan2(W[:, 1], W[:, 0])]

@@ -17,6 +17,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from gnc.io import read_toml
+
 __all__ = [
     "DataConfig",
     "HeadConfig",
@@ -399,11 +401,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     """
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"Config file {str(p)!r} not found.")
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"Invalid TOML in {str(p)!r}: {err}") from None
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Config file {str(path)!r} not found.")
+        data = read_toml(path)  # one-line FileFormatError on bad bytes or TOML syntax
     return config_from_dict(apply_overrides(data, overrides))

@@ -39,7 +39,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from gnc.io import atomic_save_npz, atomic_write_bytes, atomic_write_text, dump_json, run_metadata
+from gnc.io import (
+    FileFormatError,
+    atomic_save_npz,
+    atomic_write_bytes,
+    atomic_write_text,
+    dump_json,
+    read_checkpoint,
+    run_metadata,
+)
 from gnc.train.config import HeadConfig, TrainConfig, config_to_dict
 from gnc.train.data import ArrayDataset, load_dataset
 from gnc.train.heads import ClassMeanHead, FixedCodeHead, Head, LinearHead, NormalizedHead
@@ -582,22 +590,29 @@ def _train(
     start_epoch = 0
     history: list[dict[str, Any]] = []
     if resume and ckpt_path is not None and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = read_checkpoint(ckpt_path, map_location=device)  # never unpickles code
+        missing = {"epoch", "model", "optimizer", "scheduler", "rng", "config"} - state.keys()
+        if missing:
+            raise FileFormatError(ckpt_path, f"not a gnc checkpoint (no {sorted(missing)})")
         key = _diff_key(state["config"], config_to_dict(config))
         if key is not None:
             raise ValueError(
                 f"Expected the checkpoint's config to match, but `{key}` differs "
                 f"({ckpt_path}); use a new --out folder."
             )
-        _module(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        start_epoch = int(state["epoch"])
+        try:
+            _module(model).load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            _set_rng_state(state["rng"])
+            start_epoch = int(state["epoch"])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as err:
+            raise FileFormatError(ckpt_path, f"corrupt checkpoint ({err})") from None
     if out is not None and (out / METRICS).is_file() and start_epoch > 0:
-        lines = (out / METRICS).read_text().splitlines()
-        history = [json.loads(x) for x in lines if x.strip()]
-        history = [h for h in history if int(h["epoch"]) <= start_epoch]
+        for line in (out / METRICS).read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):  # a line cut by a kill
+                if int(json.loads(line)["epoch"]) <= start_epoch:
+                    history.append(json.loads(line))
 
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
