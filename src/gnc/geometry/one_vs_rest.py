@@ -115,6 +115,8 @@ class MinDistanceResult:
         seconds: Wall time.
         tol: Gap tolerance used for ``certified``.
         world_size: Ranks the work was split over (1 without ``torch.distributed``).
+        max_inner: ``max_{j != k} <w_j, w_k>`` over all pairs (exact; the max cosine for unit
+            rows), from the screening pass.
     """
 
     rho: float
@@ -128,6 +130,7 @@ class MinDistanceResult:
     seconds: float
     tol: float
     world_size: int = 1
+    max_inner: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,7 +575,8 @@ def min_one_vs_rest_distance(
         max_memory_mib: Memory budget of one tile.
         working_set_size: Initial working-set size (see :func:`one_vs_rest_distances`).
         tol: Gap tolerance for ``certified``.
-        chunk_size: Classes solved per batch at first (quadruples as the search goes on).
+        chunk_size: Classes solved per batch after the first class (quadruples as the search
+            goes on).
         progress: Show tqdm bars on stderr: the screening pass, then classes settled.
         distributed: Split the pass and the solves over the default ``torch.distributed`` group.
         process_group: Split over this group instead (implies ``distributed``).
@@ -620,7 +624,9 @@ def min_one_vs_rest_distance(
     solved_lower = torch.inf
     pos = 0
     solved = 0
-    chunk = max(1, chunk_size)
+    # One class first (in codes where every class ties it settles the search at once), then
+    # chunks of `chunk_size`, growing fourfold.
+    chunk = 1
     have_solution = False
     # A class whose lower bound is >= best - tol cannot lower rho by more than tol: skipping it
     # keeps the certificate (gap <= tol), and stops the search at once when rho is at rounding
@@ -654,7 +660,7 @@ def min_one_vs_rest_distance(
             have_solution = True
             solved_lower = min(solved_lower, float(sol.lower.min()))
             pos = stop
-            chunk *= 4
+            chunk = max(1, chunk_size) if chunk == 1 else 4 * chunk
             bar.set_postfix(rho=f"{best:.4g}", refresh=False)
         bar.update(K - pos)  # the rest is excluded by its lower bound
     rest_lower = float(lb_sorted[pos]) if pos < K else torch.inf
@@ -672,4 +678,5 @@ def min_one_vs_rest_distance(
         seconds=time.perf_counter() - start,
         tol=tol,
         world_size=world,
+        max_inner=float(s.max()),
     )
