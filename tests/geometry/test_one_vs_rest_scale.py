@@ -132,3 +132,16 @@ def test_float32_bound_undecided_entries_are_rechecked() -> None:
     expected_max = float(max((W[:1] @ W[1:].T).max(), (W @ W.T).fill_diagonal_(-2).max()))
     assert m.max_inner == pytest.approx(expected_max, abs=1e-15)
     _check_certificate(W.numpy(), full)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu() -> None:
+    W = _anisotropic(3000, 48, seed=5)
+    W[7] = W[11]
+    cpu = one_vs_rest_distances(W, classes=torch.arange(0, 3000, 7))
+    gpu = one_vs_rest_distances(W.cuda(), classes=torch.arange(0, 3000, 7))
+    assert gpu.distances.device.type == "cuda" and gpu.certified
+    assert torch.allclose(gpu.distances.cpu(), cpu.distances, atol=1e-12, rtol=0)
+    m = min_one_vs_rest_distance(W.cuda())
+    assert m.certified and abs(m.rho - min_one_vs_rest_distance(W).rho) < 1e-12
+    assert m.rho == 0.0
