@@ -189,6 +189,7 @@ def certify(
     viol_tol: torch.Tensor,
     num_candidates: int,
     max_memory_mib: float,
+    max_norm: float,
 ) -> Certification:
     """Check ``<w_j - w_k, x_k> >= |x_k|^2`` for all ``j != k`` with one float32 GEMM.
 
@@ -201,6 +202,7 @@ def certify(
         viol_tol: ``(T,)`` violation tolerance.
         num_candidates: Violators returned per class.
         max_memory_mib: Budget for the float64 rechecks.
+        max_norm: ``max_j |w_j|``.
     """
     K, d = W.shape
     dev = W.device
@@ -209,7 +211,7 @@ def certify(
     n2 = (x * x).sum(dim=1)
     c = (W[rows] * x).sum(dim=1)
     base = n2 + c  # optimality: <w_j, x> >= base
-    err = rounding_factor(d) * n2.sqrt() * W.norm(dim=1).max() + 4 * _U32 * base.abs()
+    err = rounding_factor(d) * n2.sqrt() * max_norm + 4 * _U32 * base.abs()
     with exact_float32_matmul(dev):
         g = x.to(torch.float32) @ W32.T  # (T, K)
     g[ar, rows] = torch.inf

@@ -191,6 +191,7 @@ def _solve_classes(
     max_iters = 0
     rechecked = 0
     n_add = min(max(16, m0 // 2), K - 1)
+    max_norm = float(W.norm(dim=1).max())
     for a, b in iter_blocks(C, step):
         rows = cls[a:b]
         Bn = rows.numel()
@@ -223,16 +224,16 @@ def _solve_classes(
                 floor,
                 50 * ws.shape[1] + 100,
             )
+            x_t = torch.bmm(lam_t[:, None, :], Y)[:, 0, :]
             del G, Y
             max_iters = max(max_iters, int(it.max()) if it.numel() else 0)
             lam[t] = lam_t
             S[t] = lam_t > 0
-            x_t = torch.bmm(lam_t[:, None, :], W[ws[t]] - W[rows[t]][:, None, :])[:, 0, :]
             x[t] = x_t
             n2 = (x_t * x_t).sum(dim=1)
             viol_tol = torch.maximum(1e-3 * tol * n2.sqrt(), 64 * _EPS * scale.clamp_min(1e-300))
             # Certify against all rows: one float32 GEMM, float64 where the bound is undecided.
-            cert = certify(W, W32, rows[t], x_t, ws[t], viol_tol, n_add, max_memory_mib)
+            cert = certify(W, W32, rows[t], x_t, ws[t], viol_tol, n_add, max_memory_mib, max_norm)
             rechecked += cert.rechecked
             gmin_all[t] = cert.gmin
             violated = cert.violated
