@@ -639,27 +639,35 @@ def min_one_vs_rest_distance(
             cut = int(torch.searchsorted(lb_sorted[pos:stop], lb_sorted.new_tensor(best - tol)))
             stop = max(pos + 1, pos + cut)
             cls = order[pos:stop]
-            sol = _solve_sharded(
-                W,
-                W32,
-                cls,
-                m0,
-                unit_rows=normalize,
-                max_memory_mib=max_memory_mib,
-                tol=tol,
-                max_rounds=100,
-                group=group,
-                rank=rank,
-                world=world,
-                progress=False,
-            )
+            kw: dict[str, Any] = {
+                "unit_rows": normalize,
+                "max_memory_mib": max_memory_mib,
+                "tol": tol,
+                "group": group,
+                "rank": rank,
+                "world": world,
+                "progress": False,
+            }
+            # Subset solves on the nearest-neighbour working sets (one round): |x| >= D_k is an
+            # upper bound, min_j <w_k - w_j, h> a dual lower bound from the same GEMM.
+            sub = _solve_sharded(W, W32, cls, m0, max_rounds=1, **kw)
+            i = int(sub.D.argmin())
+            if not have_solution or float(sub.D[i]) < best:
+                best, best_arg = float(sub.D[i]), int(cls[i])
+            have_solution = True
+            settled = sub.lower >= best - tol
+            if bool(settled.any()):
+                solved_lower = min(solved_lower, float(sub.lower[settled].min()))
+            # Exact solves only for the survivors.
+            survivors = cls[~settled]
+            if survivors.numel():
+                sol = _solve_sharded(W, W32, survivors, m0, max_rounds=100, **kw)
+                i = int(sol.D.argmin())
+                if float(sol.D[i]) < best:
+                    best, best_arg = float(sol.D[i]), int(survivors[i])
+                solved_lower = min(solved_lower, float(sol.lower.min()))
             bar.update(cls.numel())
             solved += cls.numel()
-            i = int(sol.D.argmin())
-            if not have_solution or float(sol.D[i]) < best:
-                best, best_arg = float(sol.D[i]), int(cls[i])
-            have_solution = True
-            solved_lower = min(solved_lower, float(sol.lower.min()))
             pos = stop
             chunk = max(1, chunk_size) if chunk == 1 else 4 * chunk
             bar.set_postfix(rho=f"{best:.4g}", refresh=False)
