@@ -2,8 +2,12 @@
 # Every CUDA check in one prepared run, for a machine with a GPU and a Python that has torch:
 # the CUDA tests (tests/test_cuda_paths.py and the device-parametrized tests), then the metrics
 # and one-vs-rest benchmarks on the GPU. Logs and JSON go to ${OUT:-runs/gpu}.
-# Usage: bash benchmarks/gpu_checks.sh [tests] [metrics] [ovr] [large]   (default: all four;
-# PYTHON=... chooses the interpreter)
+# Usage: bash benchmarks/gpu_checks.sh [tests] [metrics] [ovr] [large] [scale]   (default: the
+# first four; PYTHON=... chooses the interpreter). `scale` runs benchmarks/bench_scale.py on CUDA:
+# every D_k and rho of the Gemma 3 head (65,536-row slice, then all 262,144 rows), random
+# anisotropic 50,000 x 576 and the Leech code; it reads the head from GEMMA_Q8 (a folder with
+# gemma_q8.npy + gemma_scales.npy written here by `bench_scale.py --export-q8 DIR`; default
+# shared/gemma_q8), reconstructed on the GPU machine as q * scale.
 set -u
 out="${OUT:-runs/gpu}"
 mkdir -p "$out"
@@ -33,12 +37,20 @@ for part in $parts; do
             --sizes 1000x512,5000x512 >"$out/bench_ovr_cuda.json" 2>>"$out/errors.txt"
         grep -E "$keys" "$out/bench_ovr_cuda.json"
         ;;
+    scale)
+        # Each group is bounded on its own, so a slow case cannot hide the others' rows.
+        for spec in gemma65k:rho,all leech:rho aniso:rho gemma:rho,all; do
+            timeout 120 "$py" benchmarks/bench_scale.py --device cuda --threads 8 \
+                --q8 "${GEMMA_Q8:-shared/gemma_q8}" --cases "${spec%%:*}" --modes "${spec#*:}" \
+                --max-memory-mib 16384 2>>"$out/errors.txt" | tee -a "$out/bench_scale_cuda.jsonl"
+        done
+        ;;
     large)
         timeout 150 "$py" benchmarks/bench_one_vs_rest.py --device cuda --threads 8 \
             --sizes 100x10 --large >"$out/bench_ovr_large_cuda.json" 2>>"$out/errors.txt"
         grep -E "$keys" "$out/bench_ovr_large_cuda.json"
         ;;
-    *) echo "unknown part: $part (expected tests, metrics, ovr or large)" >&2; exit 2 ;;
+    *) echo "unknown part: $part (expected tests, metrics, ovr, large or scale)" >&2; exit 2 ;;
     esac
 done
 [ -s "$out/errors.txt" ] && tail -20 "$out/errors.txt"

@@ -1,8 +1,14 @@
-"""``gnc margins PATH``: exact one-vs-rest distances (GNC2) of a K x d classifier matrix."""
+"""``gnc margins PATH``: exact one-vs-rest distances (GNC2) of a K x d classifier matrix.
+
+Under ``torchrun`` (``WORLD_SIZE > 1`` in the environment) the classes are split across the ranks
+(gloo on CPU, NCCL with ``--device cuda``); rank 0 prints and writes the results.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from typing import Any
@@ -48,6 +54,16 @@ def register(subparsers: Any) -> None:
         help="only rho = min_k D_k (skips classes that cannot attain it)",
     )
     p.add_argument(
+        "--raw",
+        action="store_true",
+        help="distances of the raw rows (no normalization to the unit sphere)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device (default cpu; under torchrun with cuda each rank takes its local GPU)",
+    )
+    p.add_argument(
         "--max-memory-mib",
         type=float,
         default=1024.0,
@@ -60,6 +76,22 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _init_distributed(device: str) -> tuple[bool, int, torch.device]:
+    """Join the torchrun process group when launched by it: ``(distributed, rank, device)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    dev = torch.device(device)
+    if world <= 1:
+        return False, 0, dev
+    import torch.distributed as dist
+
+    if dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return True, dist.get_rank(), dev
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``gnc margins``."""
     start = time.perf_counter()
@@ -67,15 +99,26 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("`--per-class` needs all distances: drop `--fast`.")
     if args.max_memory_mib <= 0:
         raise ValueError(f"Expected `--max-memory-mib` > 0, but got {args.max_memory_mib}.")
-    W = check_matrix("weights", load_matrix(args.path, key=args.key), min_rows=2, nonzero_rows=True)
-    W = W.to(torch.float64)
+    normalize = not args.raw
+    W = check_matrix(
+        "weights", load_matrix(args.path, key=args.key), min_rows=2, nonzero_rows=normalize
+    )
+    distributed, rank, device = _init_distributed(args.device)
+    W = W.to(device=device, dtype=torch.float64)
     K, d = W.shape
-    W = W / W.norm(dim=1, keepdim=True)
-    progress = not args.no_progress and sys.stderr.isatty()
-    stats = pairwise_statistics(W, max_memory_mib=args.max_memory_mib)
-    out: dict[str, Any] = {"num_classes": K, "dim": d, "normalized_rows": True}
+    if normalize:
+        W = W / W.norm(dim=1, keepdim=True)
+    progress = not args.no_progress and sys.stderr.isatty() and rank == 0
+    out: dict[str, Any] = {"num_classes": K, "dim": d, "normalized_rows": normalize}
+    kw: dict[str, Any] = {
+        "normalize": False,  # already normalized above when asked
+        "max_memory_mib": args.max_memory_mib,
+        "progress": progress,
+        "distributed": distributed,
+    }
     if args.fast:
-        m = min_one_vs_rest_distance(W, max_memory_mib=args.max_memory_mib, progress=progress)
+        m = min_one_vs_rest_distance(W, **kw)
+        max_cos = m.max_inner if normalize else None
         out.update(
             min_distance=m.rho,
             argmin=m.argmin,
@@ -86,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
             classes_solved=m.classes_solved,
         )
     else:
-        r = one_vs_rest_distances(W, max_memory_mib=args.max_memory_mib, progress=progress)
+        r = one_vs_rest_distances(W, **kw)
+        max_cos = pairwise_statistics(W, max_memory_mib=args.max_memory_mib).max_cosine
+        max_cos = max_cos if normalize else None
         out.update(
             min_distance=r.rho,
             argmin=r.argmin,
@@ -97,15 +142,18 @@ def run(args: argparse.Namespace) -> int:
             lower_bound=float(r.lower_bounds.min()),
             classes_solved=K,
         )
-        if args.per_class:
-            save_array(args.per_class, r.distances)
+        if args.per_class and rank == 0:
+            save_array(args.per_class, r.distances.cpu())
     out.update(
-        max_cosine=stats.max_cosine,
-        min_pairwise_distance=stats.min_distance,
-        one_minus_max_cosine=1.0 - stats.max_cosine,
-        upper_bound=rho_upper_bound(K, d),
+        max_cosine=max_cos,
+        min_pairwise_distance=None if max_cos is None else math.sqrt(max(0.0, 2 - 2 * max_cos)),
+        one_minus_max_cosine=None if max_cos is None else 1.0 - max_cos,
+        upper_bound=rho_upper_bound(K, d) if normalize else None,
+        world_size=int(os.environ.get("WORLD_SIZE", "1")) if distributed else 1,
         seconds=time.perf_counter() - start,
     )
+    if rank != 0:
+        return 0
     if args.json:
         print(dump_json(out, indent=None))
     else:

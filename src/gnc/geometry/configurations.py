@@ -47,10 +47,13 @@ __all__ = [
     "clebsch_5_16",
     "cross_polytope",
     "e8_roots",
+    "golay_code",
     "gosset_7_56",
     "icosahedron",
     "known_configuration",
     "known_configuration_names",
+    "leech_kissing_23",
+    "leech_minimal_vectors",
     "regular_polygon",
     "schlaefli_6_27",
     "simplex_etf",
@@ -410,6 +413,94 @@ def e8_roots(*, dtype: torch.dtype = torch.float64, device: Device = None) -> to
         if sum(s < 0 for s in signs) % 2 == 0:
             pts.append(np.array(signs))
     return _finish(np.array(pts), dtype, device)
+
+
+def golay_code() -> np.ndarray:
+    """The 4,096 codewords of the extended binary Golay code ``[24, 12, 8]``.
+
+    Generator ``[I_12 | J - A]`` with ``A`` the adjacency matrix of the icosahedron (Conway and
+    Sloane, *Sphere Packings, Lattices and Groups*, ch. 3); weights ``0^1 8^759 12^2576 16^759
+    24^1``.
+
+    Returns:
+        ``(4096, 24)`` array of 0/1 (``uint8``).
+
+    Example:
+        >>> np.bincount(golay_code().sum(axis=1))[[0, 8, 12, 16, 24]].tolist()
+        [1, 759, 2576, 759, 1]
+    """
+    P = icosahedron().numpy()
+    G = P @ P.T
+    np.fill_diagonal(G, -2.0)
+    A = (G.max() - 1e-9 < G).astype(np.int64)
+    gen = np.concatenate([np.eye(12, dtype=np.int64), 1 - A], axis=1)
+    msgs = np.array(list(itertools.product((0, 1), repeat=12)), dtype=np.int64)
+    out: np.ndarray = ((msgs @ gen) % 2).astype(np.uint8)
+    return out
+
+
+def leech_minimal_vectors(
+    *, dtype: torch.dtype = torch.float64, device: Device = None
+) -> torch.Tensor:
+    """The 196,560 minimal vectors of the Leech lattice in ``R^24``, normalized.
+
+    In coordinates scaled by ``sqrt 8`` (Conway and Sloane, ch. 4): ``(+-2^8, 0^16)`` on the 759
+    octads with an even number of minus signs (97,152), ``(-+3, +-1^23)`` with the upper signs on
+    a Golay codeword (98,304), and ``(+-4^2, 0^22)`` (1,104). Inner products
+    ``{-1, +-1/2, +-1/4, 0}``; every vector has 4,600 neighbours at cosine 1/2, which are
+    symmetric about ``w/2`` (``u -> w - u``), so ``w/2`` is in their hull and ``D_k = 1/2`` for
+    every class: a tie-heavy code with ``K > 10^5``.
+
+    Returns:
+        Tensor of shape ``(196560, 24)`` with unit rows.
+
+    Example:
+        >>> W = leech_minimal_vectors()
+        >>> W.shape, int((W[:1] @ W.T > 0.49).sum()) - 1  # neighbours of one vector
+        (torch.Size([196560, 24]), 4600)
+    """
+    code = golay_code().astype(np.int64)
+    octads = code[code.sum(axis=1) == 8]
+    parts = []
+    for octad in octads:
+        pos = np.flatnonzero(octad)
+        signs = np.array([s for s in itertools.product((1, -1), repeat=8) if s.count(-1) % 2 == 0])
+        v = np.zeros((len(signs), 24), dtype=np.int64)
+        v[:, pos] = 2 * signs
+        parts.append(v)
+    base = 1 - 2 * code  # +1 off the codeword, -1 on it
+    v = np.repeat(base, 24, axis=0)
+    at = np.tile(np.arange(24), len(base))
+    v[np.arange(len(v)), at] *= -3
+    parts.append(v)
+    for i, j in itertools.combinations(range(24), 2):
+        for a, b in itertools.product((4, -4), repeat=2):
+            w = np.zeros((1, 24), dtype=np.int64)
+            w[0, i], w[0, j] = a, b
+            parts.append(w)
+    return _finish(np.concatenate(parts).astype(np.float64), dtype, device)
+
+
+def leech_kissing_23(*, dtype: torch.dtype = torch.float64, device: Device = None) -> torch.Tensor:
+    """The 4,600 neighbours of one minimal Leech vector, projected to ``R^23`` and normalized.
+
+    The points ``u`` with ``<u, w> = 1/2`` for ``w = (4, 4, 0^22) / sqrt 32``, minus ``w / 2``,
+    in an orthonormal basis of ``w^perp``. Centrally symmetric (``u -> w - u``); every point ties
+    with many equidistant nearest neighbours: a tie-heavy test code.
+
+    Returns:
+        Tensor of shape ``(4600, 23)`` with unit rows.
+
+    Example:
+        >>> leech_kissing_23().shape
+        torch.Size([4600, 23])
+    """
+    L = leech_minimal_vectors().numpy()
+    w = np.zeros(24)
+    w[0] = w[1] = 4.0 / math.sqrt(32.0)
+    u = L[np.abs(L @ w - 0.5) < 1e-9] - w / 2
+    Q, _ = np.linalg.qr(np.concatenate([w[:, None], np.eye(24)[:, 1:]], axis=1))
+    return _finish(u @ Q[:, 1:], dtype, device)
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,22 @@ the min-norm point ``x`` of ``conv{y_j}``; the nearest hull point is ``p_k = w_k
 max-margin direction is ``h_k = -x / |x|``.
 
 **Method.** Wolfe's min-norm-point algorithm (an exact active-set method), run in lockstep on a
-batch of classes. Each class starts on a *working set* of its nearest neighbours; the solution on
-the working set is then checked against all ``K`` rows (tiled, never a ``K x K`` matrix): ``x`` is
-optimal over the whole hull iff ``<y_j, x> >= |x|^2`` for every ``j``. Violators join the working
-set and the solve is warm-started until none is left.
+batch of classes. One tiled float32 pass over ``W W^T`` gives every class a *working set* of its
+nearest neighbours; the solution on the working set is then checked against all ``K`` rows with one
+float32 GEMM per batch of classes (tiled, never a ``K x K`` matrix): ``x`` is optimal over the
+whole hull iff ``<y_j, x> >= |x|^2`` for every ``j``. The float32 products are decided under the
+rigorous bound ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``; the few entries it does not decide
+(the support and its near-ties) are recomputed in float64. Violators join the working set and
+only those classes are re-solved, warm-started, until none is left.
 
 **Certificate.** For the returned hull point, ``|x|`` is a primal upper bound on ``D_k`` and
 ``max(0, min_{j != k} <y_j, x> / |x|) = max(0, min_{j != k} <w_k - w_j, h_k>)`` is a dual lower
-bound (a feasible margin direction), both evaluated against all rows in float64. Their difference
-is the reported gap.
+bound (a feasible margin direction), evaluated against all rows (float64 wherever the float32
+bound does not already place an entry above ``|x|^2``). Their difference is the reported gap.
+
+**Sharding.** With ``distributed=True`` (or a ``process_group``) the classes are split across the
+ranks of a ``torch.distributed`` group, ``W`` is replicated, and the results are all-gathered, so
+every rank (rank 0 in particular) returns the full record.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ import torch
 from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
+from gnc.geometry._screening import certify, neighbour_pass
+from gnc.geometry._wolfe import _wolfe_batched
 from gnc.geometry.pairwise import block_rows, iter_blocks
 
 __all__ = [
@@ -65,6 +74,8 @@ class OneVsRestResult:
         iterations: Largest number of Wolfe iterations of a class.
         seconds: Wall time.
         tol: The gap tolerance used for ``certified``.
+        rechecked: Inner products recomputed in float64 (those the float32 bound left open).
+        world_size: Ranks the classes were split over (1 without ``torch.distributed``).
     """
 
     classes: torch.Tensor
@@ -83,6 +94,8 @@ class OneVsRestResult:
     iterations: int
     seconds: float
     tol: float
+    rechecked: int = 0
+    world_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,9 @@ class MinDistanceResult:
         num_classes: ``K``.
         seconds: Wall time.
         tol: Gap tolerance used for ``certified``.
+        world_size: Ranks the work was split over (1 without ``torch.distributed``).
+        max_inner: ``max_{j != k} <w_j, w_k>`` over all pairs (exact; the max cosine for unit
+            rows), from the screening pass.
     """
 
     rho: float
@@ -113,188 +129,8 @@ class MinDistanceResult:
     num_classes: int
     seconds: float
     tol: float
-
-
-# --------------------------------------------------------------------------------------------
-# Batched Wolfe on a working set
-# --------------------------------------------------------------------------------------------
-
-
-def _affine_minimizers(
-    G: torch.Tensor, S: torch.Tensor, Y: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Affine min-norm weights on the corral ``S`` for each batch element.
-
-    Solves ``min a^T G a`` s.t. ``sum_{i in S} a_i = 1``, ``a_i = 0`` off ``S`` through the bordered
-    system on the compacted corral.
-
-    Args:
-        G: ``(B, m, m)`` Gram matrices of the working sets.
-        S: ``(B, m)`` boolean corral masks (each non-empty).
-        Y: Optional ``(B, m, d)`` point coordinates. When given (and the corral has at most
-            ``d + 1`` points), the minimizer is computed by QR of the edge vectors
-            ``y_i - y_0``, whose condition number is the square root of the Gram's: corrals that
-            are nearly flat (optimized codes, with many near-ties) stay accurate.
-
-    Returns:
-        ``(B, m)`` weights, zero off the corral.
-    """
-    B, m = S.shape
-    counts = S.sum(dim=1)
-    s = int(counts.max())
-    order = torch.argsort((~S).to(torch.int8), dim=1, stable=True)[:, :s]
-    valid = torch.arange(s, device=S.device)[None, :] < counts[:, None]
-    Gs = G.gather(1, order[:, :, None].expand(B, s, m)).gather(2, order[:, None, :].expand(B, s, s))
-    scale = Gs.diagonal(dim1=1, dim2=2).amax(dim=1).clamp_min(torch.finfo(G.dtype).tiny)
-    vf = valid.to(G.dtype)
-    Gs = Gs / scale[:, None, None] * vf[:, :, None] * vf[:, None, :] + torch.diag_embed(1.0 - vf)
-    # The bordered KKT system [[G, 1], [1^T, 0]] is nonsingular whenever the corral is affinely
-    # independent, even when G itself is singular (0 in the affine hull of the corral, which
-    # Wolfe's algorithm reaches when the corral spans R^d): never solve with G alone.
-    A = torch.zeros(B, s + 1, s + 1, dtype=G.dtype, device=G.device)
-    A[:, :s, :s] = Gs
-    A[:, :s, s] = vf
-    A[:, s, :s] = vf
-    rhs = torch.zeros(B, s + 1, 1, dtype=G.dtype, device=G.device)
-    rhs[:, s, 0] = 1.0
-    sol, info = torch.linalg.solve_ex(A, rhs)
-    bad = info != 0
-    if bool(bad.any()):
-        sol[bad] = torch.linalg.pinv(A[bad], hermitian=True) @ rhs[bad]
-    alpha_s = sol[:, :s, 0] * vf
-    alpha = torch.zeros(B, m, dtype=G.dtype, device=G.device)
-    alpha.scatter_(1, order, alpha_s)
-    if Y is not None and s > 1 and s - 1 <= Y.shape[2]:
-        # Check the affine optimality <y_i, x> = |x|^2 on the corral; where the Gram solve lost
-        # it (nearly flat corrals), redo those elements by QR on the point coordinates.
-        g = torch.bmm(G, alpha[:, :, None])[:, :, 0]
-        n2 = (alpha * g).sum(dim=1, keepdim=True)
-        resid = torch.where(S, (g - n2).abs(), 0.0).amax(dim=1)
-        gscale = G.diagonal(dim1=1, dim2=2).amax(dim=1)
-        inaccurate = ~(resid <= 1e-11 * gscale)
-        if bool(inaccurate.any()):
-            alpha[inaccurate] = _affine_minimizers_qr(
-                Y[inaccurate], order[inaccurate], valid[inaccurate], m
-            )
-    return alpha
-
-
-def _affine_minimizers_qr(
-    Y: torch.Tensor, order: torch.Tensor, valid: torch.Tensor, m: int
-) -> torch.Tensor:
-    """Affine minimizers from point coordinates: ``x = y_0 + Z mu``, ``min |x|`` by QR of ``Z``."""
-    B, s = order.shape
-    d = Y.shape[2]
-    Ys = Y.gather(1, order[:, :, None].expand(B, s, d))
-    y0 = Ys[:, 0, :]
-    vz = valid[:, 1:].to(Y.dtype)
-    Z = (Ys[:, 1:, :] - y0[:, None, :]) * vz[:, :, None]  # (B, s-1, d), padding last
-    Q, R = torch.linalg.qr(Z.transpose(1, 2))  # (B, d, s-1), (B, s-1, s-1)
-    diag = R.diagonal(dim1=1, dim2=2)
-    # Padding columns are zero and trailing, so their R rows/columns vanish: put 1 on the
-    # diagonal there (their mu is discarded). A tiny diagonal on a real column means the corral
-    # is affinely dependent to working precision: fall back to the bordered Gram system.
-    scale = diag.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(Y.dtype).tiny)
-    degenerate = ((diag.abs() <= 64 * torch.finfo(Y.dtype).eps * scale) & (vz > 0)).any(dim=1)
-    R = R + torch.diag_embed(1.0 - vz)
-    rhs = -(Q.transpose(1, 2) @ y0[:, :, None])
-    mu = torch.linalg.solve_triangular(R, rhs, upper=True)[:, :, 0] * vz
-    alpha_s = torch.cat([1.0 - mu.sum(dim=1, keepdim=True), mu], dim=1)
-    alpha = torch.zeros(B, m, dtype=Y.dtype, device=Y.device)
-    alpha.scatter_(1, order, alpha_s * valid.to(Y.dtype))
-    if bool(degenerate.any()):
-        Gd = Y[degenerate] @ Y[degenerate].transpose(1, 2)
-        Sd = torch.zeros(int(degenerate.sum()), m, dtype=torch.bool, device=Y.device)
-        Sd.scatter_(1, order[degenerate], valid[degenerate])
-        alpha[degenerate] = _affine_minimizers(Gd, Sd)
-    return alpha
-
-
-def _wolfe_batched(
-    G: torch.Tensor,
-    Y: torch.Tensor | None,
-    valid: torch.Tensor,
-    lam: torch.Tensor,
-    S: torch.Tensor,
-    stop_rel: float,
-    stop_floor: torch.Tensor,
-    max_iter: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Wolfe's min-norm-point algorithm on ``conv{y_1..y_m}`` given by Grams, in lockstep.
-
-    Args:
-        G: ``(B, m, m)`` Gram matrices ``<y_i, y_j>``.
-        Y: Optional ``(B, m, d)`` points, for accurate affine minimizers (see
-            :func:`_affine_minimizers`).
-        valid: ``(B, m)`` which working-set columns are real points.
-        lam: ``(B, m)`` starting convex weights: the affine minimizer of the corral ``S``.
-        S: ``(B, m)`` starting corral (affinely independent, ``lam > 0`` on it).
-        stop_rel: Stop when ``|x|^2 - min_j <y_j, x> <= max(stop_rel * |x|, stop_floor)``, i.e. when
-            the duality gap in ``D`` is below ``stop_rel``.
-        stop_floor: ``(B,)`` rounding-level floor of that test.
-        max_iter: Iteration cap.
-
-    Returns:
-        ``(lam, iterations)``: final weights ``(B, m)`` and iterations used per element ``(B,)``.
-    """
-    B, _m = lam.shape
-    lam_out = lam.clone()
-    iters = torch.zeros(B, dtype=torch.long, device=G.device)
-    inf = torch.tensor(torch.inf, dtype=G.dtype, device=G.device)
-    # Working copies, compacted when fewer than half of the elements are still running.
-    idx = torch.arange(B, device=G.device)
-    Gc, vc, la, Sa, fl = G, valid, lam.clone(), S.clone(), stop_floor
-    Yc = Y
-    nm = torch.ones(B, dtype=torch.bool, device=G.device)
-    running = torch.ones(B, dtype=torch.bool, device=G.device)
-    for _ in range(max_iter):
-        n_run = int(running.sum())
-        if n_run == 0:
-            break
-        if n_run < running.numel() // 2:
-            lam_out[idx[~running]] = la[~running]
-            keep = running
-            idx, Gc, vc, la, Sa, fl, nm = (
-                idx[keep],
-                Gc[keep],
-                vc[keep],
-                la[keep],
-                Sa[keep],
-                fl[keep],
-                nm[keep],
-            )
-            if Yc is not None:
-                Yc = Yc[keep]
-            running = running[keep]
-        # Major cycle: add the most violating point, or stop.
-        g = torch.bmm(Gc, la[:, :, None])[:, :, 0]
-        n2 = (la * g).sum(dim=1)
-        gmin, j = torch.where(vc & ~Sa, g, inf).min(dim=1)
-        thresh = torch.maximum(stop_rel * n2.clamp_min(0).sqrt(), fl)
-        running = running & ~(nm & (n2 - gmin <= thresh))
-        add = nm & running
-        Sa[add, j[add]] = True
-        iters[idx[running]] += 1
-        # Minor cycle step: affine minimizer of the corral; step back to the hull if needed.
-        alpha = _affine_minimizers(Gc, Sa, Yc)
-        pos = torch.where(Sa, alpha > 0, torch.ones_like(Sa)).all(dim=1)
-        neg = Sa & (alpha <= 0)
-        ratio = torch.where(neg, la / (la - alpha), inf)
-        theta = ratio.min(dim=1).values.clamp(0.0, 1.0)
-        theta = torch.where(pos, torch.ones_like(theta), theta)
-        new = la + theta[:, None] * (alpha - la)
-        # Drop corral points that reached zero (at least the one attaining theta).
-        hit = neg & (ratio <= theta[:, None])
-        drop = (~pos)[:, None] & (hit | (new <= 0))
-        S_new = Sa & ~drop
-        new = torch.where(S_new, new.clamp_min(0.0), torch.zeros_like(new))
-        new = new / new.sum(dim=1, keepdim=True)
-        r = running[:, None]
-        la = torch.where(r, new, la)
-        Sa = torch.where(r, S_new, Sa)
-        nm = torch.where(running, pos, nm)
-    lam_out[idx] = la
-    return lam_out, iters
+    world_size: int = 1
+    max_inner: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,13 +152,15 @@ class _ClassSolution:
     weights: torch.Tensor
     rounds: int
     iterations: int
+    rechecked: int
 
 
 def _solve_classes(
     W: torch.Tensor,
+    W32: torch.Tensor,
     cls: torch.Tensor,
+    nbrs: torch.Tensor,
     *,
-    working_set_size: int,
     max_memory_mib: float,
     tol: float,
     max_rounds: int,
@@ -330,16 +168,17 @@ def _solve_classes(
 ) -> _ClassSolution:
     """Exact ``D_k`` for the classes ``cls`` of float64 rows ``W`` (no validation).
 
-    ``bar`` (a tqdm bar or None) advances by the classes of each finished block.
+    ``nbrs`` ``(C, m)`` are the initial working sets (nearest other rows). ``bar`` (a tqdm bar or
+    None) advances by the classes of each finished block.
     """
     K, d = W.shape
     dev = W.device
     C = cls.numel()
-    sq = (W * W).sum(dim=1)
-    m0 = min(working_set_size, K - 1)
-    # Memory per class in a block: scores against all K rows, Y (m x d), G and solver temporaries.
+    m0 = nbrs.shape[1]
+    # Memory per class in a block: float32 scores against all K rows (two copies and a mask),
+    # the working set's points Y (m x d), its Gram G and solver temporaries.
     m_est = m0 + 64
-    per_class = 8 * (3 * K + 2 * m_est * d + 6 * m_est * m_est)
+    per_class = 10 * K + 8 * (2 * m_est * d + 6 * m_est * m_est)
     step = block_rows(C, per_class, max_memory_mib)
 
     D = torch.empty(C, dtype=W.dtype, device=dev)
@@ -350,15 +189,13 @@ def _solve_classes(
     sweights: list[torch.Tensor] = []
     total_rounds = 0
     max_iters = 0
+    rechecked = 0
+    n_add = min(max(16, m0 // 2), K - 1)
+    max_norm = float(W.norm(dim=1).max())
     for a, b in iter_blocks(C, step):
         rows = cls[a:b]
         Bn = rows.numel()
-        ar = torch.arange(Bn, device=dev)
-        # Initial working set: nearest neighbours (Euclidean), tiled by this block.
-        scores = 2.0 * (W[rows] @ W.T) - sq[None, :]
-        scores[ar, rows] = -torch.inf
-        ws = scores.topk(m0, dim=1).indices
-        del scores
+        ws = nbrs[a:b].clone()
         ws_valid = torch.ones_like(ws, dtype=torch.bool)
         lam = torch.zeros(Bn, m0, dtype=W.dtype, device=dev)
         lam[:, 0] = 1.0
@@ -387,31 +224,25 @@ def _solve_classes(
                 floor,
                 50 * ws.shape[1] + 100,
             )
+            x_t = torch.bmm(lam_t[:, None, :], Y)[:, 0, :]
+            del G, Y
             max_iters = max(max_iters, int(it.max()) if it.numel() else 0)
             lam[t] = lam_t
             S[t] = lam_t > 0
-            x_t = torch.bmm(lam_t[:, None, :], Y)[:, 0, :]
             x[t] = x_t
-            # Certify against all rows: g_j = <w_j - w_k, x>, j != k.
-            g_all = W @ x_t.T  # (K, |t|) -- tiled by the block size
-            g_all = g_all.T - (W[rows[t]] * x_t).sum(dim=1, keepdim=True)
-            g_all[torch.arange(t.numel(), device=dev), rows[t]] = torch.inf
             n2 = (x_t * x_t).sum(dim=1)
-            gmin, _ = g_all.min(dim=1)
-            gmin_all[t] = gmin
             viol_tol = torch.maximum(1e-3 * tol * n2.sqrt(), 64 * _EPS * scale.clamp_min(1e-300))
-            violated = (n2 - gmin) > viol_tol
-            # Points already in the working set cannot be violators beyond the stop tolerance;
-            # add the most violating new points for the classes that still fail.
+            # Certify against all rows: one float32 GEMM, float64 where the bound is undecided.
+            cert = certify(W, W32, rows[t], x_t, ws[t], viol_tol, n_add, max_memory_mib, max_norm)
+            rechecked += cert.rechecked
+            gmin_all[t] = cert.gmin
+            violated = cert.violated
             if not bool(violated.any()) or rnd == max_rounds - 1:
                 todo[t] = False
                 break
             vt = t[violated]
-            gv = g_all[violated]
-            gv.scatter_(1, torch.where(ws_valid[vt], ws[vt], rows[vt, None]), torch.inf)
-            n_add = min(max(16, m0 // 2), K - 1)
-            new_idx = gv.topk(n_add, dim=1, largest=False)
-            new_ok = new_idx.values < (n2[violated] - viol_tol[violated])[:, None]
+            new_idx_i = cert.candidates[violated]
+            new_ok = cert.candidates_ok[violated]
             # Classes whose only violators are already in the working set: one more solve
             # with the tolerance of the current |x|, then stop (the gap is reported as is).
             stalled = ~new_ok.any(dim=1)
@@ -421,13 +252,11 @@ def _solve_classes(
                 retried[again] = True
                 keep = torch.ones_like(stalled)
                 keep[stalled.nonzero().squeeze(1)[retried_now]] = False
-                vt, new_idx_i, new_ok = vt[keep], new_idx.indices[keep], new_ok[keep]
-            else:
-                new_idx_i = new_idx.indices
+                vt, new_idx_i, new_ok = vt[keep], new_idx_i[keep], new_ok[keep]
             if vt.numel() == 0:
                 todo[t] = False
                 break
-            # Grow the working set of the whole block (padding stays invalid).
+            # Grow the working sets of the block (padding stays invalid).
             ws = torch.cat([ws, torch.zeros(Bn, n_add, dtype=ws.dtype, device=dev)], dim=1)
             ws_valid = torch.cat(
                 [ws_valid, torch.zeros(Bn, n_add, dtype=torch.bool, device=dev)], dim=1
@@ -460,14 +289,22 @@ def _solve_classes(
         sweights.append(torch.where(live, wts, 0.0))
         if bar is not None:
             bar.update(Bn)
-    s_all = max(t.shape[1] for t in supports)
-    support = torch.cat(
-        [torch.nn.functional.pad(t, (0, s_all - t.shape[1]), value=-1) for t in supports]
+    s_all = max([t.shape[1] for t in supports], default=1)
+    support = (
+        torch.cat([torch.nn.functional.pad(t, (0, s_all - t.shape[1]), value=-1) for t in supports])
+        if supports
+        else torch.full((0, 1), -1, dtype=torch.long, device=dev)
     )
-    support_w = torch.cat(
-        [torch.nn.functional.pad(t, (0, s_all - t.shape[1]), value=0.0) for t in sweights]
+    support_w = (
+        torch.cat(
+            [torch.nn.functional.pad(t, (0, s_all - t.shape[1]), value=0.0) for t in sweights]
+        )
+        if sweights
+        else torch.zeros(0, 1, dtype=W.dtype, device=dev)
     )
-    return _ClassSolution(D, lower, points, dirs, support, support_w, total_rounds, max_iters)
+    return _ClassSolution(
+        D, lower, points, dirs, support, support_w, total_rounds, max_iters, rechecked
+    )
 
 
 def _class_bar(total: int, desc: str, progress: bool) -> Any:
@@ -489,45 +326,123 @@ def _prepare(
     K, d = W.shape
     if working_set_size is None:
         return W, tol, _default_working_set(K, d)
-    return W, tol, check_int("working_set_size", working_set_size, minimum=1)
+    return W, tol, min(K - 1, check_int("working_set_size", working_set_size, minimum=1))
 
 
-def _screen(
-    W: torch.Tensor, norms: torch.Tensor, max_memory_mib: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Certified lower bounds and (loose) upper bounds on every ``D_k``, tiled.
+# --------------------------------------------------------------------------------------------
+# Sharding over torch.distributed
+# --------------------------------------------------------------------------------------------
 
-    ``lb_k = |w_k| - max_{j != k} <w_j, w_k> / |w_k|`` (the margin of ``h = w_k / |w_k|``) and
-    ``ub_k`` = the distance to the nearest other row. The inner products are computed in float32
-    when that is exact enough to be useful, with the rigorous rounding bound
-    ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``, ``gamma_n = n u / (1 - n u)``, subtracted from
-    the lower bounds (so they stay certified); float64 otherwise.
-    """
-    K, d = W.shape
-    use32 = K >= 2048 and d <= 100_000
-    if W.device.type == "cuda" and torch.get_float32_matmul_precision() != "highest":
-        use32 = False  # TF32 matmuls have no useful rounding bound
-    if use32:
-        u = 2.0**-24
-        n = d + 2
-        gamma = n * u / (1 - n * u)
-        Wc = W.to(torch.float32)
-        err = gamma * norms * norms.max() * 1.01 + 4 * u * norms * norms.max()
-    else:
-        Wc = W
-        err = torch.zeros_like(norms)
-    lb = torch.empty(K, dtype=W.dtype, device=W.device)
-    ub = torch.empty(K, dtype=W.dtype, device=W.device)
-    step = block_rows(K, 2 * K * Wc.element_size(), max_memory_mib)
-    for a, b in iter_blocks(K, step):
-        ip = Wc[a:b] @ Wc.T
-        ar = torch.arange(b - a, device=W.device)
-        ip[ar, torch.arange(a, b, device=W.device)] = -torch.inf
-        best, j = ip.max(dim=1)
-        del ip
-        lb[a:b] = (norms[a:b] - (best.to(W.dtype) + err[a:b]) / norms[a:b]).clamp_min(0.0)
-        ub[a:b] = (W[a:b] - W[j]).norm(dim=1)
-    return lb, ub
+
+def _group(distributed: bool, process_group: Any) -> tuple[Any, int, int]:
+    """``(group, rank, world_size)``; ``(None, 0, 1)`` when not distributed."""
+    if process_group is None and not distributed:
+        return None, 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized():
+        raise ValueError(
+            "Expected an initialized torch.distributed process group for `distributed=True` "
+            "or `process_group`, but got none (call torch.distributed.init_process_group, or "
+            "launch with torchrun)."
+        )
+    group = process_group if process_group is not None else dist.group.WORLD
+    return group, dist.get_rank(group), dist.get_world_size(group)
+
+
+def _all_gather_rows(x: torch.Tensor, counts: list[int], group: Any) -> torch.Tensor:
+    """Concatenate each rank's ``x`` (``counts[r]`` rows, same trailing shape) on every rank."""
+    import torch.distributed as dist
+
+    n = max(counts)
+    cpu = dist.get_backend(group) == "gloo"
+    src = x.cpu() if cpu else x
+    pad = torch.zeros((n - src.shape[0], *src.shape[1:]), dtype=src.dtype, device=src.device)
+    mine = torch.cat([src, pad])
+    out = [torch.empty_like(mine) for _ in counts]
+    dist.all_gather(out, mine, group=group)
+    full = torch.cat([o[:c] for o, c in zip(out, counts, strict=True)])
+    return full.to(x.device)
+
+
+def _all_reduce_max(values: list[int], group: Any) -> list[int]:
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.long)
+    if dist.get_backend(group) != "gloo" and torch.cuda.is_available():
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    return [int(v) for v in t.cpu()]
+
+
+def _solve_sharded(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    cls: torch.Tensor,
+    m0: int,
+    *,
+    unit_rows: bool,
+    max_memory_mib: float,
+    tol: float,
+    max_rounds: int,
+    group: Any,
+    rank: int,
+    world: int,
+    progress: bool,
+) -> _ClassSolution:
+    """Neighbour pass and solve for this rank's share of ``cls``, gathered over the group."""
+    K = W.shape[0]
+    parts = torch.tensor_split(cls, world)
+    mine = parts[rank]
+    with _class_bar(mine.numel(), f"neighbours K={K}", progress) as bar:
+        nb = neighbour_pass(
+            W,
+            W32,
+            mine,
+            m0,
+            unit_rows=unit_rows,
+            exact_max=False,
+            max_memory_mib=max_memory_mib,
+            bar=bar,
+        )
+    assert nb.neighbours is not None
+    with _class_bar(mine.numel(), f"one-vs-rest K={K}", progress) as bar:
+        sol = _solve_classes(
+            W,
+            W32,
+            mine,
+            nb.neighbours,
+            max_memory_mib=max_memory_mib,
+            tol=tol,
+            max_rounds=max_rounds,
+            bar=bar,
+        )
+    if world == 1:
+        return sol
+    counts = [p.numel() for p in parts]
+    s_all, rounds, iters, _ = _all_reduce_max(
+        [sol.support.shape[1], sol.rounds, sol.iterations, 0], group
+    )
+    pad = s_all - sol.support.shape[1]
+    support = torch.nn.functional.pad(sol.support, (0, pad), value=-1)
+    weights = torch.nn.functional.pad(sol.weights, (0, pad), value=0.0)
+    rechecked = _all_gather_rows(torch.tensor([sol.rechecked], device=W.device), [1] * world, group)
+    return _ClassSolution(
+        _all_gather_rows(sol.D, counts, group),
+        _all_gather_rows(sol.lower, counts, group),
+        _all_gather_rows(sol.points, counts, group),
+        _all_gather_rows(sol.directions, counts, group),
+        _all_gather_rows(support, counts, group),
+        _all_gather_rows(weights, counts, group),
+        rounds,
+        iters,
+        int(rechecked.sum()),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
 
 
 def one_vs_rest_distances(
@@ -540,29 +455,35 @@ def one_vs_rest_distances(
     tol: float = 1e-9,
     max_rounds: int = 100,
     progress: bool = False,
+    distributed: bool = False,
+    process_group: Any = None,
 ) -> OneVsRestResult:
     """Exact one-vs-rest distances ``D_k = dist(w_k, conv{w_j : j != k})`` with certificates.
 
     Computation is in float64 on the device of ``weights`` (inputs of lower precision are
-    upcast, never the other way round).
+    upcast, never the other way round); the shared passes over ``W`` run in float32 under
+    rigorous rounding bounds, with float64 recomputation wherever the bound does not decide.
 
     Args:
         weights: ``(K, d)`` classifier rows, ``K >= 2``.
         normalize: Normalize rows to the unit sphere first (the GNC2 convention).
         classes: Indices of the classes to solve (default: all ``K``).
-        max_memory_mib: Memory budget of one block of classes (tiling).
+        max_memory_mib: Memory budget of one tile (a block of classes against all rows).
         working_set_size: Initial nearest-neighbour working set per class (default
             ``min(K-1, max(16, min(64, 2d+2)))``); only speed depends on it.
         tol: Gap tolerance for ``certified``.
         max_rounds: Cap on working-set rounds.
-        progress: Show a tqdm bar of solved classes on stderr.
+        progress: Show tqdm bars (neighbour pass, solved classes) on stderr.
+        distributed: Split the classes over the default ``torch.distributed`` group (which
+            must be initialized); every rank gets the full result.
+        process_group: Split over this group instead (implies ``distributed``).
 
     Returns:
         An :class:`OneVsRestResult`.
 
     Raises:
         ValueError: On a non-2-D or non-finite matrix, fewer than two rows, zero rows when
-            ``normalize``, or class indices out of range.
+            ``normalize``, class indices out of range, or ``distributed`` without a group.
 
     Example:
         >>> import math
@@ -574,6 +495,7 @@ def one_vs_rest_distances(
     """
     start = time.perf_counter()
     W, tol, m0 = _prepare(weights, normalize, tol, working_set_size)
+    group, rank, world = _group(distributed, process_group)
     K = W.shape[0]
     if classes is None:
         cls = torch.arange(K, device=W.device)
@@ -586,16 +508,21 @@ def one_vs_rest_distances(
         cls = cls.long()
         if int(cls.min()) < 0 or int(cls.max()) >= K:
             raise ValueError(f"Expected `classes` in [0, {K}), but got {cls.min()}..{cls.max()}.")
-    with _class_bar(cls.numel(), f"one-vs-rest K={K}", progress) as bar:
-        sol = _solve_classes(
-            W,
-            cls,
-            working_set_size=m0,
-            max_memory_mib=max_memory_mib,
-            tol=tol,
-            max_rounds=max_rounds,
-            bar=bar,
-        )
+    max_rounds = check_int("max_rounds", max_rounds, minimum=1)
+    sol = _solve_sharded(
+        W,
+        W.to(torch.float32),
+        cls,
+        m0,
+        unit_rows=normalize,
+        max_memory_mib=max_memory_mib,
+        tol=tol,
+        max_rounds=max_rounds,
+        group=group,
+        rank=rank,
+        world=world,
+        progress=progress and rank == 0,
+    )
     gaps = sol.D - sol.lower
     arg = int(sol.D.argmin())
     max_gap = float(gaps.max())
@@ -616,6 +543,8 @@ def one_vs_rest_distances(
         iterations=sol.iterations,
         seconds=time.perf_counter() - start,
         tol=tol,
+        rechecked=sol.rechecked,
+        world_size=world,
     )
 
 
@@ -628,22 +557,30 @@ def min_one_vs_rest_distance(
     tol: float = 1e-9,
     chunk_size: int = 256,
     progress: bool = False,
+    distributed: bool = False,
+    process_group: Any = None,
 ) -> MinDistanceResult:
     """``rho = min_k D_k`` and its argmin, solving only the classes that can attain it.
 
-    Every class has the certified lower bound ``D_k >= |w_k| - max_{j != k} <w_j, w_k> / |w_k|``
-    (``1 - s_k`` for unit rows: the margin of ``h = w_k / |w_k|``). Classes are solved exactly in
-    increasing order of that bound, and the search stops as soon as the next bound is at least the
-    best distance found.
+    One float32 pass over ``W W^T`` gives every class the certified lower bound
+    ``D_k >= |w_k| - s_k / |w_k|`` with ``s_k = max_{j != k} <w_j, w_k>`` (``1 - s_k`` for unit
+    rows: the margin of ``h = w_k / |w_k|``), where ``s_k`` is exact: every entry the float32
+    rounding bound cannot rule out is recomputed in float64 (codes in which thousands of
+    neighbours tie included). Classes are then solved exactly in increasing order of that bound,
+    and the search stops as soon as the next bound is at least the best distance found (less
+    ``tol``).
 
     Args:
         weights: ``(K, d)`` classifier rows.
         normalize: Normalize rows first.
-        max_memory_mib: Memory budget of one block (tiling).
+        max_memory_mib: Memory budget of one tile.
         working_set_size: Initial working-set size (see :func:`one_vs_rest_distances`).
         tol: Gap tolerance for ``certified``.
-        chunk_size: Classes solved per batch at first (quadruples as the search goes on).
-        progress: Show a tqdm bar on stderr: classes settled, solved or excluded by their bound.
+        chunk_size: Classes solved per batch after the first class (quadruples as the search
+            goes on).
+        progress: Show tqdm bars on stderr: the screening pass, then classes settled.
+        distributed: Split the pass and the solves over the default ``torch.distributed`` group.
+        process_group: Split over this group instead (implies ``distributed``).
 
     Returns:
         A :class:`MinDistanceResult`.
@@ -656,46 +593,83 @@ def min_one_vs_rest_distance(
     """
     start = time.perf_counter()
     W, tol, m0 = _prepare(weights, normalize, tol, working_set_size)
-    K = W.shape[0]
+    group, rank, world = _group(distributed, process_group)
+    K, d = W.shape
+    W32 = W.to(torch.float32)
     norms = W.norm(dim=1)
-    lb, ub = _screen(W, norms, max_memory_mib)
+    parts = torch.tensor_split(torch.arange(K, device=W.device), world)
+    with _class_bar(parts[rank].numel(), f"screening K={K}", progress and rank == 0) as bar:
+        nb = neighbour_pass(
+            W,
+            W32,
+            parts[rank],
+            0,
+            unit_rows=normalize,
+            exact_max=True,
+            max_memory_mib=max_memory_mib,
+            bar=bar,
+        )
+    s, arg = nb.max_inner, nb.argmax
+    if world > 1:
+        counts = [p.numel() for p in parts]
+        s = _all_gather_rows(s, counts, group)
+        arg = _all_gather_rows(arg, counts, group)
+    # s is exact up to float64 rounding of a d-term dot product: allow for it.
+    slack = 2 * d * _EPS * norms * norms.max()
+    lb = (norms - (s + slack) / norms).clamp_min(0.0)
+    ub = (W - W[arg]).norm(dim=1)
     order = torch.argsort(lb)
     lb_sorted = lb[order]
     best = float(ub.min())
     best_arg = int(ub.argmin())
-    best_lower = 0.0
     solved_lower = torch.inf
     pos = 0
     solved = 0
-    chunk = max(1, chunk_size)
+    # One class first (in codes where every class ties it settles the search at once), then
+    # chunks of `chunk_size`, growing fourfold.
+    chunk = 1
     have_solution = False
     # A class whose lower bound is >= best - tol cannot lower rho by more than tol: skipping it
     # keeps the certificate (gap <= tol), and stops the search at once when rho is at rounding
     # level (near-duplicate rows), where the lower bounds 1 - s_k are all ~0.
-    with _class_bar(K, f"rho search K={K}", progress) as bar:
+    with _class_bar(K, f"rho search K={K}", progress and rank == 0) as bar:
         while pos < K and (float(lb_sorted[pos]) < best - tol or not have_solution):
             stop = min(K, pos + chunk)
             # Only classes whose lower bound is still below the best distance.
             cut = int(torch.searchsorted(lb_sorted[pos:stop], lb_sorted.new_tensor(best - tol)))
             stop = max(pos + 1, pos + cut)
             cls = order[pos:stop]
-            sol = _solve_classes(
-                W,
-                cls,
-                working_set_size=m0,
-                max_memory_mib=max_memory_mib,
-                tol=tol,
-                max_rounds=100,
-                bar=bar,
-            )
-            solved += cls.numel()
-            i = int(sol.D.argmin())
-            if not have_solution or float(sol.D[i]) < best:
-                best, best_arg = float(sol.D[i]), int(cls[i])
+            kw: dict[str, Any] = {
+                "unit_rows": normalize,
+                "max_memory_mib": max_memory_mib,
+                "tol": tol,
+                "group": group,
+                "rank": rank,
+                "world": world,
+                "progress": False,
+            }
+            # Subset solves on the nearest-neighbour working sets (one round): |x| >= D_k is an
+            # upper bound, min_j <w_k - w_j, h> a dual lower bound from the same GEMM.
+            sub = _solve_sharded(W, W32, cls, m0, max_rounds=1, **kw)
+            i = int(sub.D.argmin())
+            if not have_solution or float(sub.D[i]) < best:
+                best, best_arg = float(sub.D[i]), int(cls[i])
             have_solution = True
-            solved_lower = min(solved_lower, float(sol.lower.min()))
+            settled = sub.lower >= best - tol
+            if bool(settled.any()):
+                solved_lower = min(solved_lower, float(sub.lower[settled].min()))
+            # Exact solves only for the survivors.
+            survivors = cls[~settled]
+            if survivors.numel():
+                sol = _solve_sharded(W, W32, survivors, m0, max_rounds=100, **kw)
+                i = int(sol.D.argmin())
+                if float(sol.D[i]) < best:
+                    best, best_arg = float(sol.D[i]), int(survivors[i])
+                solved_lower = min(solved_lower, float(sol.lower.min()))
+            bar.update(cls.numel())
+            solved += cls.numel()
             pos = stop
-            chunk *= 4
+            chunk = max(1, chunk_size) if chunk == 1 else 4 * chunk
             bar.set_postfix(rho=f"{best:.4g}", refresh=False)
         bar.update(K - pos)  # the rest is excluded by its lower bound
     rest_lower = float(lb_sorted[pos]) if pos < K else torch.inf
@@ -712,4 +686,6 @@ def min_one_vs_rest_distance(
         num_classes=K,
         seconds=time.perf_counter() - start,
         tol=tol,
+        world_size=world,
+        max_inner=float(s.max()),
     )

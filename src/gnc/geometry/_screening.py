@@ -1,0 +1,244 @@
+"""Float32 passes over ``W W^T`` and ``W x`` under rigorous rounding bounds (internal).
+
+Every inner product here is computed by a float32 GEMM and then decided with the a-priori bound
+
+    |fl32(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|,    gamma_n = n u / (1 - n u),  u = 2^-24,
+
+which covers the rounding of both float64 operands to float32 (``2u``) and the float32 dot product
+in any summation order (``gamma_d``; Higham, *Accuracy and Stability of Numerical Algorithms*,
+3.1). Entries the bound does not decide are recomputed in float64 from their indices. TF32 is
+switched off for these GEMMs (it has no useful bound).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gnc.geometry.pairwise import block_rows, iter_blocks
+
+__all__: list[str] = []
+
+_U32 = 2.0**-24
+
+
+def rounding_factor(d: int) -> float:
+    """``e`` with ``|fl32(<a, b>) - <a, b>| <= e |a| |b|`` for float64 ``a, b`` of length ``d``.
+
+    ``gamma_{d+2}`` with a 1 % margin, plus the rounding of the float32 result itself.
+    """
+    n = d + 2
+    return 1.01 * n * _U32 / (1.0 - n * _U32) + 2 * _U32
+
+
+@contextlib.contextmanager
+def exact_float32_matmul(device: torch.device) -> Iterator[None]:
+    """Disable TF32 matmuls on CUDA for the duration (their rounding error has no useful bound)."""
+    if device.type != "cuda":
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def _pairs_dot(
+    A: torch.Tensor, B: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, max_memory_mib: float
+) -> torch.Tensor:
+    """``<A[ia[p]], B[ib[p]]>`` in the dtype of ``A`` for every pair ``p``, chunked by memory."""
+    P = ia.numel()
+    d = A.shape[1]
+    out = torch.empty(P, dtype=A.dtype, device=A.device)
+    step = block_rows(P, 2 * d * A.element_size(), max_memory_mib)
+    for a, b in iter_blocks(P, step):
+        out[a:b] = (A[ia[a:b]] * B[ib[a:b]]).sum(dim=1)
+    return out
+
+
+@dataclass
+class NeighbourPass:
+    """What one float32 pass over ``W W^T`` leaves behind.
+
+    Attributes:
+        neighbours: ``(R, m)`` indices of each row's ``m`` nearest other rows (Euclidean), or
+            ``None`` when ``m = 0``.
+        max_inner: ``(R,)`` exact (float64) ``s_r = max_{j != r} <w_r, w_j>``.
+        argmax: ``(R,)`` a row attaining it.
+        rechecked: Number of entries recomputed in float64.
+    """
+
+    neighbours: torch.Tensor | None
+    max_inner: torch.Tensor
+    argmax: torch.Tensor
+    rechecked: int
+
+
+def neighbour_pass(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    rows: torch.Tensor,
+    num_neighbours: int,
+    *,
+    unit_rows: bool,
+    exact_max: bool,
+    max_memory_mib: float,
+    bar: Any = None,
+) -> NeighbourPass:
+    """One tiled float32 pass ``W[rows] W^T``: top-``m`` neighbours and the exact max inner product.
+
+    The max ``s_r`` is exact in float64: every entry within twice the rounding bound of the
+    float32 row max is recomputed in float64 (rows with thousands of exact ties included).
+
+    Args:
+        W: ``(K, d)`` float64 rows.
+        W32: The same rows in float32.
+        rows: ``(R,)`` the rows of this pass.
+        num_neighbours: ``m`` (0: only the max).
+        unit_rows: Rows have norm 1 (neighbours by inner product, no norm correction).
+        exact_max: Recompute the max in float64 (otherwise ``max_inner`` is the float32 max).
+        max_memory_mib: Budget of one ``(rows, K)`` tile.
+        bar: Optional tqdm bar, advanced by rows.
+    """
+    K, d = W.shape
+    dev = W.device
+    R = rows.numel()
+    m = min(num_neighbours, K - 1)
+    norms = W.norm(dim=1)
+    nmax = float(norms.max())
+    e = rounding_factor(d)
+    sq32 = None if unit_rows else (W * W).sum(dim=1).to(torch.float32)
+    nbrs = torch.empty(R, m, dtype=torch.long, device=dev) if m > 0 else None
+    smax = torch.empty(R, dtype=W.dtype, device=dev)
+    arg = torch.empty(R, dtype=torch.long, device=dev)
+    rechecked = 0
+    step = block_rows(R, (14 if unit_rows else 22) * K, max_memory_mib)
+    with exact_float32_matmul(dev):
+        for a, b in iter_blocks(R, step):
+            r = rows[a:b]
+            ar = torch.arange(b - a, device=dev)
+            ip = W32[r] @ W32.T
+            ip[ar, r] = -torch.inf
+            if nbrs is not None:
+                if unit_rows:
+                    nbrs[a:b] = ip.topk(m, dim=1, sorted=False).indices
+                else:
+                    assert sq32 is not None
+                    nbrs[a:b] = (2.0 * ip - sq32[None, :]).topk(m, dim=1, sorted=False).indices
+            s32, j32 = ip.max(dim=1)
+            if not exact_max:
+                smax[a:b], arg[a:b] = s32.to(W.dtype), j32
+                del ip
+                if bar is not None:
+                    bar.update(b - a)
+                continue
+            # Every entry whose true value can reach the true max: fl >= fl_max - 2 err.
+            err = e * norms[r] * nmax
+            thr = s32.to(W.dtype) - 2.0 * err
+            thr = (thr - 2 * _U32 * thr.abs()).to(torch.float32)
+            cand = (ip >= thr[:, None]).nonzero()
+            del ip
+            exact = _pairs_dot(W, W, r[cand[:, 0]], cand[:, 1], max_memory_mib / 4)
+            rechecked += cand.shape[0]
+            best = torch.full((b - a,), -torch.inf, dtype=W.dtype, device=dev)
+            best.scatter_reduce_(0, cand[:, 0], exact, reduce="amax")
+            # Rows where the candidate set is empty cannot happen (the float32 max itself is
+            # a candidate); keep the argmax of the exact values.
+            hit = exact == best[cand[:, 0]]
+            first = torch.full((b - a,), K, dtype=torch.long, device=dev)
+            first.scatter_reduce_(0, cand[hit, 0], cand[hit, 1], reduce="amin")
+            smax[a:b] = best
+            arg[a:b] = torch.where(first < K, first, j32)
+            if bar is not None:
+                bar.update(b - a)
+    return NeighbourPass(nbrs, smax, arg, rechecked)
+
+
+@dataclass
+class Certification:
+    """Float32 certification of a batch of candidate hull points ``x`` against all rows.
+
+    Attributes:
+        gmin: ``(T,)`` rigorous lower bound on ``min_{j != k} <w_j - w_k, x>`` when ``decided``
+            (at most ``|x|^2``; the exact minimum over the undecided entries otherwise).
+        violated: ``(T,)`` whether some row violates optimality by more than the tolerance.
+        candidates: ``(T, n)`` most violating rows outside the working set.
+        candidates_ok: ``(T, n)`` which of them violate by more than the tolerance.
+        rechecked: Entries recomputed in float64.
+    """
+
+    gmin: torch.Tensor
+    violated: torch.Tensor
+    candidates: torch.Tensor
+    candidates_ok: torch.Tensor
+    rechecked: int
+
+
+def certify(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    rows: torch.Tensor,
+    x: torch.Tensor,
+    working_set: torch.Tensor,
+    viol_tol: torch.Tensor,
+    num_candidates: int,
+    max_memory_mib: float,
+    max_norm: float,
+) -> Certification:
+    """Check ``<w_j - w_k, x_k> >= |x_k|^2`` for all ``j != k`` with one float32 GEMM.
+
+    Args:
+        W: ``(K, d)`` float64 rows.
+        W32: The same rows in float32.
+        rows: ``(T,)`` the classes ``k``.
+        x: ``(T, d)`` float64 candidates ``x_k = p_k - w_k``.
+        working_set: ``(T, m)`` rows already in each working set (excluded from ``candidates``).
+        viol_tol: ``(T,)`` violation tolerance.
+        num_candidates: Violators returned per class.
+        max_memory_mib: Budget for the float64 rechecks.
+        max_norm: ``max_j |w_j|``.
+    """
+    K, d = W.shape
+    dev = W.device
+    T = rows.numel()
+    ar = torch.arange(T, device=dev)
+    n2 = (x * x).sum(dim=1)
+    c = (W[rows] * x).sum(dim=1)
+    base = n2 + c  # optimality: <w_j, x> >= base
+    err = rounding_factor(d) * n2.sqrt() * max_norm + 4 * _U32 * base.abs()
+    with exact_float32_matmul(dev):
+        g = x.to(torch.float32) @ W32.T  # (T, K)
+    g[ar, rows] = torch.inf
+    hi = (base + err).to(torch.float32)
+    lo = (base - err - viol_tol).to(torch.float64)
+    fmin = g.min(dim=1).values
+    definite = fmin.to(torch.float64) < lo
+    # Entries the bound does not decide, for the classes without a certain violator.
+    und = (g < hi[:, None]) & ~definite[:, None]
+    pairs = und.nonzero()
+    del und
+    exact = _pairs_dot(W, x, pairs[:, 1], pairs[:, 0], max_memory_mib) - c[pairs[:, 0]]
+    gmin = torch.minimum(n2, (fmin.to(torch.float64) - err - 4 * _U32 * fmin.abs()) - c)
+    emin = torch.full((T,), torch.inf, dtype=x.dtype, device=dev)
+    emin.scatter_reduce_(0, pairs[:, 0], exact, reduce="amin")
+    gmin = torch.where(definite, gmin, torch.minimum(n2, emin))
+    violated = definite | (n2 - emin > viol_tol)
+    # Violation scores (< 0: violator), exact where recomputed; working-set rows excluded.
+    g = g - base.to(torch.float32)[:, None]
+    g[pairs[:, 0], pairs[:, 1]] = (exact - n2[pairs[:, 0]]).to(torch.float32)
+    g.scatter_(1, working_set, torch.inf)
+    n = min(num_candidates, K - 1)
+    idx = torch.zeros(T, n, dtype=torch.long, device=dev)
+    ok = torch.zeros(T, n, dtype=torch.bool, device=dev)
+    v = violated.nonzero().squeeze(1)
+    if v.numel():
+        vals, iv = g[v].topk(n, dim=1, largest=False)
+        idx[v] = iv
+        ok[v] = vals.to(torch.float64) < -viol_tol[v, None]
+    return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))

@@ -1,0 +1,124 @@
+"""Sharding over torch.distributed: 2 gloo processes on loopback equal one process to 1e-12."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed not available"
+)
+
+_SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _launch(argv: list[str], world: int, timeout: float = 120.0) -> list[str]:
+    """Start ``world`` ranks the way torchrun does (environment variables), return stdouts."""
+    port = _free_port()
+    procs = []
+    for rank in range(world):
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE=str(world),
+            LOCAL_WORLD_SIZE=str(world),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            PYTHONPATH=_SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            OMP_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, *argv],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=timeout)
+            assert p.returncode == 0, err[-2000:]
+            outs.append(out)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return outs
+
+
+def _matrix(K: int = 203, d: int = 9) -> np.ndarray:
+    g = np.random.default_rng(7)
+    W = g.standard_normal((K, d)) * np.linspace(0.3, 1.5, d)
+    W[5] = W[17]  # a duplicate: D = 0 on both
+    return W
+
+
+def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
+    W = _matrix()
+    np.save(tmp_path / "w.npy", W)
+    script = tmp_path / "rank.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import numpy as np, torch, torch.distributed as dist
+            from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+            dist.init_process_group("gloo")
+            W = torch.from_numpy(np.load({str(tmp_path / "w.npy")!r}))
+            r = one_vs_rest_distances(W, distributed=True, max_memory_mib=0.05)
+            m = min_one_vs_rest_distance(W, process_group=dist.group.WORLD)
+            if dist.get_rank() == 0:
+                np.save({str(tmp_path / "d.npy")!r}, r.distances.numpy())
+                np.save({str(tmp_path / "lo.npy")!r}, r.lower_bounds.numpy())
+                print(r.world_size, r.certified, m.rho, m.certified, m.world_size)
+            dist.destroy_process_group()
+            """
+        )
+    )
+    out = _launch([str(script)], world=2)
+    ws, cert, rho, mcert, mws = out[0].split()
+    single = one_vs_rest_distances(torch.from_numpy(W), max_memory_mib=0.05)
+    D = np.load(tmp_path / "d.npy")
+    assert ws == "2" and mws == "2" and cert == "True" and mcert == "True"
+    assert np.abs(D - single.distances.numpy()).max() <= 1e-12
+    assert np.abs(np.load(tmp_path / "lo.npy") - single.lower_bounds.numpy()).max() <= 1e-12
+    assert D[5] == 0.0 and D[17] == 0.0
+    assert abs(float(rho) - min_one_vs_rest_distance(torch.from_numpy(W)).rho) <= 1e-12
+
+
+def test_torchrun_cli_per_class(tmp_path: Path) -> None:
+    W = _matrix(150, 6)
+    np.save(tmp_path / "w.npy", W)
+    per = tmp_path / "D.npy"
+    argv = ["-m", "gnc", "margins", str(tmp_path / "w.npy"), "--per-class", str(per), "--json"]
+    out = _launch(argv, world=2)
+    res = json.loads(out[0])
+    assert out[1].strip() == ""  # only rank 0 prints
+    assert res["world_size"] == 2 and res["certified"] is True
+    single = one_vs_rest_distances(torch.from_numpy(W))
+    assert np.abs(np.load(per) - single.distances.numpy()).max() <= 1e-12
+
+
+def test_distributed_without_group_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="process group"):
+        one_vs_rest_distances(torch.eye(3), distributed=True)

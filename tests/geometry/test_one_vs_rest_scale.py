@@ -1,0 +1,147 @@
+"""The at-scale engine: float32 passes under rounding bounds, tie-heavy codes, raw rows, tiling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gnc.geometry import configurations as cfg
+from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+from gnc.geometry._screening import rounding_factor
+
+
+def _anisotropic(K: int, d: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    scale = 0.3 + 1.2 * torch.rand(d, generator=g, dtype=torch.float64)
+    return torch.randn(K, d, generator=g, dtype=torch.float64) * scale
+
+
+def _check_certificate(W: np.ndarray, res, tol: float = 1e-9) -> None:
+    """Primal point from the support, dual bound over all rows: re-derived in NumPy."""
+    for row, k in enumerate(res.classes.tolist()):
+        sup = res.support[row].numpy()
+        wts = res.support_weights[row].numpy()
+        live = sup >= 0
+        assert np.all(sup[live] != k) and np.all(wts[live] >= 0)
+        assert abs(wts[live].sum() - 1) < 1e-12
+        p = wts[live] @ W[sup[live]]
+        D = float(res.distances[row])
+        assert abs(np.linalg.norm(W[k] - p) - D) < 1e-12
+        if D > 0:
+            h = res.directions[row].numpy()
+            dual = min(max(0.0, np.min((W[k] - np.delete(W, k, axis=0)) @ h)), D)
+            assert D - dual <= tol
+            assert abs(dual - float(res.lower_bounds[row])) < 1e-12
+    assert res.certified and res.max_gap <= tol
+
+
+def test_rounding_factor_bounds_float32_products() -> None:
+    g = torch.Generator().manual_seed(3)
+    for d in (3, 24, 640):
+        A = torch.randn(200, d, generator=g, dtype=torch.float64)
+        B = torch.randn(300, d, generator=g, dtype=torch.float64)
+        exact = A @ B.T
+        approx = (A.float() @ B.float().T).double()
+        bound = rounding_factor(d) * A.norm(dim=1)[:, None] * B.norm(dim=1)[None, :]
+        assert bool(((approx - exact).abs() <= bound).all())
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [(cfg.e8_roots, 0.5), (cfg.cell600, None)],
+    ids=["e8", "600-cell"],
+)
+def test_tie_heavy_codes_exact_at_every_class(build, expected: float | None) -> None:
+    W = build()
+    res = one_vs_rest_distances(W, working_set_size=8)  # working sets far smaller than the ties
+    if expected is None:  # vertex-transitive: every class has the same D_k = 1 - s_k
+        expected = 1.0 - float((W[:1] @ W[1:].T).max())
+    assert torch.allclose(res.distances, torch.full_like(res.distances, expected), atol=1e-12)
+    _check_certificate(W.numpy(), res)
+
+
+def test_leech_kissing_code_all_classes_tie() -> None:
+    W = cfg.leech_kissing_23()
+    res = one_vs_rest_distances(W, classes=torch.arange(0, 4600, 23))
+    _check_certificate(W.numpy(), res)
+    # Vertex-transitive (Co_2 acts transitively): one value for every class.
+    assert float(res.distances.max() - res.distances.min()) < 1e-9
+    m = min_one_vs_rest_distance(W)
+    assert m.certified and abs(m.rho - float(res.distances[0])) < 1e-9
+    assert m.classes_solved == 1  # the exact screen settles every other class at once
+
+
+def test_leech_minimal_vectors_have_distance_one_half() -> None:
+    L = cfg.leech_minimal_vectors()
+    assert L.shape == (196560, 24)
+    sample = L[::4913]
+    ip = sample @ L.T
+    vals = torch.unique(torch.round(ip * 8) / 8)
+    assert set(vals.tolist()) <= {-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0}
+    assert bool(((ip - 0.5).abs() < 1e-12).sum(dim=1).eq(4600).all())
+    res = one_vs_rest_distances(L, classes=[0, 98000, 196559])
+    assert torch.allclose(res.distances, torch.full((3,), 0.5, dtype=torch.float64), atol=1e-12)
+    assert res.certified
+
+
+def test_tiled_equals_untiled_awkward_sizes() -> None:
+    W = _anisotropic(301, 7, seed=1)
+    big = one_vs_rest_distances(W, max_memory_mib=1024.0)
+    tiny = one_vs_rest_distances(W, max_memory_mib=1e-6)  # one class per block
+    assert torch.allclose(big.distances, tiny.distances, atol=1e-12, rtol=0)
+    Wn = (W / W.norm(dim=1, keepdim=True)).numpy()
+    _check_certificate(Wn, tiny)
+    m_big = min_one_vs_rest_distance(W, max_memory_mib=1024.0)
+    m_tiny = min_one_vs_rest_distance(W, max_memory_mib=1e-6)
+    assert abs(m_big.rho - m_tiny.rho) < 1e-12 and abs(m_big.rho - big.rho) < 1e-12
+
+
+def test_raw_rows_against_normalized_embedding() -> None:
+    W = _anisotropic(120, 5, seed=2) * torch.linspace(0.5, 2.0, 120, dtype=torch.float64)[:, None]
+    res = one_vs_rest_distances(W, normalize=False)
+    _check_certificate(W.numpy(), res)
+    m = min_one_vs_rest_distance(W, normalize=False)
+    assert m.certified and abs(m.rho - res.rho) < 1e-9
+    # Rows strictly inside the hull of the others have D_k = 0 (unargmaxable classes).
+    inside = torch.cat([W, 0.1 * W[:3].mean(dim=0, keepdim=True)])
+    r2 = one_vs_rest_distances(inside, normalize=False, classes=[120])
+    assert float(r2.distances[0]) < 1e-12 and r2.certified
+
+
+def test_float32_bound_undecided_entries_are_rechecked() -> None:
+    # Near-ties below float32 resolution: two neighbours 1e-10 apart in inner product.
+    d = 16
+    g = torch.Generator().manual_seed(4)
+    base = torch.randn(2000, d, generator=g, dtype=torch.float64)
+    base = base / base.norm(dim=1, keepdim=True)
+    w = base[0]
+    v = torch.randn(d, generator=g, dtype=torch.float64)
+    v = v - (v @ w) * w
+    v = v / v.norm()
+    t = 0.3
+    a = math.cos(t) * w + math.sin(t) * v
+    b = math.cos(t + 1e-10) * w + math.sin(t + 1e-10) * (-v)
+    W = torch.cat([base, a[None], b[None]])
+    m = min_one_vs_rest_distance(W)
+    full = one_vs_rest_distances(W)
+    assert m.certified and full.certified
+    assert abs(m.rho - full.rho) < 1e-12
+    expected_max = float(max((W[:1] @ W[1:].T).max(), (W @ W.T).fill_diagonal_(-2).max()))
+    assert m.max_inner == pytest.approx(expected_max, abs=1e-15)
+    _check_certificate(W.numpy(), full)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu() -> None:
+    W = _anisotropic(3000, 48, seed=5)
+    W[7] = W[11]
+    cpu = one_vs_rest_distances(W, classes=torch.arange(0, 3000, 7))
+    gpu = one_vs_rest_distances(W.cuda(), classes=torch.arange(0, 3000, 7))
+    assert gpu.distances.device.type == "cuda" and gpu.certified
+    assert torch.allclose(gpu.distances.cpu(), cpu.distances, atol=1e-12, rtol=0)
+    m = min_one_vs_rest_distance(W.cuda())
+    assert m.certified and abs(m.rho - min_one_vs_rest_distance(W).rho) < 1e-12
+    assert m.rho == 0.0
