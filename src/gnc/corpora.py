@@ -75,7 +75,7 @@ def _kjv() -> str:
         raise ValueError(
             "Expected the King James Bible from Debian (`bible` program and "
             f"{data}), but it is not installed; install it with "
-            "`apt-get install bible-kjv bible-kjv-text` (or run scripts/setup_data.sh as root)."
+            "`apt-get install bible-kjv bible-kjv-text` (as root)."
         )
     out = subprocess.run(
         [program, "-p", str(KJV_DATA_DIR), KJV_RANGE],

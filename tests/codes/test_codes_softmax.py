@@ -183,7 +183,7 @@ def test_time_limit_is_respected_loosely() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Known optima from random starts (PAPER.md section 4)
+# Known optima from random starts (Jiang et al., ICML 2024)
 # ----------------------------------------------------------------------------------------------
 
 KNOWN = [

@@ -51,7 +51,7 @@ def test_tammes_fast(n: int) -> None:
     assert res.max_cosine >= best_cosine(n) - 1e-6  # cannot beat a proved optimum
     h = res.history
     assert all(b >= a for a, b in itertools.pairwise(h))
-    # rho of a Tammes code lies in [1 - s, sqrt(2 - 2 s)] (PAPER.md section 2)
+    # rho of a Tammes code lies in [1 - s, sqrt(2 - 2 s)] (Jiang et al., ICML 2024)
     assert 1 - res.max_cosine - 1e-9 <= res.rho <= res.min_pairwise_distance + 1e-9
     assert res.certified
 

@@ -118,7 +118,7 @@ def test_levenshtein_pieces_hand_values() -> None:
 
 
 def _paper_pieces(n: int, s: float) -> float:
-    """PAPER.md section 8's closed forms L_1..L_4, written out independently of gnc."""
+    """Levenshtein's closed forms L_1..L_4, written out independently of gnc."""
     if s <= -1 / n:
         return 1 - 1 / s
     if s <= 0:

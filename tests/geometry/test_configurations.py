@@ -155,7 +155,7 @@ def test_cross_polytope_subsets(d: int) -> None:
         rho = min(scipy_one_vs_rest_solution(A, k).distance for k in range(K))
         if d >= K:
             assert rho == pytest.approx(math.sqrt(K / (K - 1)), abs=1e-12)
-        else:  # K = d + 1 and the range d + 2 <= K <= 2d of PAPER.md section 4
+        else:  # K = d + 1 and the range d + 2 <= K <= 2d of Jiang et al. (ICML 2024)
             assert rho == pytest.approx(1.0, abs=1e-12)
 
 

@@ -70,7 +70,7 @@ def test_closed_forms_match_theory(tiny_run: Path) -> None:
 def test_tammes_rows_respect_bounds(tiny_run: Path) -> None:
     rows = json.loads((tiny_run / "results.json").read_text())["sections"]["tammes"]["data"]
     for row in rows["rows"]:
-        # T^2/2 <= rho <= T for any code whose min distance is T (PAPER.md section 2)
+        # T^2/2 <= rho <= T for any code whose min distance is T (Jiang et al., ICML 2024)
         assert row["T2_half"] - 1e-7 <= row["tammes_rho"] <= row["T"] + 1e-7
     # K = 4 and K = 6 in d = 3: simplex (rho = 4/3) and octahedron (rho = 1)
     by_k = {r["K"]: r for r in rows["rows"]}

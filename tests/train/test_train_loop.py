@@ -179,7 +179,7 @@ def test_fixed_code_head_trains_against_a_given_code(
 def test_reference_code_uses_softmax_code_and_caches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """K <= d + 1: the softmax code is the simplex ETF with rho* = K / (K - 1) (PAPER.md 4)."""
+    """K <= d + 1: the simplex ETF, rho* = K / (K - 1) (Jiang et al., ICML 2024)."""
     import gnc.codes
     from gnc.train.loop import reference_code
 

@@ -175,7 +175,7 @@ def extract_ocr_features(
     if missing:
         raise ValueError(
             f"Expected fonts among {sorted(installed)}, but {missing} are not installed "
-            "(run scripts/setup_data.sh as root)."
+            "(Debian font packages, e.g. `apt-get install fonts-wqy-zenhei fonts-arphic-ukai`)."
         )
     recognizer = ocr.load_ocr_recognizer()
     pool = [c for c in gb2312_level1() if c in recognizer.class_index]

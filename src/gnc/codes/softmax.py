@@ -1,4 +1,4 @@
-"""Softmax codes: unit vectors maximizing ``rho = min_k D_k`` (PAPER.md sections 2 and 4).
+"""Softmax codes: unit vectors maximizing ``rho = min_k D_k`` (Jiang et al., ICML 2024).
 
 Pipeline for each random start (closed forms are returned directly); ``restarts`` starts, or
 with a time limit and ``restarts=None`` (the default) as many as the budget allows:

@@ -1,6 +1,6 @@
 """Smooth surrogates of the HardMax and Tammes objectives, annealed towards the hard max.
 
-Softmax codes solve the HardMax problem (PAPER.md section 2)
+Softmax codes solve the HardMax problem (Jiang et al., ICML 2024)
 
     rho* = max_{unit W, H} min_k min_{j != k} <w_k - w_j, h_k>,
 

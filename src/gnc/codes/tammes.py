@@ -1,4 +1,4 @@
-"""Tammes codes: unit vectors maximizing the minimum pairwise distance (PAPER.md section 2).
+"""Tammes codes: unit vectors maximizing the minimum pairwise distance (Jiang et al., ICML 2024).
 
 Same pipeline as :mod:`gnc.codes.softmax` with the soft max cosine as surrogate and the SLP
 polishing on ``max_{i != j} <w_i, w_j>``; the record carries the exact one-vs-rest ``rho`` of the

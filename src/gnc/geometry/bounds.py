@@ -2,14 +2,15 @@
 
 For ``K`` unit vectors in ``R^d`` with max cosine ``s = max_{j != k} <w_j, w_k>`` the minimum
 pairwise distance is ``sqrt(2 - 2 s)``, and ``rho <= min_k sqrt(2 (1 - s_k)) =`` that distance
-(PAPER.md section 2), so ``rho*(d, K) <= T(d, K)``, the Tammes optimum. Every lower bound on the
-max cosine therefore gives an upper bound on both (PAPER.md section 8):
+(Jiang et al., ICML 2024), so ``rho*(d, K) <= T(d, K)``, the Tammes optimum. Every lower bound
+on the max cosine therefore gives an upper bound on both:
 
 - simplex bound: ``s >= -1/(K-1)`` (any ``d``), exact for ``K <= d + 1``;
 - orthoplex (Rankin) bound: ``s >= 0`` when ``K >= d + 2``, exact for ``d + 2 <= K <= 2d``;
-- Levenshtein bound (all pieces ``L_m``, ``n = d``; ``L_1..L_4`` are written out in PAPER.md
-  section 8), exact for the regular polygons and the sharp codes (simplex, cross-polytope,
-  icosahedron, ``(5, 16)``, ``(6, 27)``, ``(7, 56)``, ``E8`` roots, Leech lattice minimal vectors);
+- Levenshtein bound (Levenshtein 1979, 1983; all pieces ``L_m``, ``n = d``, in
+  :func:`levenshtein_function`), exact for the regular polygons and the sharp codes (simplex,
+  cross-polytope, icosahedron, ``(5, 16)``, ``(6, 27)``, ``(7, 56)``, ``E8`` roots, Leech
+  lattice minimal vectors);
 - Fejes Toth bound for ``d = 3``, exact for ``K in {3, 4, 6, 12}``.
 
 The softmax-code value is also at most ``K / (K - 1)``: ``D_k`` only depends on the points, and
@@ -184,7 +185,7 @@ def levenshtein_function(dim: int, s: float, *, max_degree: int = MAX_LEVENSHTEI
     ``L_{2k-1} = C(k+n-3, k-1) [(2k+n-3)/(n-1) - (P_{k-1} - P_k)/((1-s) P_k)]`` and
     ``L_{2k} = C(k+n-2, k) [(2k+n-1)/(n-1) - (1+s)(P_k - P_{k+1})/((1-s)(P_k + P_{k+1}))]``,
     ``P_k`` the Gegenbauer polynomials of ``S^{n-1}`` normalized by ``P_k(1) = 1``. The first four
-    pieces are PAPER.md section 8's ``L_1 = 1 - 1/s``, ``L_2 = 2n(1-s)/(1-ns)``,
+    pieces are Levenshtein's ``L_1 = 1 - 1/s``, ``L_2 = 2n(1-s)/(1-ns)``,
     ``L_3 = n(1-s)(2+(n+1)s)/(1-ns^2)``, ``L_4 = 2n(1-s)(1+(n+2)s)/(1+2s-(n+2)s^2)``. The
     pieces join continuously and ``L`` increases from ``L(-1) = 2``.
 

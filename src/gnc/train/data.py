@@ -54,7 +54,7 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 CJK_INSTALL_HINT = (
     "sudo apt-get install -y --no-install-recommends fonts-wqy-zenhei fonts-wqy-microhei "
     "fonts-arphic-ukai fonts-arphic-uming fonts-arphic-gkai00mp fonts-arphic-gbsn00lp "
-    "fonts-noto-cjk fonts-lxgw-wenkai fonts-droid-fallback (or: bash scripts/setup_data.sh)"
+    "fonts-noto-cjk fonts-lxgw-wenkai fonts-droid-fallback"
 )
 FASHION_INSTALL_HINT = "sudo apt-get install -y --no-install-recommends dataset-fashion-mnist"
 
