@@ -64,6 +64,7 @@ def _launch(argv: list[str], world: int, timeout: float = 120.0) -> list[str]:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+            p.communicate()  # reap the process and close its pipes
     return outs
 
 

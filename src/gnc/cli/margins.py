@@ -92,6 +92,22 @@ def _init_distributed(device: str) -> tuple[bool, int, torch.device]:
     return True, dist.get_rank(), dev
 
 
+def _leave_distributed(ok: bool) -> None:
+    """Wait for every rank (after a clean run), then tear the process group down.
+
+    Exiting with the group alive can abort the interpreter in gloo's threads ("terminate
+    called without an active exception"); after an error the barrier is skipped so that a
+    failed rank cannot hang the others forever.
+    """
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    if ok:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``gnc margins``."""
     start = time.perf_counter()
@@ -104,6 +120,26 @@ def run(args: argparse.Namespace) -> int:
         "weights", load_matrix(args.path, key=args.key), min_rows=2, nonzero_rows=normalize
     )
     distributed, rank, device = _init_distributed(args.device)
+    ok = False
+    try:
+        code = _solve_and_report(args, W, distributed, rank, device, normalize, start)
+        ok = True
+        return code
+    finally:
+        if distributed:
+            _leave_distributed(ok)
+
+
+def _solve_and_report(
+    args: argparse.Namespace,
+    W: torch.Tensor,
+    distributed: bool,
+    rank: int,
+    device: torch.device,
+    normalize: bool,
+    start: float,
+) -> int:
+    """Solve on this rank's classes; rank 0 prints and writes."""
     W = W.to(device=device, dtype=torch.float64)
     K, d = W.shape
     if normalize:
