@@ -91,3 +91,13 @@ def test_margins_missing_file_and_bad_suffix(
     (tmp_path / "w.txt").write_text("1 2")
     code, _, err = _run(capsys, "margins", str(tmp_path / "w.txt"))
     assert code == 2 and ".npy" in err
+
+
+@pytest.mark.parametrize("budget", ["0", "-1", "nan"])
+def test_margins_bad_memory_budget_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], budget: str
+) -> None:
+    np.save(tmp_path / "w.npy", cfg.regular_polygon(5).numpy())
+    code, _, err = _run(capsys, "margins", str(tmp_path / "w.npy"), "--max-memory-mib", budget)
+    assert code == 2
+    assert "--max-memory-mib" in err and len(err.strip().splitlines()) == 1

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.fast and args.per_class:
         raise ValueError("`--per-class` needs all distances: drop `--fast`.")
-    if args.max_memory_mib <= 0:
+    if not args.max_memory_mib > 0:  # NaN too
         raise ValueError(f"Expected `--max-memory-mib` > 0, but got {args.max_memory_mib}.")
     normalize = not args.raw
     W = check_matrix(
