@@ -312,6 +312,10 @@ def argmaxable(
     empty_i = torch.empty(0, dtype=torch.long, device=dev)
     empty_f = torch.empty(0, dtype=torch.float64, device=dev)
     solved_cls, solved_h = empty_i, torch.empty(0, d, dtype=torch.float64, device=dev)
+    # The convex-combination certificates of rows inside the hull (none unless found below).
+    inside_idx, residuals, excess = empty_i, empty_f, empty_f
+    support = torch.empty(0, 1, dtype=torch.long, device=dev)
+    sweights = torch.empty(0, 1, dtype=torch.float64, device=dev)
     inside_local: list[int] = []
     inside_sup: list[np.ndarray] = []
     inside_w: list[np.ndarray] = []
@@ -444,27 +448,6 @@ def argmaxable(
             sweights[row, :cnt] = torch.from_numpy(np.asarray(inside_w[i], dtype=np.float64))
         residuals = torch.tensor([resid_l[i] for i in keep], dtype=torch.float64, device=dev)
         excess = torch.tensor([excess_l[i] for i in keep], dtype=torch.float64, device=dev)
-        return ArgmaxResult(
-            num_classes=K,
-            feature_dim=d,
-            has_bias=b is not None,
-            status=status,
-            twin=twin,
-            margins=margins,
-            scales=scales,
-            solved_classes=solved_cls,
-            solved_states=solved_h,
-            inside=inside_idx,
-            support=support,
-            support_weights=sweights,
-            residuals=residuals,
-            bias_excess=excess,
-            raw_distances=raw,
-            num_screened=num_screened,
-            num_solved=num_solved,
-            tol=tol,
-            seconds=time.perf_counter() - start,
-        )
     return ArgmaxResult(
         num_classes=K,
         feature_dim=d,
@@ -475,11 +458,11 @@ def argmaxable(
         scales=scales,
         solved_classes=solved_cls,
         solved_states=solved_h,
-        inside=empty_i,
-        support=torch.empty(0, 1, dtype=torch.long, device=dev),
-        support_weights=torch.empty(0, 1, dtype=torch.float64, device=dev),
-        residuals=empty_f,
-        bias_excess=empty_f,
+        inside=inside_idx,
+        support=support,
+        support_weights=sweights,
+        residuals=residuals,
+        bias_excess=excess,
         raw_distances=raw,
         num_screened=num_screened,
         num_solved=num_solved,

@@ -630,24 +630,28 @@ def _train(
         total=epochs, initial=start_epoch, desc=f"train {config.name}", disable=not show,
         unit="epoch", dynamic_ncols=True,
     )  # fmt: skip
+
+    def evaluate_against_code() -> dict[str, Any]:
+        """The evaluation metrics plus GNC2 relative to the softmax code's value."""
+        out = evaluate(
+            model,
+            inputs,
+            num_classes=K,
+            feature_dim=d,
+            batch_size=max(B, 256),
+            amp=amp,
+            max_memory_mib=config.max_memory_mib,
+        )
+        out["gnc2_softmax_code"] = code_value
+        if code_value:
+            out["gnc2_relative_to_softmax_code"] = (out["gnc2"] or 0.0) / code_value
+        return out
+
     epoch = start_epoch
     if config.eval_initial and start_epoch == 0 and not history:
         t1 = time.time()
         initial: dict[str, Any] = {"epoch": 0, "lr": optimizer.param_groups[0]["lr"]}
-        initial.update(
-            evaluate(
-                model,
-                inputs,
-                num_classes=K,
-                feature_dim=d,
-                batch_size=max(B, 256),
-                amp=amp,
-                max_memory_mib=config.max_memory_mib,
-            )
-        )
-        initial["gnc2_softmax_code"] = code_value
-        if code_value:
-            initial["gnc2_relative_to_softmax_code"] = (initial["gnc2"] or 0.0) / code_value
+        initial.update(evaluate_against_code())
         initial["seconds"] = 0.0
         initial["eval_seconds"] = time.time() - t1
         history.append(initial)
@@ -696,20 +700,7 @@ def _train(
                 "train_loss": tot[0] / tot[2],
                 "train_batch_accuracy": tot[1] / tot[2],
             }
-            metrics.update(
-                evaluate(
-                    model,
-                    inputs,
-                    num_classes=K,
-                    feature_dim=d,
-                    batch_size=max(B, 256),
-                    amp=amp,
-                    max_memory_mib=config.max_memory_mib,
-                )
-            )
-            metrics["gnc2_softmax_code"] = code_value
-            if code_value:
-                metrics["gnc2_relative_to_softmax_code"] = (metrics["gnc2"] or 0.0) / code_value
+            metrics.update(evaluate_against_code())
             metrics["seconds"] = train_seconds
             metrics["eval_seconds"] = time.time() - t1
             history.append(metrics)
