@@ -34,7 +34,7 @@ import torch
 from gnc.codes import softmax_code, tammes_code
 from gnc.codes.reference import SHARP_CODES, tammes_s2_best_known_distance
 from gnc.geometry import one_vs_rest_distances
-from gnc.geometry.bounds import rho_upper_bound
+from gnc.geometry.bounds import rho_star_upper
 from gnc.sphere import normalize_rows, random_points
 
 CASES = [(3, 12), (8, 240), (10, 100)]
@@ -127,7 +127,7 @@ def compare(d: int, K: int, iterations: int, seed: int, quick: bool) -> dict[str
         "reaches_reference_final_10x_faster": bool(
             fast.rho >= ref_final - 1e-12 and fast.seconds <= ref_seconds / 10
         ),
-        "upper_bound": rho_upper_bound(K, d),
+        "upper_bound": rho_star_upper(K, d),
     }
 
 
@@ -139,7 +139,7 @@ def paper_line(d: int, K: int, paper: float, time_limit: float | None) -> dict[s
         "paper_line": paper,
         "ours_rho": res.rho,
         "certified": res.certified,
-        "upper_bound": res.upper_bound,
+        "upper_bound": res.rho_star_upper,
         "method": res.method,
         "stop_reason": res.stop_reason,
         "seconds": res.seconds,

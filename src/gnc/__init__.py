@@ -11,7 +11,7 @@ from gnc.geometry import (
     min_one_vs_rest_distance,
     one_vs_rest_distances,
     pairwise_statistics,
-    rho_upper_bound,
+    rho_star_upper,
 )
 from gnc.metrics import GNCAccumulator, GNCMetrics, NCCAccumulator, gnc_metrics, measure_model
 from gnc.sphere import normalize_rows, random_points
@@ -35,7 +35,7 @@ __all__ = [
     "one_vs_rest_distances",
     "pairwise_statistics",
     "random_points",
-    "rho_upper_bound",
+    "rho_star_upper",
     "softmax_code",
     "solve_ufm",
     "tammes_code",

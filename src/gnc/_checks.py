@@ -10,7 +10,6 @@ import torch
 
 __all__ = [
     "as_float_tensor",
-    "check_device",
     "check_int",
     "check_labels",
     "check_matrix",
@@ -26,24 +25,6 @@ def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     if minimum is not None and result < minimum:
         raise ValueError(f"Expected `{name}` >= {minimum}, but got {result}.")
     return result
-
-
-def check_device(name: str, value: str) -> torch.device:
-    """Parse a device string from the user (``cpu``, ``cuda:1``) or raise a ``ValueError``.
-
-    Example:
-        >>> check_device("--device", "cpu")
-        device(type='cpu')
-        >>> check_device("--device", "gpu0")
-        Traceback (most recent call last):
-        ValueError: Expected `--device` to be a torch device such as cpu or cuda:0, but got 'gpu0'.
-    """
-    try:
-        return torch.device(value)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"Expected `{name}` to be a torch device such as cpu or cuda:0, but got {value!r}."
-        ) from None
 
 
 def check_positive(name: str, value: Any) -> float:

@@ -7,6 +7,7 @@ The readers live in :mod:`gnc.readers` and are re-exported here (``gnc.io.load_m
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import math
@@ -39,6 +40,7 @@ __all__ = [
     "ArrayKeyError",
     "FileFormatError",
     "OutputInUseError",
+    "atomic_save_figure",
     "atomic_save_npz",
     "atomic_write",
     "atomic_write_bytes",
@@ -54,6 +56,7 @@ __all__ = [
     "read_safetensors",
     "read_toml",
     "read_torch",
+    "record_to_dict",
     "run_metadata",
     "save_array",
     "to_jsonable",
@@ -73,7 +76,18 @@ class OutputInUseError(RuntimeError):
 
 
 def to_jsonable(value: Any) -> Any:
-    """Convert tensors, arrays, numpy scalars and non-finite floats into JSON-safe values."""
+    """Convert tensors, arrays, numpy scalars, records and non-finite floats into JSON values.
+
+    Tensors and arrays become (nested) lists, a record (an object with ``to_dict()``) its
+    ``to_dict()``, NaN and infinities ``None``.
+
+    Example:
+        >>> to_jsonable({"a": torch.tensor([1.5, float("nan")]), "b": (1, 2.0)})
+        {'a': [1.5, None], 'b': [1, 2.0]}
+    """
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and not isinstance(value, type):
+        return to_jsonable(to_dict())
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -89,6 +103,30 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def record_to_dict(record: Any, *, omit: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of a dataclass record as JSON values (:func:`to_jsonable`), less ``omit``.
+
+    This is the body of every record's ``to_dict()``: tensor fields become (nested) lists unless
+    named in ``omit`` (the records leave out their ``(K, d)`` matrices that way), nested records
+    their own ``to_dict()``, and non-finite floats ``None``.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Point:
+        ...     x: float
+        ...     code: torch.Tensor
+        >>> record_to_dict(Point(1.0, torch.eye(2)), omit=("code",))
+        {'x': 1.0}
+    """
+    if not dataclasses.is_dataclass(record) or isinstance(record, type):
+        raise TypeError(f"Expected a dataclass record, but got {type(record).__name__}.")
+    return {
+        f.name: to_jsonable(getattr(record, f.name))
+        for f in dataclasses.fields(record)
+        if f.name not in omit
+    }
 
 
 def dump_json(value: Any, *, indent: int | None = 2) -> str:
@@ -212,6 +250,11 @@ def atomic_save_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
         ([0, 1, 2], '{}')
     """
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def atomic_save_figure(path: str | os.PathLike[str], figure: Any, *, dpi: int = 120) -> None:
+    """Save a matplotlib ``figure`` as PNG to ``path`` atomically (``figure.savefig``)."""
+    atomic_write(path, lambda fh: figure.savefig(fh, format="png", dpi=dpi))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

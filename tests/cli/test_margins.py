@@ -40,8 +40,8 @@ def test_margins_json_all_formats(
     expected = 1 - math.cos(2 * math.pi / 9)
     assert abs(res["min_distance"] - expected) < 1e-12
     assert abs(res["mean_distance"] - expected) < 1e-12
-    assert res["num_classes"] == 9 and res["dim"] == 2 and res["certified"] is True
-    assert res["max_gap"] <= 1e-9 and res["upper_bound"] >= expected - 1e-12
+    assert res["num_classes"] == 9 and res["feature_dim"] == 2 and res["certified"] is True
+    assert res["gap"] <= 1e-9 and res["rho_star_upper"] >= expected - 1e-12
     assert abs(res["max_cosine"] - math.cos(2 * math.pi / 9)) < 1e-12
     for key in ("argmin", "seconds"):
         assert key in res

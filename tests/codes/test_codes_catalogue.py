@@ -22,7 +22,7 @@ from gnc.codes.catalogue import (
 )
 from gnc.codes.reference import SHARP_CODES, TAMMES_S2_DEGREES, tammes_s2_best_known_distance
 from gnc.geometry import max_cosines, one_vs_rest_distances
-from gnc.geometry.bounds import min_distance_upper_bound, rho_upper_bound
+from gnc.geometry.bounds import min_distance_upper, rho_star_upper
 
 ENTRIES = sorted(load_catalogue().items())
 
@@ -46,9 +46,9 @@ def test_no_catalogued_code_exceeds_the_proven_bounds() -> None:
     assert ENTRIES
     for (_, K, d), e in ENTRIES:
         assert e.certified
-        assert e.rho <= rho_upper_bound(K, d) + 1e-9, (K, d)
+        assert e.rho <= rho_star_upper(K, d) + 1e-9, (K, d)
         assert e.rho <= 1.0 + 1e-12  # the Radon bound, K >= d + 2 for every stored shape
-        assert e.min_pairwise_distance <= min_distance_upper_bound(K, d) + 1e-9, (K, d)
+        assert e.min_pairwise_distance <= min_distance_upper(K, d) + 1e-9, (K, d)
         assert e.rho >= 1.0 - e.max_cosine - 1e-12  # D_k >= 1 - s_k
 
 
@@ -131,8 +131,8 @@ def test_build_is_resumable_and_only_improves(tmp_path: Path) -> None:
     assert again["searched"] == 0 and again["skipped"] == 3
     # A worse stored code is replaced by a redo; a better one is kept.
     old = stored[("softmax", 7, 3)]
-    worse = dataclasses.replace(old, rho_lower_bound=old.rho_lower_bound - 0.1, source="x")
-    better = dataclasses.replace(old, rho_lower_bound=old.rho_lower_bound + 0.1, source="y")
+    worse = dataclasses.replace(old, lower=old.lower - 0.1, source="x")
+    better = dataclasses.replace(old, lower=old.lower + 0.1, source="y")
     from gnc.codes.catalogue import _save
 
     _save(store, {**stored, ("softmax", 7, 3): worse})

@@ -40,7 +40,7 @@ def test_closed_forms(K: int, d: int, method: str, rho: float) -> None:
     assert res.code.shape == (K, d)
     assert abs(res.rho - rho) < 1e-12
     assert res.certified and res.gap <= 1e-9
-    assert res.rho <= res.upper_bound + 1e-9
+    assert res.rho <= res.rho_star_upper + 1e-9
     assert res.stop_reason == "closed-form"
 
 
@@ -59,7 +59,7 @@ def test_icosahedron_from_random_start() -> None:
     assert h.size >= 1 and np.all(np.diff(h) >= 0)
     assert h[-1] <= res.rho + 1e-12
     assert abs(res.max_cosine - 1 / math.sqrt(5)) < 1e-5
-    assert res.rho <= res.upper_bound + 1e-9
+    assert res.rho <= res.rho_star_upper + 1e-9
 
 
 def test_polish_converges_from_perturbed_icosahedron() -> None:

@@ -67,4 +67,4 @@ def test_tammes_vs_softmax_icosahedron() -> None:
     t = tammes_code(12, 3, restarts=1, steps=(300, 300))
     s = softmax_code(12, 3, restarts=1, steps=(300, 300))
     assert abs(t.rho - s.rho) < 1e-6
-    assert t.min_pairwise_distance <= t.pairwise_upper_bound + 1e-9
+    assert t.min_pairwise_distance <= t.min_distance_upper + 1e-9

@@ -11,18 +11,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gnc.geometry.bounds import (
-    best_known_softmax_code_value,
     bound_report,
     fejes_toth_bound,
-    known_softmax_code_value,
     levenshtein_bound,
     levenshtein_breakpoints,
     levenshtein_function,
     levenshtein_max_cosine_bound,
-    min_distance_upper_bound,
+    min_distance_upper,
     orthoplex_bound,
     radon_bound,
-    rho_upper_bound,
+    rho_star_best_known,
+    rho_star_proven,
+    rho_star_upper,
     simplex_bound,
 )
 from gnc.geometry.configurations import (
@@ -65,14 +65,14 @@ def test_bounds_hold_on_known_configurations(name: str, W: torch.Tensor, rho: fl
     for value in (report.orthoplex, report.levenshtein, report.fejes_toth, report.exact):
         if value is not None:
             assert value >= dist - tol
-    assert min_distance_upper_bound(K, d) >= dist - tol
-    assert rho_upper_bound(K, d) >= rho - tol
+    assert min_distance_upper(K, d) >= dist - tol
+    assert rho_star_upper(K, d) >= rho - tol
     # rho <= T: the softmax value never exceeds the minimum distance.
     assert rho <= dist + tol
     # Embedding in a larger dimension keeps the configuration valid there too.
-    assert min_distance_upper_bound(K, d + 3) >= dist - tol
-    assert rho_upper_bound(K, d + 3) >= rho - tol
-    best = best_known_softmax_code_value(K, d)
+    assert min_distance_upper(K, d + 3) >= dist - tol
+    assert rho_star_upper(K, d + 3) >= rho - tol
+    best = rho_star_best_known(K, d)
     assert best is not None
     assert best[0] >= rho - tol
 
@@ -99,7 +99,7 @@ def test_levenshtein_is_tight_on_sharp_codes(name: str, d: int, K: int, max_cosi
     assert levenshtein_max_cosine_bound(K, d) <= max_cosine + 1e-14  # errs on the safe side
     assert levenshtein_bound(K, d) == pytest.approx(math.sqrt(2 - 2 * max_cosine), abs=1e-12)
     if name in KNOWN_CONFIGURATIONS:
-        assert min_distance_upper_bound(K, d) == pytest.approx(
+        assert min_distance_upper(K, d) == pytest.approx(
             KNOWN_CONFIGURATIONS[name].min_distance, abs=1e-12
         )
 
@@ -190,54 +190,54 @@ def test_fejes_toth_exact_cases_and_tammes_optima() -> None:
     for K, c in ((13, 0.5426364868), (24, 0.7230784683)):
         dist = math.sqrt(2 - 2 * c)
         assert fejes_toth_bound(K) >= dist
-        assert min_distance_upper_bound(K, 3) >= dist
+        assert min_distance_upper(K, 3) >= dist
         # ... and not vacuous: within 10 % of the optimum (6.0 % for N = 13, 2.2 % for N = 24).
         assert fejes_toth_bound(K) < 1.1 * dist
 
 
 def test_exact_values() -> None:
     for K in range(2, 30):
-        assert min_distance_upper_bound(K, 2) == pytest.approx(2 * math.sin(math.pi / K))
-        assert rho_upper_bound(K, 2) == pytest.approx(1 - math.cos(2 * math.pi / K))
-        assert known_softmax_code_value(K, 2) == pytest.approx(1 - math.cos(2 * math.pi / K))
+        assert min_distance_upper(K, 2) == pytest.approx(2 * math.sin(math.pi / K))
+        assert rho_star_upper(K, 2) == pytest.approx(1 - math.cos(2 * math.pi / K))
+        assert rho_star_proven(K, 2) == pytest.approx(1 - math.cos(2 * math.pi / K))
     for d in range(3, 12):
         for K in range(2, d + 2):
-            assert min_distance_upper_bound(K, d) == pytest.approx(math.sqrt(2 * K / (K - 1)))
-            assert rho_upper_bound(K, d) == K / (K - 1)
-            assert known_softmax_code_value(K, d) == K / (K - 1)
-            assert best_known_softmax_code_value(K, d) == (K / (K - 1), "proven: simplex ETF")
+            assert min_distance_upper(K, d) == pytest.approx(math.sqrt(2 * K / (K - 1)))
+            assert rho_star_upper(K, d) == K / (K - 1)
+            assert rho_star_proven(K, d) == K / (K - 1)
+            assert rho_star_best_known(K, d) == (K / (K - 1), "proven: simplex ETF")
         for K in range(d + 2, 2 * d + 1):
-            assert min_distance_upper_bound(K, d) == pytest.approx(math.sqrt(2))
+            assert min_distance_upper(K, d) == pytest.approx(math.sqrt(2))
             # rho* = 1 there: attained by cross-polytope subsets, bounded by the Radon bound.
             assert radon_bound(K, d) == 1.0
-            assert rho_upper_bound(K, d) == 1.0
-            assert known_softmax_code_value(K, d) == 1.0
-            value, label = best_known_softmax_code_value(K, d)  # type: ignore[misc]
+            assert rho_star_upper(K, d) == 1.0
+            assert rho_star_proven(K, d) == 1.0
+            value, label = rho_star_best_known(K, d)  # type: ignore[misc]
             assert value == 1.0
             assert label == "proven: cross-polytope subset"
 
 
 def test_degenerate_dimension_one() -> None:
-    assert min_distance_upper_bound(2, 1) == 2.0
-    assert rho_upper_bound(2, 1) == 2.0
+    assert min_distance_upper(2, 1) == 2.0
+    assert rho_star_upper(2, 1) == 2.0
     for K in (3, 4, 10):
-        assert min_distance_upper_bound(K, 1) == 0.0
-        assert rho_upper_bound(K, 1) == 0.0
-        assert known_softmax_code_value(K, 1) == 0.0
+        assert min_distance_upper(K, 1) == 0.0
+        assert rho_star_upper(K, 1) == 0.0
+        assert rho_star_proven(K, 1) == 0.0
     assert bound_report(5, 1).levenshtein is None
 
 
 def test_best_known_values() -> None:
-    assert best_known_softmax_code_value(12, 3) == (
+    assert rho_star_best_known(12, 3) == (
         pytest.approx(1 - 1 / S5),
         "known configuration icosahedron (optimality observed numerically)",
     )
-    value, label = best_known_softmax_code_value(12, 5)  # type: ignore[misc]
+    value, label = rho_star_best_known(12, 5)  # type: ignore[misc]
     assert value == pytest.approx(1 - 1 / S5)
     assert "embedded from R^3" in label
-    assert best_known_softmax_code_value(120, 4)[0] == pytest.approx((3 - S5) / 4)  # type: ignore[index]
-    assert best_known_softmax_code_value(13, 3) is None
-    assert known_softmax_code_value(12, 3) is None
+    assert rho_star_best_known(120, 4)[0] == pytest.approx((3 - S5) / 4)  # type: ignore[index]
+    assert rho_star_best_known(13, 3) is None
+    assert rho_star_proven(12, 3) is None
 
 
 def test_individual_bounds() -> None:
@@ -246,15 +246,16 @@ def test_individual_bounds() -> None:
     assert orthoplex_bound(5, 3) == math.sqrt(2)
     r = bound_report(100, 10)
     values = [v for v in (r.simplex, r.orthoplex, r.levenshtein, r.fejes_toth, r.exact) if v]
-    assert r.min_distance == min(values)
-    assert r.best == "levenshtein"
-    assert r.rho == min(r.min_distance, 100 / 99, 1.0) == 1.0
+    assert r.min_distance_upper == min(values)
+    assert r.min_distance_bound == "levenshtein"
+    assert r.rho_star_upper == min(r.min_distance_upper, 100 / 99, 1.0) == 1.0
+    assert r.rho_star_bound == "radon"
 
 
 def test_monotone_grid() -> None:
     dims, Ks = range(1, 14), range(2, 90)
-    T = np.array([[min_distance_upper_bound(K, d) for K in Ks] for d in dims])
-    R = np.array([[rho_upper_bound(K, d) for K in Ks] for d in dims])
+    T = np.array([[min_distance_upper(K, d) for K in Ks] for d in dims])
+    R = np.array([[rho_star_upper(K, d) for K in Ks] for d in dims])
     for M in (T, R):
         assert np.all(np.diff(M, axis=1) <= 1e-12)  # non-increasing in K
         assert np.all(np.diff(M, axis=0) >= -1e-12)  # non-decreasing in d
@@ -263,22 +264,22 @@ def test_monotone_grid() -> None:
 
 @given(K=st.integers(2, 5000), d=st.integers(2, 600))
 def test_bounds_properties(K: int, d: int) -> None:
-    t = min_distance_upper_bound(K, d)
-    r = rho_upper_bound(K, d)
+    t = min_distance_upper(K, d)
+    r = rho_star_upper(K, d)
     assert 0.0 < r <= t + 1e-12 <= 2.0 + 1e-12
-    assert min_distance_upper_bound(K + 1, d) <= t + 1e-12
-    assert min_distance_upper_bound(K, d + 1) >= t - 1e-12
+    assert min_distance_upper(K + 1, d) <= t + 1e-12
+    assert min_distance_upper(K, d + 1) >= t - 1e-12
     # The bound never falls below the value of a construction: T >= 2 sin(pi / K) (a K-gon).
     assert t >= 2 * math.sin(math.pi / K) - 1e-12
 
 
 def test_validation() -> None:
     with pytest.raises(ValueError, match="num_classes"):
-        rho_upper_bound(1, 3)
+        rho_star_upper(1, 3)
     with pytest.raises(ValueError, match="dim"):
-        min_distance_upper_bound(3, 0)
+        min_distance_upper(3, 0)
     with pytest.raises(TypeError, match="num_classes"):
-        rho_upper_bound(2.0, 3)  # type: ignore[arg-type]
+        rho_star_upper(2.0, 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"`s` in \[-1"):
         levenshtein_function(3, 1.5, max_degree=3)
     with pytest.raises(ValueError, match="num_classes"):
@@ -288,9 +289,9 @@ def test_validation() -> None:
 def test_radon_bound_applies_from_d_plus_2() -> None:
     assert radon_bound(4, 3) is None
     assert radon_bound(5, 3) == 1.0
-    assert rho_upper_bound(100, 10) == 1.0  # tighter than T_ub = 1.201 and K / (K - 1)
-    assert bound_report(100, 10).min_distance > 1.2
-    assert rho_upper_bound(1000, 10) < 1.0  # the Tammes chord takes over
+    assert rho_star_upper(100, 10) == 1.0  # tighter than T_ub = 1.201 and K / (K - 1)
+    assert bound_report(100, 10).min_distance_upper > 1.2
+    assert rho_star_upper(1000, 10) < 1.0  # the Tammes chord takes over
 
 
 @pytest.mark.parametrize("d", [2, 3, 5, 8])

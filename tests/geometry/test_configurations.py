@@ -162,12 +162,14 @@ def test_cross_polytope_subsets(d: int) -> None:
 def test_registry() -> None:
     names = known_configuration_names()
     assert set(names) == set(KNOWN_CONFIGURATIONS)
-    keys = [(KNOWN_CONFIGURATIONS[n].dim, KNOWN_CONFIGURATIONS[n].num_points) for n in names]
+    keys = [
+        (KNOWN_CONFIGURATIONS[n].feature_dim, KNOWN_CONFIGURATIONS[n].num_classes) for n in names
+    ]
     assert keys == sorted(keys)
     for n in names:
         c = known_configuration(n)
         W = c.build()
-        assert tuple(W.shape) == (c.num_points, c.dim)
+        assert tuple(W.shape) == (c.num_classes, c.feature_dim)
         A = W.numpy()
         np.testing.assert_allclose(_offdiag_set(A), np.round(c.inner_products, 9), atol=1e-12)
         assert c.max_cosine == max(c.inner_products)

@@ -31,10 +31,10 @@ def test_single_tau_json(capsys: pytest.CaptureFixture[str]) -> None:
     )  # fmt: skip
     assert status == 0
     row = json.loads(capsys.readouterr().out)
-    for key in ("tau", "gnc1", "gnc2", "gnc3", "loss", "softmax_code_distance", "steps", "seconds"):
+    for key in ("tau", "gnc1", "gnc2", "gnc3", "loss", "code_value", "steps", "seconds"):
         assert key in row
     assert row["tau"] == 0.2
-    assert row["softmax_code_distance"] == pytest.approx(4 / 3)  # simplex closed form
+    assert row["code_value"] == pytest.approx(4 / 3)  # simplex closed form
     assert row["gnc2"] == pytest.approx(4 / 3, abs=1e-6)
     assert row["stop_reason"] == "converged"
 
@@ -50,7 +50,7 @@ def test_sweep_writes_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[s
     rows = json.loads(capsys.readouterr().out)
     assert isinstance(rows, list) and [r["tau"] for r in rows] == [1.0, 0.1]
     pentagon = 1 - math.cos(2 * math.pi / 5)
-    assert rows[-1]["softmax_code_distance"] == pytest.approx(pentagon)
+    assert rows[-1]["code_value"] == pytest.approx(pentagon)
     assert rows[-1]["gnc2"] == pytest.approx(pentagon, abs=1e-3)
 
     config = json.loads((out / "config.json").read_text())

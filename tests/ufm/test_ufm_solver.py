@@ -12,6 +12,7 @@ import torch
 
 from gnc.sphere import check_on_sphere
 from gnc.ufm import class_labels, riemannian_gradient, solve_ufm, ufm_loss, ufm_metrics
+from helpers.qp_reference import scipy_one_vs_rest_distance
 
 
 @pytest.fixture(autouse=True)
@@ -44,25 +45,8 @@ def _anneal(K: int, d: int, n: int, taus: list[float], seed: int = 0, **kw: obje
 
 
 def _rho_reference_numpy(W: np.ndarray) -> float:
-    """Independent rho(W): min-norm point of each hull by an SLSQP solve (small K only)."""
-    from scipy.optimize import minimize
-
-    K = W.shape[0]
-    best = math.inf
-    for k in range(K):
-        V = np.delete(W, k, axis=0)
-        x0 = np.full(K - 1, 1.0 / (K - 1))
-        res = minimize(
-            lambda lam, V=V, k=k: float(np.sum((W[k] - lam @ V) ** 2)),
-            x0,
-            jac=lambda lam, V=V, k=k: -2 * V @ (W[k] - lam @ V),
-            bounds=[(0, 1)] * (K - 1),
-            constraints=[{"type": "eq", "fun": lambda lam: lam.sum() - 1.0}],
-            method="SLSQP",
-            options={"ftol": 1e-15, "maxiter": 500},
-        )
-        best = min(best, math.sqrt(max(res.fun, 0.0)))
-    return best
+    """Independent rho(W): SciPy's min-norm point of each hull (small K only)."""
+    return min(scipy_one_vs_rest_distance(W, k, method="slsqp") for k in range(W.shape[0]))
 
 
 def test_d2_k7_regular_heptagon() -> None:

@@ -38,7 +38,7 @@ def test_sweep_heptagon_reaches_closed_form_value() -> None:
     expected = 1 - math.cos(2 * math.pi / 7)
     assert sweep.code_source == "closed form"
     assert sweep.code_value == pytest.approx(expected, abs=1e-12)
-    assert sweep.upper_bound is not None and sweep.upper_bound >= expected - 1e-12
+    assert sweep.rho_star_upper >= expected - 1e-12
     last = sweep.points[-1]
     assert last.gnc2 == pytest.approx(expected, abs=1e-3)
     assert last.ratio == pytest.approx(1.0, abs=1e-3)
@@ -57,7 +57,7 @@ def test_sweep_rho_increases_towards_icosahedron_with_given_code_value() -> None
     rhos = [p.gnc2 for p in sweep.points]
     assert rhos[-1] == pytest.approx(value, abs=1e-5)
     assert all(r <= value + 1e-9 for r in rhos)  # nothing beats the optimal code
-    assert sweep.upper_bound is not None and sweep.upper_bound >= value - 1e-12
+    assert sweep.rho_star_upper >= value - 1e-12
 
 
 def test_reference_code_values() -> None:

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import io
-import sys
 from typing import Any
 
-import numpy as np
-
-from gnc._checks import check_device
-from gnc.cli._common import atomic_write_bytes, dump_json
+from gnc.cli._common import (
+    add_progress_argument,
+    device_from,
+    dump_json,
+    int_at_least,
+    positive_float,
+    show_progress,
+)
 from gnc.codes import best_known, softmax_code, tammes_code
+from gnc.io import save_array
 
 __all__ = ["register", "run"]
-
-
-def _int_at_least(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, but got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, but got {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, but got {text!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, but got {text}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -51,25 +31,25 @@ def register(subparsers: Any) -> None:
             "reported min_distance is the exact, certified rho; upper_bound bounds the best rho."
         ),
     )
-    p.add_argument("--classes", type=_int_at_least(2), required=True, help="number of classes K")
-    p.add_argument("--dim", type=_int_at_least(1), required=True, help="feature dimension d")
+    p.add_argument("--classes", type=int_at_least(2), required=True, help="number of classes K")
+    p.add_argument("--dim", type=int_at_least(1), required=True, help="feature dimension d")
     p.add_argument("--kind", choices=("softmax", "tammes"), default="softmax")
     p.add_argument(
         "--restarts",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=None,
         help="random starts (default: 4, and more while --time-limit lasts)",
     )
-    p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the starts (0)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the starts (0)")
     p.add_argument(
-        "--time-limit", type=_positive_float, default=None, help="seconds of optimization"
+        "--time-limit", type=positive_float, default=None, help="seconds of optimization"
     )
     p.add_argument(
-        "--polish-seconds", type=_positive_float, default=60.0, help="polishing budget (60)"
+        "--polish-seconds", type=positive_float, default=60.0, help="polishing budget (60)"
     )
     p.add_argument(
         "--steps",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         nargs=2,
         default=None,
         metavar=("E", "A"),
@@ -83,7 +63,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--out", default=None, metavar="FILE.npy", help="write the K x d code")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
@@ -101,29 +81,26 @@ def run(args: argparse.Namespace) -> int:
         restarts=args.restarts,
         seed=args.seed,
         time_limit=args.time_limit,
-        device=None if args.device is None else str(check_device("--device", args.device)),
-        progress=not args.no_progress and sys.stderr.isatty(),
+        device=None if args.device is None else device_from(args),
+        progress=show_progress(args),
         steps=tuple(args.steps) if args.steps is not None else None,
         polish_seconds=args.polish_seconds,
         start_codes=starts,
     )
-    code = res.code.detach().cpu().numpy()
     if args.out is not None:
-        buf = io.BytesIO()
-        np.save(buf, code)
-        atomic_write_bytes(args.out, buf.getvalue())
+        save_array(args.out, res.code.detach().cpu())
     record = {
         "num_classes": res.num_classes,
         "dim": res.feature_dim,
         "kind": res.kind,
         "min_distance": res.rho,
-        "min_distance_lower_bound": res.rho_lower_bound,
+        "min_distance_lower_bound": res.lower,
         "gap": res.gap,
         "certified": res.certified,
         "min_pairwise_distance": res.min_pairwise_distance,
         "max_cosine": res.max_cosine,
-        "upper_bound": res.upper_bound,
-        "pairwise_upper_bound": res.pairwise_upper_bound,
+        "upper_bound": res.rho_star_upper,
+        "pairwise_upper_bound": res.min_distance_upper,
         "method": res.method,
         "stop_reason": res.stop_reason,
         "restarts": res.restarts,
@@ -137,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"{res.kind} code K={res.num_classes} d={res.feature_dim}: rho = {res.rho:.10f} "
-            f"(certified={res.certified}, upper bound {res.upper_bound:.6f}), "
+            f"(certified={res.certified}, upper bound {res.rho_star_upper:.6f}), "
             f"min pairwise distance {res.min_pairwise_distance:.6f}, method {res.method}, "
             f"{res.seconds:.1f} s"
         )

@@ -10,15 +10,18 @@ and ``plots/known_codes.png`` into ``--out``.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
 
-from gnc.cli._common import atomic_write_text, dump_json, run_metadata
+from gnc._runtime import make_generator
+from gnc.cli._common import atomic_save_figure, atomic_write_text, dump_json, run_metadata
 from gnc.geometry import one_vs_rest_distances, pairwise_statistics
-from gnc.geometry.bounds import rho_upper_bound
+from gnc.geometry.bounds import rho_star_upper
 from gnc.geometry.configurations import (
     KNOWN_CONFIGURATIONS,
     cross_polytope,
@@ -42,15 +45,13 @@ def register(subparsers: Any) -> None:
 
 
 def _rows(seed: int) -> list[dict[str, Any]]:
-    import math
-
     cases: list[tuple[str, torch.Tensor, float]] = [
         ("regular 7-gon", regular_polygon(7), 1 - math.cos(2 * math.pi / 7)),
         ("simplex ETF (K=8, d=10)", simplex_etf(8, 10), 8 / 7),
         ("cross-polytope subset (K=9, d=6)", cross_polytope(6, 9), 1.0),
     ]
     cases += [(c.name, c.build(), c.rho) for c in KNOWN_CONFIGURATIONS.values()]
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed)
     rows = []
     for name, W, closed in cases:
         K, d = W.shape
@@ -62,13 +63,13 @@ def _rows(seed: int) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "num_classes": K,
-                "dim": d,
+                "feature_dim": d,
                 "rho": res.rho,
                 "closed_form": closed,
                 "abs_error": abs(res.rho - closed),
                 "certified": res.certified,
-                "max_gap": res.max_gap,
-                "upper_bound": rho_upper_bound(K, d),
+                "gap": res.gap,
+                "rho_star_upper": rho_star_upper(K, d),
                 "random_rho": rnd.rho,
                 "random_one_minus_max_cosine": 1 - rnd_stats.max_cosine,
                 "seconds": res.seconds,
@@ -78,18 +79,13 @@ def _rows(seed: int) -> list[dict[str, Any]]:
 
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(9, 4.5))
     x = range(len(rows))
     ax.bar([i - 0.2 for i in x], [r["rho"] for r in rows], 0.4, label="known code: exact rho")
     ax.bar([i + 0.2 for i in x], [r["random_rho"] for r in rows], 0.4, label="random: exact rho")
     ax.scatter(
         x,
-        [r["upper_bound"] for r in rows],
+        [r["rho_star_upper"] for r in rows],
         color="k",
         marker="_",
         s=400,
@@ -106,7 +102,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     )
     ax.set_xticks(
         list(x),
-        [f"{r['name']}\n(K={r['num_classes']}, d={r['dim']})" for r in rows],
+        [f"{r['name']}\n(K={r['num_classes']}, d={r['feature_dim']})" for r in rows],
         rotation=60,
         ha="right",
         fontsize=7,
@@ -116,11 +112,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylim(0, 1.5)
     ax.legend(fontsize=8, ncols=2, loc="upper right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_save_figure(path, fig)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,8 +133,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for r in rows:
             print(
-                f"{r['name']:<34} {r['num_classes']:>4} {r['dim']:>3} {r['rho']:>10.7f} "
-                f"{r['closed_form']:>10.7f} {r['upper_bound']:>8.4f} {r['random_rho']:>8.4f} "
+                f"{r['name']:<34} {r['num_classes']:>4} {r['feature_dim']:>3} {r['rho']:>10.7f} "
+                f"{r['closed_form']:>10.7f} {r['rho_star_upper']:>8.4f} {r['random_rho']:>8.4f} "
                 f"{r['random_one_minus_max_cosine']:>8.4f}"
             )
         print(f"results: {out / 'results.json'}, figure: {out / 'plots' / 'known_codes.png'}")

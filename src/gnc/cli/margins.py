@@ -14,15 +14,23 @@ import time
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from gnc._checks import check_matrix
-from gnc.cli._common import dump_json
+from gnc.cli._common import (
+    add_memory_argument,
+    add_progress_argument,
+    device_from,
+    dump_json,
+    memory_from,
+    show_progress,
+)
 from gnc.geometry import (
     min_one_vs_rest_distance,
     one_vs_rest_distances,
     pairwise_statistics,
 )
-from gnc.geometry.bounds import rho_upper_bound
+from gnc.geometry.bounds import rho_star_upper
 from gnc.io import load_matrix, save_array
 
 __all__ = ["register", "run"]
@@ -63,27 +71,17 @@ def register(subparsers: Any) -> None:
         default="cpu",
         help="torch device (default cpu; under torchrun with cuda each rank takes its local GPU)",
     )
-    p.add_argument(
-        "--max-memory-mib",
-        type=float,
-        default=1024.0,
-        help="memory budget of one tile (default 1024)",
-    )
+    add_memory_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (shown only on a terminal)"
-    )
+    add_progress_argument(p)
     p.set_defaults(func=run)
 
 
-def _init_distributed(device: str) -> tuple[bool, int, torch.device]:
+def _init_distributed(dev: torch.device) -> tuple[bool, int, torch.device]:
     """Join the torchrun process group when launched by it: ``(distributed, rank, device)``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    dev = torch.device(device)
     if world <= 1:
         return False, 0, dev
-    import torch.distributed as dist
-
     if dev.type == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(dev)
@@ -99,8 +97,6 @@ def _leave_distributed(ok: bool) -> None:
     called without an active exception"); after an error the barrier is skipped so that a
     failed rank cannot hang the others forever.
     """
-    import torch.distributed as dist
-
     if not dist.is_initialized():
         return
     if ok:
@@ -113,13 +109,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.fast and args.per_class:
         raise ValueError("`--per-class` needs all distances: drop `--fast`.")
-    if not args.max_memory_mib > 0:  # NaN too
-        raise ValueError(f"Expected `--max-memory-mib` > 0, but got {args.max_memory_mib}.")
+    memory_from(args)
     normalize = not args.raw
     W = check_matrix(
         "weights", load_matrix(args.path, key=args.key), min_rows=2, nonzero_rows=normalize
     )
-    distributed, rank, device = _init_distributed(args.device)
+    distributed, rank, device = _init_distributed(device_from(args))
     ok = False
     try:
         code = _solve_and_report(args, W, distributed, rank, device, normalize, start)
@@ -144,12 +139,11 @@ def _solve_and_report(
     K, d = W.shape
     if normalize:
         W = W / W.norm(dim=1, keepdim=True)
-    progress = not args.no_progress and sys.stderr.isatty() and rank == 0
-    out: dict[str, Any] = {"num_classes": K, "dim": d, "normalized_rows": normalize}
+    out: dict[str, Any] = {"num_classes": K, "feature_dim": d, "normalized_rows": normalize}
     kw: dict[str, Any] = {
         "normalize": False,  # already normalized above when asked
-        "max_memory_mib": args.max_memory_mib,
-        "progress": progress,
+        "max_memory_mib": memory_from(args),
+        "progress": show_progress(args, rank=rank),
         "distributed": distributed,
     }
     if args.fast:
@@ -160,13 +154,13 @@ def _solve_and_report(
             argmin=m.argmin,
             mean_distance=None,
             certified=m.certified,
-            max_gap=m.gap,
-            lower_bound=m.lower_bound,
+            gap=m.gap,
+            lower=m.lower,
             classes_solved=m.classes_solved,
         )
     else:
         r = one_vs_rest_distances(W, **kw)
-        max_cos = pairwise_statistics(W, max_memory_mib=args.max_memory_mib).max_cosine
+        max_cos = pairwise_statistics(W, max_memory_mib=memory_from(args)).max_cosine
         max_cos = max_cos if normalize else None
         out.update(
             min_distance=r.rho,
@@ -174,8 +168,8 @@ def _solve_and_report(
             mean_distance=float(r.distances.mean()),
             median_distance=float(r.distances.median()),
             certified=r.certified,
-            max_gap=r.max_gap,
-            lower_bound=float(r.lower_bounds.min()),
+            gap=r.gap,
+            lower=float(r.lower_bounds.min()),
             classes_solved=K,
         )
         if args.per_class and rank == 0:
@@ -184,7 +178,7 @@ def _solve_and_report(
         max_cosine=max_cos,
         min_pairwise_distance=None if max_cos is None else math.sqrt(max(0.0, 2 - 2 * max_cos)),
         one_minus_max_cosine=None if max_cos is None else 1.0 - max_cos,
-        upper_bound=rho_upper_bound(K, d) if normalize else None,
+        rho_star_upper=rho_star_upper(K, d) if normalize else None,
         world_size=int(os.environ.get("WORLD_SIZE", "1")) if distributed else 1,
         seconds=time.perf_counter() - start,
     )

@@ -9,8 +9,6 @@ metric trajectories), ``results.json``, ``solutions.npz`` and ``plots/*.png``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import io
 import sys
 import time
 from pathlib import Path
@@ -20,7 +18,19 @@ import numpy as np
 import torch
 
 from gnc._checks import check_int, check_positive
-from gnc.cli._common import atomic_write_bytes, atomic_write_text, dump_json, run_metadata
+from gnc._runtime import make_generator
+from gnc.cli._common import (
+    add_device_argument,
+    add_progress_argument,
+    atomic_save_figure,
+    atomic_save_npz,
+    atomic_write_text,
+    device_from,
+    dump_json,
+    run_metadata,
+    show_progress,
+)
+from gnc.report.plots_ufm import plot_rho_vs_tau, plot_ufm_trajectory
 from gnc.ufm import SweepResult, temperature_sweep
 
 __all__ = ["register", "run"]
@@ -57,9 +67,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--method", choices=("rgd", "adam"), default="rgd", help="optimizer")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam step size (default 1e-2)")
     parser.add_argument("--dtype", choices=tuple(_DTYPES), default="float64")
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
-    )
+    add_device_argument(parser)
     parser.add_argument(
         "--record-every",
         type=int,
@@ -91,7 +99,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None, help="run folder to write")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_progress_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -115,11 +123,7 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
         check_positive("--lr", args.lr)
     if args.threads is not None:
         check_int("--threads", args.threads, minimum=1)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = str(torch.device(device))
-    except RuntimeError:
-        raise ValueError(f"Expected a torch device for `--device`, but got {device!r}.") from None
+    device = str(device_from(args))
     return {
         "classes": K,
         "dim": d,
@@ -145,10 +149,10 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
 def _rows(sweep: SweepResult, config: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for point in sweep.points:
-        row = point.as_dict()
+        row = point.to_dict()
         row.update(
             classes=config["classes"],
-            dim=config["dim"],
+            feature_dim=config["dim"],
             samples=config["samples"],
             code_source=sweep.code_source,
         )
@@ -163,19 +167,17 @@ def _write_run(
     rows: list[dict[str, Any]],
     started: float,
 ) -> None:
-    from gnc.report.plots_ufm import plot_rho_vs_tau, plot_ufm_trajectory
-
     atomic_write_text(out / "config.json", dump_json(config) + "\n")
     lines = []
     for res in sweep.results:
         for record in res.trajectory:
-            lines.append(dump_json({"tau": res.tau, **dataclasses.asdict(record)}, indent=None))
+            lines.append(dump_json({"tau": res.tau, **record.to_dict()}, indent=None))
     atomic_write_text(out / "metrics.jsonl", "".join(line + "\n" for line in lines))
     results = {
         "points": rows,
         "code_value": sweep.code_value,
         "code_source": sweep.code_source,
-        "upper_bound": sweep.upper_bound,
+        "rho_star_upper": sweep.rho_star_upper,
         "metadata": run_metadata(config["seed"], started),
     }
     atomic_write_text(out / "results.json", dump_json(results) + "\n")
@@ -185,31 +187,23 @@ def _write_run(
         arrays[f"features_{i}"] = res.features.detach().cpu().numpy()
         arrays[f"labels_{i}"] = res.labels.detach().cpu().numpy()
     arrays["taus"] = np.array([res.tau for res in sweep.results])
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]
-    atomic_write_bytes(out / "solutions.npz", buffer.getvalue())
+    atomic_save_npz(out / "solutions.npz", **arrays)
 
     plots = out / "plots"
     K, d = config["classes"], config["dim"]
     for i, res in enumerate(sweep.results):
         if not res.trajectory:
             continue
-        traj = [dataclasses.asdict(r) for r in res.trajectory]
+        traj = [r.to_dict() for r in res.trajectory]
         fig, _ = plot_ufm_trajectory(traj, title=f"UFM K={K}, d={d}, tau={res.tau:.4g}")
-        _save(fig, plots / f"metrics_{i:02d}_tau{res.tau:.4g}.png")
+        atomic_save_figure(plots / f"metrics_{i:02d}_tau{res.tau:.4g}.png", fig)
     fig, _ = plot_rho_vs_tau(
         rows,
         code_value=sweep.code_value,
-        upper_bound=sweep.upper_bound,
+        upper_bound=sweep.rho_star_upper,
         title=f"UFM rho(W) against tau, K={K}, d={d}",
     )
-    _save(fig, plots / "rho_vs_tau.png")
-
-
-def _save(fig: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_save_figure(plots / "rho_vs_tau.png", fig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,53 +212,27 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(int(args.threads))
     started = time.time()
-    generator = torch.Generator(device=config["device"]).manual_seed(config["seed"])
-
-    from tqdm import tqdm
-
-    runs_per_tau = config["restarts"] + (1 if config["warm_start"] else 0)
-    total = len(config["taus"]) * runs_per_tau - (1 if config["warm_start"] else 0)
-    total *= config["steps"]
-    bar = tqdm(
-        total=total, desc="gnc ufm", unit="step", file=sys.stderr, disable=args.no_progress or None
+    generator = make_generator(config["seed"], device=config["device"])
+    sweep = temperature_sweep(
+        config["classes"],
+        config["dim"],
+        config["taus"],
+        config["samples"],
+        warm_start=config["warm_start"],
+        restarts=config["restarts"],
+        max_steps=config["steps"],
+        tol=config["tol"],
+        method=config["method"],
+        record_every=config["record_every"],
+        code_value=config["code_value"],
+        solve_code=config["solve_code"],
+        code_restarts=config["code_restarts"],
+        code_time_limit=config["code_time_limit"],
+        dtype=_DTYPES[config["dtype"]],
+        device=config["device"],
+        generator=generator,
+        progress=show_progress(args),
     )
-    base = 0
-    last_step = 0
-
-    def progress(tau: float, step: int, objective: float, grad_norm: float) -> None:
-        nonlocal base, last_step
-        if step <= last_step:  # a new run (next start or next temperature) began
-            base += config["steps"]
-        last_step = step
-        bar.n = min(base + step, total)
-        if step % 50 == 0:
-            bar.set_postfix(tau=f"{tau:.3g}", grad=f"{grad_norm:.1e}", refresh=False)
-            bar.refresh()
-
-    try:
-        sweep = temperature_sweep(
-            config["classes"],
-            config["dim"],
-            config["taus"],
-            config["samples"],
-            warm_start=config["warm_start"],
-            restarts=config["restarts"],
-            max_steps=config["steps"],
-            tol=config["tol"],
-            method=config["method"],
-            record_every=config["record_every"],
-            code_value=config["code_value"],
-            solve_code=config["solve_code"],
-            code_restarts=config["code_restarts"],
-            code_time_limit=config["code_time_limit"],
-            dtype=_DTYPES[config["dtype"]],
-            device=config["device"],
-            generator=generator,
-            callback=progress,
-        )
-    finally:
-        bar.n = total
-        bar.close()
     rows = _rows(sweep, config)
     if args.out is not None:
         _write_run(args.out, config, sweep, rows, started)
@@ -277,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_table(rows: list[dict[str, Any]], sweep: SweepResult) -> None:
     code = "n/a" if sweep.code_value is None else f"{sweep.code_value:.6f}"
-    upper = "n/a" if sweep.upper_bound is None else f"{sweep.upper_bound:.6f}"
+    upper = f"{sweep.rho_star_upper:.6f}"
     print(
         f"UFM K={sweep.num_classes} d={sweep.feature_dim}: softmax code value {code} "
         f"({sweep.code_source}), upper bound {upper}"
@@ -288,7 +256,7 @@ def _print_table(rows: list[dict[str, Any]], sweep: SweepResult) -> None:
         cells = (
             f"{r['tau']:.4g}",
             f"{r['gnc2']:.6f}",
-            f"{r['ratio_to_code']:.4f}",
+            "n/a" if r["ratio"] is None else f"{r['ratio']:.4f}",
             f"{r['gnc1']:.2e}",
             f"{r['gnc3']:.2e}",
             f"{r['alignment']:.6f}",

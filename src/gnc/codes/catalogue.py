@@ -35,26 +35,26 @@ softmax code with ``T^2 / 2 = 1 - max cosine`` of the best Tammes code:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from gnc._checks import check_int
 from gnc.codes.result import CodeResult, certify_code
 from gnc.codes.softmax import closed_form_code, softmax_code
 from gnc.codes.tammes import tammes_code
-from gnc.geometry.bounds import rho_upper_bound
+from gnc.geometry.bounds import rho_star_upper
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
-from gnc.io import atomic_write
+from gnc.io import atomic_write, record_to_dict
 from gnc.sphere import normalize_rows
 
 __all__ = [
@@ -86,8 +86,8 @@ class CatalogueEntry:
             rounding, ``|norm - 1| < 1e-6``); the values below are those of these rows
             normalized in float64.
         rho: Exact ``rho`` of ``code``.
-        rho_lower_bound: Certified lower bound on ``rho`` (the exact solver's dual value).
-        gap: ``rho - rho_lower_bound``.
+        lower: Certified lower bound on ``rho`` (the exact solver's dual value).
+        gap: ``rho - lower``.
         certified: Whether the exact solver certified every ``D_k``.
         max_cosine: ``max_{j != k} <w_j, w_k>``.
         min_pairwise_distance: ``sqrt(2 - 2 max_cosine)``.
@@ -104,7 +104,7 @@ class CatalogueEntry:
     feature_dim: int
     code: torch.Tensor
     rho: float
-    rho_lower_bound: float
+    lower: float
     gap: float
     certified: bool
     max_cosine: float
@@ -115,11 +115,9 @@ class CatalogueEntry:
     restarts: int | None = None
     seconds: float | None = None
 
-    def meta(self) -> dict[str, Any]:
-        """Everything but the code, JSON-ready."""
-        out = asdict(self)
-        del out["code"]
-        return out
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; the ``(K, d)`` ``code`` is left out (stored apart)."""
+        return record_to_dict(self, omit=("code",))
 
 
 def _key(kind: str, K: int, d: int) -> str:
@@ -140,19 +138,21 @@ def storable(code: torch.Tensor) -> torch.Tensor:
     return normalize_rows(code.detach().to("cpu", torch.float64)).to(torch.float32).double()
 
 
-def _entry_from(res: CodeResult, kind: Kind, source: str, **provenance: Any) -> CatalogueEntry:
-    """Certify the float32 rounding of ``res.code`` (the rows that get stored)."""
-    stored = storable(res.code)
-    cert = certify_code(
-        stored, kind=kind, method=source, iterations=0, seconds=0.0, stop_reason="catalogue"
-    )
+def _certified_entry(
+    code: torch.Tensor, kind: Kind, source: str, **provenance: Any
+) -> CatalogueEntry:
+    """``code`` as an entry with its values certified by :func:`certify_code`.
+
+    Candidates for storing pass :func:`storable` rows (the float32 values that get stored).
+    """
+    cert = certify_code(code, kind=kind, method=source, iterations=0, seconds=0.0, stop_reason="")
     return CatalogueEntry(
         kind=kind,
         num_classes=cert.num_classes,
         feature_dim=cert.feature_dim,
-        code=stored,
+        code=code,
         rho=cert.rho,
-        rho_lower_bound=cert.rho_lower_bound,
+        lower=cert.lower,
         gap=cert.gap,
         certified=cert.certified,
         max_cosine=cert.max_cosine,
@@ -165,7 +165,7 @@ def _entry_from(res: CodeResult, kind: Kind, source: str, **provenance: Any) -> 
 def _score(entry: CatalogueEntry) -> float:
     """Larger is better: the certified ``rho`` (softmax) or ``-max cosine`` (Tammes)."""
     if entry.kind == "softmax":
-        return entry.rho_lower_bound if entry.certified else -math.inf
+        return entry.lower if entry.certified else -math.inf
     return -entry.max_cosine
 
 
@@ -202,7 +202,7 @@ def _save(path: Path, entries: dict[tuple[str, int, int], CatalogueEntry]) -> No
         _key(e.kind, e.num_classes, e.feature_dim): e.code.to(torch.float32).numpy()
         for e in ordered
     }
-    arrays["meta"] = np.array(json.dumps([e.meta() for e in ordered]))
+    arrays["meta"] = np.array(json.dumps([e.to_dict() for e in ordered]))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
@@ -263,30 +263,16 @@ def best_known(
     closed = closed_form_code(K, d)
     if closed is not None:
         code, name = closed
-        res = certify_code(code, kind=kind, method=name, iterations=0, seconds=0.0, stop_reason="")
-        return CatalogueEntry(
-            kind=kind,
-            num_classes=K,
-            feature_dim=d,
-            code=code,
-            rho=res.rho,
-            rho_lower_bound=res.rho_lower_bound,
-            gap=res.gap,
-            certified=res.certified,
-            max_cosine=res.max_cosine,
-            min_pairwise_distance=res.min_pairwise_distance,
-            source="closed-form",
-            name=name,
-        )
+        return _certified_entry(code, kind, "closed-form", name=name)
     return load_catalogue(path).get((kind, K, d))
 
 
 def _known_candidates(K: int, d: int) -> list[tuple[str, torch.Tensor]]:
     out = []
     for c in KNOWN_CONFIGURATIONS.values():
-        if c.num_points == K and c.dim <= d:
+        if c.num_classes == K and c.feature_dim <= d:
             X = c.build(dtype=torch.float64)
-            pad = torch.zeros(K, d - c.dim, dtype=torch.float64)
+            pad = torch.zeros(K, d - c.feature_dim, dtype=torch.float64)
             out.append((c.name, torch.cat([X, pad], dim=1)))
     return out
 
@@ -316,12 +302,11 @@ def improve_shape(
     for kind in kinds:
         cands: list[CatalogueEntry] = []
         for name, X in _known_candidates(K, d):
-            res = certify_code(X, kind=kind, method=name, iterations=0, seconds=0.0, stop_reason="")
-            cands.append(_entry_from(res, kind, "known-configuration", name=name))
+            cands.append(_certified_entry(storable(X), kind, "known-configuration", name=name))
         for skind, res in searches:
             cands.append(
-                _entry_from(
-                    res,
+                _certified_entry(
+                    storable(res.code),
                     kind,
                     f"{skind}-search",
                     seed=seed,
@@ -364,8 +349,6 @@ def build_catalogue(
     Returns:
         ``{"searched": n, "changed": n, "skipped": n, "seconds": s}``.
     """
-    from tqdm import tqdm
-
     p = Path(path) if path is not None else CATALOGUE_PATH
     stored = load_catalogue(p)
     todo = []
@@ -428,7 +411,7 @@ def compare_catalogue(
                 "diff": diff,
                 "rho_tammes_code": t.rho,
                 "one_minus_maxcos_softmax": 1.0 - s.max_cosine,
-                "upper_bound": rho_upper_bound(s.num_classes, s.feature_dim),
+                "rho_star_upper": rho_star_upper(s.num_classes, s.feature_dim),
                 "certified": s.certified and t.certified,
                 "softmax_source": s.source,
                 "class": cls,
@@ -445,18 +428,8 @@ def recertify(path: str | Path | None = None) -> int:
     p = Path(path) if path is not None else CATALOGUE_PATH
     stored = load_catalogue(p)
     for key, e in stored.items():
-        cert = certify_code(
-            e.code, kind=e.kind, method="", iterations=0, seconds=0.0, stop_reason=""
-        )
-        stored[key] = dataclasses.replace(
-            e,
-            rho=cert.rho,
-            rho_lower_bound=cert.rho_lower_bound,
-            gap=cert.gap,
-            certified=cert.certified,
-            max_cosine=cert.max_cosine,
-            min_pairwise_distance=cert.min_pairwise_distance,
-        )
+        provenance = {"name": e.name, "seed": e.seed, "restarts": e.restarts, "seconds": e.seconds}
+        stored[key] = _certified_entry(e.code, e.kind, e.source, **provenance)
     _save(p, stored)
     return len(stored)
 

@@ -24,12 +24,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse
 import torch
 
+from gnc.io import record_to_dict
 from gnc.sphere import normalize_rows
 
 __all__ = [
@@ -60,6 +62,10 @@ class PolishResult:
     iterations: int
     stop_reason: str
     seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; the ``(K, d)`` ``code`` is left out."""
+        return record_to_dict(self, omit=("code",))
 
 
 #: Seconds allowed for one linear program (a timeout shrinks the trust radius instead).

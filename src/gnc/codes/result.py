@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
-from gnc.geometry import max_cosines, one_vs_rest_distances
+from gnc.geometry import bound_report, max_cosines, one_vs_rest_distances
+from gnc.io import record_to_dict
 from gnc.sphere import normalize_rows
 
-__all__ = ["CodeResult", "certify_code", "upper_bounds"]
+__all__ = ["CodeResult", "certify_code"]
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,15 @@ class CodeResult:
         num_classes: ``K``.
         feature_dim: ``d``.
         rho: Exact ``rho = min_k D_k`` from :func:`gnc.geometry.one_vs_rest_distances`.
-        rho_lower_bound: Certified lower bound on ``rho`` (the solver's dual bound).
-        gap: ``rho - rho_lower_bound``.
+        lower: Certified lower bound on ``rho`` (the solver's dual bound).
+        gap: ``rho - lower``.
         certified: Whether the exact solver certified every ``D_k`` (gap within its tolerance).
         min_pairwise_distance: ``min_{j != k} |w_j - w_k|`` (the Tammes objective).
         max_cosine: ``max_{j != k} <w_j, w_k>``.
-        upper_bound: Upper bound on the best possible ``rho*(d, K)`` (NaN when unavailable).
-        pairwise_upper_bound: Upper bound on the best possible min pairwise distance.
+        rho_star_upper: Upper bound on the best possible ``rho*(d, K)``
+            (:func:`gnc.geometry.bounds.rho_star_upper`).
+        min_distance_upper: Upper bound on the best possible min pairwise distance
+            (:func:`gnc.geometry.bounds.min_distance_upper`).
         method: ``"closed-form:simplex-etf"``, ``"closed-form:regular-polygon"``,
             ``"closed-form:cross-polytope-subset"``, ``"optimized"`` (a random restart won) or
             ``"start-code+polish"`` (a given start code, e.g. the catalogue's, won).
@@ -50,13 +53,13 @@ class CodeResult:
     num_classes: int
     feature_dim: int
     rho: float
-    rho_lower_bound: float
+    lower: float
     gap: float
     certified: bool
     min_pairwise_distance: float
     max_cosine: float
-    upper_bound: float
-    pairwise_upper_bound: float
+    rho_star_upper: float
+    min_distance_upper: float
     method: str
     iterations: int
     seconds: float
@@ -66,17 +69,9 @@ class CodeResult:
     restarts: int = 0
     restart_values: list[float] = field(default_factory=list)
 
-
-def upper_bounds(num_classes: int, feature_dim: int) -> tuple[float, float]:
-    """``(rho bound, min-distance bound)`` from :mod:`gnc.geometry.bounds` (NaN if missing)."""
-    try:
-        from gnc.geometry import bounds
-    except ImportError:  # pragma: no cover - the bounds module ships with gnc.geometry
-        return math.nan, math.nan
-    return (
-        float(bounds.rho_upper_bound(num_classes, feature_dim)),
-        float(bounds.min_distance_upper_bound(num_classes, feature_dim)),
-    )
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; the ``(K, d)`` ``code`` is left out (save it with ``np.save``)."""
+        return record_to_dict(self, omit=("code",))
 
 
 def certify_code(
@@ -102,7 +97,7 @@ def certify_code(
     exact = one_vs_rest_distances(unit, normalize=False, max_memory_mib=max_memory_mib)
     values, _ = max_cosines(unit, max_memory_mib=max_memory_mib)
     smax = float(values.max())
-    rho_bound, dist_bound = upper_bounds(K, d)
+    bounds = bound_report(K, d)
     lower = float(exact.lower_bounds.min())
     return CodeResult(
         code=code,
@@ -110,13 +105,13 @@ def certify_code(
         num_classes=K,
         feature_dim=d,
         rho=float(exact.rho),
-        rho_lower_bound=lower,
+        lower=lower,
         gap=float(exact.rho) - lower,
         certified=bool(exact.certified),
         min_pairwise_distance=math.sqrt(max(0.0, 2.0 - 2.0 * smax)),
         max_cosine=smax,
-        upper_bound=rho_bound,
-        pairwise_upper_bound=dist_bound,
+        rho_star_upper=bounds.rho_star_upper,
+        min_distance_upper=bounds.min_distance_upper,
         method=method,
         iterations=iterations,
         seconds=seconds + exact.seconds,

@@ -20,14 +20,23 @@ with a time limit and ``restarts=None`` (the default) as many as the budget allo
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
+from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
-from gnc.codes.polish import PolishResult, hardmax_value, polish_softmax, polish_tammes
+from gnc._runtime import make_generator
+from gnc.codes.polish import (
+    PolishResult,
+    hardmax_value,
+    max_cosine_value,
+    polish_softmax,
+    polish_tammes,
+)
 from gnc.codes.result import CodeResult, certify_code
 from gnc.codes.surrogate import AnnealSchedule, anneal
 from gnc.geometry import configurations, one_vs_rest_distances
@@ -185,7 +194,14 @@ def solve_code(
         refresh_every=refresh,
     )
     until_deadline = R_given is None and limit is not None
-    bar = _progress_bar(None if until_deadline else R, progress, kind, K, d)
+    bar = tqdm(
+        total=None if until_deadline else R,
+        desc=f"{kind} code K={K} d={d}",
+        unit="restart",
+        leave=False,
+        file=sys.stderr,
+        disable=not progress,
+    )
     polish_each = polish and K <= POLISH_EACH_LIMIT
     alternate = kind == "softmax" and alternate_starts
     polish_end = time.perf_counter() + check_positive("polish_seconds", polish_seconds)
@@ -229,7 +245,9 @@ def solve_code(
             if left < max(restart_seconds):
                 break
         t_restart = time.perf_counter()
-        gen = torch.Generator().manual_seed(seed_ * 1_000_003 + r)
+        # Part r - 1 gives the seed seed * 1_000_003 + r, the stream the shipped catalogue's
+        # searches were run with.
+        gen = make_generator(seed_, r - 1)
         # Softmax codes mix two start types: Riesz spreading, then the softmax surrogate (three
         # restarts in four), and the Tammes surrogate alone (every fourth): rho >= 1 - max
         # cosine, and the Tammes landscape reaches other basins.
@@ -269,7 +287,8 @@ def solve_code(
             W, value = polished.code, polished.value
         if best is None or value > best[0]:
             best, from_start = (value, W, hist, polished), False
-        bar(value)
+        bar.set_postfix(best=f"{best[0]:.6f}", refresh=False)
+        bar.update(1)
         restart_seconds.append(time.perf_counter() - t_restart)
         r += 1
     assert best is not None
@@ -278,7 +297,7 @@ def solve_code(
         result = polish_one(W)
         iterations += result.iterations
         W = result.code
-    bar(None)
+    bar.close()
     return certify_code(
         W.to(dtype),
         kind=kind,
@@ -299,28 +318,7 @@ def _hard_value(kind: str, W: torch.Tensor, H: torch.Tensor) -> float:
     Wn = W.detach().to("cpu", torch.float64).numpy()
     if kind == "softmax":
         return hardmax_value(Wn, normalize_rows(H.detach().to("cpu", torch.float64)).numpy())
-    from gnc.codes.polish import max_cosine_value
-
     return 1.0 - max_cosine_value(Wn)
-
-
-def _progress_bar(
-    total: int | None, enabled: bool, kind: str, K: int, d: int
-) -> Callable[[float | None], None]:
-    if not enabled:
-        return lambda value: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=f"{kind} code K={K} d={d}", unit="restart", leave=False)
-
-    def update(value: float | None) -> None:
-        if value is None:
-            bar.close()
-        else:
-            bar.set_postfix(best=f"{value:.6f}")
-            bar.update(1)
-
-    return update
 
 
 def softmax_code(

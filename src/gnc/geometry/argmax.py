@@ -40,8 +40,9 @@ import torch
 from tqdm import tqdm
 
 from gnc._checks import check_matrix, check_positive
+from gnc._runtime import rows_per_budget
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
-from gnc.geometry.pairwise import block_rows, iter_blocks
+from gnc.geometry.pairwise import iter_blocks
 
 __all__ = ["ARGMAXABLE", "COINCIDING", "INSIDE_HULL", "UNDECIDED", "ArgmaxResult", "argmaxable"]
 
@@ -168,7 +169,7 @@ def _screen(
     gamma = _gamma(d + 2, _U32) + 3 * _U32 if use32 else _gamma(d + 2, _U64)
     A = torch.empty(K, dtype=torch.float64, device=dev)
     R = torch.full((K,), -torch.inf, dtype=torch.float64, device=dev)
-    step = block_rows(K, K * (Uc.element_size() + 3 * 8), max_memory_mib)
+    step = rows_per_budget(K * (Uc.element_size() + 3 * 8), max_memory_mib, num_rows=K)
     for a, c in iter_blocks(K, step):
         ip = (Uc[a:c] @ Uc.T).to(torch.float64)
         ip += gamma * norms[a:c, None] * norms[None, :]

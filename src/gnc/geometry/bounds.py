@@ -27,27 +27,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from scipy.special import eval_jacobi, roots_jacobi
 
 from gnc._checks import check_int
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
+from gnc.io import record_to_dict
 
 __all__ = [
     "MAX_LEVENSHTEIN_DEGREE",
     "BoundReport",
-    "best_known_softmax_code_value",
     "bound_report",
     "fejes_toth_bound",
-    "known_softmax_code_value",
     "levenshtein_bound",
     "levenshtein_breakpoints",
     "levenshtein_function",
     "levenshtein_max_cosine_bound",
-    "min_distance_upper_bound",
+    "min_distance_upper",
     "orthoplex_bound",
     "radon_bound",
-    "rho_upper_bound",
+    "rho_star_best_known",
+    "rho_star_proven",
+    "rho_star_upper",
     "simplex_bound",
 ]
 
@@ -315,7 +317,7 @@ def _degenerate(K: int, d: int) -> float | None:
     return None
 
 
-def min_distance_upper_bound(num_classes: int, dim: int) -> float:
+def min_distance_upper(num_classes: int, dim: int) -> float:
     """Best upper bound on the Tammes optimum ``T(d, K)`` (largest minimum distance).
 
     Exact where the optimum is proven: ``d = 2`` (``2 sin(pi / K)``), ``K <= d + 1`` (simplex,
@@ -330,13 +332,13 @@ def min_distance_upper_bound(num_classes: int, dim: int) -> float:
         An upper bound on the minimum pairwise distance of any ``K`` unit vectors in ``R^d``.
 
     Example:
-        >>> round(min_distance_upper_bound(12, 3), 9)
+        >>> round(min_distance_upper(12, 3), 9)
         1.051462224
     """
-    return bound_report(num_classes, dim).min_distance
+    return bound_report(num_classes, dim).min_distance_upper
 
 
-def known_softmax_code_value(num_classes: int, dim: int) -> float | None:
+def rho_star_proven(num_classes: int, dim: int) -> float | None:
     """Proven closed forms of ``rho*(d, K)``, else ``None``.
 
     ``d = 2``: ``1 - cos(2 pi / K)`` (regular ``K``-gon); ``K <= d + 1``: ``K / (K - 1)`` (simplex
@@ -344,11 +346,11 @@ def known_softmax_code_value(num_classes: int, dim: int) -> float | None:
     proves ``rho* <= 1``); ``d = 1``: ``2`` for ``K = 2``, ``0`` for ``K >= 3``.
 
     Example:
-        >>> known_softmax_code_value(4, 3)
+        >>> rho_star_proven(4, 3)
         1.3333333333333333
-        >>> known_softmax_code_value(6, 3)
+        >>> rho_star_proven(6, 3)
         1.0
-        >>> known_softmax_code_value(7, 3) is None
+        >>> rho_star_proven(7, 3) is None
         True
     """
     K, d = _check_classes(num_classes), _check_dim(dim)
@@ -364,24 +366,26 @@ def known_softmax_code_value(num_classes: int, dim: int) -> float | None:
     return None
 
 
-def best_known_softmax_code_value(num_classes: int, dim: int) -> tuple[float, str] | None:
-    """Best value ``rho`` of a configuration known to gnc, with its provenance.
+def rho_star_best_known(num_classes: int, dim: int) -> tuple[float, str] | None:
+    """Best value ``rho`` of a configuration known to gnc in closed form, with its provenance.
 
-    A proven optimum (:func:`known_softmax_code_value`) first; else ``1`` from a cross-polytope
+    A proven optimum (:func:`rho_star_proven`) first; else ``1`` from a cross-polytope
     subset when ``d + 2 <= K <= 2d``; else the best registered configuration
     (:data:`~gnc.geometry.configurations.KNOWN_CONFIGURATIONS`) with ``K`` points in dimension
     ``<= d`` (embedding never lowers ``rho``). These are achieved values, so lower bounds on
-    ``rho*``; beyond the proven cases their optimality is observed numerically only.
+    ``rho*``; beyond the proven cases their optimality is observed numerically only. The
+    certified codes of the shipped catalogue (numerical searches included) are
+    :func:`gnc.codes.best_known`'s.
 
     Returns:
         ``(value, label)`` or ``None`` when gnc knows no configuration for ``(d, K)``.
 
     Example:
-        >>> best_known_softmax_code_value(120, 4)  # doctest: +ELLIPSIS
+        >>> rho_star_best_known(120, 4)  # doctest: +ELLIPSIS
         (0.190983005625..., 'known configuration cell600 ...')
     """
     K, d = _check_classes(num_classes), _check_dim(dim)
-    proven = known_softmax_code_value(K, d)
+    proven = rho_star_proven(K, d)
     if proven is not None:
         label = "proven: degenerate d = 1" if d == 1 else "proven: regular polygon"
         if d > 2:
@@ -389,41 +393,48 @@ def best_known_softmax_code_value(num_classes: int, dim: int) -> tuple[float, st
         return proven, label
     best: tuple[float, str] | None = None
     for c in KNOWN_CONFIGURATIONS.values():
-        if c.num_points == K and c.dim <= d and (best is None or c.rho > best[0]):
-            where = "" if c.dim == d else f" embedded from R^{c.dim}"
+        if c.num_classes == K and c.feature_dim <= d and (best is None or c.rho > best[0]):
+            where = "" if c.feature_dim == d else f" embedded from R^{c.feature_dim}"
             best = (c.rho, f"known configuration {c.name}{where} (optimality observed numerically)")
     return best
 
 
 @dataclass(frozen=True)
 class BoundReport:
-    """All applicable upper bounds for ``(d, K)``.
+    """All applicable upper bounds for ``(d, K)``: on the Tammes optimum and on ``rho*(d, K)``.
 
     Attributes:
         num_classes: ``K``.
-        dim: ``d``.
+        feature_dim: ``d``.
         simplex: Simplex bound on the minimum distance.
         orthoplex: Orthoplex bound, ``None`` when ``K < d + 2``.
         levenshtein: Levenshtein bound, ``None`` when ``d < 2``.
         fejes_toth: Fejes Toth bound, ``None`` unless ``d = 3``.
         exact: Proven Tammes optimum when known (``d <= 2``, ``K <= d + 1``,
             ``d + 2 <= K <= 2d``), else ``None``.
-        min_distance: The smallest of the above (an upper bound on ``T(d, K)``).
-        best: Name of the bound attaining ``min_distance``.
-        rho: Upper bound on ``rho*(d, K)``: ``min(min_distance, K / (K - 1), radon)``, or the
-            proven closed form.
+        min_distance_upper: The smallest of the above (an upper bound on ``T(d, K)``).
+        min_distance_bound: Name of the bound attaining ``min_distance_upper``.
+        rho_star_upper: Upper bound on ``rho*(d, K)``: ``min(min_distance_upper, K / (K - 1),
+            radon)``, or the proven closed form.
+        rho_star_bound: Name of the bound giving ``rho_star_upper``: ``"proven"``,
+            ``"affine-simplex"`` (``K / (K - 1)``), ``"radon"`` or ``min_distance_bound``.
     """
 
     num_classes: int
-    dim: int
+    feature_dim: int
     simplex: float
     orthoplex: float | None
     levenshtein: float | None
     fejes_toth: float | None
     exact: float | None
-    min_distance: float
-    best: str
-    rho: float
+    min_distance_upper: float
+    min_distance_bound: str
+    rho_star_upper: float
+    rho_star_bound: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (scalars, strings and ``None``)."""
+        return record_to_dict(self)
 
 
 def bound_report(num_classes: int, dim: int) -> BoundReport:
@@ -431,8 +442,10 @@ def bound_report(num_classes: int, dim: int) -> BoundReport:
 
     Example:
         >>> r = bound_report(12, 3)
-        >>> r.best, round(r.min_distance, 9), round(r.rho, 9)
+        >>> r.min_distance_bound, round(r.min_distance_upper, 9), round(r.rho_star_upper, 9)
         ('fejes_toth', 1.051462224, 1.0)
+        >>> r.rho_star_bound
+        'radon'
     """
     K, d = _check_classes(num_classes), _check_dim(dim)
     simplex = simplex_bound(K)
@@ -455,18 +468,25 @@ def bound_report(num_classes: int, dim: int) -> BoundReport:
         "simplex": simplex,
     }
     best = min((v, name) for name, v in candidates.items() if v is not None)
-    rho_proven = known_softmax_code_value(K, d)
+    proven = rho_star_proven(K, d)
     radon = radon_bound(K, d)
-    rho = min(best[0], K / (K - 1), math.inf if radon is None else radon)
-    rho = rho_proven if rho_proven is not None else rho
-    return BoundReport(K, d, simplex, orthoplex, levenshtein, fejes, exact, best[0], best[1], rho)
+    rho, rho_name = min(
+        (best[0], best[1]),
+        (K / (K - 1), "affine-simplex"),
+        (math.inf if radon is None else radon, "radon"),
+    )
+    if proven is not None:
+        rho, rho_name = proven, "proven"
+    return BoundReport(
+        K, d, simplex, orthoplex, levenshtein, fejes, exact, best[0], best[1], rho, rho_name
+    )
 
 
-def rho_upper_bound(num_classes: int, dim: int) -> float:
+def rho_star_upper(num_classes: int, dim: int) -> float:
     """Upper bound on the softmax-code value ``rho*(d, K)``.
 
     The proven closed form where known (``d <= 2``, ``K <= 2d``), else
-    ``min(T_ub, K / (K - 1), 1)`` with ``T_ub`` = :func:`min_distance_upper_bound` and ``1`` from
+    ``min(T_ub, K / (K - 1), 1)`` with ``T_ub`` = :func:`min_distance_upper` and ``1`` from
     :func:`radon_bound` (``K >= d + 2``).
 
     Args:
@@ -483,7 +503,7 @@ def rho_upper_bound(num_classes: int, dim: int) -> float:
         Tammes chord takes over (below ``1``) for large ``K / d``, e.g. ``(10, 1000)``: ``0.951``.
 
     Example:
-        >>> rho_upper_bound(100, 10)  # the Radon bound 1 beats T_ub = 1.2013 and K/(K-1)
+        >>> rho_star_upper(100, 10)  # the Radon bound 1 beats T_ub = 1.2013 and K/(K-1)
         1.0
     """
-    return bound_report(num_classes, dim).rho
+    return bound_report(num_classes, dim).rho_star_upper

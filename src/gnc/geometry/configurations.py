@@ -1,5 +1,7 @@
 """Exact known configurations of unit vectors (softmax codes and spherical codes).
 
+(Over 600 lines: most of it is the exact coordinates of the ten configurations and their table.)
+
 Every builder returns a float64 (by default) tensor of shape ``(K, d)`` whose rows are unit
 vectors, built from exact integer or closed-form coordinates. Their softmax-code values
 ``rho(W) = min_k D_k(W)`` (Jiang et al., ICML 2024) are known in closed form:
@@ -33,11 +35,13 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from gnc._checks import check_int
+from gnc.io import record_to_dict
 
 __all__ = [
     "KNOWN_CONFIGURATIONS",
@@ -509,8 +513,8 @@ class KnownConfiguration:
 
     Attributes:
         name: Registry key.
-        dim: Ambient dimension ``d``.
-        num_points: Number of points ``K``.
+        feature_dim: Ambient dimension ``d``.
+        num_classes: Number of points ``K``.
         rho: Exact softmax-code value ``rho(W) = min_k D_k`` (closed form, as a float).
         max_cosine: Exact largest off-diagonal inner product.
         inner_products: Sorted set of off-diagonal inner products (closed forms, as floats).
@@ -519,8 +523,8 @@ class KnownConfiguration:
     """
 
     name: str
-    dim: int
-    num_points: int
+    feature_dim: int
+    num_classes: int
     rho: float
     max_cosine: float
     inner_products: tuple[float, ...]
@@ -531,6 +535,10 @@ class KnownConfiguration:
     def min_distance(self) -> float:
         """Minimum pairwise distance ``sqrt(2 - 2 max_cosine)`` (the Tammes objective)."""
         return math.sqrt(2.0 - 2.0 * self.max_cosine)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; ``build`` (a function) is left out."""
+        return record_to_dict(self, omit=("build",))
 
 
 _S5 = math.sqrt(5.0)
@@ -627,7 +635,10 @@ def known_configuration_names() -> tuple[str, ...]:
     return tuple(
         sorted(
             KNOWN_CONFIGURATIONS,
-            key=lambda n: (KNOWN_CONFIGURATIONS[n].dim, KNOWN_CONFIGURATIONS[n].num_points),
+            key=lambda n: (
+                KNOWN_CONFIGURATIONS[n].feature_dim,
+                KNOWN_CONFIGURATIONS[n].num_classes,
+            ),
         )
     )
 
@@ -646,7 +657,7 @@ def known_configuration(name: str) -> KnownConfiguration:
 
     Example:
         >>> c = known_configuration("icosahedron")
-        >>> (c.dim, c.num_points, round(c.rho, 7))
+        >>> (c.feature_dim, c.num_classes, round(c.rho, 7))
         (3, 12, 0.5527864)
         >>> c.build().shape
         torch.Size([12, 3])

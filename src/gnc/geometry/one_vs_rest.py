@@ -39,9 +39,11 @@ import torch
 from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
+from gnc._runtime import resolve_budget, rows_per_budget
 from gnc.geometry._screening import certify, neighbour_pass
 from gnc.geometry._wolfe import _wolfe_batched
-from gnc.geometry.pairwise import block_rows, iter_blocks
+from gnc.geometry.pairwise import iter_blocks
+from gnc.io import record_to_dict
 
 __all__ = [
     "MinDistanceResult",
@@ -66,8 +68,8 @@ class OneVsRestResult:
         directions: ``(C, d)`` unit max-margin directions ``h_k`` (zero rows where ``D_k = 0``).
         support: ``(C, s)`` indices of the hull points carrying ``p_k``, ``-1`` padded.
         support_weights: ``(C, s)`` their convex weights (``0`` on padding).
-        max_gap: Largest gap.
-        certified: Whether ``max_gap <= tol``.
+        gap: Largest of ``gaps`` (the certificate of every ``D_k`` at once).
+        certified: Whether ``gap <= tol``.
         rho: ``min_k D_k`` over the solved classes.
         argmin: The class attaining ``rho``.
         rounds: Working-set rounds (violator checks against all rows).
@@ -86,7 +88,7 @@ class OneVsRestResult:
     directions: torch.Tensor
     support: torch.Tensor
     support_weights: torch.Tensor
-    max_gap: float
+    gap: float
     certified: bool
     rho: float
     argmin: int
@@ -97,6 +99,12 @@ class OneVsRestResult:
     rechecked: int = 0
     world_size: int = 1
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields: ``(C,)`` tensors as lists; ``(C, d)`` and ``(C, s)`` ones left out."""
+        return record_to_dict(
+            self, omit=("nearest_points", "directions", "support", "support_weights")
+        )
+
 
 @dataclass(frozen=True)
 class MinDistanceResult:
@@ -105,10 +113,10 @@ class MinDistanceResult:
     Attributes:
         rho: The minimum one-vs-rest distance (primal value of the argmin class).
         argmin: The class attaining it.
-        lower_bound: Certified lower bound on ``rho``: the smaller of the solved classes' dual
+        lower: Certified lower bound on ``rho``: the smaller of the solved classes' dual
             bounds and the unsolved classes' bounds ``|w_k| - max_j <w_j, w_k> / |w_k|``.
-        upper_bound: Certified upper bound on ``rho`` (equal to ``rho``).
-        gap: ``upper_bound - lower_bound``.
+        upper: Certified upper bound on ``rho`` (equal to ``rho``).
+        gap: ``upper - lower``.
         certified: Whether ``gap <= tol``.
         classes_solved: Classes solved exactly; the rest were excluded by their lower bound.
         num_classes: ``K``.
@@ -121,8 +129,8 @@ class MinDistanceResult:
 
     rho: float
     argmin: int
-    lower_bound: float
-    upper_bound: float
+    lower: float
+    upper: float
     gap: float
     certified: bool
     classes_solved: int
@@ -131,6 +139,10 @@ class MinDistanceResult:
     tol: float
     world_size: int = 1
     max_inner: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (all scalars)."""
+        return record_to_dict(self)
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +191,7 @@ def _solve_classes(
     # the working set's points Y (m x d), its Gram G and solver temporaries.
     m_est = m0 + 64
     per_class = 10 * K + 8 * (2 * m_est * d + 6 * m_est * m_est)
-    step = block_rows(C, per_class, max_memory_mib)
+    step = rows_per_budget(per_class, max_memory_mib, num_rows=C)
 
     D = torch.empty(C, dtype=W.dtype, device=dev)
     lower = torch.empty(C, dtype=W.dtype, device=dev)
@@ -450,7 +462,7 @@ def one_vs_rest_distances(
     *,
     normalize: bool = True,
     classes: torch.Tensor | list[int] | None = None,
-    max_memory_mib: float = 1024.0,
+    max_memory_mib: float | None = None,
     working_set_size: int | None = None,
     tol: float = 1e-9,
     max_rounds: int = 100,
@@ -468,7 +480,8 @@ def one_vs_rest_distances(
         weights: ``(K, d)`` classifier rows, ``K >= 2``.
         normalize: Normalize rows to the unit sphere first (the GNC2 convention).
         classes: Indices of the classes to solve (default: all ``K``).
-        max_memory_mib: Memory budget of one tile (a block of classes against all rows).
+        max_memory_mib: Memory budget (MiB) of one tile (a block of classes against all rows);
+            ``None``: the working-memory setting (:func:`gnc._runtime.working_memory`).
         working_set_size: Initial nearest-neighbour working set per class (default
             ``min(K-1, max(16, min(64, 2d+2)))``); only speed depends on it.
         tol: Gap tolerance for ``certified``.
@@ -495,6 +508,7 @@ def one_vs_rest_distances(
     """
     start = time.perf_counter()
     W, tol, m0 = _prepare(weights, normalize, tol, working_set_size)
+    max_memory_mib = resolve_budget(max_memory_mib)
     group, rank, world = _group(distributed, process_group)
     K = W.shape[0]
     if classes is None:
@@ -525,7 +539,7 @@ def one_vs_rest_distances(
     )
     gaps = sol.D - sol.lower
     arg = int(sol.D.argmin())
-    max_gap = float(gaps.max())
+    gap = float(gaps.max())
     return OneVsRestResult(
         classes=cls,
         distances=sol.D,
@@ -535,8 +549,8 @@ def one_vs_rest_distances(
         directions=sol.directions,
         support=sol.support,
         support_weights=sol.weights,
-        max_gap=max_gap,
-        certified=max_gap <= tol,
+        gap=gap,
+        certified=gap <= tol,
         rho=float(sol.D[arg]),
         argmin=int(cls[arg]),
         rounds=sol.rounds,
@@ -552,7 +566,7 @@ def min_one_vs_rest_distance(
     weights: torch.Tensor,
     *,
     normalize: bool = True,
-    max_memory_mib: float = 1024.0,
+    max_memory_mib: float | None = None,
     working_set_size: int | None = None,
     tol: float = 1e-9,
     chunk_size: int = 256,
@@ -573,7 +587,7 @@ def min_one_vs_rest_distance(
     Args:
         weights: ``(K, d)`` classifier rows.
         normalize: Normalize rows first.
-        max_memory_mib: Memory budget of one tile.
+        max_memory_mib: Memory budget (MiB) of one tile (``None``: the working-memory setting).
         working_set_size: Initial working-set size (see :func:`one_vs_rest_distances`).
         tol: Gap tolerance for ``certified``.
         chunk_size: Classes solved per batch after the first class (quadruples as the search
@@ -593,6 +607,7 @@ def min_one_vs_rest_distance(
     """
     start = time.perf_counter()
     W, tol, m0 = _prepare(weights, normalize, tol, working_set_size)
+    max_memory_mib = resolve_budget(max_memory_mib)
     group, rank, world = _group(distributed, process_group)
     K, d = W.shape
     W32 = W.to(torch.float32)
@@ -678,8 +693,8 @@ def min_one_vs_rest_distance(
     return MinDistanceResult(
         rho=best,
         argmin=best_arg,
-        lower_bound=best_lower,
-        upper_bound=best,
+        lower=best_lower,
+        upper=best,
         gap=gap,
         certified=gap <= tol,
         classes_solved=solved,

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from gnc._checks import check_int, check_matrix
+from gnc._runtime import rows_per_budget
+from gnc.io import record_to_dict
 
 __all__ = [
     "PairwiseStatistics",
-    "block_rows",
+    "iter_blocks",
     "max_cosines",
     "min_pairwise_distance",
     "nearest_neighbors",
@@ -23,21 +26,13 @@ __all__ = [
 ]
 
 
-def block_rows(num_rows: int, bytes_per_row: int, max_memory_mib: float) -> int:
-    """Rows per block so that one block takes at most ``max_memory_mib`` (at least one row).
+def iter_blocks(num_rows: int, rows_per_block: int) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, stop)`` ranges covering ``range(num_rows)``.
 
     Example:
-        >>> block_rows(1000, 8 * 1000, 1.0)
-        131
+        >>> list(iter_blocks(5, 2))
+        [(0, 2), (2, 4), (4, 5)]
     """
-    if max_memory_mib <= 0:
-        raise ValueError(f"Expected `max_memory_mib` > 0, but got {max_memory_mib}.")
-    budget = int(max_memory_mib * 2**20)
-    return max(1, min(num_rows, budget // max(1, bytes_per_row)))
-
-
-def iter_blocks(num_rows: int, rows_per_block: int) -> Iterator[tuple[int, int]]:
-    """Yield ``(start, stop)`` ranges covering ``range(num_rows)``."""
     for start in range(0, num_rows, rows_per_block):
         yield start, min(num_rows, start + rows_per_block)
 
@@ -50,7 +45,7 @@ def _neighbor_scores(W: torch.Tensor, rows: torch.Tensor, sq_norms: torch.Tensor
 
 
 def max_cosines(
-    weights: torch.Tensor, *, max_memory_mib: float = 1024.0
+    weights: torch.Tensor, *, max_memory_mib: float | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's largest inner product with another row, ``s_k = max_{j != k} <w_k, w_j>``.
 
@@ -58,7 +53,8 @@ def max_cosines(
 
     Args:
         weights: Tensor of shape ``(K, d)``, ``K >= 2``.
-        max_memory_mib: Memory budget of one ``(rows, K)`` block of inner products.
+        max_memory_mib: Memory budget (MiB) of one ``(rows, K)`` block of inner products
+            (``None``: the working-memory setting of :mod:`gnc._runtime`).
 
     Returns:
         ``(values, argmax)``, both of shape ``(K,)``.
@@ -72,7 +68,7 @@ def max_cosines(
     K = W.shape[0]
     values = torch.empty(K, dtype=W.dtype, device=W.device)
     argmax = torch.empty(K, dtype=torch.long, device=W.device)
-    step = block_rows(K, 2 * K * W.element_size(), max_memory_mib)
+    step = rows_per_budget(2 * K * W.element_size(), max_memory_mib, num_rows=K)
     for a, b in iter_blocks(K, step):
         block = W[a:b] @ W.T
         block[
@@ -84,14 +80,15 @@ def max_cosines(
 
 
 def nearest_neighbors(
-    weights: torch.Tensor, num_neighbors: int, *, max_memory_mib: float = 1024.0
+    weights: torch.Tensor, num_neighbors: int, *, max_memory_mib: float | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``num_neighbors`` nearest other rows of each row (Euclidean distance), nearest first.
 
     Args:
         weights: Tensor of shape ``(K, d)``.
         num_neighbors: Number of neighbours ``m`` with ``1 <= m <= K - 1``.
-        max_memory_mib: Memory budget of one block of scores.
+        max_memory_mib: Memory budget (MiB) of one block of scores (``None``: the
+            working-memory setting).
 
     Returns:
         ``(distances, indices)``, both of shape ``(K, m)``.
@@ -109,7 +106,7 @@ def nearest_neighbors(
     sq = (W * W).sum(dim=1)
     dist = torch.empty(K, m, dtype=W.dtype, device=W.device)
     idx = torch.empty(K, m, dtype=torch.long, device=W.device)
-    step = block_rows(K, 3 * K * W.element_size(), max_memory_mib)
+    step = rows_per_budget(3 * K * W.element_size(), max_memory_mib, num_rows=K)
     for a, b in iter_blocks(K, step):
         rows = torch.arange(a, b, device=W.device)
         _scores, i = _neighbor_scores(W, rows, sq).topk(m, dim=1)
@@ -118,7 +115,7 @@ def nearest_neighbors(
     return dist, idx
 
 
-def min_pairwise_distance(weights: torch.Tensor, *, max_memory_mib: float = 1024.0) -> float:
+def min_pairwise_distance(weights: torch.Tensor, *, max_memory_mib: float | None = None) -> float:
     """Smallest distance ``min_{j != k} |w_j - w_k|`` (computed from the nearest pair directly).
 
     Example:
@@ -147,9 +144,13 @@ class PairwiseStatistics:
     max_cosine: float
     min_distance: float
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; the per-class tensors become lists."""
+        return record_to_dict(self)
+
 
 def pairwise_statistics(
-    weights: torch.Tensor, *, max_memory_mib: float = 1024.0
+    weights: torch.Tensor, *, max_memory_mib: float | None = None
 ) -> PairwiseStatistics:
     """Max cosines, nearest neighbours and min pairwise distance of unit rows, tiled.
 

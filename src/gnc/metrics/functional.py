@@ -14,7 +14,6 @@ default), ``hbar_k`` class means, ``h_G`` the mean of all ``N`` features, ``W`` 
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -22,6 +21,8 @@ from typing import Any
 import torch
 
 from gnc._checks import as_float_tensor, check_int, check_labels, check_matrix, check_positive
+from gnc.geometry import min_one_vs_rest_distance
+from gnc.geometry.bounds import rho_star_proven, rho_star_upper
 
 __all__ = [
     "ClassStatistics",
@@ -717,26 +718,6 @@ def nc4_agreement(
 # --------------------------------------------------------------------------------------------
 
 
-def _bounds(num_classes: int, dim: int) -> tuple[float | None, float | None]:
-    """(upper bound on rho*, known code value) from :mod:`gnc.geometry.bounds` when available."""
-    try:
-        bounds = importlib.import_module("gnc.geometry.bounds")
-    except ImportError:  # pragma: no cover - depends on the geometry package's progress
-        return None, None
-    try:
-        upper = bounds.rho_upper_bound(num_classes, dim)
-    except (ValueError, NotImplementedError):  # no bound implemented for this (K, d)
-        upper = None
-    try:
-        code = bounds.known_softmax_code_value(num_classes, dim)
-    except (ValueError, NotImplementedError):
-        code = None
-    return (
-        None if upper is None else float(upper),
-        None if code is None else float(code),
-    )
-
-
 def gnc_metrics(
     stats: ClassStatistics,
     weights: Any = None,
@@ -778,12 +759,10 @@ def gnc_metrics(
     upper: float | None = None
     code: float | None = None
     if W is not None or class_means_rho:
-        from gnc.geometry import min_one_vs_rest_distance
-
         if W is not None:
             res = min_one_vs_rest_distance(W, normalize=True, max_memory_mib=max(max_memory_mib, 1))
             rho_w, gap = float(res.rho), float(res.gap)
-            upper, code = _bounds(K, d)
+            upper, code = rho_star_upper(K, d), rho_star_proven(K, d)
         if class_means_rho:
             zero = torch.linalg.vector_norm(M, dim=1) == 0
             if bool(zero.any()):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from gnc._checks import check_labels, check_matrix
+from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+from gnc.io import record_to_dict
+from gnc.metrics import gnc1_from_features, gnc3_from_features
 
 __all__ = ["UFMMetrics", "max_margin_alignment", "ufm_metrics"]
 
@@ -22,7 +24,7 @@ class UFMMetrics:
         gnc2: ``rho(W)``, the exact smallest one-vs-rest distance (:mod:`gnc.geometry`).
         gnc3: Self-duality ``(1/K) sum_k (1 - cos(w_k, hbar_k - h_G))``.
         alignment: Mean over classes of ``cos(hbar_k, h_k)``, ``h_k`` the max-margin direction
-            of class ``k`` (:attr:`gnc.geometry.OneVsRestResult.directions`); NaN when not
+            of class ``k`` (:attr:`gnc.geometry.OneVsRestResult.directions`); ``None`` when not
             computed.
         certified: Whether the exact distance solver certified ``gnc2``.
     """
@@ -30,8 +32,12 @@ class UFMMetrics:
     gnc1: float
     gnc2: float
     gnc3: float
-    alignment: float
+    alignment: float | None
     certified: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (all scalars)."""
+        return record_to_dict(self)
 
 
 def max_margin_alignment(features: Any, labels: Any, directions: Any) -> torch.Tensor:
@@ -87,9 +93,6 @@ def ufm_metrics(weights: Any, features: Any, labels: Any, *, directions: bool = 
         >>> round(m.gnc2, 6), round(m.gnc3, 6), round(m.alignment, 6)
         (1.5, 0.0, 1.0)
     """
-    from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-    from gnc.metrics import gnc1_from_features, gnc3_from_features
-
     W = check_matrix("weights", weights, min_rows=2, nonzero_rows=True)
     K = int(W.shape[0])
     g1 = float(gnc1_from_features(features, labels, K, normalize=True))
@@ -99,4 +102,4 @@ def ufm_metrics(weights: Any, features: Any, labels: Any, *, directions: bool = 
         align = float(max_margin_alignment(features, labels, ovr.directions).mean())
         return UFMMetrics(g1, float(ovr.rho), g3, align, bool(ovr.certified))
     res = min_one_vs_rest_distance(W, normalize=True)
-    return UFMMetrics(g1, float(res.rho), g3, math.nan, bool(res.certified))
+    return UFMMetrics(g1, float(res.rho), g3, None, bool(res.certified))

@@ -23,16 +23,20 @@ transported by re-projection.
 from __future__ import annotations
 
 import math
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
+from gnc.io import record_to_dict
 from gnc.sphere import normalize_rows, random_points, tangent_project
 from gnc.ufm.loss import Objective, ufm_loss, ufm_objective_and_gradient
+from gnc.ufm.measure import ufm_metrics
 
 __all__ = [
     "Method",
@@ -78,6 +82,10 @@ class UFMRecord:
     grad_norm: float
     seconds: float
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (all scalars)."""
+        return record_to_dict(self)
+
 
 @dataclass(frozen=True)
 class UFMResult:
@@ -121,6 +129,19 @@ class UFMResult:
     def num_classes(self) -> int:
         """Number of classes ``K``."""
         return int(self.weights.shape[0])
+
+    @property
+    def feature_dim(self) -> int:
+        """Feature dimension ``d``."""
+        return int(self.weights.shape[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields with ``num_classes`` and ``feature_dim``; tensors left out.
+
+        ``weights``, ``features`` and ``labels`` are left out; ``trajectory`` is a list of dicts.
+        """
+        out = record_to_dict(self, omit=("weights", "features", "labels"))
+        return {"num_classes": self.num_classes, "feature_dim": self.feature_dim, **out}
 
 
 def class_labels(
@@ -217,8 +238,6 @@ def _record(
     grad_norm: float,
     started: float,
 ) -> UFMRecord:
-    from gnc.ufm.measure import ufm_metrics  # lazy: pulls in geometry and metrics
-
     m = ufm_metrics(W, H, labels, directions=False)
     return UFMRecord(
         step=step,
@@ -250,7 +269,7 @@ def solve_ufm(
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
     time_limit: float | None = None,
-    callback: Callable[[int, float, float], None] | None = None,
+    progress: bool = False,
 ) -> UFMResult:
     """Minimize the spherical-UFM cross-entropy at temperature ``tau``.
 
@@ -276,7 +295,7 @@ def solve_ufm(
         device: Device; defaults to the warm start's, else the generator's, else CPU.
         generator: ``torch.Generator`` for the random initial point.
         time_limit: Optional wall-time budget in seconds.
-        callback: Called as ``callback(step, objective, grad_norm)`` after every iteration.
+        progress: Show a tqdm bar of the steps (with the gradient norm) on stderr.
 
     Returns:
         A :class:`UFMResult`.
@@ -343,6 +362,14 @@ def solve_ufm(
     b1, b2, eps = 0.9, 0.999, 1e-12
     stop: StopReason = "max_steps"
     it = 0
+    bar = tqdm(
+        total=max_steps,
+        desc=f"UFM tau={tau:.3g}",
+        unit="step",
+        leave=False,
+        file=sys.stderr,
+        disable=not progress,
+    )
     while True:
         if gnorm <= tol:
             stop = "converged"
@@ -388,10 +415,12 @@ def solve_ufm(
         gnorm = float(torch.linalg.vector_norm(g))
         history.append(f)
         it += 1
-        if callback is not None:
-            callback(it, f, gnorm)
+        bar.update(1)
+        if it % 50 == 0:
+            bar.set_postfix(grad=f"{gnorm:.1e}", refresh=False)
         if record_every and it % record_every == 0:
             trajectory.append(_record(it, X[:K], X[K:], labels, tau, f, gnorm, started))
+    bar.close()
     if record_every and trajectory[-1].step != it:
         trajectory.append(_record(it, X[:K], X[K:], labels, tau, f, gnorm, started))
     W, H = X[:K].clone(), X[K:].clone()

@@ -16,15 +16,19 @@ over to ``tau = 1/20`` with ``rho(W)`` about 0.01 lower than fresh random starts
 
 from __future__ import annotations
 
-import math
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from gnc._checks import check_int, check_positive
+from gnc.codes import softmax_code
+from gnc.geometry.bounds import rho_star_best_known, rho_star_proven, rho_star_upper
+from gnc.io import record_to_dict
 from gnc.ufm.loss import Objective
 from gnc.ufm.measure import ufm_metrics
 from gnc.ufm.solver import Method, UFMResult, solve_ufm
@@ -44,8 +48,9 @@ class SweepPoint:
         gnc3: Self-duality.
         alignment: Mean ``cos(hbar_k, h_k)`` with the max-margin directions of ``W``.
         code_value: Reference softmax-code value for ``(K, d)`` (``None`` if unavailable).
-        ratio: ``gnc2 / code_value`` (NaN without a code value).
-        upper_bound: Upper bound on ``rho*(d, K)`` (``None`` if unavailable).
+        ratio: ``gnc2 / code_value`` (``None`` without a code value).
+        rho_star_upper: Upper bound on ``rho*(d, K)``
+            (:func:`gnc.geometry.bounds.rho_star_upper`).
         steps: Iterations of the solver (for the kept run).
         seconds: Wall time of the solve.
         stop_reason: The solver's stop reason.
@@ -58,34 +63,19 @@ class SweepPoint:
     gnc1: float
     gnc2: float
     gnc3: float
-    alignment: float
+    alignment: float | None
     code_value: float | None
-    ratio: float
-    upper_bound: float | None
+    ratio: float | None
+    rho_star_upper: float
     steps: int
     seconds: float
     stop_reason: str
     grad_norm: float
     certified: bool
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping; ``softmax_code_distance`` is the reference code value."""
-        return {
-            "tau": self.tau,
-            "loss": self.loss,
-            "gnc1": self.gnc1,
-            "gnc2": self.gnc2,
-            "gnc3": self.gnc3,
-            "alignment": self.alignment,
-            "softmax_code_distance": self.code_value,
-            "ratio_to_code": self.ratio,
-            "upper_bound": self.upper_bound,
-            "steps": self.steps,
-            "seconds": self.seconds,
-            "stop_reason": self.stop_reason,
-            "grad_norm": self.grad_norm,
-            "certified": self.certified,
-        }
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (all scalars)."""
+        return record_to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -100,7 +90,7 @@ class SweepResult:
         code_value: Reference softmax-code value (``None`` if unavailable).
         code_source: Where it came from (``"closed form"``, ``"softmax_code"``, ``"given"``,
             ``"none"``).
-        upper_bound: Upper bound on ``rho*(d, K)`` (``None`` if unavailable).
+        rho_star_upper: Upper bound on ``rho*(d, K)``.
     """
 
     num_classes: int
@@ -109,7 +99,11 @@ class SweepResult:
     results: tuple[UFMResult, ...]
     code_value: float | None
     code_source: str
-    upper_bound: float | None
+    rho_star_upper: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; ``points`` as dicts, ``results`` as :meth:`UFMResult.to_dict`."""
+        return record_to_dict(self)
 
 
 def reference_code_value(
@@ -122,9 +116,9 @@ def reference_code_value(
 ) -> tuple[float, str]:
     """The softmax-code value ``rho*(d, K)`` to compare the UFM with, and its source.
 
-    In order: the proven closed form (:func:`gnc.geometry.bounds.known_softmax_code_value`:
+    In order: the proven closed form (:func:`gnc.geometry.bounds.rho_star_proven`:
     regular polygon, simplex ETF); else the best configuration known to gnc
-    (:func:`gnc.geometry.bounds.best_known_softmax_code_value`: cross-polytope subsets for
+    (:func:`gnc.geometry.bounds.rho_star_best_known`: cross-polytope subsets for
     ``d + 2 <= K <= 2d``, icosahedron, 600-cell, E8, ...); else the numerical softmax-code solver
     (:func:`gnc.codes.softmax_code`). The last two are achieved values, i.e. lower bounds on
     ``rho*``.
@@ -148,35 +142,16 @@ def reference_code_value(
         >>> round(value, 6), source.startswith("known configuration")
         (0.552786, True)
     """
-    from gnc.geometry.bounds import best_known_softmax_code_value, known_softmax_code_value
-
     K = check_int("num_classes", num_classes, minimum=2)
     d = check_int("feature_dim", feature_dim, minimum=1)
-    known = known_softmax_code_value(K, d)
+    known = rho_star_proven(K, d)
     if known is not None:
         return float(known), "closed form"
-    best = best_known_softmax_code_value(K, d)
+    best = rho_star_best_known(K, d)
     if best is not None:
         return float(best[0]), f"known configuration: {best[1]}"
-    from gnc.codes import softmax_code
-
     code = softmax_code(K, d, restarts=restarts, seed=seed, time_limit=time_limit)
     return float(code.rho), "softmax_code"
-
-
-def _upper_bound(K: int, d: int) -> float:
-    from gnc.geometry.bounds import rho_upper_bound
-
-    return float(rho_upper_bound(K, d))
-
-
-def _bind_tau(
-    callback: Callable[[float, int, float, float], None], tau: float
-) -> Callable[[int, float, float], None]:
-    def step_cb(step: int, f: float, gn: float) -> None:
-        callback(tau, step, f, gn)
-
-    return step_cb
 
 
 def temperature_sweep(
@@ -199,7 +174,7 @@ def temperature_sweep(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
-    callback: Callable[[float, int, float, float], None] | None = None,
+    progress: bool = False,
 ) -> SweepResult:
     """Solve the UFM at each temperature (annealed) and compare ``rho(W)`` with the code value.
 
@@ -226,7 +201,8 @@ def temperature_sweep(
         dtype: Floating dtype of the iterates.
         device: Device of the iterates.
         generator: ``torch.Generator`` for the initial point.
-        callback: Called as ``callback(tau, step, objective, grad_norm)`` after every iteration.
+        progress: Show tqdm bars on stderr: the solves (temperatures times starts) and the
+            steps of the current solve.
 
     Returns:
         A :class:`SweepResult` with one point per temperature, largest first.
@@ -254,14 +230,16 @@ def temperature_sweep(
         )
     else:
         source = "none"
-    upper = _upper_bound(K, d)
+    upper = rho_star_upper(K, d)
 
     points: list[SweepPoint] = []
     results: list[UFMResult] = []
     W0: torch.Tensor | None = None
     H0: torch.Tensor | None = None
+    runs = len(tau_list) * (restarts + 1) - 1 if warm_start else len(tau_list) * restarts
+    bar = tqdm(total=runs, desc="UFM sweep", unit="solve", file=sys.stderr, disable=not progress)
     for tau in tau_list:
-        step_cb = None if callback is None else _bind_tau(callback, tau)
+        bar.set_postfix(tau=f"{tau:.3g}", refresh=False)
         starts: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
         if W0 is not None:
             starts.append((W0, H0))
@@ -285,8 +263,9 @@ def temperature_sweep(
                 dtype=dtype,
                 device=device,
                 generator=generator,
-                callback=step_cb,
+                progress=progress,
             )
+            bar.update(1)
             if best is None or candidate.objective < best.objective:
                 best = candidate
         assert best is not None
@@ -304,8 +283,8 @@ def temperature_sweep(
                 gnc3=m.gnc3,
                 alignment=m.alignment,
                 code_value=code_value,
-                ratio=m.gnc2 / code_value if code_value else math.nan,
-                upper_bound=upper,
+                ratio=m.gnc2 / code_value if code_value else None,
+                rho_star_upper=upper,
                 steps=res.iterations,
                 seconds=seconds,
                 stop_reason=res.stop_reason,
@@ -314,6 +293,7 @@ def temperature_sweep(
             )
         )
         results.append(res)
+    bar.close()
     return SweepResult(
         num_classes=K,
         feature_dim=d,
@@ -321,5 +301,5 @@ def temperature_sweep(
         results=tuple(results),
         code_value=code_value,
         code_source=source,
-        upper_bound=upper,
+        rho_star_upper=upper,
     )
