@@ -262,6 +262,7 @@ def test_numpy_inputs_accepted() -> None:
 
 def test_internal_chunking_is_invisible(monkeypatch: pytest.MonkeyPatch) -> None:
     import gnc.metrics.accumulators as accumulators
+    import gnc.metrics.ncc as ncc
 
     H, y = data(97)
     logits = torch.randn(97, K)
@@ -269,7 +270,8 @@ def test_internal_chunking_is_invisible(monkeypatch: pytest.MonkeyPatch) -> None
     whole, whole_ncc = GNCAccumulator(K, D), NCCAccumulator(means)
     whole.update(H, y)
     whole_ncc.update(H, y, logits)
-    monkeypatch.setattr(accumulators, "_chunk_rows", lambda rows, dim, device: 4)
+    for module in (accumulators, ncc):
+        monkeypatch.setattr(module, "chunk_rows", lambda rows, dim, device: 4)
     chunked, chunked_ncc = GNCAccumulator(K, D), NCCAccumulator(means)
     chunked.update(H, y)
     chunked_ncc.update(H, y, logits)

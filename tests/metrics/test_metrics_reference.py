@@ -11,6 +11,7 @@ import torch
 from gnc.metrics import (
     GNCAccumulator,
     NCCAccumulator,
+    NCCMetrics,
     class_statistics,
     gnc1_from_features,
     gnc3_from_features,
@@ -134,11 +135,11 @@ def test_ncc_and_nc4_match_reference() -> None:
     for part in torch.arange(len(y)).split(11):
         ncc.update(Ht[part], yt[part], logits[part])
     out = ncc.compute()
-    assert out["ncc_accuracy"] == pytest.approx(np.mean(pred == y), abs=1e-15)
-    assert 0.3 < out["ncc_accuracy"] < 1.0  # the test is not trivial
-    assert out["nc4_agreement"] == pytest.approx(agree_ref, abs=1e-15)
-    assert ncc_accuracy(Ht, yt, stats.means) == out["ncc_accuracy"]
-    assert nc4_agreement(Ht, logits, stats.means) == out["nc4_agreement"]
+    assert out.ncc_accuracy == pytest.approx(np.mean(pred == y), abs=1e-15)
+    assert 0.3 < out.ncc_accuracy < 1.0  # the test is not trivial
+    assert out.nc4_agreement == pytest.approx(agree_ref, abs=1e-15)
+    assert ncc_accuracy(Ht, yt, stats.means) == out.ncc_accuracy
+    assert nc4_agreement(Ht, logits, stats.means) == out.nc4_agreement
 
 
 def test_tiled_equals_untiled() -> None:
@@ -176,7 +177,7 @@ def test_simplex_etf_closed_form(K: int, d: int, device: torch.device) -> None:
     assert m.nc3_self_duality == pytest.approx(0.0, abs=1e-12)
     ncc = NCCAccumulator(acc.statistics().means)
     ncc.update(H, y, torch.as_tensor(H, device=device) @ W.T)
-    assert ncc.compute() == {"ncc_accuracy": 1.0, "nc4_agreement": 1.0, "num_samples": K * reps}
+    assert ncc.compute() == NCCMetrics(ncc_accuracy=1.0, nc4_agreement=1.0, num_samples=K * reps)
 
 
 def test_rotation_invariance() -> None:
@@ -186,7 +187,7 @@ def test_rotation_invariance() -> None:
     yt = torch.as_tensor(y)
     a = stream(torch.as_tensor(H), yt, K, [10]).compute(W)
     b = stream(torch.as_tensor(H @ Q), yt, K, [31]).compute(W @ Q)
-    for key, value in a.as_dict().items():
+    for key, value in a.to_dict().items():
         other = getattr(b, key)
         if isinstance(value, float):
             tol = 1e-7 if key.startswith("gnc2") else 1e-10  # geometry solver tolerance
@@ -215,9 +216,9 @@ def test_gnc2_relative_to_bounds_on_simplex_etf() -> None:
     W = torch.as_tensor(V @ U)  # (4, 3) regular tetrahedron
     acc = stream(W, torch.arange(K), K, [])
     m = acc.compute(W, class_means_rho=False)
-    assert m.gnc2_code_value == pytest.approx(K / (K - 1), abs=1e-12)
-    assert m.gnc2_relative_to_code_value == pytest.approx(1.0, abs=1e-7)
-    upper = bounds.rho_upper_bound(K, d)
-    assert m.gnc2_upper_bound == pytest.approx(upper)
-    assert m.gnc2_relative_to_upper_bound == pytest.approx(m.gnc2 / upper)
-    assert m.gnc2_relative_to_upper_bound <= 1.0 + 1e-7
+    assert m.rho_star_proven == pytest.approx(K / (K - 1), abs=1e-12)
+    assert m.gnc2_relative_to_rho_star_proven == pytest.approx(1.0, abs=1e-7)
+    upper = bounds.rho_star_upper(K, d)
+    assert m.rho_star_upper == pytest.approx(upper)
+    assert m.gnc2_relative_to_rho_star_upper == pytest.approx(m.gnc2 / upper)
+    assert m.gnc2_relative_to_rho_star_upper <= 1.0 + 1e-7

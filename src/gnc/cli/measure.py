@@ -18,7 +18,7 @@ import torch
 from gnc._checks import check_int, check_labels, check_matrix
 from gnc.cli._common import atomic_write_text, dump_json
 from gnc.io import FileFormatError, read_npz
-from gnc.metrics import GNCAccumulator, NCCAccumulator
+from gnc.metrics import GNCAccumulator, NCCAccumulator, NCCMetrics
 
 __all__ = ["measure_arrays", "register", "run"]
 
@@ -136,7 +136,7 @@ def measure_arrays(
 
     def ncc_pass(
         feats: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor | None
-    ) -> dict[str, Any]:
+    ) -> NCCMetrics:
         ncc = NCCAccumulator(stats.means, normalize=normalize)
         for start in range(0, feats.shape[0], batch_size):
             part = slice(start, start + batch_size)
@@ -144,14 +144,14 @@ def measure_arrays(
         return ncc.compute()
 
     train = ncc_pass(H, y, Z)
-    updates: dict[str, Any] = {"ncc_train_accuracy": train["ncc_accuracy"]}
+    updates: dict[str, Any] = {"ncc_train_accuracy": train.ncc_accuracy}
     if Z is not None:
-        updates["nc4_agreement"] = train["nc4_agreement"]
+        updates["nc4_agreement"] = train.nc4_agreement
     if test is not None:
-        updates["ncc_test_accuracy"] = ncc_pass(test[0], test[1], None)["ncc_accuracy"]
+        updates["ncc_test_accuracy"] = ncc_pass(test[0], test[1], None).ncc_accuracy
     metrics = dataclasses.replace(metrics, **updates)
     out: dict[str, Any] = {"num_classes": K, "dim": d, "num_samples": N}
-    out.update(metrics.as_dict())
+    out.update(metrics.to_dict())
     out["test_samples"] = None if test is None else int(test[0].shape[0])
     out["seconds"] = time.perf_counter() - started
     return out

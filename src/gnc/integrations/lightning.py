@@ -310,8 +310,8 @@ class GNCCallback(Callback):  # type: ignore[misc]
         ncc.sync()
         result = ncc.compute()
         return {
-            "ncc_train_accuracy": result["ncc_accuracy"],
-            "nc4_agreement": result["nc4_agreement"],
+            "ncc_train_accuracy": result.ncc_accuracy,
+            "nc4_agreement": result.nc4_agreement,
         }
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
@@ -332,7 +332,7 @@ class GNCCallback(Callback):  # type: ignore[misc]
         updates: dict[str, Any] = {}
         if self._ncc is not None:
             self._ncc.sync()
-            updates["ncc_test_accuracy"] = self._ncc.compute()["ncc_accuracy"]
+            updates["ncc_test_accuracy"] = self._ncc.compute().ncc_accuracy
             self._ncc = None
         if self.second_pass:
             updates.update(self._second_pass(trainer, pl_module, means))

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from gnc._checks import as_float_tensor, check_int, check_positive
+from gnc._checks import as_float_tensor, check_int
+from gnc._runtime import resolve_budget
 
 try:
     from torchmetrics import Metric
@@ -62,7 +63,8 @@ class GNCMetric(Metric):  # type: ignore[misc]
         feature_dim: ``d``.
         normalize: L2-normalize each feature first (the paper's convention).
         class_means_rho: Also compute the exact ``rho`` of the centred class means.
-        max_memory_mib: Memory budget of tiled reductions in ``compute``.
+        max_memory_mib: Memory budget (MiB) of tiled reductions in ``compute`` (``None``: the
+            working-memory setting).
         kwargs: Passed to ``torchmetrics.Metric`` (``sync_on_compute``, ``process_group``, ...).
 
     Example:
@@ -91,7 +93,7 @@ class GNCMetric(Metric):  # type: ignore[misc]
         *,
         normalize: bool = True,
         class_means_rho: bool = True,
-        max_memory_mib: float = 256.0,
+        max_memory_mib: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -101,7 +103,7 @@ class GNCMetric(Metric):  # type: ignore[misc]
         self.feature_dim = d
         self.normalize = bool(normalize)
         self.class_means_rho = bool(class_means_rho)
-        self.max_memory_mib = check_positive("max_memory_mib", max_memory_mib)
+        self.max_memory_mib = None if max_memory_mib is None else resolve_budget(max_memory_mib)
         self.add_state("counts", torch.zeros(K, dtype=_F64), dist_reduce_fx="sum")
         self.add_state("sums", torch.zeros(K, d, dtype=_F64), dist_reduce_fx="sum")
         self.add_state("scatter", torch.zeros(d, d, dtype=_F64), dist_reduce_fx="sum")

@@ -1,11 +1,9 @@
 """GNC / NC metrics: pure functions, streaming accumulators and model feature capture."""
 
-from gnc.metrics.accumulators import GNCAccumulator, NCCAccumulator
+from gnc.metrics.accumulators import GNCAccumulator
 from gnc.metrics.capture import CapturedBatch, capture_features, find_classifier, measure_model
 from gnc.metrics.functional import (
-    ClassStatistics,
     GNCMetrics,
-    class_statistics,
     gnc1,
     gnc1_from_features,
     gnc2,
@@ -17,11 +15,9 @@ from gnc.metrics.functional import (
     nc2_equinorm,
     nc2_etf_error,
     nc3_self_duality,
-    nc4_agreement,
-    ncc_accuracy,
-    ncc_predict,
-    pinv_trace,
 )
+from gnc.metrics.ncc import NCCAccumulator, NCCMetrics, nc4_agreement, ncc_accuracy, ncc_predict
+from gnc.metrics.statistics import ClassStatistics, class_statistics, pinv_trace
 
 __all__ = [
     "CapturedBatch",
@@ -29,6 +25,7 @@ __all__ = [
     "GNCAccumulator",
     "GNCMetrics",
     "NCCAccumulator",
+    "NCCMetrics",
     "capture_features",
     "class_statistics",
     "find_classifier",

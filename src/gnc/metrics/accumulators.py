@@ -1,9 +1,9 @@
-"""Streaming accumulators: sufficient statistics in float64, merge by addition, sync by all-reduce.
+"""The streaming GNC accumulator: sufficient statistics in float64, merged by addition.
 
 :class:`GNCAccumulator` gathers per-class counts, shifted sums, the pooled within-class scatter
 (``d x d``) and per-class scatter traces in one pass; memory is ``O(K d + d^2)`` whatever ``N``.
-:class:`NCCAccumulator` is the optional second pass (nearest-class-mean accuracy and NC4) once the
-class means are known.
+The optional second pass (nearest-class-mean accuracy and NC4) once the class means are known is
+:class:`gnc.metrics.NCCAccumulator` (:mod:`gnc.metrics.ncc`).
 
 Numerics: each class ``k`` keeps a fixed shift ``c_k`` (the mean of its first batch) and the sums
 of ``x = h - c_k``: ``S_k = sum x``, ``Q = sum_k sum x x^T``, ``T_k = sum |x|^2``. Then
@@ -24,88 +24,15 @@ from typing import Any
 
 import torch
 
-from gnc._checks import as_float_tensor, check_int, check_matrix, check_positive
-from gnc.metrics.distributed import all_reduce_sum_, default_device, is_distributed
-from gnc.metrics.functional import (
-    ClassStatistics,
-    GNCMetrics,
-    _ncc_predict_unchecked,
-    gnc_metrics,
-)
+from gnc._checks import check_int
+from gnc.metrics._batches import check_batch, chunk_rows, invalid_rows_message, prepare_chunk
+from gnc.metrics.distributed import all_reduce_sum_, collective_device, is_distributed
+from gnc.metrics.functional import GNCMetrics, gnc_metrics
+from gnc.metrics.statistics import ClassStatistics
 
-__all__ = ["GNCAccumulator", "NCCAccumulator"]
+__all__ = ["GNCAccumulator"]
 
 _F64 = torch.float64
-
-
-def _as_labels(labels: Any, num_samples: int, device: torch.device) -> torch.Tensor:
-    """Check dtype/shape of integer labels (no value check: that is deferred) and move them."""
-    if not isinstance(labels, torch.Tensor):
-        try:
-            import numpy as np
-
-            if isinstance(labels, np.ndarray):
-                labels = torch.from_numpy(np.ascontiguousarray(labels))
-        except ImportError:  # pragma: no cover
-            pass
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(
-            f"Expected `labels` to be a tensor or array, but got {type(labels).__name__}."
-        )
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"Expected `labels` to hold integers, but got dtype {labels.dtype}.")
-    if labels.ndim != 1 or labels.shape[0] != num_samples:
-        raise ValueError(
-            f"Expected `labels` of shape ({num_samples},) to match `features`, but got shape "
-            f"{tuple(labels.shape)}."
-        )
-    return labels.to(device=device, dtype=torch.long, non_blocking=True)
-
-
-def _check_batch(
-    features: Any, labels: Any, *, feature_dim: int, device: torch.device | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager shape/dtype checks (no value checks, no host sync); move to ``device``."""
-    x = as_float_tensor("features", features)
-    if x.ndim != 2 or x.shape[1] != feature_dim:
-        raise ValueError(
-            f"Expected `features` of shape (N, {feature_dim}), but got {tuple(x.shape)}."
-        )
-    if device is not None and x.device != device:
-        x = x.to(device, non_blocking=True)
-    return x, _as_labels(labels, int(x.shape[0]), x.device)
-
-
-def _chunk_rows(num_rows: int, dim: int, device: torch.device) -> int:
-    """Rows per internal chunk of float64 work.
-
-    On CPU a chunk stays under 16 MiB so temporaries are recycled by the allocator instead of
-    being freshly mapped (page faults dominated otherwise); accelerators take large blocks.
-    """
-    budget = 16 * 2**20 if device.type == "cpu" else 256 * 2**20
-    return max(1, min(num_rows, budget // (8 * dim)))
-
-
-def _prepare_chunk(
-    x: torch.Tensor, y: torch.Tensor, *, num_classes: int, normalize: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return ``(H, y, valid, bad_features, bad_labels)`` with invalid rows zeroed (no sync).
-
-    A row is invalid when its norm is not finite (NaN/Inf entries), zero with ``normalize``, or
-    its label is outside ``[0, num_classes)``. ``H`` is a fresh float64 tensor.
-    """
-    H = x.to(_F64, copy=True)
-    norms = torch.linalg.vector_norm(H, dim=1)
-    ok_feat = torch.isfinite(norms)
-    if normalize:
-        ok_feat &= norms > 0
-    ok_lab = (y >= 0) & (y < num_classes)
-    valid = ok_feat & ok_lab
-    H = torch.where(valid[:, None], H, 0.0)
-    if normalize:
-        H.mul_(torch.where(valid, 1.0 / torch.where(valid, norms, 1.0), 0.0)[:, None])
-    y = torch.where(valid, y, 0)
-    return H, y, valid, ~ok_feat, ~ok_lab
 
 
 def _block_edges(dim: int) -> list[int]:
@@ -129,28 +56,6 @@ def _add_gram_upper_(Q: torch.Tensor, X: torch.Tensor) -> None:
 def _symmetric_from_upper(Q: torch.Tensor) -> torch.Tensor:
     """The symmetric matrix whose upper triangle (diagonal included) is that of ``Q``."""
     return torch.triu(Q) + torch.triu(Q, diagonal=1).T
-
-
-class _InvalidCounter:
-    """Device-side counters of rejected rows, raised lazily."""
-
-    @staticmethod
-    def message(
-        bad_features: float, bad_labels: float, first_batch: float, num_classes: int, norm: bool
-    ) -> str | None:
-        if bad_features == 0 and bad_labels == 0:
-            return None
-        parts = []
-        if bad_features:
-            what = "NaN/Inf or zero-norm" if norm else "NaN/Inf"
-            parts.append(f"{int(bad_features)} feature rows with {what} values")
-        if bad_labels:
-            parts.append(f"{int(bad_labels)} labels outside [0, {num_classes})")
-        where = f" (first in update #{int(first_batch)})" if first_batch >= 0 else ""
-        return (
-            "Expected finite" + (", nonzero" if norm else "") + " features and labels in "
-            f"[0, {num_classes}), but update() received " + " and ".join(parts) + where + "."
-        )
 
 
 class GNCAccumulator:
@@ -242,11 +147,11 @@ class GNCAccumulator:
         if self._synced:
             raise RuntimeError("This accumulator was synced; call reset() before update().")
         device = self.device if self.device is not None else self._device
-        x, labels_ = _check_batch(features, labels, feature_dim=self.feature_dim, device=device)
+        x, labels_ = check_batch(features, labels, feature_dim=self.feature_dim, device=device)
         state = self._state if self._state is not None else self._allocate(x.device)
         index = self._num_updates
         self._num_updates += 1
-        step = _chunk_rows(x.shape[0], self.feature_dim, x.device)
+        step = chunk_rows(x.shape[0], self.feature_dim, x.device)
         for start in range(0, x.shape[0], step):
             self._update_chunk(state, x[start : start + step], labels_[start : start + step], index)
 
@@ -254,7 +159,7 @@ class GNCAccumulator:
         self, state: dict[str, torch.Tensor], x: torch.Tensor, labels: torch.Tensor, index: int
     ) -> None:
         K = self.num_classes
-        H, y, valid, bad_f, bad_l = _prepare_chunk(
+        H, y, valid, bad_f, bad_l = prepare_chunk(
             x, labels, num_classes=K, normalize=self.normalize
         )
         R = H.shape[0]
@@ -353,10 +258,10 @@ class GNCAccumulator:
         state = (
             self._state
             if self._state is not None
-            else self._allocate(self._device or default_device())
+            else self._allocate(self._device or collective_device())
         )
         device = state["counts"].device
-        target = default_device() if default_device().type == "cuda" else device
+        target = collective_device() if collective_device().type == "cuda" else device
         local = {k: v.to(target) for k, v in state.items()}
         counts = local["counts"].clone()
         raw = local["sums"] + local["counts"][:, None] * local["shift"]
@@ -433,7 +338,7 @@ class GNCAccumulator:
         if self._state is None:
             raise ValueError("Expected at least one update() before compute(), but got none.")
         bad_f, bad_l, first = self._state["invalid"].tolist()
-        msg = _InvalidCounter.message(bad_f, bad_l, first, self.num_classes, self.normalize)
+        msg = invalid_rows_message(bad_f, bad_l, first, self.num_classes, self.normalize)
         if msg is not None:
             raise ValueError(msg)
 
@@ -472,14 +377,15 @@ class GNCAccumulator:
         weights: Any = None,
         *,
         class_means_rho: bool = True,
-        max_memory_mib: float = 256.0,
+        max_memory_mib: float | None = None,
     ) -> GNCMetrics:
         """All one-pass metrics (see :func:`gnc.metrics.functional.gnc_metrics`).
 
         Args:
             weights: Optional ``(K, d)`` classifier rows (GNC2, GNC3, NC3, ``W`` variants).
             class_means_rho: Also compute the exact ``rho`` of the centred class means.
-            max_memory_mib: Memory budget of tiled pairwise reductions.
+            max_memory_mib: Memory budget (MiB) of tiled pairwise reductions (``None``: the
+                working-memory setting).
 
         Raises:
             ValueError: If invalid rows were seen or a class has no samples (named).
@@ -490,156 +396,3 @@ class GNCAccumulator:
             class_means_rho=class_means_rho,
             max_memory_mib=max_memory_mib,
         )
-
-
-class NCCAccumulator:
-    """Second pass: nearest-class-mean accuracy and NC4 agreement with the classifier.
-
-    Predictions are ``argmin_k |h - hbar_k|`` on L2-normalized features ``h`` (when
-    ``normalize``) with ``hbar_k`` the class means of the normalized training features as given
-    (``ClassStatistics.means``; not re-normalized), as in the paper's code.
-
-    Args:
-        class_means: ``(K, d)`` class means (e.g. ``GNCAccumulator.statistics().means``).
-        normalize: L2-normalize the features first.
-        max_memory_mib: Memory budget of a ``(rows, K)`` distance tile.
-
-    Example:
-        >>> acc = NCCAccumulator(torch.eye(2))
-        >>> acc.update(torch.tensor([[2.0, 0.1], [0.0, 1.0]]), torch.tensor([0, 0]))
-        >>> acc.compute()["ncc_accuracy"]
-        0.5
-    """
-
-    def __init__(
-        self, class_means: Any, *, normalize: bool = True, max_memory_mib: float = 256.0
-    ) -> None:
-        C = check_matrix("class_means", class_means, min_rows=1)
-        self.class_means = C.to(_F64)
-        self.num_classes = int(C.shape[0])
-        self.feature_dim = int(C.shape[1])
-        self.normalize = bool(normalize)
-        self.max_memory_mib = check_positive("max_memory_mib", max_memory_mib)
-        self._state: torch.Tensor | None = None  # [correct, total, agree, with_logits, bad...]
-        self._num_updates = 0
-        self._synced = False
-
-    def reset(self) -> None:
-        """Forget all data."""
-        self._state = None
-        self._num_updates = 0
-        self._synced = False
-
-    def update(self, features: Any, labels: Any, logits: Any = None) -> None:
-        """Add a batch; with ``logits`` ``(B, K)`` also count NC4 agreement. No host sync."""
-        if self._synced:
-            raise RuntimeError("This accumulator was synced; call reset() before update().")
-        C = self.class_means
-        x, labels_ = _check_batch(features, labels, feature_dim=self.feature_dim, device=C.device)
-        Z = None
-        if logits is not None:
-            Z = as_float_tensor("logits", logits)
-            if tuple(Z.shape) != (x.shape[0], self.num_classes):
-                raise ValueError(
-                    f"Expected `logits` of shape ({x.shape[0]}, {self.num_classes}), but got "
-                    f"{tuple(Z.shape)}."
-                )
-            Z = Z.to(C.device, non_blocking=True)
-        if self._state is None:
-            self._state = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], dtype=_F64)
-            self._state = self._state.to(C.device)
-        index = self._num_updates
-        self._num_updates += 1
-        s = self._state
-        step = _chunk_rows(x.shape[0], max(self.feature_dim, self.num_classes), x.device)
-        for start in range(0, x.shape[0], step):
-            part = slice(start, start + step)
-            H, y, valid, bad_f, bad_l = _prepare_chunk(
-                x[part], labels_[part], num_classes=self.num_classes, normalize=self.normalize
-            )
-            pred = _ncc_predict_unchecked(H, C, self.max_memory_mib)
-            s[0] += ((pred == y) & valid).sum()
-            s[1] += valid.sum()
-            if Z is not None:
-                s[2] += ((Z[part].argmax(dim=1) == pred) & valid).sum()
-                s[3] += valid.sum()
-            s[4] += bad_f.sum()
-            s[5] += bad_l.sum()
-            s[6] = torch.where((s[6] < 0) & (~valid).any(), float(index), s[6])
-
-    def merge(self, other: NCCAccumulator) -> NCCAccumulator:
-        """Add ``other``'s counts (same class means assumed); returns ``self``."""
-        if not isinstance(other, NCCAccumulator):
-            raise TypeError(
-                f"Expected `other` to be an NCCAccumulator, but got {type(other).__name__}."
-            )
-        if other.class_means.shape != self.class_means.shape:
-            raise ValueError(
-                f"Expected `other` with class means of shape {tuple(self.class_means.shape)}, "
-                f"but got {tuple(other.class_means.shape)}."
-            )
-        if other._state is None:
-            return self
-        theirs = other._state.to(self.class_means.device)
-        if self._state is None:
-            self._state = theirs.clone()
-        else:
-            first = torch.where(self._state[6] >= 0, self._state[6], theirs[6])
-            self._state = torch.cat([self._state[:6] + theirs[:6], first[None]])
-        self._num_updates += other._num_updates
-        return self
-
-    def sync(self) -> None:
-        """All-reduce the counts over ``torch.distributed`` (no-op when not initialized)."""
-        if not is_distributed() or self._synced:
-            return
-        if self._state is None:
-            self._state = torch.tensor(
-                [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], dtype=_F64, device=self.class_means.device
-            )
-        target = default_device() if default_device().type == "cuda" else self._state.device
-        counts = self._state[:6].to(target).clone()
-        all_reduce_sum_([counts])
-        self._state = torch.cat([counts.to(self._state.device), self._state[6:]])
-        self._synced = True
-
-    def state_dict(self) -> dict[str, Any]:
-        """Class means and counters."""
-        return {
-            "class_means": self.class_means.detach().clone(),
-            "normalize": self.normalize,
-            "num_updates": self._num_updates,
-            "synced": self._synced,
-            "state": None if self._state is None else self._state.detach().clone(),
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`."""
-        C = check_matrix("class_means", state_dict["class_means"])
-        self.class_means = C.to(_F64)
-        self.num_classes, self.feature_dim = int(C.shape[0]), int(C.shape[1])
-        self.normalize = bool(state_dict["normalize"])
-        saved = state_dict["state"]
-        self._state = None if saved is None else saved.to(C.device, _F64).clone()
-        self._num_updates = int(state_dict.get("num_updates", 0))
-        self._synced = bool(state_dict.get("synced", False))
-
-    def compute(self) -> dict[str, float | int | None]:
-        """``{"ncc_accuracy", "nc4_agreement" (None without logits), "num_samples"}``.
-
-        Raises:
-            ValueError: If no valid sample was seen or invalid rows were seen.
-        """
-        if self._state is None:
-            raise ValueError("Expected at least one update() before compute(), but got none.")
-        correct, total, agree, with_logits, bad_f, bad_l, first = self._state.tolist()
-        msg = _InvalidCounter.message(bad_f, bad_l, first, self.num_classes, self.normalize)
-        if msg is not None:
-            raise ValueError(msg)
-        if total == 0:
-            raise ValueError("Expected at least one valid sample, but got none.")
-        return {
-            "ncc_accuracy": correct / total,
-            "nc4_agreement": agree / with_logits if with_logits > 0 else None,
-            "num_samples": round(total),
-        }

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from gnc.metrics.accumulators import GNCAccumulator, NCCAccumulator
+from gnc.metrics.accumulators import GNCAccumulator
 from gnc.metrics.functional import GNCMetrics
+from gnc.metrics.ncc import NCCAccumulator
 
 __all__ = ["CapturedBatch", "capture_features", "find_classifier", "measure_model"]
 
@@ -119,7 +120,7 @@ def capture_features(
     feature_fn: FeatureFn | None = None,
     device: torch.device | str | None = None,
     amp: bool = False,
-    progress: bool = True,
+    progress: bool = False,
     description: str = "features",
 ) -> Iterator[CapturedBatch]:
     """Iterate over ``loader`` and yield the classifier's inputs, outputs and the batch labels.
@@ -234,7 +235,7 @@ def measure_model(
     amp: bool = False,
     normalize: bool = True,
     class_means_rho: bool = True,
-    progress: bool = True,
+    progress: bool = False,
 ) -> GNCMetrics:
     """Measure GNC / NC metrics of a model on labelled data.
 
@@ -324,7 +325,7 @@ def measure_model(
             ncc.update(batch.features, _labels_of(batch), logits)
         ncc.sync()
         result = ncc.compute()
-        updates[f"ncc_{name}_accuracy"] = result["ncc_accuracy"]
+        updates[f"ncc_{name}_accuracy"] = result.ncc_accuracy
         if name == "train":
-            updates["nc4_agreement"] = result["nc4_agreement"]
+            updates["nc4_agreement"] = result.nc4_agreement
     return dataclasses.replace(metrics, **updates)

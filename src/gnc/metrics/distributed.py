@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["all_reduce_sum_", "default_device", "is_distributed", "world_size"]
+__all__ = ["all_reduce_sum_", "collective_device", "is_distributed", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -18,7 +18,7 @@ def world_size() -> int:
     return int(dist.get_world_size()) if is_distributed() else 1
 
 
-def default_device() -> torch.device:
+def collective_device() -> torch.device:
     """Device on which collective tensors live for the current backend.
 
     NCCL needs CUDA tensors (the current CUDA device); every other backend uses the CPU.

@@ -15,19 +15,26 @@ default), ``hbar_k`` class means, ``h_G`` the mean of all ``N`` features, ``W`` 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
-from gnc._checks import as_float_tensor, check_int, check_labels, check_matrix, check_positive
+from gnc._checks import check_matrix
+from gnc._runtime import resolve_budget, rows_per_budget
 from gnc.geometry import min_one_vs_rest_distance
 from gnc.geometry.bounds import rho_star_proven, rho_star_upper
+from gnc.io import record_to_dict
+from gnc.metrics.statistics import (
+    ClassStatistics,
+    as_statistics,
+    class_statistics,
+    pinv_trace,
+    weights_for,
+)
 
 __all__ = [
-    "ClassStatistics",
     "GNCMetrics",
-    "class_statistics",
     "gnc1",
     "gnc1_from_features",
     "gnc2",
@@ -39,79 +46,12 @@ __all__ = [
     "nc2_equinorm",
     "nc2_etf_error",
     "nc3_self_duality",
-    "nc4_agreement",
-    "ncc_accuracy",
-    "ncc_predict",
-    "pinv_trace",
 ]
-
-_DEFAULT_MEMORY_MIB = 256.0
 
 
 # --------------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class ClassStatistics:
-    """Sufficient statistics of labelled features, all float64 on one device.
-
-    Attributes:
-        counts: ``(K,)`` number of samples per class (float64).
-        sums: ``(K, d)`` per-class sums of the (normalized) features.
-        means: ``(K, d)`` class means ``hbar_k`` (zero rows for empty classes).
-        global_mean: ``(d,)`` mean ``h_G`` of all ``N`` features (not the mean of class means).
-        within_scatter: ``(d, d)`` pooled within-class scatter
-            ``sum_{k,i} (h_{k,i} - hbar_k)(h_{k,i} - hbar_k)^T``.
-        class_scatter_traces: ``(K,)`` per-class traces ``sum_i |h_{k,i} - hbar_k|^2``.
-        num_samples: ``N``.
-        normalized: Whether features were L2-normalized before accumulation.
-
-    Example:
-        >>> h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
-        >>> s = class_statistics(h, torch.tensor([0, 1, 1]), num_classes=2)
-        >>> s.counts.tolist(), s.global_mean.tolist()
-        ([1.0, 2.0], [0.3333333333333333, 0.0])
-    """
-
-    counts: torch.Tensor
-    sums: torch.Tensor
-    means: torch.Tensor
-    global_mean: torch.Tensor
-    within_scatter: torch.Tensor
-    class_scatter_traces: torch.Tensor
-    num_samples: int
-    normalized: bool = True
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes ``K``."""
-        return int(self.counts.shape[0])
-
-    @property
-    def feature_dim(self) -> int:
-        """Feature dimension ``d``."""
-        return int(self.means.shape[1])
-
-    @property
-    def centred_means(self) -> torch.Tensor:
-        """``(K, d)`` class means minus the global mean, ``hbar_k - h_G``."""
-        return self.means - self.global_mean
-
-    def empty_classes(self) -> list[int]:
-        """Indices of classes without samples (one host sync)."""
-        return [int(i) for i in (self.counts == 0).nonzero().flatten().tolist()]
-
-    def require_nonempty(self) -> None:
-        """Raise ``ValueError`` naming the classes that have no samples."""
-        empty = self.empty_classes()
-        if empty:
-            shown = ", ".join(str(i) for i in empty[:10]) + (", ..." if len(empty) > 10 else "")
-            raise ValueError(
-                f"Expected every one of the {self.num_classes} classes to have samples, but "
-                f"class {shown} has none ({len(empty)} empty)."
-            )
 
 
 @dataclass(frozen=True)
@@ -128,7 +68,7 @@ class GNCMetrics:
         normalized: Whether features were L2-normalized first (the paper's convention).
         gnc1: ``tr(Sigma_W Sigma_B^+) / K`` (variability collapse; 0 at collapse).
         gnc2: ``rho(W / |W|)``, the exact minimum one-vs-rest distance of the classifier.
-        gnc2_gap: Certified gap (upper minus lower bound) of ``gnc2``.
+        gap: Certified gap (upper minus lower bound) of ``gnc2``, the only certified metric.
         gnc2_class_means: ``rho`` of the normalized centred class means ``hbar_k - h_G``.
         gnc3: ``mean_k (1 - cos(w_k, hbar_k - h_G))`` (self-duality; 0 at collapse).
         nc1_cdnv: Class-distance-normalized variance (Galanti et al.), mean over pairs.
@@ -141,10 +81,12 @@ class GNCMetrics:
         ncc_train_accuracy: Nearest-class-mean accuracy on the training data.
         ncc_test_accuracy: Nearest-class-mean accuracy on test data.
         hyperspherical_uniformity: Log-kernel energy of the normalized centred means.
-        gnc2_upper_bound: Upper bound on the best possible ``rho*(d, K)``.
-        gnc2_relative_to_upper_bound: ``gnc2 / gnc2_upper_bound``.
-        gnc2_code_value: Known softmax-code value ``rho*(d, K)`` (closed forms only).
-        gnc2_relative_to_code_value: ``gnc2 / gnc2_code_value``.
+        rho_star_upper: Upper bound on the best possible ``rho*(d, K)``
+            (:func:`gnc.geometry.bounds.rho_star_upper`).
+        gnc2_relative_to_rho_star_upper: ``gnc2 / rho_star_upper``.
+        rho_star_proven: The proven optimum ``rho*(d, K)`` where one is known in closed form
+            (:func:`gnc.geometry.bounds.rho_star_proven`), else ``None``.
+        gnc2_relative_to_rho_star_proven: ``gnc2 / rho_star_proven``.
     """
 
     num_classes: int
@@ -153,7 +95,7 @@ class GNCMetrics:
     normalized: bool
     gnc1: float
     gnc2: float | None
-    gnc2_gap: float | None
+    gap: float | None
     gnc2_class_means: float | None
     gnc3: float | None
     nc1_cdnv: float
@@ -166,14 +108,14 @@ class GNCMetrics:
     ncc_train_accuracy: float | None
     ncc_test_accuracy: float | None
     hyperspherical_uniformity: float
-    gnc2_upper_bound: float | None
-    gnc2_relative_to_upper_bound: float | None
-    gnc2_code_value: float | None
-    gnc2_relative_to_code_value: float | None
+    rho_star_upper: float | None
+    gnc2_relative_to_rho_star_upper: float | None
+    rho_star_proven: float | None
+    gnc2_relative_to_rho_star_proven: float | None
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return the metrics as a plain ``dict`` (JSON-friendly values)."""
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (all scalars or ``None``)."""
+        return record_to_dict(self)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -181,91 +123,11 @@ class GNCMetrics:
         return tuple(f.name for f in fields(cls))
 
 
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _rows_per_block(num_cols: int, max_memory_mib: float, copies: int = 4) -> int:
-    """Rows of a float64 ``(rows, num_cols)`` tile that fit ``copies`` times in the budget."""
-    budget = check_positive("max_memory_mib", max_memory_mib) * 2**20
-    return max(1, int(budget // (8 * copies * max(1, num_cols))))
-
-
-def _as_stats(stats: Any) -> ClassStatistics:
-    if not isinstance(stats, ClassStatistics):
-        raise TypeError(
-            f"Expected `stats` to be a ClassStatistics, but got {type(stats).__name__}."
-        )
-    return stats
-
-
-def _check_weights(weights: Any, stats: ClassStatistics) -> torch.Tensor:
-    W = check_matrix("weights", weights, nonzero_rows=True)
-    if tuple(W.shape) != (stats.num_classes, stats.feature_dim):
-        raise ValueError(
-            f"Expected `weights` of shape ({stats.num_classes}, {stats.feature_dim}) to match the "
-            f"class statistics, but got {tuple(W.shape)}."
-        )
-    return W.to(device=stats.means.device, dtype=torch.float64)
-
-
-def _normalize_features(H: torch.Tensor, name: str) -> torch.Tensor:
-    norms = torch.linalg.vector_norm(H, dim=1, keepdim=True)
-    zero = norms.flatten() == 0
-    if bool(zero.any()):
-        row = int(zero.nonzero()[0, 0])
-        raise ValueError(
-            f"Expected `{name}` to have nonzero rows (normalize=True), but row {row} is all zeros."
-        )
-    unit: torch.Tensor = H / norms
-    return unit
-
-
-def pinv_trace(A: torch.Tensor, B: torch.Tensor, *, rcond: float | None = None) -> float:
-    """Return ``tr(A B^+)`` for symmetric PSD ``A``, ``B`` with an eigh-based pseudo-inverse.
-
-    ``B`` is symmetrized and diagonalized, ``B = V diag(lam) V^T``; eigenvalues at most
-    ``rcond * max(lam)`` are treated as zero (default ``rcond = max(n, 1) * eps``). The trace is
-    ``sum_j max(v_j^T A v_j, 0) / lam_j`` over kept eigenpairs, so it is never negative.
-
-    Args:
-        A: ``(n, n)`` symmetric positive semi-definite.
-        B: ``(n, n)`` symmetric positive semi-definite.
-        rcond: Relative eigenvalue cutoff.
-
-    Returns:
-        ``tr(A B^+)`` as a float (``>= 0``).
-
-    Raises:
-        ValueError: If ``B`` is zero (its pseudo-inverse carries no information).
-
-    Example:
-        >>> pinv_trace(torch.eye(2), torch.diag(torch.tensor([2.0, 0.0])))
-        0.5
-    """
-    A = A.to(torch.float64)
-    B = B.to(torch.float64)
-    n = B.shape[0]
-    if rcond is None:
-        rcond = max(n, 1) * torch.finfo(torch.float64).eps
-    lam, V = torch.linalg.eigh(0.5 * (B + B.T))
-    top = float(lam.max())
-    if not top > 0:
-        raise ValueError(
-            "Expected a nonzero between-class covariance, but all class means coincide."
-        )
-    keep = lam > rcond * top
-    Vk = V[:, keep]
-    quad = ((0.5 * (A + A.T)) @ Vk * Vk).sum(dim=0).clamp_min(0.0)
-    return float((quad / lam[keep]).sum())
-
-
 def _pairwise_offdiag_mean(
     X: torch.Tensor,
     term: Any,
     *,
-    max_memory_mib: float,
+    max_memory_mib: float | None,
 ) -> torch.Tensor:
     """Mean over ordered pairs ``k != l`` of ``term(rows, sq_dists)``, tiled by rows.
 
@@ -275,7 +137,7 @@ def _pairwise_offdiag_mean(
     K = X.shape[0]
     sq = (X * X).sum(dim=1)
     total = torch.zeros((), dtype=torch.float64, device=X.device)
-    step = _rows_per_block(K, max_memory_mib)
+    step = rows_per_budget(8 * 4 * K, max_memory_mib)
     for start in range(0, K, step):
         stop = min(K, start + step)
         rows = torch.arange(start, stop, device=X.device)
@@ -285,58 +147,6 @@ def _pairwise_offdiag_mean(
         vals[rows - start, rows] = 0.0
         total = total + vals.sum()
     return total / (K * (K - 1))
-
-
-# --------------------------------------------------------------------------------------------
-# Statistics from dense features
-# --------------------------------------------------------------------------------------------
-
-
-def class_statistics(
-    features: Any, labels: Any, num_classes: int, *, normalize: bool = True
-) -> ClassStatistics:
-    """Compute :class:`ClassStatistics` from dense features in two passes (float64).
-
-    Args:
-        features: ``(N, d)`` features (any real dtype; promoted to float64).
-        labels: ``(N,)`` integer labels in ``[0, num_classes)``.
-        num_classes: ``K``.
-        normalize: L2-normalize every feature first (the paper's convention).
-
-    Returns:
-        The statistics on the features' device.
-
-    Example:
-        >>> s = class_statistics(torch.eye(3), torch.tensor([0, 1, 1]), 2)
-        >>> s.within_scatter.trace().item()
-        1.0
-    """
-    K = check_int("num_classes", num_classes, minimum=1)
-    H = check_matrix("features", features).to(torch.float64)
-    y = check_labels("labels", labels, num_samples=H.shape[0], num_classes=K).to(H.device)
-    if normalize:
-        H = _normalize_features(H, "features")
-    d = H.shape[1]
-    counts = torch.zeros(K, dtype=torch.float64, device=H.device).index_add_(
-        0, y, torch.ones_like(y, dtype=torch.float64)
-    )
-    sums = torch.zeros(K, d, dtype=torch.float64, device=H.device).index_add_(0, y, H)
-    means = sums / counts.clamp_min(1.0)[:, None]
-    X = H - means[y]
-    within = X.T @ X
-    traces = torch.zeros(K, dtype=torch.float64, device=H.device).index_add_(
-        0, y, (X * X).sum(dim=1)
-    )
-    return ClassStatistics(
-        counts=counts,
-        sums=sums,
-        means=means,
-        global_mean=H.mean(dim=0),
-        within_scatter=0.5 * (within + within.T),
-        class_scatter_traces=traces,
-        num_samples=int(H.shape[0]),
-        normalized=bool(normalize),
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,7 +172,7 @@ def gnc1(stats: ClassStatistics) -> float:
         >>> gnc1(class_statistics(h, torch.tensor([0, 0, 1, 1]), 2))
         0.0
     """
-    stats = _as_stats(stats)
+    stats = as_statistics(stats)
     stats.require_nonempty()
     K, d = stats.num_classes, stats.feature_dim
     M = stats.centred_means
@@ -372,7 +182,7 @@ def gnc1(stats: ClassStatistics) -> float:
     return pinv_trace(sigma_w, sigma_b, rcond=rcond) / K
 
 
-def gnc2(weights: Any, *, max_memory_mib: float = 1024.0) -> float:
+def gnc2(weights: Any, *, max_memory_mib: float | None = None) -> float:
     """GNC2: the exact minimum one-vs-rest distance ``rho(W / |W|)`` of the classifier rows.
 
     Uses :func:`gnc.geometry.min_one_vs_rest_distance` (exact, certified), unlike the paper's
@@ -410,9 +220,9 @@ def gnc3(stats: ClassStatistics, weights: Any) -> float:
         >>> gnc3(s, torch.tensor([[2.0, 0.0], [-1.0, 0.0]]))
         0.0
     """
-    stats = _as_stats(stats)
+    stats = as_statistics(stats)
     stats.require_nonempty()
-    W = _check_weights(weights, stats)
+    W = weights_for(weights, stats)
     M = stats.centred_means
     m_norm = torch.linalg.vector_norm(M, dim=1)
     zero = m_norm == 0
@@ -457,7 +267,7 @@ def gnc3_from_features(features: Any, labels: Any, weights: Any, normalize: bool
 # --------------------------------------------------------------------------------------------
 
 
-def nc1_cdnv(stats: ClassStatistics, *, max_memory_mib: float = _DEFAULT_MEMORY_MIB) -> float:
+def nc1_cdnv(stats: ClassStatistics, *, max_memory_mib: float | None = None) -> float:
     """NC1 as the class-distance-normalized variance (Galanti, Gyorgy and Hutter, 2022).
 
     ``CDNV = mean_{k != l} (var_k + var_l) / (2 |hbar_k - hbar_l|^2)`` with
@@ -479,7 +289,7 @@ def nc1_cdnv(stats: ClassStatistics, *, max_memory_mib: float = _DEFAULT_MEMORY_
         >>> nc1_cdnv(class_statistics(h, torch.tensor([0, 0, 1, 1]), 2))
         0.25
     """
-    stats = _as_stats(stats)
+    stats = as_statistics(stats)
     stats.require_nonempty()
     K = stats.num_classes
     if K < 2:
@@ -568,9 +378,9 @@ def nc3_self_duality(stats: ClassStatistics, weights: Any) -> float:
         >>> round(nc3_self_duality(s, torch.tensor([[3.0, 0.0], [-3.0, 0.0]])), 12)
         0.0
     """
-    stats = _as_stats(stats)
+    stats = as_statistics(stats)
     stats.require_nonempty()
-    W = _check_weights(weights, stats)
+    W = weights_for(weights, stats)
     M = stats.centred_means
     m_fro = torch.linalg.matrix_norm(M)
     if not float(m_fro) > 0:
@@ -579,7 +389,7 @@ def nc3_self_duality(stats: ClassStatistics, weights: Any) -> float:
     return float((diff * diff).sum())
 
 
-def hyperspherical_uniformity(means: Any, *, max_memory_mib: float = _DEFAULT_MEMORY_MIB) -> float:
+def hyperspherical_uniformity(means: Any, *, max_memory_mib: float | None = None) -> float:
     """Hyperspherical uniformity: log-kernel (Riesz ``s = 0``) energy of the normalized rows.
 
     ``(1 / (K (K - 1))) sum_{k != l} log(1 / |u_k - u_l|)`` with ``u_k = v_k / |v_k|``; lower is
@@ -606,114 +416,6 @@ def hyperspherical_uniformity(means: Any, *, max_memory_mib: float = _DEFAULT_ME
 
 
 # --------------------------------------------------------------------------------------------
-# Nearest class mean
-# --------------------------------------------------------------------------------------------
-
-
-def ncc_predict(
-    features: Any,
-    class_means: Any,
-    *,
-    normalize: bool = True,
-    max_memory_mib: float = _DEFAULT_MEMORY_MIB,
-) -> torch.Tensor:
-    """Nearest-class-mean predictions ``argmin_k |h - hbar_k|`` (Euclidean).
-
-    Features are L2-normalized first when ``normalize`` (the class means are used as given: in
-    :class:`~gnc.metrics.NCCAccumulator` they are the means of normalized features, not
-    re-normalized, as in the paper's code). Rows are tiled within ``max_memory_mib``.
-
-    Args:
-        features: ``(N, d)``.
-        class_means: ``(K, d)``.
-        normalize: L2-normalize the features first.
-        max_memory_mib: Memory budget for an ``(rows, K)`` tile.
-
-    Returns:
-        ``(N,)`` long predictions on the features' device.
-
-    Example:
-        >>> ncc_predict(torch.tensor([[0.9, 0.1], [0.0, 2.0]]), torch.eye(2))
-        tensor([0, 1])
-    """
-    H = check_matrix("features", features, min_rows=0).to(torch.float64)
-    C = check_matrix("class_means", class_means, cols=H.shape[1]).to(
-        device=H.device, dtype=torch.float64
-    )
-    if normalize:
-        H = _normalize_features(H, "features")
-    return _ncc_predict_unchecked(H, C, max_memory_mib)
-
-
-def _ncc_predict_unchecked(H: torch.Tensor, C: torch.Tensor, max_memory_mib: float) -> torch.Tensor:
-    half_sq = 0.5 * (C * C).sum(dim=1)
-    out = torch.empty(H.shape[0], dtype=torch.long, device=H.device)
-    step = _rows_per_block(C.shape[0], max_memory_mib, copies=2)
-    for start in range(0, H.shape[0], step):
-        block = H[start : start + step] @ C.T - half_sq
-        out[start : start + step] = block.argmax(dim=1)
-    return out
-
-
-def ncc_accuracy(
-    features: Any,
-    labels: Any,
-    class_means: Any,
-    *,
-    normalize: bool = True,
-    max_memory_mib: float = _DEFAULT_MEMORY_MIB,
-) -> float:
-    """Nearest-class-mean accuracy of labelled features (see :func:`ncc_predict`).
-
-    Example:
-        >>> ncc_accuracy(torch.tensor([[1.0, 0.1], [1.0, 0.0]]), torch.tensor([0, 1]), torch.eye(2))
-        0.5
-    """
-    pred = ncc_predict(features, class_means, normalize=normalize, max_memory_mib=max_memory_mib)
-    K = as_float_tensor("class_means", class_means).shape[0]
-    y = check_labels("labels", labels, num_samples=pred.shape[0], num_classes=K)
-    if pred.shape[0] == 0:
-        raise ValueError("Expected at least one sample for the NCC accuracy, but got none.")
-    return float((pred == y.to(pred.device)).to(torch.float64).mean())
-
-
-def nc4_agreement(
-    features: Any,
-    logits: Any,
-    class_means: Any,
-    *,
-    normalize: bool = True,
-    max_memory_mib: float = _DEFAULT_MEMORY_MIB,
-) -> float:
-    """NC4: fraction of samples whose ``argmax`` logit equals the nearest-class-mean prediction.
-
-    Args:
-        features: ``(N, d)``.
-        logits: ``(N, K)`` classifier outputs.
-        class_means: ``(K, d)``.
-        normalize: L2-normalize the features first.
-        max_memory_mib: Memory budget for an ``(rows, K)`` tile.
-
-    Returns:
-        The agreement in ``[0, 1]``.
-
-    Example:
-        >>> nc4_agreement(torch.eye(2), torch.tensor([[5.0, 1.0], [5.0, 1.0]]), torch.eye(2))
-        0.5
-    """
-    pred = ncc_predict(features, class_means, normalize=normalize, max_memory_mib=max_memory_mib)
-    K = as_float_tensor("class_means", class_means).shape[0]
-    Z = check_matrix("logits", logits, min_rows=0, cols=K, finite=False)
-    if Z.shape[0] != pred.shape[0]:
-        raise ValueError(
-            f"Expected `logits` of shape ({pred.shape[0]}, {K}), but got {tuple(Z.shape)}."
-        )
-    if pred.shape[0] == 0:
-        raise ValueError("Expected at least one sample for NC4, but got none.")
-    return float((Z.argmax(dim=1).to(pred.device) == pred).to(torch.float64).mean())
-
-
-# --------------------------------------------------------------------------------------------
 # Everything at once
 # --------------------------------------------------------------------------------------------
 
@@ -723,7 +425,7 @@ def gnc_metrics(
     weights: Any = None,
     *,
     class_means_rho: bool = True,
-    max_memory_mib: float = _DEFAULT_MEMORY_MIB,
+    max_memory_mib: float | None = None,
 ) -> GNCMetrics:
     """Compute every one-pass metric from class statistics and (optionally) the classifier.
 
@@ -745,13 +447,13 @@ def gnc_metrics(
         >>> m.gnc1, round(m.gnc3, 12), round(m.gnc2, 6)
         (0.0, 0.0, 1.5)
     """
-    stats = _as_stats(stats)
+    stats = as_statistics(stats)
     stats.require_nonempty()
     K, d = stats.num_classes, stats.feature_dim
     if K < 2:
         raise ValueError(f"Expected at least 2 classes, but got {K}.")
     M = stats.centred_means
-    W = None if weights is None else _check_weights(weights, stats)
+    W = None if weights is None else weights_for(weights, stats)
 
     rho_w: float | None = None
     gap: float | None = None
@@ -760,7 +462,9 @@ def gnc_metrics(
     code: float | None = None
     if W is not None or class_means_rho:
         if W is not None:
-            res = min_one_vs_rest_distance(W, normalize=True, max_memory_mib=max(max_memory_mib, 1))
+            res = min_one_vs_rest_distance(
+                W, normalize=True, max_memory_mib=max(resolve_budget(max_memory_mib), 1.0)
+            )
             rho_w, gap = float(res.rho), float(res.gap)
             upper, code = rho_star_upper(K, d), rho_star_proven(K, d)
         if class_means_rho:
@@ -780,7 +484,7 @@ def gnc_metrics(
         normalized=stats.normalized,
         gnc1=gnc1(stats),
         gnc2=rho_w,
-        gnc2_gap=gap,
+        gap=gap,
         gnc2_class_means=rho_m,
         gnc3=None if W is None else gnc3(stats, W),
         nc1_cdnv=nc1_cdnv(stats, max_memory_mib=max_memory_mib),
@@ -793,12 +497,12 @@ def gnc_metrics(
         ncc_train_accuracy=None,
         ncc_test_accuracy=None,
         hyperspherical_uniformity=hyperspherical_uniformity(M, max_memory_mib=max_memory_mib),
-        gnc2_upper_bound=upper,
-        gnc2_relative_to_upper_bound=(
+        rho_star_upper=upper,
+        gnc2_relative_to_rho_star_upper=(
             None if rho_w is None or upper is None or upper <= 0 else rho_w / upper
         ),
-        gnc2_code_value=code,
-        gnc2_relative_to_code_value=(
+        rho_star_proven=code,
+        gnc2_relative_to_rho_star_proven=(
             None if rho_w is None or code is None or code <= 0 else rho_w / code
         ),
     )
