@@ -249,3 +249,36 @@ def test_run_metadata_records_versions_and_seconds() -> None:
     meta = run_metadata(seed=3, started=time.time() - 5.0)
     assert meta["seed"] == 3 and meta["torch_version"] == torch.__version__
     assert 5.0 <= meta["seconds"] < 60.0
+
+
+def test_records_serialize_to_json_with_tensors_as_lists_or_left_out() -> None:
+    import gnc
+    from gnc.geometry import bound_report, known_configuration, pairwise_statistics
+    from gnc.io import Record
+    from gnc.metrics import GNCAccumulator, NCCAccumulator
+
+    W = gnc.random_points(7, 3, generator=torch.Generator().manual_seed(0))
+    ovr = gnc.one_vs_rest_distances(W)
+    acc = GNCAccumulator(7, 3)
+    acc.update(W.repeat(2, 1), torch.arange(7).repeat(2))
+    ncc = NCCAccumulator(acc.statistics().means)
+    ncc.update(W, torch.arange(7))
+    records = [
+        ovr,
+        gnc.min_one_vs_rest_distance(W),
+        bound_report(7, 3),
+        known_configuration("icosahedron"),
+        pairwise_statistics(W),
+        acc.compute(W, class_means_rho=False),
+        ncc.compute(),
+        gnc.solve_ufm(3, 2, 1, max_steps=3, record_every=1),
+    ]
+    for record in records:
+        assert isinstance(record, Record)
+        out = record.to_dict()
+        json.dumps(out, allow_nan=False)  # JSON values only
+        assert "nearest_points" not in out and "build" not in out and "weights" not in out
+    d = ovr.to_dict()
+    assert d["distances"] == ovr.distances.tolist() and d["gap"] == ovr.gap
+    assert records[-1].to_dict()["trajectory"][0]["step"] == 0
+    assert to_jsonable({"r": records[2]}) == {"r": records[2].to_dict()}

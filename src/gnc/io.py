@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ __all__ = [
     "ArrayKeyError",
     "FileFormatError",
     "OutputInUseError",
+    "Record",
     "atomic_save_figure",
     "atomic_save_npz",
     "atomic_write",
@@ -105,6 +106,21 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+class Record:
+    """Base of gnc's result records (frozen dataclasses): one ``to_dict()`` for JSON.
+
+    ``to_dict()`` returns the fields as JSON values (:func:`record_to_dict`): tensors become
+    (nested) lists, except the fields a record names in ``_omit_from_dict`` (its ``(K, d)``
+    matrices, functions), which are left out; nested records become dicts; NaN becomes ``None``.
+    """
+
+    _omit_from_dict: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values; tensors as lists, ``_omit_from_dict`` fields left out."""
+        return record_to_dict(self, omit=self._omit_from_dict)
+
+
 def record_to_dict(record: Any, *, omit: tuple[str, ...] = ()) -> dict[str, Any]:
     """The fields of a dataclass record as JSON values (:func:`to_jsonable`), less ``omit``.
 
@@ -136,7 +152,7 @@ def dump_json(value: Any, *, indent: int | None = 2) -> str:
 
 def run_metadata(seed: int | None = None, started: float | None = None) -> dict[str, Any]:
     """Versions, device and timing recorded in every ``results.json``."""
-    import gnc
+    import gnc  # the package's version: gnc/__init__ imports this module (a real cycle)
 
     meta: dict[str, Any] = {
         "gnc_version": gnc.__version__,

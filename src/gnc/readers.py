@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 __all__ = [
     "ArrayKeyError",
@@ -324,8 +325,6 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
                 f"tensor {name!r} of shape {tuple(shape)} {dtype} ({nbytes:,} bytes) has offsets "
                 f"[{begin}, {end}] outside the {data_size:,} data bytes",
             )
-    from safetensors.torch import load_file
-
     try:
         return dict(load_file(str(p)))
     except Exception as err:  # SafetensorError and friends on bad bytes

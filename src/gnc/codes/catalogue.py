@@ -42,7 +42,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ from gnc.codes.softmax import closed_form_code, softmax_code
 from gnc.codes.tammes import tammes_code
 from gnc.geometry.bounds import rho_star_upper
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
-from gnc.io import atomic_write, record_to_dict
+from gnc.io import Record, atomic_write
 from gnc.sphere import normalize_rows
 
 __all__ = [
@@ -75,8 +75,10 @@ Kind = Literal["softmax", "tammes"]
 
 
 @dataclass(frozen=True)
-class CatalogueEntry:
+class CatalogueEntry(Record):
     """The best code gnc knows for one ``(K, d)`` and kind, with its certified values.
+
+    ``to_dict()`` leaves out ``code`` (the catalogue stores it as an array of its own).
 
     Attributes:
         kind: ``"softmax"`` (largest ``rho``) or ``"tammes"`` (largest min distance).
@@ -115,9 +117,7 @@ class CatalogueEntry:
     restarts: int | None = None
     seconds: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; the ``(K, d)`` ``code`` is left out (stored apart)."""
-        return record_to_dict(self, omit=("code",))
+    _omit_from_dict: ClassVar[tuple[str, ...]] = ("code",)
 
 
 def _key(kind: str, K: int, d: int) -> str:

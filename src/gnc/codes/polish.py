@@ -24,14 +24,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse
 import torch
 
-from gnc.io import record_to_dict
+from gnc.io import Record
 from gnc.sphere import normalize_rows
 
 __all__ = [
@@ -44,8 +44,10 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PolishResult:
+class PolishResult(Record):
     """Outcome of a polishing run.
+
+    ``to_dict()`` leaves out ``code``.
 
     Attributes:
         code: ``(K, d)`` polished unit rows (same device and dtype as the input).
@@ -63,9 +65,7 @@ class PolishResult:
     stop_reason: str
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; the ``(K, d)`` ``code`` is left out."""
-        return record_to_dict(self, omit=("code",))
+    _omit_from_dict: ClassVar[tuple[str, ...]] = ("code",)
 
 
 #: Seconds allowed for one linear program (a timeout shrinks the trust radius instead).

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 import torch
 
 from gnc.geometry import bound_report, max_cosines, one_vs_rest_distances
-from gnc.io import record_to_dict
+from gnc.io import Record
 from gnc.sphere import normalize_rows
 
 __all__ = ["CodeResult", "certify_code"]
 
 
 @dataclass(frozen=True)
-class CodeResult:
+class CodeResult(Record):
     """A softmax or Tammes code with its exact, certified quality.
+
+    ``to_dict()`` leaves out ``code`` (save it with ``np.save``).
 
     Attributes:
         code: ``(K, d)`` unit rows.
@@ -69,9 +71,7 @@ class CodeResult:
     restarts: int = 0
     restart_values: list[float] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; the ``(K, d)`` ``code`` is left out (save it with ``np.save``)."""
-        return record_to_dict(self, omit=("code",))
+    _omit_from_dict: ClassVar[tuple[str, ...]] = ("code",)
 
 
 def certify_code(

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from scipy.special import eval_jacobi, roots_jacobi
 
 from gnc._checks import check_int
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
-from gnc.io import record_to_dict
+from gnc.io import Record
 
 __all__ = [
     "MAX_LEVENSHTEIN_DEGREE",
@@ -400,7 +399,7 @@ def rho_star_best_known(num_classes: int, dim: int) -> tuple[float, str] | None:
 
 
 @dataclass(frozen=True)
-class BoundReport:
+class BoundReport(Record):
     """All applicable upper bounds for ``(d, K)``: on the Tammes optimum and on ``rho*(d, K)``.
 
     Attributes:
@@ -431,10 +430,6 @@ class BoundReport:
     min_distance_bound: str
     rho_star_upper: float
     rho_star_bound: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (scalars, strings and ``None``)."""
-        return record_to_dict(self)
 
 
 def bound_report(num_classes: int, dim: int) -> BoundReport:

@@ -35,13 +35,13 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from gnc._checks import check_int
-from gnc.io import record_to_dict
+from gnc.io import Record
 
 __all__ = [
     "KNOWN_CONFIGURATIONS",
@@ -508,8 +508,10 @@ def leech_kissing_23(*, dtype: torch.dtype = torch.float64, device: Device = Non
 
 
 @dataclass(frozen=True)
-class KnownConfiguration:
+class KnownConfiguration(Record):
     """A registered fixed-size configuration with its exact invariants.
+
+    ``to_dict()`` leaves out ``build``.
 
     Attributes:
         name: Registry key.
@@ -536,9 +538,7 @@ class KnownConfiguration:
         """Minimum pairwise distance ``sqrt(2 - 2 max_cosine)`` (the Tammes objective)."""
         return math.sqrt(2.0 - 2.0 * self.max_cosine)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; ``build`` (a function) is left out."""
-        return record_to_dict(self, omit=("build",))
+    _omit_from_dict: ClassVar[tuple[str, ...]] = ("build",)
 
 
 _S5 = math.sqrt(5.0)

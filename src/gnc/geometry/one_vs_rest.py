@@ -33,9 +33,10 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
@@ -43,7 +44,7 @@ from gnc._runtime import resolve_budget, rows_per_budget
 from gnc.geometry._screening import certify, neighbour_pass
 from gnc.geometry._wolfe import _wolfe_batched
 from gnc.geometry.pairwise import iter_blocks
-from gnc.io import record_to_dict
+from gnc.io import Record
 
 __all__ = [
     "MinDistanceResult",
@@ -56,8 +57,11 @@ _EPS = torch.finfo(torch.float64).eps
 
 
 @dataclass(frozen=True)
-class OneVsRestResult:
+class OneVsRestResult(Record):
     """Exact one-vs-rest distances of a set of classes, with certificates.
+
+    ``to_dict()`` gives the ``(C,)`` tensors as lists and leaves out the ``(C, d)`` and
+    ``(C, s)`` ones.
 
     Attributes:
         classes: ``(C,)`` indices of the classes solved (all ``K`` by default).
@@ -99,15 +103,16 @@ class OneVsRestResult:
     rechecked: int = 0
     world_size: int = 1
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields: ``(C,)`` tensors as lists; ``(C, d)`` and ``(C, s)`` ones left out."""
-        return record_to_dict(
-            self, omit=("nearest_points", "directions", "support", "support_weights")
-        )
+    _omit_from_dict: ClassVar[tuple[str, ...]] = (
+        "nearest_points",
+        "directions",
+        "support",
+        "support_weights",
+    )
 
 
 @dataclass(frozen=True)
-class MinDistanceResult:
+class MinDistanceResult(Record):
     """``rho = min_k D_k`` with its argmin and a certificate.
 
     Attributes:
@@ -139,10 +144,6 @@ class MinDistanceResult:
     tol: float
     world_size: int = 1
     max_inner: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (all scalars)."""
-        return record_to_dict(self)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,8 +351,6 @@ def _group(distributed: bool, process_group: Any) -> tuple[Any, int, int]:
     """``(group, rank, world_size)``; ``(None, 0, 1)`` when not distributed."""
     if process_group is None and not distributed:
         return None, 0, 1
-    import torch.distributed as dist
-
     if not dist.is_available() or not dist.is_initialized():
         raise ValueError(
             "Expected an initialized torch.distributed process group for `distributed=True` "
@@ -364,8 +363,6 @@ def _group(distributed: bool, process_group: Any) -> tuple[Any, int, int]:
 
 def _all_gather_rows(x: torch.Tensor, counts: list[int], group: Any) -> torch.Tensor:
     """Concatenate each rank's ``x`` (``counts[r]`` rows, same trailing shape) on every rank."""
-    import torch.distributed as dist
-
     n = max(counts)
     cpu = dist.get_backend(group) == "gloo"
     src = x.cpu() if cpu else x
@@ -378,8 +375,6 @@ def _all_gather_rows(x: torch.Tensor, counts: list[int], group: Any) -> torch.Te
 
 
 def _all_reduce_max(values: list[int], group: Any) -> list[int]:
-    import torch.distributed as dist
-
     t = torch.tensor(values, dtype=torch.long)
     if dist.get_backend(group) != "gloo" and torch.cuda.is_available():
         t = t.cuda()

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from gnc._checks import check_int, check_matrix
 from gnc._runtime import rows_per_budget
-from gnc.io import record_to_dict
+from gnc.io import Record
 
 __all__ = [
     "PairwiseStatistics",
@@ -127,7 +126,7 @@ def min_pairwise_distance(weights: torch.Tensor, *, max_memory_mib: float | None
 
 
 @dataclass(frozen=True)
-class PairwiseStatistics:
+class PairwiseStatistics(Record):
     """Per-class pairwise statistics of a configuration.
 
     Attributes:
@@ -143,10 +142,6 @@ class PairwiseStatistics:
     nearest_distances: torch.Tensor
     max_cosine: float
     min_distance: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; the per-class tensors become lists."""
-        return record_to_dict(self)
 
 
 def pairwise_statistics(

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from gnc.metrics.accumulators import GNCAccumulator
 from gnc.metrics.functional import GNCMetrics
@@ -151,8 +152,6 @@ def capture_features(
         >>> tuple(b.features.shape), tuple(b.logits.shape), tuple(b.labels.shape)
         ((8, 3), (8, 5), (8,))
     """
-    from tqdm.auto import tqdm
-
     dev = torch.device(device) if device is not None else _model_device(model)
     captured: dict[str, torch.Tensor | None] = {}
     handle = None

@@ -24,7 +24,7 @@ from gnc._checks import check_matrix
 from gnc._runtime import resolve_budget, rows_per_budget
 from gnc.geometry import min_one_vs_rest_distance
 from gnc.geometry.bounds import rho_star_proven, rho_star_upper
-from gnc.io import record_to_dict
+from gnc.io import Record
 from gnc.metrics.statistics import (
     ClassStatistics,
     as_statistics,
@@ -55,7 +55,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class GNCMetrics:
+class GNCMetrics(Record):
     """Generalized (and classic) neural-collapse metrics of one model / feature set.
 
     ``None`` marks a metric that needs something not supplied (classifier weights, a second pass
@@ -112,10 +112,6 @@ class GNCMetrics:
     gnc2_relative_to_rho_star_upper: float | None
     rho_star_proven: float | None
     gnc2_relative_to_rho_star_proven: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (all scalars or ``None``)."""
-        return record_to_dict(self)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -195,8 +191,6 @@ def gnc2(weights: Any, *, max_memory_mib: float | None = None) -> float:
     Returns:
         ``rho(W / |W|)``; ``K / (K - 1)`` for a simplex ETF.
     """
-    from gnc.geometry import min_one_vs_rest_distance
-
     W = check_matrix("weights", weights, min_rows=2, nonzero_rows=True)
     return float(min_one_vs_rest_distance(W, normalize=True, max_memory_mib=max_memory_mib).rho)
 

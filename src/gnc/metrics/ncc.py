@@ -14,7 +14,7 @@ import torch
 
 from gnc._checks import as_float_tensor, check_labels, check_matrix
 from gnc._runtime import resolve_budget, rows_per_budget
-from gnc.io import record_to_dict
+from gnc.io import Record
 from gnc.metrics._batches import check_batch, chunk_rows, invalid_rows_message, prepare_chunk
 from gnc.metrics.distributed import all_reduce_sum_, collective_device, is_distributed
 from gnc.metrics.statistics import normalize_features
@@ -25,7 +25,7 @@ _F64 = torch.float64
 
 
 @dataclass(frozen=True)
-class NCCMetrics:
+class NCCMetrics(Record):
     """Result of :meth:`NCCAccumulator.compute`.
 
     Attributes:
@@ -38,10 +38,6 @@ class NCCMetrics:
     ncc_accuracy: float
     nc4_agreement: float | None
     num_samples: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (all scalars)."""
-        return record_to_dict(self)
 
 
 def ncc_predict(

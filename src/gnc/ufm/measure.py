@@ -9,14 +9,14 @@ import torch
 
 from gnc._checks import check_labels, check_matrix
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-from gnc.io import record_to_dict
+from gnc.io import Record
 from gnc.metrics import gnc1_from_features, gnc3_from_features
 
 __all__ = ["UFMMetrics", "max_margin_alignment", "ufm_metrics"]
 
 
 @dataclass(frozen=True)
-class UFMMetrics:
+class UFMMetrics(Record):
     """GNC metrics of a classifier ``W`` and features ``H``.
 
     Attributes:
@@ -34,10 +34,6 @@ class UFMMetrics:
     gnc3: float
     alignment: float | None
     certified: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (all scalars)."""
-        return record_to_dict(self)
 
 
 def max_margin_alignment(features: Any, labels: Any, directions: Any) -> torch.Tensor:

@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
-from gnc.io import record_to_dict
+from gnc.io import Record, record_to_dict
 from gnc.sphere import normalize_rows, random_points, tangent_project
 from gnc.ufm.loss import Objective, ufm_loss, ufm_objective_and_gradient
 from gnc.ufm.measure import ufm_metrics
@@ -59,7 +59,7 @@ _MAX_STEP = 1e6
 
 
 @dataclass(frozen=True)
-class UFMRecord:
+class UFMRecord(Record):
     """One point of the metric trajectory.
 
     Attributes:
@@ -82,13 +82,9 @@ class UFMRecord:
     grad_norm: float
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (all scalars)."""
-        return record_to_dict(self)
-
 
 @dataclass(frozen=True)
-class UFMResult:
+class UFMResult(Record):
     """Result of :func:`solve_ufm`.
 
     Attributes:

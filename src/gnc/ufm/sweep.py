@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -28,7 +27,7 @@ from tqdm import tqdm
 from gnc._checks import check_int, check_positive
 from gnc.codes import softmax_code
 from gnc.geometry.bounds import rho_star_best_known, rho_star_proven, rho_star_upper
-from gnc.io import record_to_dict
+from gnc.io import Record
 from gnc.ufm.loss import Objective
 from gnc.ufm.measure import ufm_metrics
 from gnc.ufm.solver import Method, UFMResult, solve_ufm
@@ -37,7 +36,7 @@ __all__ = ["SweepPoint", "SweepResult", "reference_code_value", "temperature_swe
 
 
 @dataclass(frozen=True)
-class SweepPoint:
+class SweepPoint(Record):
     """Measurements of the UFM solution at one temperature.
 
     Attributes:
@@ -73,13 +72,9 @@ class SweepPoint:
     grad_norm: float
     certified: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (all scalars)."""
-        return record_to_dict(self)
-
 
 @dataclass(frozen=True)
-class SweepResult:
+class SweepResult(Record):
     """Result of :func:`temperature_sweep`.
 
     Attributes:
@@ -100,10 +95,6 @@ class SweepResult:
     code_value: float | None
     code_source: str
     rho_star_upper: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; ``points`` as dicts, ``results`` as :meth:`UFMResult.to_dict`."""
-        return record_to_dict(self)
 
 
 def reference_code_value(
