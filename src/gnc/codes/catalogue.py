@@ -38,6 +38,7 @@ import argparse
 import functools
 import json
 import math
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -330,7 +331,7 @@ def build_catalogue(
     restarts: int = 4,
     seed: int = 0,
     redo: bool = False,
-    progress: bool = True,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Add (or improve) the catalogue entries of ``shapes``, saving after every shape.
 
@@ -361,7 +362,7 @@ def build_catalogue(
             todo.append((K, d))
     start = time.perf_counter()
     changed = 0
-    for K, d in tqdm(todo, desc="catalogue", unit="shape", disable=not progress):
+    for K, d in tqdm(todo, desc="catalogue", unit="shape", file=sys.stderr, disable=not progress):
         kinds = improve_shape(K, d, stored, time_limit=time_limit, restarts=restarts, seed=seed)
         if kinds:
             changed += 1
@@ -507,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             restarts=args.restarts,
             seed=args.seed,
             redo=args.redo,
+            progress=True,
         )
     elif args.command == "recertify":
         out = {"entries": recertify(args.store)}

@@ -105,6 +105,26 @@ def _block_diag_rows(
     return r, col, vectors.reshape(-1)
 
 
+def _pair_rows(
+    t_coef: np.ndarray, blocks: list[tuple[np.ndarray, np.ndarray]], nvar: int, d: int
+) -> scipy.sparse.coo_matrix:
+    """Sparse ``(pairs, nvar)`` inequality rows of the linear programs, one row per pair.
+
+    ``t_coef`` goes on the variable ``t`` (column 0); each ``(first_columns, coefficients)``
+    block puts its ``(pairs, d)`` coefficients on the ``d`` columns from ``first_columns``.
+    """
+    npair = t_coef.size
+    r_t = np.arange(npair)
+    r_blk = np.repeat(r_t, d)
+    dd = np.arange(d)
+    rows = [r_t] + [r_blk] * len(blocks)
+    cols = [np.zeros(npair, dtype=np.int64)] + [(c[:, None] + dd).reshape(-1) for c, _ in blocks]
+    vals = [t_coef] + [v.reshape(-1) for _, v in blocks]
+    return scipy.sparse.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(npair, nvar)
+    )
+
+
 def _delta(radius: float, d: int) -> float:
     # Largest change of one linearized margin under a step of inf-norm radius r, times 2.
     return 4.0 * math.sqrt(d) * radius + 1e-10
@@ -156,22 +176,13 @@ def _softmax_model_step(
     nvar = 1 + nw + nh
     if nvar > max_variables:
         return None
-    npair = ks.size
-    dd = np.arange(d)
     # Constraint: t - <h_k, dw_k> + <h_k, dw_j> - <w_k - w_j, dh_k> <= m_kj.
-    r_t = np.arange(npair)
-    r_blk = np.repeat(np.arange(npair), d)
-    cols = [
-        np.zeros(npair, dtype=np.int64),
-        (1 + pos[ks][:, None] * d + dd).reshape(-1),
-        (1 + pos[js][:, None] * d + dd).reshape(-1),
-        (1 + nw + apos[ks][:, None] * d + dd).reshape(-1),
+    blocks = [
+        (1 + pos[ks] * d, -Hd[ks]),
+        (1 + pos[js] * d, Hd[ks]),
+        (1 + nw + apos[ks] * d, -(W[ks] - W[js])),
     ]
-    vals = [np.ones(npair), -Hd[ks].reshape(-1), Hd[ks].reshape(-1), -(W[ks] - W[js]).reshape(-1)]
-    a_ub = scipy.sparse.coo_matrix(
-        (np.concatenate(vals), (np.concatenate([r_t, r_blk, r_blk, r_blk]), np.concatenate(cols))),
-        shape=(npair, nvar),
-    )
+    a_ub = _pair_rows(np.ones(ks.size), blocks, nvar, d)
     r1, c1, v1 = _block_diag_rows(rows, W[rows], 1, d)
     r2, c2, v2 = _block_diag_rows(active, Hd[active], 1 + nw, d)
     a_eq = scipy.sparse.coo_matrix(
@@ -240,21 +251,9 @@ def _tammes_model_step(
     nvar = 1 + nw
     if nvar > max_variables:
         return None
-    npair = ii.size
-    dd = np.arange(d)
     # Constraint: <w_j, dw_i> + <w_i, dw_j> - s <= -c_ij   (minimize s).
-    r_t = np.arange(npair)
-    r_blk = np.repeat(np.arange(npair), d)
-    cols = [
-        np.zeros(npair, dtype=np.int64),
-        (1 + pos[ii][:, None] * d + dd).reshape(-1),
-        (1 + pos[jj][:, None] * d + dd).reshape(-1),
-    ]
-    vals = [-np.ones(npair), W[jj].reshape(-1), W[ii].reshape(-1)]
-    a_ub = scipy.sparse.coo_matrix(
-        (np.concatenate(vals), (np.concatenate([r_t, r_blk, r_blk]), np.concatenate(cols))),
-        shape=(npair, nvar),
-    )
+    blocks = [(1 + pos[ii] * d, W[jj]), (1 + pos[jj] * d, W[ii])]
+    a_ub = _pair_rows(-np.ones(ii.size), blocks, nvar, d)
     r1, c1, v1 = _block_diag_rows(rows, W[rows], 1, d)
     a_eq = scipy.sparse.coo_matrix((v1, (r1, c1)), shape=(rows.size, nvar))
     c = np.zeros(nvar)

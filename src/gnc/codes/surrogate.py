@@ -25,6 +25,7 @@ from typing import Literal
 
 import torch
 
+from gnc._runtime import rows_per_budget
 from gnc.sphere import normalize_rows, tangent_project
 
 __all__ = [
@@ -35,11 +36,6 @@ __all__ = [
     "softmax_surrogate",
     "tammes_surrogate",
 ]
-
-
-def _rows_per_block(num_rows: int, bytes_per_row: int, max_memory_mib: float) -> int:
-    budget = int(max_memory_mib * 2**20)
-    return max(1, min(num_rows, budget // max(1, bytes_per_row)))
 
 
 def competitors(
@@ -75,7 +71,7 @@ def competitors(
         base = torch.arange(K - 1, device=device).expand(K, K - 1)
         return base + (base >= torch.arange(K, device=device)[:, None]).long()
     out = torch.empty(K, m, dtype=torch.long, device=device)
-    step = _rows_per_block(K, 2 * K * points.element_size(), max_memory_mib)
+    step = rows_per_budget(2 * K * points.element_size(), max_memory_mib, num_rows=K)
     for a in range(0, K, step):
         b = min(K, a + step)
         scores = queries[a:b] @ points.T
@@ -95,7 +91,7 @@ def _gathered_scores(
     K, m = idx.shape
     d = points.shape[1]
     out = torch.empty(K, m, dtype=points.dtype, device=points.device)
-    step = _rows_per_block(K, m * d * points.element_size(), max_memory_mib)
+    step = rows_per_budget(m * d * points.element_size(), max_memory_mib, num_rows=K)
     for a in range(0, K, step):
         b = min(K, a + step)
         out[a:b] = torch.einsum("bmd,bd->bm", points[idx[a:b]], queries[a:b])
@@ -123,7 +119,7 @@ def _weighted_gather(
     K, m = idx.shape
     d = points.shape[1]
     out = torch.empty(K, d, dtype=points.dtype, device=points.device)
-    step = _rows_per_block(K, m * d * points.element_size(), max_memory_mib)
+    step = rows_per_budget(m * d * points.element_size(), max_memory_mib, num_rows=K)
     for a in range(0, K, step):
         b = min(K, a + step)
         out[a:b] = torch.einsum("bm,bmd->bd", weights[a:b], points[idx[a:b]])
@@ -274,7 +270,6 @@ def anneal(
     max_memory_mib: float = 256.0,
     dense_limit: int = 4096,
     should_stop: Callable[[], bool] | None = None,
-    callback: Callable[[int, float], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[float], int]:
     """Riemannian descent on an annealed surrogate; returns ``(W, H, history, steps_done)``.
 
@@ -292,8 +287,8 @@ def anneal(
         max_memory_mib: Memory budget of one block.
         dense_limit: With every class as competitor and ``K <= dense_limit`` one ``K x K``
             block is used instead of gathered lists.
-        should_stop: Polled every step; ``True`` stops early (time limits).
-        callback: Called as ``callback(step, value)`` at every history record.
+        should_stop: Polled every step; ``True`` stops early (the callers' time limits and
+            deadlines shared between phases need this event, so it is a callable).
 
     Example:
         >>> from gnc.sphere import random_points
@@ -347,8 +342,6 @@ def anneal(
         done = step + 1
         if step % schedule.refresh_every == 0 or step == schedule.steps - 1:
             history.append(value)
-            if callback is not None:
-                callback(step, value)
     if kind != "softmax":
         H = W.clone()
     return W, H, history, done
