@@ -86,7 +86,7 @@ def certify_code(
     anneal_history: list[float] | None = None,
     restarts: int = 0,
     restart_values: list[float] | None = None,
-    max_memory_mib: float = 1024.0,
+    max_memory_mib: float | None = None,
 ) -> CodeResult:
     """Evaluate ``code`` exactly (certified ``rho``, pairwise statistics, bounds) into a record.
 
