@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
-from gnc._runtime import make_generator
+from gnc._runtime import make_generator, resolve_device
 from gnc.codes.polish import (
     PolishResult,
     hardmax_value,
@@ -149,7 +149,7 @@ def solve_code(
     )
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"Expected `dtype` float32 or float64, but got {dtype}.")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = resolve_device(device) if device is not None else torch.device("cpu")
     if init is not None:
         init = check_matrix("init", init, min_rows=K, cols=d, nonzero_rows=True)
         if init.shape[0] != K:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from gnc._checks import check_int
+from gnc._runtime import resolve_device
 from gnc.metrics._batches import check_batch, chunk_rows, invalid_rows_message, prepare_chunk
 from gnc.metrics.distributed import all_reduce_sum_, collective_device, is_distributed
 from gnc.metrics.functional import GNCMetrics, gnc_metrics
@@ -93,7 +94,7 @@ class GNCAccumulator:
         self.num_classes = check_int("num_classes", num_classes, minimum=1)
         self.feature_dim = check_int("feature_dim", feature_dim, minimum=1)
         self.normalize = bool(normalize)
-        self._device = None if device is None else torch.device(device)
+        self._device = None if device is None else resolve_device(device)
         self._state: dict[str, torch.Tensor] | None = None
         self._num_updates = 0
         self._synced = False

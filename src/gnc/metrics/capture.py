@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from gnc._runtime import resolve_device
 from gnc.metrics.accumulators import GNCAccumulator
 from gnc.metrics.functional import GNCMetrics
 from gnc.metrics.ncc import NCCAccumulator
@@ -152,7 +153,7 @@ def capture_features(
         >>> tuple(b.features.shape), tuple(b.logits.shape), tuple(b.labels.shape)
         ((8, 3), (8, 5), (8,))
     """
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = resolve_device(device) if device is not None else _model_device(model)
     captured: dict[str, torch.Tensor | None] = {}
     handle = None
     if feature_fn is None:

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
+from gnc._runtime import resolve_device
 from gnc.io import Record, record_to_dict
 from gnc.sphere import normalize_rows, random_points, tangent_project
 from gnc.ufm.loss import Objective, ufm_loss, ufm_objective_and_gradient
@@ -331,7 +332,7 @@ def solve_ufm(
             device = generator.device
         else:
             device = torch.device("cpu")
-    device = torch.device(device)
+    device = resolve_device(device)
 
     labels = class_labels(samples_per_class, K, device=device)
     N = int(labels.shape[0])
