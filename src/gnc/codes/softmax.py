@@ -384,21 +384,4 @@ def softmax_code(
         >>> softmax_code(10, 9).method
         'closed-form:simplex-etf'
     """
-    return solve_code(
-        "softmax",
-        num_classes,
-        feature_dim,
-        restarts=restarts,
-        seed=seed,
-        time_limit=time_limit,
-        device=device,
-        dtype=dtype,
-        init=init,
-        progress=progress,
-        steps=steps,
-        polish=polish,
-        polish_seconds=polish_seconds,
-        num_competitors=num_competitors,
-        max_memory_mib=max_memory_mib,
-        start_codes=start_codes,
-    )
+    return solve_code("softmax", **locals())  # the arguments above, as they are

@@ -50,21 +50,4 @@ def tammes_code(
         >>> abs(res.max_cosine - 5 ** -0.5) < 1e-6  # the icosahedron
         True
     """
-    return solve_code(
-        "tammes",
-        num_classes,
-        feature_dim,
-        restarts=restarts,
-        seed=seed,
-        time_limit=time_limit,
-        device=device,
-        dtype=dtype,
-        init=init,
-        progress=progress,
-        steps=steps,
-        polish=polish,
-        polish_seconds=polish_seconds,
-        num_competitors=num_competitors,
-        max_memory_mib=max_memory_mib,
-        start_codes=start_codes,
-    )
+    return solve_code("tammes", **locals())  # the arguments above, as they are
