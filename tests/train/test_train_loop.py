@@ -114,7 +114,7 @@ def test_resume_rejects_other_config(tmp_path: Path) -> None:
 
 def test_metrics_agree_with_independent_recomputation(tmp_path: Path) -> None:
     """Accuracy and NCC accuracy in metrics.jsonl versus a NumPy recomputation from the model."""
-    from gnc.train.data import load_dataset
+    from gnc.data import load_dataset
     from gnc.train.loop import Classifier, _Inputs, build_head
     from gnc.train.models import build_backbone
 
@@ -202,7 +202,8 @@ def test_cmf_buffer_after_training_is_the_hand_computed_running_mean(tmp_path: P
     buffer after two epochs must equal the normalized momentum sums computed by hand over the
     loop's own batch sequence from the seeded initial rows (updates in training mode only, with
     the batch's labels; evaluation, including the epoch-0 one, must not touch it)."""
-    from gnc.train import ArrayDataset, config_from_dict
+    from gnc.data import ArrayDataset
+    from gnc.train import config_from_dict
     from gnc.train.heads import ClassMeanHead
     from gnc.train.loop import _batches, _epoch_generator
     from gnc.train.models import build_backbone

@@ -162,7 +162,7 @@ def _configs(args: argparse.Namespace) -> list[Any]:
         check_int("--reduced-code-dim", args.reduced_code_dim, minimum=2)
         check_positive("--code-time-limit", args.code_time_limit)
     if args.text_file is None:
-        from gnc.corpora import CORPORA
+        from gnc.data import CORPORA
 
         if args.corpus not in CORPORA:
             raise ValueError(f"Expected `--corpus` in {CORPORA}, but got {args.corpus!r}.")

@@ -1,7 +1,6 @@
 """Training deep classifiers with normalized, class-mean and fixed-code heads, measuring GNC."""
 
 from gnc.train.config import (
-    DataConfig,
     HeadConfig,
     ModelConfig,
     OptimConfig,
@@ -10,18 +9,6 @@ from gnc.train.config import (
     config_from_dict,
     config_to_dict,
     load_config,
-)
-from gnc.train.data import (
-    ArrayDataset,
-    available_cjk_fonts,
-    gb2312_level1,
-    load_cifar100,
-    load_cjk,
-    load_dataset,
-    load_fashion_mnist,
-    load_tiny_imagenet,
-    make_synthetic,
-    render_glyph,
 )
 from gnc.train.heads import (
     ClassMeanHead,
@@ -55,11 +42,9 @@ from gnc.train.models import MLP, ResNet18, SmallCNN, build_backbone
 
 __all__ = [
     "MLP",
-    "ArrayDataset",
     "ClassMeanHead",
     "Classifier",
     "ContextMLP",
-    "DataConfig",
     "FixedCodeHead",
     "Head",
     "HeadConfig",
@@ -76,7 +61,6 @@ __all__ = [
     "TrainResult",
     "Vocabulary",
     "apply_overrides",
-    "available_cjk_fonts",
     "build_backbone",
     "build_head",
     "build_lm_model",
@@ -85,18 +69,10 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "evaluate",
-    "gb2312_level1",
     "init_distributed_from_env",
-    "load_cifar100",
-    "load_cjk",
     "load_config",
-    "load_dataset",
-    "load_fashion_mnist",
-    "load_tiny_imagenet",
-    "make_synthetic",
     "prepare_lm_data",
     "reference_code",
-    "render_glyph",
     "train",
     "train_lm",
 ]

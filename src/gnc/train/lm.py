@@ -88,7 +88,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gnc._checks import check_int, check_labels, check_matrix, check_positive
-from gnc.corpora import CORPORA
+from gnc.data.corpora import CORPORA
 from gnc.io import atomic_save_npz, atomic_write_bytes, atomic_write_text, dump_json, run_metadata
 from gnc.train.heads import Head, LinearHead, NormalizedHead
 from gnc.train.loop import Classifier
@@ -352,7 +352,7 @@ def load_corpus(name: str, *, max_chars: int | None = None) -> str:
         ValueError: For an unknown name, or when the corpus is not installed (the message holds
             the install command).
     """
-    from gnc.corpora import load_text
+    from gnc.data.corpora import load_text
 
     return load_text(name, max_chars=max_chars)
 

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from gnc.data import ArrayDataset, load_dataset
 from gnc.io import (
     FileFormatError,
     atomic_save_npz,
@@ -49,7 +50,6 @@ from gnc.io import (
     run_metadata,
 )
 from gnc.train.config import HeadConfig, TrainConfig, config_to_dict
-from gnc.train.data import ArrayDataset, load_dataset
 from gnc.train.heads import ClassMeanHead, FixedCodeHead, Head, LinearHead, NormalizedHead
 from gnc.train.models import build_backbone
 
