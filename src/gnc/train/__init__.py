@@ -10,13 +10,16 @@ from gnc.train.config import (
     config_to_dict,
     load_config,
 )
+from gnc.train.evaluate import evaluate, init_distributed_from_env
 from gnc.train.heads import (
     ClassMeanHead,
     FixedCodeHead,
     Head,
     LinearHead,
     NormalizedHead,
+    build_head,
     cmf_update,
+    reference_code,
 )
 from gnc.train.lm import (
     ContextMLP,
@@ -29,22 +32,17 @@ from gnc.train.lm import (
     prepare_lm_data,
     train_lm,
 )
-from gnc.train.loop import (
-    Classifier,
-    TrainResult,
-    build_head,
-    evaluate,
-    init_distributed_from_env,
-    reference_code,
-    train,
-)
-from gnc.train.models import MLP, ResNet18, SmallCNN, build_backbone
+from gnc.train.loop import train
+from gnc.train.models import MLP, Classifier, ResNet18, SmallCNN, build_backbone
+from gnc.train.records import EpochRecord, EvalMetrics, TrainResult
 
 __all__ = [
     "MLP",
     "ClassMeanHead",
     "Classifier",
     "ContextMLP",
+    "EpochRecord",
+    "EvalMetrics",
     "FixedCodeHead",
     "Head",
     "HeadConfig",

@@ -114,7 +114,8 @@ class TrainConfig:
         amp: Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU.
         deterministic: Use deterministic algorithms on CPU.
         max_memory_mib: Memory budget of the exact GNC2 computation.
-        plots: Write ``plots/*.png`` at the end of the run.
+        plots: Draw ``plots/*.png`` of the history at the end of the run (``gnc train``
+            draws them with :func:`gnc.report.plots_train.save_training_plots`).
     """
 
     name: str = "run"

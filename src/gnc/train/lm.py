@@ -91,7 +91,7 @@ from gnc._checks import check_int, check_labels, check_matrix, check_positive
 from gnc.data.corpora import CORPORA
 from gnc.io import atomic_save_npz, atomic_write_bytes, atomic_write_text, dump_json, run_metadata
 from gnc.train.heads import Head, LinearHead, NormalizedHead
-from gnc.train.loop import Classifier
+from gnc.train.models import Classifier
 
 __all__ = [
     "CORPORA",
