@@ -1,4 +1,4 @@
-"""Training deep classifiers with normalized, class-mean and fixed-code heads, measuring GNC."""
+"""Training deep classifiers (linear, normalized, class-mean, fixed-code heads) measuring GNC."""
 
 from gnc.train.config import (
     HeadConfig,
@@ -21,18 +21,7 @@ from gnc.train.heads import (
     cmf_update,
     reference_code,
 )
-from gnc.train.lm import (
-    ContextMLP,
-    LMConfig,
-    LMData,
-    LMResult,
-    Vocabulary,
-    build_lm_model,
-    build_vocabulary,
-    prepare_lm_data,
-    train_lm,
-)
-from gnc.train.loop import train
+from gnc.train.loop import deterministic_algorithms, train
 from gnc.train.models import MLP, Classifier, ResNet18, SmallCNN, build_backbone
 from gnc.train.records import EpochRecord, EvalMetrics, TrainResult
 
@@ -40,15 +29,11 @@ __all__ = [
     "MLP",
     "ClassMeanHead",
     "Classifier",
-    "ContextMLP",
     "EpochRecord",
     "EvalMetrics",
     "FixedCodeHead",
     "Head",
     "HeadConfig",
-    "LMConfig",
-    "LMData",
-    "LMResult",
     "LinearHead",
     "ModelConfig",
     "NormalizedHead",
@@ -57,20 +42,16 @@ __all__ = [
     "SmallCNN",
     "TrainConfig",
     "TrainResult",
-    "Vocabulary",
     "apply_overrides",
     "build_backbone",
     "build_head",
-    "build_lm_model",
-    "build_vocabulary",
     "cmf_update",
     "config_from_dict",
     "config_to_dict",
+    "deterministic_algorithms",
     "evaluate",
     "init_distributed_from_env",
     "load_config",
-    "prepare_lm_data",
     "reference_code",
     "train",
-    "train_lm",
 ]
