@@ -148,23 +148,27 @@ def parse_head(spec: str) -> tuple[Literal["linear", "normalized"], float]:
     return "normalized", tau
 
 
+#: LMConfig field -> the flag that sets it (LMConfig's errors are re-raised with the flag).
+_FLAGS = {
+    "num_classes": "--classes",
+    "context": "--context",
+    "embedding_dim": "--embedding-dim",
+    "hidden_dim": "--hidden-dim",
+    "feature_dim": "--dim",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "metric_samples": "--metric-samples",
+    "test_fraction": "--test-fraction",
+    "max_chars": "--max-chars",
+    "seed": "--seed",
+}
+
+
 def _configs(args: argparse.Namespace) -> list[LMConfig]:
-    K = check_int("--classes", args.classes, minimum=2)
-    check_int("--context", args.context, minimum=1)
-    check_int("--embedding-dim", args.embedding_dim, minimum=1)
-    check_int("--hidden-dim", args.hidden_dim, minimum=1)
-    d = check_int("--dim", args.dim, minimum=1)
-    check_int("--epochs", args.epochs, minimum=1)
-    check_int("--batch-size", args.batch_size, minimum=1)
-    check_positive("--lr", args.lr)
+    # 0 means "all" for the position counts, so they are checked here, not by LMConfig.
     check_int("--train-positions", args.train_positions, minimum=0)
-    check_int("--metric-samples", args.metric_samples, minimum=2)
     check_int("--test-positions", args.test_positions, minimum=0)
-    frac = check_positive("--test-fraction", args.test_fraction)
-    if frac >= 1.0:
-        raise ValueError(f"Expected `--test-fraction` in (0, 1), but got {frac}.")
-    if args.max_chars is not None:
-        check_int("--max-chars", args.max_chars, minimum=1)
     if args.threads is not None:
         check_int("--threads", args.threads, minimum=1)
     if args.reduced_code_dim is not None:
@@ -172,24 +176,30 @@ def _configs(args: argparse.Namespace) -> list[LMConfig]:
         check_positive("--code-time-limit", args.code_time_limit)
     if args.text_file is None and args.corpus not in CORPORA:
         raise ValueError(f"Expected `--corpus` in {CORPORA}, but got {args.corpus!r}.")
-    base = LMConfig(
-        num_classes=K,
-        context=args.context,
-        embedding_dim=args.embedding_dim,
-        hidden_dim=args.hidden_dim,
-        feature_dim=d,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        train_positions=args.train_positions or None,
-        metric_samples=args.metric_samples,
-        test_positions=args.test_positions or None,
-        test_fraction=frac,
-        corpus="text-file" if args.text_file is not None else args.corpus,
-        max_chars=args.max_chars,
-        seed=args.seed,
-        device=args.device,
-    )
+    try:
+        base = LMConfig(
+            num_classes=args.classes,
+            context=args.context,
+            embedding_dim=args.embedding_dim,
+            hidden_dim=args.hidden_dim,
+            feature_dim=args.dim,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            train_positions=args.train_positions or None,
+            metric_samples=args.metric_samples,
+            test_positions=args.test_positions or None,
+            test_fraction=args.test_fraction,
+            corpus="text-file" if args.text_file is not None else args.corpus,
+            max_chars=args.max_chars,
+            seed=args.seed,
+            device=args.device,
+        )
+    except (TypeError, ValueError) as err:
+        message = str(err)
+        for field, flag in _FLAGS.items():
+            message = message.replace(f"`{field}`", f"`{flag}`")
+        raise type(err)(message) from None
     configs = []
     for spec in args.head or ["linear", "normalized:0.1"]:
         kind, tau = parse_head(spec)

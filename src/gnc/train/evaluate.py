@@ -148,6 +148,12 @@ def _forward_all(
     return torch.cat(feats), torch.cat(logits), y[idx]
 
 
+def _loss_hits_count(logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """Summed cross-entropy, correct predictions and samples of this process's shard."""
+    loss = float(F.cross_entropy(logits, labels, reduction="sum")) if labels.numel() else 0.0
+    return [loss, float((logits.argmax(1) == labels).sum()), float(labels.numel())]
+
+
 def evaluate(
     model: nn.Module,
     inputs: _Inputs,
@@ -189,16 +195,7 @@ def evaluate(
         n_acc.update(h, y, logits=z)
         n_acc.sync()
         ncc[split] = n_acc.compute()
-    sums = reduce_sums(
-        [
-            float(F.cross_entropy(z_tr, y_tr, reduction="sum")) if y_tr.numel() else 0.0,
-            float((z_tr.argmax(1) == y_tr).sum()),
-            float(y_tr.numel()),
-            float(F.cross_entropy(z_te, y_te, reduction="sum")) if y_te.numel() else 0.0,
-            float((z_te.argmax(1) == y_te).sum()),
-            float(y_te.numel()),
-        ]
-    )
+    sums = reduce_sums([*_loss_hits_count(z_tr, y_tr), *_loss_hits_count(z_te, y_te)])
     return EvalMetrics(
         train_eval_loss=sums[0] / sums[2],
         train_accuracy=sums[1] / sums[2],
