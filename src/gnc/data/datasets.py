@@ -72,7 +72,7 @@ class DataConfig:
     seed: int = 0
 
 
-def load_dataset(config: DataConfig, *, progress: bool = True) -> ArrayDataset:
+def load_dataset(config: DataConfig, *, progress: bool = False) -> ArrayDataset:
     """Build (or read from the cache) the data set that ``config`` describes.
 
     Example:

@@ -217,7 +217,7 @@ def load_cjk(
     char_order: str = "random",
     seed: int = 0,
     font_root: str | Path = FONT_ROOT,
-    progress: bool = True,
+    progress: bool = False,
 ) -> ArrayDataset:
     """Printed CJK characters: K GB2312 level-1 hanzi rendered from every installed CJK font.
 

@@ -113,7 +113,7 @@ def load_cifar100(source: str | Path) -> ArrayDataset:
     )
 
 
-def load_tiny_imagenet(source: str | Path, *, progress: bool = True) -> ArrayDataset:
+def load_tiny_imagenet(source: str | Path, *, progress: bool = False) -> ArrayDataset:
     """Tiny-ImageNet-200 from ``source/tiny-imagenet-200`` (train/<wnid>/images, val annotations).
 
     The official validation split (with labels) is the test split.

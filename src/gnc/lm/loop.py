@@ -85,7 +85,7 @@ def train_lm(
     data: LMData | None = None,
     *,
     out_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> LMResult:
     """Train a tiny next-word model and measure GNC after every epoch.
 

@@ -91,7 +91,7 @@ def train(
     out_dir: str | Path | None = None,
     *,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool = False,
     stop_after_epoch: int | None = None,
     dataset: ArrayDataset | None = None,
 ) -> TrainResult:
