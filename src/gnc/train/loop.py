@@ -163,24 +163,14 @@ def _train(
     # Reference softmax code (GNC2's line) and the fixed-code head's code.
     code: torch.Tensor | None = None
     code_value: float | None = None
-    code_note: str | None = None
     if config.head.kind == "fixed_code" or config.head.reference_code:
         cache = Path(config.data.root) / "codes"
         seed, limit = config.head.code_seed, config.head.code_time_limit
-        try:
-            if rank == 0:
-                code, code_value = reference_code(
-                    K, d, seed=seed, time_limit=limit, cache_dir=cache
-                )
-            barrier()
-            if code is None:
-                code, code_value = reference_code(
-                    K, d, seed=seed, time_limit=limit, cache_dir=cache
-                )
-        except ImportError as err:
-            if config.head.kind == "fixed_code":
-                raise ValueError(f"head.kind = 'fixed_code' needs gnc.codes: {err}") from None
-            code_note = f"no reference code: {err}"
+        if rank == 0:
+            code, code_value = reference_code(K, d, seed=seed, time_limit=limit, cache_dir=cache)
+        barrier()
+        if code is None:
+            code, code_value = reference_code(K, d, seed=seed, time_limit=limit, cache_dir=cache)
 
     _seed_everything(config.seed)
     backbone = build_backbone(config.model, dataset.input_shape)
@@ -335,7 +325,6 @@ def _train(
             "num_test": int(inputs.test_y.numel()),
             "data_meta": dataset.meta,
             "gnc2_softmax_code": code_value,
-            "code_note": code_note,
             "resumed_from_epoch": start_epoch,
             "world_size": world,
             "device": str(device),
