@@ -24,6 +24,6 @@ def ddp_worker(
         res = train(load_config(config_path, overrides), out, progress=False)
         if rank == 1:
             # Rank 1 writes nothing into the run folder; it reports its own final metrics.
-            Path(out, "rank1.json").write_text(json.dumps(res.final))
+            Path(out, "rank1.json").write_text(json.dumps(res.final.to_dict()))
     finally:
         dist.destroy_process_group()

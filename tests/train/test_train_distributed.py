@@ -37,7 +37,7 @@ def test_gloo_two_processes_match_single_process(tmp_path: Path, kind: str) -> N
     assert results["world_size"] == 2
     keys = ["train_loss", "train_accuracy", "test_accuracy", "ncc_train_accuracy",
             "ncc_test_accuracy", "gnc1", "gnc2", "gnc3", "test_loss"]  # fmt: skip
-    for ddp_row, one_row in zip(rows, single.history, strict=True):
+    for ddp_row, one_row in zip(rows, [r.to_dict() for r in single.history], strict=True):
         for key in keys:
             assert ddp_row[key] == pytest.approx(one_row[key], rel=1e-5, abs=1e-6), key
     for key in keys:

@@ -114,8 +114,9 @@ def test_resume_rejects_other_config(tmp_path: Path) -> None:
 
 def test_metrics_agree_with_independent_recomputation(tmp_path: Path) -> None:
     """Accuracy and NCC accuracy in metrics.jsonl versus a NumPy recomputation from the model."""
-    from gnc.train.data import load_dataset
-    from gnc.train.loop import Classifier, _Inputs, build_head
+    from gnc.data import load_dataset
+    from gnc.train import Classifier, build_head
+    from gnc.train.evaluate import _Inputs
     from gnc.train.models import build_backbone
 
     cfg = load_config(TINY, ["optim.epochs=2", "plots=false"])
@@ -131,26 +132,26 @@ def test_metrics_agree_with_independent_recomputation(tmp_path: Path) -> None:
         h_tr, _ = model(inputs.prepare(inputs.train_x))
         h_te, z_te = model(inputs.prepare(inputs.test_x))
     acc = float((z_te.argmax(1).numpy() == ds.test_y).mean())
-    assert res.final["test_accuracy"] == pytest.approx(acc, abs=1e-12)
+    assert res.final.test_accuracy == pytest.approx(acc, abs=1e-12)
     H = h_tr.double().numpy()
     H /= np.linalg.norm(H, axis=1, keepdims=True)
     means = np.stack([H[ds.train_y == k].mean(0) for k in range(ds.num_classes)])
     T = h_te.double().numpy()
     T /= np.linalg.norm(T, axis=1, keepdims=True)
     pred = ((T[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
-    assert res.final["ncc_test_accuracy"] == pytest.approx(float((pred == ds.test_y).mean()))
+    assert res.final.ncc_test_accuracy == pytest.approx(float((pred == ds.test_y).mean()))
     # GNC3 from its definition with the head's normalized rows
     W = model.head.classifier_weights().double().numpy()
     M = means - H.mean(0)
     cos = (W * M).sum(1) / np.linalg.norm(W, axis=1) / np.linalg.norm(M, axis=1)
-    assert res.final["gnc3"] == pytest.approx(float((1 - cos).mean()), rel=1e-6)
+    assert res.final.gnc3 == pytest.approx(float((1 - cos).mean()), rel=1e-6)
 
 
 def test_fixed_code_head_trains_against_a_given_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fixed-code head uses the cached reference code and keeps it unchanged."""
-    from gnc.train.loop import reference_code
+    from gnc.train import reference_code
 
     K, d = 8, 3
     rng = np.random.default_rng(0)
@@ -171,7 +172,7 @@ def test_fixed_code_head_trains_against_a_given_code(
         ],
     )
     res = train(cfg, tmp_path / "run", progress=False)
-    assert res.code_value == 0.5 and res.final["gnc2_softmax_code"] == 0.5
+    assert res.code_value == 0.5 and res.final.gnc2_softmax_code == 0.5
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
     np.testing.assert_allclose(state["head.code"].numpy(), code, atol=1e-6)
 
@@ -180,8 +181,7 @@ def test_reference_code_uses_softmax_code_and_caches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """K <= d + 1: the simplex ETF, rho* = K / (K - 1) (Jiang et al., ICML 2024)."""
-    import gnc.codes
-    from gnc.train.loop import reference_code
+    from gnc.train import heads, reference_code
 
     code, rho = reference_code(4, 3, time_limit=10.0, cache_dir=tmp_path)
     assert rho == pytest.approx(4 / 3, abs=1e-9)
@@ -192,7 +192,7 @@ def test_reference_code_uses_softmax_code_and_caches(
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(gnc.codes, "softmax_code", boom)
+    monkeypatch.setattr(heads, "softmax_code", boom)
     code2, rho2 = reference_code(4, 3, cache_dir=tmp_path)
     assert rho2 == rho and torch.equal(code2, code)
 
@@ -202,9 +202,11 @@ def test_cmf_buffer_after_training_is_the_hand_computed_running_mean(tmp_path: P
     buffer after two epochs must equal the normalized momentum sums computed by hand over the
     loop's own batch sequence from the seeded initial rows (updates in training mode only, with
     the batch's labels; evaluation, including the epoch-0 one, must not touch it)."""
-    from gnc.train import ArrayDataset, config_from_dict
+    from gnc._runtime import make_generator
+    from gnc.data import ArrayDataset
+    from gnc.train import config_from_dict
     from gnc.train.heads import ClassMeanHead
-    from gnc.train.loop import _batches, _epoch_generator
+    from gnc.train.loop import _batches
     from gnc.train.models import build_backbone
 
     rng = np.random.default_rng(0)
@@ -224,7 +226,7 @@ def test_cmf_buffer_after_training_is_the_hand_computed_running_mean(tmp_path: P
         }
     )
     res = train(cfg, tmp_path, progress=False, dataset=ds)
-    assert [h["epoch"] for h in res.history] == [0, 1, 2]
+    assert [h.epoch for h in res.history] == [0, 1, 2]
     state = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=False)
     backbone = build_backbone(cfg.model, (6,))
     backbone.load_state_dict(
@@ -237,7 +239,7 @@ def test_cmf_buffer_after_training_is_the_hand_computed_running_mean(tmp_path: P
     gen = torch.Generator().manual_seed(cfg.seed + 7919)
     W = ClassMeanHead(K, 3, generator=gen).weight.double().numpy()
     for epoch in range(1, epochs + 1):
-        for idx in _batches(n, batch, _epoch_generator(cfg.seed, epoch)):
+        for idx in _batches(n, batch, make_generator(cfg.seed, epoch)):
             h, lab = h_all[idx.numpy()], y[idx.numpy()]
             for k in np.unique(lab):
                 v = beta * W[k] + (1 - beta) * h[lab == k].sum(axis=0)

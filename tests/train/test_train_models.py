@@ -67,4 +67,4 @@ def test_tiny_run_on_cuda_with_amp(tmp_path: Path) -> None:
         ["device=cuda", "amp=true", "plots=false", "data.name=synthetic", "head.kind=cmf"],
     )
     res = train(cfg, tmp_path, progress=False)
-    assert res.final["gnc2"] is not None and 0.0 <= res.final["test_accuracy"] <= 1.0
+    assert res.final.gnc2 is not None and 0.0 <= res.final.test_accuracy <= 1.0

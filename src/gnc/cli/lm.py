@@ -3,7 +3,7 @@
 Reads a corpus (``kjv``, ``austen``, or ``--text-file``), builds a word vocabulary of ``K``
 classes, and trains one model per ``--head`` (``linear`` or ``normalized:TAU``; ``TAU`` may be
 written as ``1/7``) on the same data, tracking GNC1, GNC2 = exact ``rho`` of the head, GNC3, NCC
-and test perplexity per epoch (see :mod:`gnc.train.lm`). Prints the final numbers per head, the
+and test perplexity per epoch (see :mod:`gnc.lm`). Prints the final numbers per head, the
 upper bound on ``rho*`` for ``(K, d)`` and, with ``--reduced-code-dim``, a softmax code's ``rho``
 at a reduced size with the same ``K / d``.
 
@@ -30,9 +30,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from matplotlib.figure import Figure
 
 from gnc._checks import check_int, check_positive
 from gnc.cli._common import atomic_write_bytes, atomic_write_text, dump_json, run_metadata
+from gnc.data import CORPORA, load_text
+from gnc.lm import (
+    LMConfig,
+    LMResult,
+    ReducedCode,
+    prepare_lm_data,
+    reduced_code_value,
+    train_lm,
+)
+from gnc.report.plots_train import plot_metric, plot_runs, save_training_plots
 
 __all__ = ["parse_head", "register", "run"]
 
@@ -137,53 +148,58 @@ def parse_head(spec: str) -> tuple[Literal["linear", "normalized"], float]:
     return "normalized", tau
 
 
-def _configs(args: argparse.Namespace) -> list[Any]:
-    from gnc.train.lm import LMConfig
+#: LMConfig field -> the flag that sets it (LMConfig's errors are re-raised with the flag).
+_FLAGS = {
+    "num_classes": "--classes",
+    "context": "--context",
+    "embedding_dim": "--embedding-dim",
+    "hidden_dim": "--hidden-dim",
+    "feature_dim": "--dim",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "metric_samples": "--metric-samples",
+    "test_fraction": "--test-fraction",
+    "max_chars": "--max-chars",
+    "seed": "--seed",
+}
 
-    K = check_int("--classes", args.classes, minimum=2)
-    check_int("--context", args.context, minimum=1)
-    check_int("--embedding-dim", args.embedding_dim, minimum=1)
-    check_int("--hidden-dim", args.hidden_dim, minimum=1)
-    d = check_int("--dim", args.dim, minimum=1)
-    check_int("--epochs", args.epochs, minimum=1)
-    check_int("--batch-size", args.batch_size, minimum=1)
-    check_positive("--lr", args.lr)
+
+def _configs(args: argparse.Namespace) -> list[LMConfig]:
+    # 0 means "all" for the position counts, so they are checked here, not by LMConfig.
     check_int("--train-positions", args.train_positions, minimum=0)
-    check_int("--metric-samples", args.metric_samples, minimum=2)
     check_int("--test-positions", args.test_positions, minimum=0)
-    frac = check_positive("--test-fraction", args.test_fraction)
-    if frac >= 1.0:
-        raise ValueError(f"Expected `--test-fraction` in (0, 1), but got {frac}.")
-    if args.max_chars is not None:
-        check_int("--max-chars", args.max_chars, minimum=1)
     if args.threads is not None:
         check_int("--threads", args.threads, minimum=1)
     if args.reduced_code_dim is not None:
         check_int("--reduced-code-dim", args.reduced_code_dim, minimum=2)
         check_positive("--code-time-limit", args.code_time_limit)
-    if args.text_file is None:
-        from gnc.corpora import CORPORA
-
-        if args.corpus not in CORPORA:
-            raise ValueError(f"Expected `--corpus` in {CORPORA}, but got {args.corpus!r}.")
-    base = LMConfig(
-        num_classes=K,
-        context=args.context,
-        embedding_dim=args.embedding_dim,
-        hidden_dim=args.hidden_dim,
-        feature_dim=d,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        train_positions=args.train_positions or None,
-        metric_samples=args.metric_samples,
-        test_positions=args.test_positions or None,
-        test_fraction=frac,
-        corpus="text-file" if args.text_file is not None else args.corpus,
-        max_chars=args.max_chars,
-        seed=args.seed,
-        device=args.device,
-    )
+    if args.text_file is None and args.corpus not in CORPORA:
+        raise ValueError(f"Expected `--corpus` in {CORPORA}, but got {args.corpus!r}.")
+    try:
+        base = LMConfig(
+            num_classes=args.classes,
+            context=args.context,
+            embedding_dim=args.embedding_dim,
+            hidden_dim=args.hidden_dim,
+            feature_dim=args.dim,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            train_positions=args.train_positions or None,
+            metric_samples=args.metric_samples,
+            test_positions=args.test_positions or None,
+            test_fraction=args.test_fraction,
+            corpus="text-file" if args.text_file is not None else args.corpus,
+            max_chars=args.max_chars,
+            seed=args.seed,
+            device=args.device,
+        )
+    except (TypeError, ValueError) as err:
+        message = str(err)
+        for field, flag in _FLAGS.items():
+            message = message.replace(f"`{field}`", f"`{flag}`")
+        raise type(err)(message) from None
     configs = []
     for spec in args.head or ["linear", "normalized:0.1"]:
         kind, tau = parse_head(spec)
@@ -203,15 +219,11 @@ def _read_text(args: argparse.Namespace) -> tuple[str, str]:
         if args.max_chars is not None:
             text = text[: args.max_chars]
         return text, path.name
-    from gnc.train.lm import load_corpus
-
-    return load_corpus(args.corpus, max_chars=args.max_chars), str(args.corpus)
+    return load_text(args.corpus, max_chars=args.max_chars), str(args.corpus)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``lm`` subcommand; returns the exit status."""
-    from gnc.train.lm import prepare_lm_data, reduced_code_value, train_lm
-
     configs = _configs(args)
     if args.threads is not None:
         torch.set_num_threads(int(args.threads))
@@ -232,14 +244,17 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for config in configs:
         run_dir = None if out is None else out / config.label
-        results.append(train_lm(config, data, out_dir=run_dir, progress=not args.no_progress))
+        result = train_lm(config, data, out_dir=run_dir, progress=not args.no_progress)
+        if run_dir is not None:
+            _run_plots(run_dir / "plots", result)
+        results.append(result)
     summary: dict[str, Any] = {
         "corpus": name,
         "num_classes": base.num_classes,
         "feature_dim": base.feature_dim,
         "rho_upper_bound": results[0].rho_upper_bound,
-        "reduced_code": reduced,
-        "runs": [{**r.summary(), "history": list(r.history)} for r in results],
+        "reduced_code": None if reduced is None else reduced.to_dict(),
+        "runs": [{**r.to_dict(), "history": [h.to_dict() for h in r.history]} for r in results],
         "metadata": run_metadata(base.seed, started),
     }
     if out is not None:
@@ -252,12 +267,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_plot(path: Path, results: list[Any], reduced: dict[str, Any] | None) -> None:
-    from matplotlib.figure import Figure
+def _run_plots(folder: Path, result: LMResult) -> None:
+    """One run's training plots and its test perplexity."""
+    history = [row.to_dict() for row in result.history]
+    save_training_plots(history, folder)
+    fig, _ = plot_metric(history, "test_perplexity", log=True, title="test perplexity")
+    _save_png(fig, folder / "perplexity.png")
 
-    from gnc.report.plots_train import plot_runs
 
-    runs = {r.config.label: list(r.history) for r in results}
+def _compare_plot(path: Path, results: list[LMResult], reduced: ReducedCode | None) -> None:
+    runs = {r.config.label: [h.to_dict() for h in r.history] for r in results}
     keys = ("gnc1", "gnc2", "gnc2_median_distance", "gnc3", "test_accuracy", "test_perplexity")
     fig = Figure(figsize=(13.0, 7.0), layout="constrained")
     axes = fig.subplots(2, 3).flatten()
@@ -265,12 +284,16 @@ def _compare_plot(path: Path, results: list[Any], reduced: dict[str, Any] | None
         reference = None
         label = ""
         if key == "gnc2" and reduced is not None:
-            reference = reduced["rho"]
-            label = f"softmax code, reduced ({reduced['classes']}, {reduced['dim']})"
+            reference = reduced.rho
+            label = f"softmax code, reduced ({reduced.classes}, {reduced.dim})"
         values = [h.get(key) for hist in runs.values() for h in hist]
         positive = all(v is not None and v > 0 for v in values)
         log = positive and key in ("gnc1", "gnc3", "test_perplexity")
         plot_runs(runs, key, ax, log=log, reference=reference, reference_label=label)
+    _save_png(fig, path)
+
+
+def _save_png(fig: Any, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     atomic_write_bytes(path, buffer.getvalue())

@@ -11,8 +11,14 @@ Example::
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 from typing import Any
+
+import torch.distributed as dist
+
+from gnc.cli._common import dump_json
+from gnc.report.plots_train import save_training_plots
+from gnc.train import TrainResult, init_distributed_from_env, load_config, train
 
 __all__ = ["register", "run"]
 
@@ -47,12 +53,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; returns the exit status."""
-    from pathlib import Path
-
-    from gnc.cli._common import dump_json
-    from gnc.train.config import load_config
-    from gnc.train.loop import init_distributed_from_env, train
-
     config = load_config(args.config, args.overrides)
     out = Path(args.out)
     if (out / "checkpoint.pt").exists() and not args.resume:
@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     distributed = init_distributed_from_env()
     try:
         result = train(config, out, resume=args.resume, progress=not args.no_progress)
+        if not distributed or dist.get_rank() == 0:
+            _save_plots(result, out)
     finally:
         if distributed:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
     summary = {
         "name": config.name,
@@ -75,18 +75,33 @@ def run(args: argparse.Namespace) -> int:
         "resumed_from_epoch": result.resumed_from_epoch,
         "seconds": result.seconds,
         "gnc2_softmax_code": result.code_value,
-        "final": result.final,
+        "final": None if result.final is None else result.final.to_dict(),
     }
     if args.json:
         print(dump_json(summary))
     else:
-        f = result.final
-        print(
-            f"{config.name}: {result.epochs_completed} epochs in {result.seconds:.1f}s -> "
-            f"test acc {f.get('test_accuracy', float('nan')):.4f}, "
-            f"GNC1 {f.get('gnc1', float('nan')):.3g}, GNC2 {f.get('gnc2', float('nan')):.4f}"
-            + (f" (code {result.code_value:.4f})" if result.code_value else "")
-            + f", GNC3 {f.get('gnc3', float('nan')):.3g}; wrote {out}",
-            file=sys.stdout,
-        )
+        print(f"{config.name}: {result.epochs_completed} epochs in {result.seconds:.1f}s -> "
+              f"{_final_line(result)}; wrote {out}")  # fmt: skip
     return 0
+
+
+def _save_plots(result: TrainResult, out: Path) -> None:
+    """``out/plots/*.png`` of a finished run's history (when ``config.plots``)."""
+    if result.finished and result.history and result.config.plots:
+        history = [row.to_dict() for row in result.history]
+        save_training_plots(history, out / "plots", code_value=result.code_value)
+
+
+def _final_line(result: TrainResult) -> str:
+    f = result.final
+    if f is None:
+        return "no epoch evaluated"
+    code = f" (code {result.code_value:.4f})" if result.code_value else ""
+    return (
+        f"test acc {f.test_accuracy:.4f}, GNC1 {f.gnc1:.3g}, GNC2 {_num(f.gnc2, '.4f')}{code}, "
+        f"GNC3 {_num(f.gnc3, '.3g')}"
+    )
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "nan" if value is None else format(value, spec)

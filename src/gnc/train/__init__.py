@@ -1,7 +1,6 @@
-"""Training deep classifiers with normalized, class-mean and fixed-code heads, measuring GNC."""
+"""Training deep classifiers (linear, normalized, class-mean, fixed-code heads) measuring GNC."""
 
 from gnc.train.config import (
-    DataConfig,
     HeadConfig,
     ModelConfig,
     OptimConfig,
@@ -11,61 +10,30 @@ from gnc.train.config import (
     config_to_dict,
     load_config,
 )
-from gnc.train.data import (
-    ArrayDataset,
-    available_cjk_fonts,
-    gb2312_level1,
-    load_cifar100,
-    load_cjk,
-    load_dataset,
-    load_fashion_mnist,
-    load_tiny_imagenet,
-    make_synthetic,
-    render_glyph,
-)
+from gnc.train.evaluate import evaluate, init_distributed_from_env
 from gnc.train.heads import (
     ClassMeanHead,
     FixedCodeHead,
     Head,
     LinearHead,
     NormalizedHead,
-    cmf_update,
-)
-from gnc.train.lm import (
-    ContextMLP,
-    LMConfig,
-    LMData,
-    LMResult,
-    Vocabulary,
-    build_lm_model,
-    build_vocabulary,
-    prepare_lm_data,
-    train_lm,
-)
-from gnc.train.loop import (
-    Classifier,
-    TrainResult,
     build_head,
-    evaluate,
-    init_distributed_from_env,
+    cmf_update,
     reference_code,
-    train,
 )
-from gnc.train.models import MLP, ResNet18, SmallCNN, build_backbone
+from gnc.train.loop import deterministic_algorithms, train
+from gnc.train.models import MLP, Classifier, ResNet18, SmallCNN, build_backbone
+from gnc.train.records import EpochRecord, EvalMetrics, TrainResult
 
 __all__ = [
     "MLP",
-    "ArrayDataset",
     "ClassMeanHead",
     "Classifier",
-    "ContextMLP",
-    "DataConfig",
+    "EpochRecord",
+    "EvalMetrics",
     "FixedCodeHead",
     "Head",
     "HeadConfig",
-    "LMConfig",
-    "LMData",
-    "LMResult",
     "LinearHead",
     "ModelConfig",
     "NormalizedHead",
@@ -74,29 +42,16 @@ __all__ = [
     "SmallCNN",
     "TrainConfig",
     "TrainResult",
-    "Vocabulary",
     "apply_overrides",
-    "available_cjk_fonts",
     "build_backbone",
     "build_head",
-    "build_lm_model",
-    "build_vocabulary",
     "cmf_update",
     "config_from_dict",
     "config_to_dict",
+    "deterministic_algorithms",
     "evaluate",
-    "gb2312_level1",
     "init_distributed_from_env",
-    "load_cifar100",
-    "load_cjk",
     "load_config",
-    "load_dataset",
-    "load_fashion_mnist",
-    "load_tiny_imagenet",
-    "make_synthetic",
-    "prepare_lm_data",
     "reference_code",
-    "render_glyph",
     "train",
-    "train_lm",
 ]

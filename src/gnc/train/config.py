@@ -17,10 +17,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from gnc.data.datasets import DataConfig
 from gnc.io import read_toml
 
 __all__ = [
-    "DataConfig",
     "HeadConfig",
     "ModelConfig",
     "OptimConfig",
@@ -31,56 +31,8 @@ __all__ = [
     "load_config",
 ]
 
-DatasetName = Literal["synthetic", "cjk", "fashion_mnist", "cifar100", "tiny_imagenet"]
 ModelName = Literal["mlp", "small_cnn", "resnet18"]
 HeadKind = Literal["linear", "normalized", "cmf", "fixed_code"]
-AugmentName = Literal["none", "crop", "crop_flip"]
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Which data set, where it is cached, and how it is built.
-
-    Attributes:
-        name: ``synthetic`` (Gaussian mixture), ``cjk`` (printed characters rendered from the
-            Debian CJK fonts), ``fashion_mnist`` (Debian ``dataset-fashion-mnist``),
-            ``cifar100`` or ``tiny_imagenet`` (standard folders under ``source``).
-        root: Cache folder for prepared arrays (``.npz``), relative to the working directory.
-        source: Folder holding ``cifar-100-python/`` or ``tiny-imagenet-200/``.
-        num_classes: K for ``synthetic`` and ``cjk`` (characters); ignored otherwise.
-        image_size: Side in pixels of rendered CJK glyphs.
-        train_augmentations: Renders per (training font, character); the first is clean.
-        test_augmentations: Renders per (held-out font, character); the first is clean.
-        test_fonts: Font names (file stems, e.g. ``gkai00mp``) held out for the test split;
-            empty means the default held-out set.
-        max_train_fonts: Use at most this many training fonts (0 = all available).
-        char_order: ``random`` (seeded choice among characters every font has) or ``first``
-            (GB2312 order).
-        samples_per_class: Synthetic training samples per class.
-        test_samples_per_class: Synthetic test samples per class.
-        input_dim: Synthetic input dimension.
-        noise: Synthetic within-class standard deviation (class centers have unit scale).
-        augment: On-the-fly training augmentation: ``none``, ``crop`` (pad 4, random crop),
-            ``crop_flip`` (and horizontal flips; CIFAR/Tiny-ImageNet only).
-        seed: Seed for building the data (fonts' jitter, synthetic draws, character choice).
-    """
-
-    name: DatasetName = "synthetic"
-    root: str = "data"
-    source: str = ""
-    num_classes: int = 10
-    image_size: int = 32
-    train_augmentations: int = 4
-    test_augmentations: int = 2
-    test_fonts: tuple[str, ...] = ()
-    max_train_fonts: int = 0
-    char_order: Literal["random", "first"] = "random"
-    samples_per_class: int = 20
-    test_samples_per_class: int = 10
-    input_dim: int = 16
-    noise: float = 0.5
-    augment: AugmentName = "none"
-    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +114,8 @@ class TrainConfig:
         amp: Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU.
         deterministic: Use deterministic algorithms on CPU.
         max_memory_mib: Memory budget of the exact GNC2 computation.
-        plots: Write ``plots/*.png`` at the end of the run.
+        plots: Draw ``plots/*.png`` of the history at the end of the run (``gnc train``
+            draws them with :func:`gnc.report.plots_train.save_training_plots`).
     """
 
     name: str = "run"

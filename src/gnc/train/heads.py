@@ -9,6 +9,10 @@
 - :class:`FixedCodeHead`: a fixed softmax code (e.g. from :func:`gnc.codes.softmax_code`) stored
   as a buffer.
 
+:func:`build_head` builds the head a :class:`~gnc.train.config.HeadConfig` describes;
+:func:`reference_code` solves (and caches) the softmax code the fixed-code head and GNC2's
+reference use.
+
 Every head has ``classifier_weights() -> (K, d)`` (the matrix whose rows are the class
 directions, as used by the GNC metrics) and ``forward(features, labels=None)``; labels are only
 used by the CMF head, in training mode.
@@ -16,13 +20,19 @@ used by the CMF head, in training mode.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from gnc._checks import check_int, check_matrix, check_positive
+from gnc._runtime import make_generator
+from gnc.codes import softmax_code
+from gnc.io import atomic_save_npz
+from gnc.train.config import HeadConfig
 
 __all__ = [
     "ClassMeanHead",
@@ -30,7 +40,9 @@ __all__ = [
     "Head",
     "LinearHead",
     "NormalizedHead",
+    "build_head",
     "cmf_update",
+    "reference_code",
 ]
 
 
@@ -243,3 +255,51 @@ class FixedCodeHead(Head):
         """Cosine logits against the code / tau."""
         with torch.autocast(features.device.type, enabled=False):
             return _unit(features.float()) @ self.code.float().T / self.tau
+
+
+def reference_code(
+    num_classes: int,
+    feature_dim: int,
+    *,
+    seed: int = 0,
+    time_limit: float = 60.0,
+    cache_dir: str | Path | None = None,
+) -> tuple[torch.Tensor, float]:
+    """A softmax code for ``(K, d)`` from :func:`gnc.codes.softmax_code`, cached as ``.npz``.
+
+    Returns:
+        ``(code (K, d) float64, rho)``.
+    """
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"softmax_code-K{num_classes}-d{feature_dim}-seed{seed}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                return torch.from_numpy(z["code"]), float(z["rho"])
+    res = softmax_code(num_classes, feature_dim, seed=seed, time_limit=time_limit)
+    code = torch.as_tensor(res.code, dtype=torch.float64).cpu()
+    rho = float(res.rho)
+    if path is not None:
+        atomic_save_npz(path, code=code.numpy(), rho=np.float64(rho))
+    return code, rho
+
+
+def build_head(
+    config: HeadConfig,
+    num_classes: int,
+    feature_dim: int,
+    *,
+    code: torch.Tensor | None = None,
+    seed: int = 0,
+) -> Head:
+    """The head ``config`` describes (``code`` is required for ``fixed_code``)."""
+    if config.kind == "linear":
+        return LinearHead(num_classes, feature_dim)
+    if config.kind == "normalized":
+        return NormalizedHead(num_classes, feature_dim, tau=config.tau)
+    if config.kind == "cmf":
+        gen = make_generator(seed + 7919)
+        return ClassMeanHead(num_classes, feature_dim, config.tau, config.beta, generator=gen)
+    if code is None:
+        raise ValueError("Expected a softmax `code` for head.kind = 'fixed_code', but got None.")
+    return FixedCodeHead(code, tau=config.tau)

@@ -1,7 +1,7 @@
 """Backbones that map inputs to d-dimensional features h (the head comes on top).
 
 Every backbone ends in a linear layer ``width -> feature_dim`` without bias or activation, as in
-the paper (its ResNets end in ``512 -> d``).
+the paper (its ResNets end in ``512 -> d``). :class:`Classifier` puts a head on a backbone.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from gnc.train.config import ModelConfig
+from gnc.train.heads import Head
 
-__all__ = ["MLP", "ResNet18", "SmallCNN", "build_backbone"]
+__all__ = ["MLP", "Classifier", "ResNet18", "SmallCNN", "build_backbone", "unwrap_classifier"]
 
 
 class MLP(nn.Module):
@@ -168,3 +169,26 @@ def build_backbone(config: ModelConfig, input_shape: Sequence[int]) -> nn.Module
     if config.name == "small_cnn":
         return SmallCNN(shape[0], config.feature_dim, config.width)
     return ResNet18(shape[0], config.feature_dim, config.width)
+
+
+class Classifier(nn.Module):
+    """Backbone + head; ``forward(x, labels=None) -> (features, logits)``."""
+
+    def __init__(self, backbone: nn.Module, head: Head) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features ``(N, d)`` and logits ``(N, K)``."""
+        features = self.backbone(x)
+        return features, self.head(features, labels)
+
+
+def unwrap_classifier(model: nn.Module) -> Classifier:
+    """The :class:`Classifier` inside ``model`` (itself, or the module a DDP wrapper holds)."""
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    assert isinstance(inner, Classifier)
+    return inner

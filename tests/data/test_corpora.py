@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from gnc import corpora
-from gnc.corpora import load_text, parse_bible_output
+from gnc.data import corpora
+from gnc.data.corpora import load_text, parse_bible_output
 
 SAMPLE = """
 Genesis 1

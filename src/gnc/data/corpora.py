@@ -17,6 +17,7 @@ import gzip
 import re
 import shutil
 import subprocess
+import warnings
 import zlib
 from functools import cache
 from pathlib import Path
@@ -88,9 +89,7 @@ def _kjv() -> str:
 
 
 def _parse_rds(data: bytes) -> Any:
-    import warnings
-
-    import rdata
+    import rdata  # optional: only Jane Austen's novels need it
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "Unknown file type: assumed RDS"

@@ -1,62 +1,43 @@
-"""Many-class image data prepared once and cached as arrays.
+"""Printed CJK characters: the GB2312 level-1 list, the installed CJK fonts, glyph rendering.
 
-Sources:
-
-- printed CJK characters rendered with Pillow from the Debian CJK fonts (classes = characters of
-  the GB2312 level-1 set, samples = fonts x jittered renders, test split = held-out fonts);
-- Fashion-MNIST from the Debian package ``dataset-fashion-mnist``;
-- CIFAR-100 (``cifar-100-python/``) and Tiny-ImageNet (``tiny-imagenet-200/``) from a local folder;
-- a synthetic Gaussian mixture for tests.
-
-Every loader returns an :class:`ArrayDataset` (uint8 images ``(N, C, H, W)`` or float32 vectors)
-and caches it as ``.npz`` under the configured root. A missing source raises
-:class:`FileNotFoundError` whose message holds the exact command that installs it.
+:func:`load_cjk` renders ``K`` GB2312 level-1 hanzi from every installed CJK font (classes =
+characters, samples = fonts x jittered renders, test split = held-out fonts) and caches the
+:class:`~gnc.data.arrays.ArrayDataset`. A missing font set raises :class:`FileNotFoundError`
+whose message holds the command that installs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import hashlib
-import json
 import math
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm import tqdm
 
-from gnc.io import atomic_save_npz
-from gnc.train.config import DataConfig
+from gnc.data.arrays import ArrayDataset, cache_path
 
 __all__ = [
     "CJK_FONT_CANDIDATES",
     "DEFAULT_TEST_FONTS",
     "FONT_ROOT",
-    "ArrayDataset",
     "CJKFont",
     "available_cjk_fonts",
     "gb2312_level1",
-    "load_cifar100",
     "load_cjk",
-    "load_dataset",
-    "load_fashion_mnist",
-    "load_tiny_imagenet",
-    "make_synthetic",
     "render_glyph",
 ]
 
 FONT_ROOT = Path("/usr/share/fonts")
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 CJK_INSTALL_HINT = (
     "sudo apt-get install -y --no-install-recommends fonts-wqy-zenhei fonts-wqy-microhei "
     "fonts-arphic-ukai fonts-arphic-uming fonts-arphic-gkai00mp fonts-arphic-gbsn00lp "
     "fonts-noto-cjk fonts-lxgw-wenkai fonts-droid-fallback"
 )
-FASHION_INSTALL_HINT = "sudo apt-get install -y --no-install-recommends dataset-fashion-mnist"
 
 #: Candidate CJK faces as (path under FONT_ROOT, preferred face tag in a .ttc, Debian package).
 #: Regional variants of the same design are not listed twice (they would leak across splits).
@@ -87,123 +68,6 @@ CJK_FONT_CANDIDATES: tuple[tuple[str, str, str], ...] = (
 DEFAULT_TEST_FONTS: tuple[str, ...] = ("gkai00mp", "NotoSerifCJK-Regular", "LXGWWenKai-Regular")
 #: Fonts must have at least this fraction of the GB2312 level-1 set to be used.
 MIN_FONT_COVERAGE = 0.9
-
-
-@dataclasses.dataclass(frozen=True)
-class ArrayDataset:
-    """Train and test arrays of one data set.
-
-    Attributes:
-        name: Data set name.
-        train_x: ``(N, C, H, W)`` uint8 images, or ``(N, D)`` float32 vectors.
-        train_y: ``(N,)`` int64 labels in ``[0, K)``.
-        test_x: Test inputs, same layout as ``train_x``.
-        test_y: ``(M,)`` int64 labels.
-        class_names: K class names (characters, words, wnids).
-        meta: JSON-serializable description (fonts used, sizes, seeds).
-    """
-
-    name: str
-    train_x: npt.NDArray[Any]
-    train_y: npt.NDArray[np.int64]
-    test_x: npt.NDArray[Any]
-    test_y: npt.NDArray[np.int64]
-    class_names: tuple[str, ...]
-    meta: dict[str, Any]
-
-    @property
-    def num_classes(self) -> int:
-        """K, the number of classes."""
-        return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one input, e.g. ``(1, 32, 32)``."""
-        return tuple(int(s) for s in self.train_x.shape[1:])
-
-    def save(self, path: str | Path) -> None:
-        """Write the arrays to ``path`` (``.npz``) atomically."""
-        atomic_save_npz(
-            path,
-            train_x=self.train_x,
-            train_y=self.train_y,
-            test_x=self.test_x,
-            test_y=self.test_y,
-            class_names=np.array(json.dumps(list(self.class_names))),
-            meta=np.array(json.dumps({"name": self.name, **self.meta})),
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> ArrayDataset:
-        """Read a data set written by :meth:`save`."""
-        with np.load(Path(path)) as z:
-            meta = json.loads(str(z["meta"]))
-            name = meta.pop("name")
-            return cls(
-                name=name,
-                train_x=z["train_x"],
-                train_y=z["train_y"].astype(np.int64),
-                test_x=z["test_x"],
-                test_y=z["test_y"].astype(np.int64),
-                class_names=tuple(json.loads(str(z["class_names"]))),
-                meta=meta,
-            )
-
-
-def _cache_path(root: str | Path, stem: str, key: dict[str, Any]) -> Path:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(root) / f"{stem}-{digest}.npz"
-
-
-# --------------------------------------------------------------------------------------------
-# Synthetic
-# --------------------------------------------------------------------------------------------
-
-
-def make_synthetic(
-    num_classes: int,
-    input_dim: int,
-    samples_per_class: int,
-    test_samples_per_class: int,
-    *,
-    noise: float = 0.5,
-    seed: int = 0,
-) -> ArrayDataset:
-    """Gaussian mixture: class centers ~ N(0, I/input_dim)*sqrt(input_dim) ... unit scale.
-
-    Centers are standard normal vectors scaled to unit expected norm; samples add isotropic noise
-    of standard deviation ``noise / sqrt(input_dim)`` per coordinate.
-
-    Example:
-        >>> ds = make_synthetic(5, 8, 4, 2, seed=1)
-        >>> ds.train_x.shape, ds.test_x.shape, ds.num_classes
-        ((20, 8), (10, 8), 5)
-    """
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((num_classes, input_dim)) / math.sqrt(input_dim)
-    scale = noise / math.sqrt(input_dim)
-
-    def draw(n: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        y = np.repeat(np.arange(num_classes, dtype=np.int64), n)
-        x = centers[y] + scale * rng.standard_normal((y.size, input_dim))
-        return x.astype(np.float32), y
-
-    train_x, train_y = draw(samples_per_class)
-    test_x, test_y = draw(test_samples_per_class)
-    return ArrayDataset(
-        name="synthetic",
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        class_names=tuple(str(k) for k in range(num_classes)),
-        meta={"noise": noise, "seed": seed},
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# CJK characters
-# --------------------------------------------------------------------------------------------
 
 
 def gb2312_level1() -> tuple[str, ...]:
@@ -241,8 +105,6 @@ def available_cjk_fonts(font_root: str | Path = FONT_ROOT) -> list[CJKFont]:
     For a ``.ttc`` collection the face whose family name contains the preferred tag (e.g.
     ``SC`` for Noto) is used, else face 0.
     """
-    from PIL import ImageFont
-
     fonts: list[CJKFont] = []
     for rel, tag, package in CJK_FONT_CANDIDATES:
         path = Path(font_root) / rel
@@ -286,8 +148,6 @@ def render_glyph(
     Returns:
         The glyph image, ``(size, size)`` uint8.
     """
-    from PIL import Image, ImageDraw, ImageFilter
-
     big = size * supersample
     stroke = 0
     erode = False
@@ -323,8 +183,6 @@ def render_glyph(
 
 
 def _load_font(font: CJKFont, size: int, supersample: int = 2) -> Any:
-    from PIL import ImageFont
-
     return ImageFont.truetype(
         font.path,
         size=max(4, round(size * supersample * 0.8)),
@@ -359,7 +217,7 @@ def load_cjk(
     char_order: str = "random",
     seed: int = 0,
     font_root: str | Path = FONT_ROOT,
-    progress: bool = True,
+    progress: bool = False,
 ) -> ArrayDataset:
     """Printed CJK characters: K GB2312 level-1 hanzi rendered from every installed CJK font.
 
@@ -417,7 +275,7 @@ def load_cjk(
         "seed": seed,
         "version": 1,
     }
-    path = _cache_path(root, f"cjk-K{num_classes}-s{image_size}", key)
+    path = cache_path(root, f"cjk-K{num_classes}-s{image_size}", key)
     if path.is_file():
         return ArrayDataset.load(path)
 
@@ -492,203 +350,3 @@ def load_cjk(
     )
     ds.save(path)
     return ds
-
-
-# --------------------------------------------------------------------------------------------
-# Fashion-MNIST, CIFAR-100, Tiny-ImageNet
-# --------------------------------------------------------------------------------------------
-
-
-def _read_idx(path: Path) -> npt.NDArray[np.uint8]:
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-FASHION_CLASSES = (
-    "t-shirt/top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
-)  # fmt: skip
-
-
-def load_fashion_mnist(source: str | Path = FASHION_MNIST_DIR) -> ArrayDataset:
-    """Fashion-MNIST (60k/10k, 28x28, 10 classes) from the Debian package's ``.gz`` files.
-
-    Raises:
-        FileNotFoundError: With the ``apt-get`` command when the files are missing.
-    """
-    src = Path(source)
-    files = {
-        "train_x": "train-images-idx3-ubyte.gz",
-        "train_y": "train-labels-idx1-ubyte.gz",
-        "test_x": "t10k-images-idx3-ubyte.gz",
-        "test_y": "t10k-labels-idx1-ubyte.gz",
-    }
-    missing = [name for name in files.values() if not (src / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"Fashion-MNIST not found in {src} (missing {missing[0]}); install it with: "
-            f"{FASHION_INSTALL_HINT}"
-        )
-    arr = {k: _read_idx(src / v) for k, v in files.items()}
-    return ArrayDataset(
-        name="fashion_mnist",
-        train_x=arr["train_x"][:, None].copy(),
-        train_y=arr["train_y"].astype(np.int64),
-        test_x=arr["test_x"][:, None].copy(),
-        test_y=arr["test_y"].astype(np.int64),
-        class_names=FASHION_CLASSES,
-        meta={"source": str(src)},
-    )
-
-
-def load_cifar100(source: str | Path) -> ArrayDataset:
-    """CIFAR-100 from ``source/cifar-100-python/{train,test,meta}`` (the python pickle format).
-
-    Raises:
-        FileNotFoundError: When the folder is missing, with where to get it.
-    """
-    folder = Path(source) / "cifar-100-python"
-    if not (folder / "train").is_file() or not (folder / "test").is_file():
-        raise FileNotFoundError(
-            f"CIFAR-100 not found: expected {folder}/train and {folder}/test; download "
-            "cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and run "
-            f"`tar -xzf cifar-100-python.tar.gz -C {Path(source)}` (set data.source)."
-        )
-
-    def read(name: str) -> dict[bytes, Any]:
-        with open(folder / name, "rb") as fh:
-            out: dict[bytes, Any] = pickle.load(fh, encoding="bytes")
-        return out
-
-    train, test = read("train"), read("test")
-    names: tuple[str, ...]
-    if (folder / "meta").is_file():
-        names = tuple(n.decode() for n in read("meta")[b"fine_label_names"])
-    else:
-        names = tuple(str(k) for k in range(100))
-
-    def images(d: dict[bytes, Any]) -> npt.NDArray[np.uint8]:
-        return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-
-    return ArrayDataset(
-        name="cifar100",
-        train_x=images(train),
-        train_y=np.asarray(train[b"fine_labels"], dtype=np.int64),
-        test_x=images(test),
-        test_y=np.asarray(test[b"fine_labels"], dtype=np.int64),
-        class_names=names,
-        meta={"source": str(folder)},
-    )
-
-
-def load_tiny_imagenet(source: str | Path, *, progress: bool = True) -> ArrayDataset:
-    """Tiny-ImageNet-200 from ``source/tiny-imagenet-200`` (train/<wnid>/images, val annotations).
-
-    The official validation split (with labels) is the test split.
-
-    Raises:
-        FileNotFoundError: When the folder is missing, with where to get it.
-    """
-    from PIL import Image
-
-    folder = Path(source) / "tiny-imagenet-200"
-    ann = folder / "val" / "val_annotations.txt"
-    if not (folder / "train").is_dir() or not ann.is_file():
-        raise FileNotFoundError(
-            f"Tiny-ImageNet not found: expected {folder}/train and {ann}; download "
-            "http://cs231n.stanford.edu/tiny-imagenet-200.zip and run "
-            f"`unzip tiny-imagenet-200.zip -d {Path(source)}` (set data.source)."
-        )
-    wnids_file = folder / "wnids.txt"
-    if wnids_file.is_file():
-        wnids = [w.strip() for w in wnids_file.read_text().split() if w.strip()]
-    else:
-        wnids = sorted(p.name for p in (folder / "train").iterdir() if p.is_dir())
-    index = {w: k for k, w in enumerate(wnids)}
-
-    def read(paths: list[Path], desc: str) -> npt.NDArray[np.uint8]:
-        out = []
-        for p in tqdm(paths, desc=desc, disable=not progress, leave=False):
-            with Image.open(p) as im:
-                out.append(np.asarray(im.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1))
-        return np.stack(out) if out else np.zeros((0, 3, 64, 64), dtype=np.uint8)
-
-    train_paths: list[Path] = []
-    train_y: list[int] = []
-    for w in wnids:
-        for p in sorted((folder / "train" / w / "images").glob("*.JPEG")):
-            train_paths.append(p)
-            train_y.append(index[w])
-    test_paths: list[Path] = []
-    test_y: list[int] = []
-    for line in ann.read_text().splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[1] in index:
-            test_paths.append(folder / "val" / "images" / parts[0])
-            test_y.append(index[parts[1]])
-    return ArrayDataset(
-        name="tiny_imagenet",
-        train_x=read(train_paths, "tiny-imagenet: train"),
-        train_y=np.asarray(train_y, dtype=np.int64),
-        test_x=read(test_paths, "tiny-imagenet: val"),
-        test_y=np.asarray(test_y, dtype=np.int64),
-        class_names=tuple(wnids),
-        meta={"source": str(folder)},
-    )
-
-
-def load_dataset(config: DataConfig, *, progress: bool = True) -> ArrayDataset:
-    """Build (or read from the cache) the data set that ``config`` describes.
-
-    Example:
-        >>> from gnc.train.config import DataConfig
-        >>> ds = load_dataset(DataConfig(name="synthetic", num_classes=3, samples_per_class=2))
-        >>> ds.train_x.shape
-        (6, 16)
-    """
-    if config.name == "synthetic":
-        return make_synthetic(
-            config.num_classes,
-            config.input_dim,
-            config.samples_per_class,
-            config.test_samples_per_class,
-            noise=config.noise,
-            seed=config.seed,
-        )
-    if config.name == "cjk":
-        return load_cjk(
-            config.num_classes,
-            root=config.root,
-            image_size=config.image_size,
-            train_augmentations=config.train_augmentations,
-            test_augmentations=config.test_augmentations,
-            test_fonts=config.test_fonts,
-            max_train_fonts=config.max_train_fonts,
-            char_order=config.char_order,
-            seed=config.seed,
-            progress=progress,
-        )
-    loaders = {
-        "fashion_mnist": lambda: load_fashion_mnist(config.source or FASHION_MNIST_DIR),
-        "cifar100": lambda: load_cifar100(_require_source(config)),
-        "tiny_imagenet": lambda: load_tiny_imagenet(_require_source(config), progress=progress),
-    }
-    source = str(Path(config.source or FASHION_MNIST_DIR).resolve())
-    path = _cache_path(config.root, config.name, {"source": source, "version": 1})
-    if path.is_file():
-        return ArrayDataset.load(path)
-    ds = loaders[config.name]()
-    ds.save(path)
-    return ds
-
-
-def _require_source(config: DataConfig) -> str:
-    if not config.source:
-        raise ValueError(
-            f"Expected `data.source` to name the folder holding the {config.name} files, "
-            "but it is empty."
-        )
-    return config.source

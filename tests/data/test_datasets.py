@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gnc.train.config import DataConfig
-from gnc.train.data import (
-    FONT_ROOT,
+from gnc.data import (
     ArrayDataset,
-    _font_coverage,
-    _load_font,
+    DataConfig,
     available_cjk_fonts,
     gb2312_level1,
     load_cifar100,
@@ -24,6 +21,7 @@ from gnc.train.data import (
     make_synthetic,
     render_glyph,
 )
+from gnc.data.glyphs import FONT_ROOT, _font_coverage, _load_font
 
 FONTS = available_cjk_fonts()
 needs_fonts = pytest.mark.skipif(

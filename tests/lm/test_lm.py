@@ -1,4 +1,4 @@
-"""Tests of the tiny language model (gnc.train.lm) and its CLI (gnc lm).
+"""Tests of the tiny language model (gnc.lm) and its CLI (gnc lm).
 
 Oracles: hand-counted / ``collections.Counter`` vocabularies, explicit slicing for the context
 windows, the independent NumPy metric reference in ``tests/helpers`` and SciPy one-vs-rest
@@ -19,8 +19,7 @@ import pytest
 import torch
 
 import gnc.cli
-from gnc.metrics import gnc2 as gnc2_exact
-from gnc.train.lm import (
+from gnc.lm import (
     TIMING_KEYS,
     UNK,
     LMConfig,
@@ -34,6 +33,7 @@ from gnc.train.lm import (
     tokenize,
     train_lm,
 )
+from gnc.metrics import gnc2 as gnc2_exact
 from helpers.metrics_reference import class_means, normalize, reference_metrics
 from helpers.qp_reference import scipy_one_vs_rest_distance
 
@@ -178,34 +178,32 @@ def test_subsample_metrics_against_independent_reference() -> None:
     )
     local = np.searchsorted(np.array(present), y.numpy())
     ref = reference_metrics(H.numpy(), local, len(present), W[present].numpy())
-    assert m["metric_classes"] == 5 and m["metric_samples"] == 30
-    assert m["gnc1"] == pytest.approx(ref["gnc1"], rel=1e-9)
-    assert m["gnc3"] == pytest.approx(ref["gnc3"], rel=1e-9)
+    assert m.metric_classes == 5 and m.metric_samples == 30
+    assert m.gnc1 == pytest.approx(ref["gnc1"], rel=1e-9)
+    assert m.gnc3 == pytest.approx(ref["gnc3"], rel=1e-9)
     Hn, mu_all = normalize(H.numpy()), class_means(normalize(H.numpy()), local, len(present))
     within = np.mean(np.sum((Hn - mu_all[local]) ** 2, axis=1))
     between = np.mean(np.sum((mu_all - Hn.mean(axis=0)) ** 2, axis=1))
-    assert m["nc1_trace_ratio"] == pytest.approx(within / between, rel=1e-9)
+    assert m.nc1_trace_ratio == pytest.approx(within / between, rel=1e-9)
     # GNC2 over all K rows; D_k against SciPy per class.
     D_ref = np.array([scipy_one_vs_rest_distance(normalize(W.numpy()), k) for k in range(K)])
     np.testing.assert_allclose(D.numpy(), D_ref, atol=1e-7)
-    assert m["gnc2"] == pytest.approx(D_ref.min(), abs=1e-7)
-    assert m["gnc2_argmin"] == int(D_ref.argmin())
-    assert m["gnc2_median_distance"] == pytest.approx(float(torch.tensor(D_ref).median()), abs=1e-7)
-    assert m["gnc2_present"] == pytest.approx(gnc2_exact(W[present]), abs=1e-9)
+    assert m.gnc2 == pytest.approx(D_ref.min(), abs=1e-7)
+    assert m.gnc2_argmin == int(D_ref.argmin())
+    assert m.gnc2_median_distance == pytest.approx(float(torch.tensor(D_ref).median()), abs=1e-7)
+    assert m.gnc2_present == pytest.approx(gnc2_exact(W[present]), abs=1e-9)
     # NCC against the NumPy reference (means of normalized features, Euclidean nearest).
     Hn = normalize(H.numpy())
     mu = class_means(Hn, local, len(present))
     pred = np.argmin(np.linalg.norm(Hn[:, None] - mu[None], axis=2), axis=1)
-    assert m["ncc_train_accuracy"] == pytest.approx(np.mean(pred == local))
-    assert m["nc4_agreement"] == pytest.approx(
-        np.mean(np.array(present)[pred] == predictions.numpy())
-    )
+    assert m.ncc_train_accuracy == pytest.approx(np.mean(pred == local))
+    assert m.nc4_agreement == pytest.approx(np.mean(np.array(present)[pred] == predictions.numpy()))
     keep = np.isin(y_test.numpy(), present)
-    assert m["ncc_test_coverage"] == pytest.approx(keep.mean())
+    assert m.ncc_test_coverage == pytest.approx(keep.mean())
     Ht = normalize(H_test.numpy()[keep])
     tpred = np.argmin(np.linalg.norm(Ht[:, None] - mu[None], axis=2), axis=1)
     tloc = np.searchsorted(np.array(present), y_test.numpy()[keep])
-    assert m["ncc_test_accuracy"] == pytest.approx(np.mean(tpred == tloc))
+    assert m.ncc_test_accuracy == pytest.approx(np.mean(tpred == tloc))
 
 
 def test_subsample_metrics_validation() -> None:
@@ -229,17 +227,17 @@ def test_subsample_metrics_validation() -> None:
 def test_learns_a_deterministic_cycle(cycle_data: LMData, head: str) -> None:
     res = train_lm(_small_config(head=head, tau=0.1), cycle_data, progress=False)
     first, last = res.history[1], res.final
-    assert [h["epoch"] for h in res.history] == [0, 1, 2, 3, 4]
-    assert res.history[0]["train_loss"] is None
-    assert last["train_loss"] < 0.5 * first["train_loss"]
-    assert last["test_loss"] < first["test_loss"]
-    assert last["test_accuracy"] > 0.95 and last["train_accuracy"] > 0.95
-    assert last["test_perplexity"] < 2.0  # uniform guessing: 51
-    assert last["metric_classes"] == 50  # <unk> never occurs in the cycle
+    assert [h.epoch for h in res.history] == [0, 1, 2, 3, 4]
+    assert res.history[0].train_loss is None
+    assert last.train_loss < 0.5 * first.train_loss
+    assert last.test_loss < first.test_loss
+    assert last.test_accuracy > 0.95 and last.train_accuracy > 0.95
+    assert last.test_perplexity < 2.0  # uniform guessing: 51
+    assert last.metric_classes == 50  # <unk> never occurs in the cycle
     # One context per class: features collapse to the head rows (GNC3 falls tenfold) and the
     # rows spread out (GNC2 of the 50 trained rows rises from the random start).
-    assert last["gnc3"] < 0.1 * res.history[0]["gnc3"]
-    assert last["gnc2_present"] > res.history[0]["gnc2_present"]
+    assert last.gnc3 < 0.1 * res.history[0].gnc3
+    assert last.gnc2_present > res.history[0].gnc2_present
     assert res.unk_rate_train == 0.0
 
 
@@ -263,19 +261,19 @@ def test_metrics_agree_with_recomputation_from_captured_features(cycle_data: LMD
     W = model.head.classifier_weights().double()
     ref = reference_metrics(H.numpy(), local, len(present), W[present].numpy())
     last = res.final
-    assert last["metric_samples"] == targets.numel()
-    assert last["gnc1"] == pytest.approx(ref["gnc1"], rel=1e-5)
-    assert last["gnc3"] == pytest.approx(ref["gnc3"], rel=1e-5, abs=1e-9)
-    assert last["gnc2"] == pytest.approx(gnc2_exact(W), abs=1e-9)
-    assert last["train_accuracy"] == pytest.approx(
+    assert last.metric_samples == targets.numel()
+    assert last.gnc1 == pytest.approx(ref["gnc1"], rel=1e-5)
+    assert last.gnc3 == pytest.approx(ref["gnc3"], rel=1e-5, abs=1e-9)
+    assert last.gnc2 == pytest.approx(gnc2_exact(W), abs=1e-9)
+    assert last.train_accuracy == pytest.approx(
         float((logits.argmax(1) == targets).double().mean())
     )
     loss = torch.nn.functional.cross_entropy(logits.double(), targets)
-    assert last["train_eval_loss"] == pytest.approx(float(loss), rel=1e-5)
+    assert last.train_eval_loss == pytest.approx(float(loss), rel=1e-5)
     # Epoch 0 is the untrained model: the same seed rebuilds its head.
     torch.manual_seed(config.seed)
     initial = build_lm_model(config).head.classifier_weights().double()
-    assert res.history[0]["gnc2"] == pytest.approx(gnc2_exact(initial), abs=1e-9)
+    assert res.history[0].gnc2 == pytest.approx(gnc2_exact(initial), abs=1e-9)
 
 
 def test_same_seed_same_history(cycle_data: LMData) -> None:
@@ -283,7 +281,7 @@ def test_same_seed_same_history(cycle_data: LMData) -> None:
 
     def strip(res: object) -> list[dict[str, object]]:
         hist = res.history  # type: ignore[attr-defined]
-        return [{k: v for k, v in h.items() if k not in TIMING_KEYS} for h in hist]
+        return [{k: v for k, v in h.to_dict().items() if k not in TIMING_KEYS} for h in hist]
 
     a = train_lm(config, cycle_data, progress=False)
     b = train_lm(config, cycle_data, progress=False)
@@ -298,7 +296,7 @@ def test_outputs_written(tmp_path: Path, cycle_data: LMData) -> None:
     res = train_lm(_small_config(epochs=2), cycle_data, out_dir=tmp_path, progress=False)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1, 2]
-    assert history[-1]["gnc2"] == pytest.approx(res.final["gnc2"])
+    assert history[-1]["gnc2"] == pytest.approx(res.final.gnc2)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[2])["epoch"] == 2
     results = json.loads((tmp_path / "results.json").read_text())
@@ -306,8 +304,7 @@ def test_outputs_written(tmp_path: Path, cycle_data: LMData) -> None:
     assert json.loads((tmp_path / "config.json").read_text())["tau"] == 0.1
     with np.load(tmp_path / "head.npz") as z:
         assert z["distances"].shape == (51,) and z["weights"].shape == (51, 4)
-    for name in ("gnc1", "gnc2", "gnc3", "accuracy", "loss", "perplexity"):
-        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 1000
+    assert not (tmp_path / "plots").exists()  # plots are drawn by the CLI (gnc lm)
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -351,7 +348,8 @@ def test_cli_end_to_end(tmp_path: Path, cli, capsys: pytest.CaptureFixture[str])
     assert len(summary["runs"][0]["history"]) == 3
     assert (out / "summary.json").is_file() and (out / "plots" / "compare.png").is_file()
     assert (out / "linear" / "history.json").is_file()
-    assert (out / "normalized-tau0.125" / "plots" / "gnc2.png").is_file()
+    for name in ("gnc1", "gnc2", "gnc3", "accuracy", "loss", "perplexity"):
+        assert (out / "normalized-tau0.125" / "plots" / f"{name}.png").stat().st_size > 1000
     # The table form prints one row per head.
     assert cli([*args, "--epochs", "1"]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -379,10 +377,10 @@ def test_cli_bad_input_is_one_line(cli, capsys: pytest.CaptureFixture[str], extr
 
 @pytest.mark.slow
 def test_kjv_one_short_epoch() -> None:
-    from gnc.train.lm import load_corpus
+    from gnc.data import load_text
 
     try:
-        text = load_corpus("kjv", max_chars=1_000_000)
+        text = load_text("kjv", max_chars=1_000_000)
     except ValueError as err:  # the Debian packages are not installed here
         pytest.skip(str(err))
     data = prepare_lm_data(text, 2048, name="kjv")
@@ -390,13 +388,13 @@ def test_kjv_one_short_epoch() -> None:
     config = LMConfig(epochs=1, train_positions=50_000, metric_samples=5000, device="cpu")
     res = train_lm(config, data, progress=False)
     start, end = res.history
-    assert end["test_perplexity"] < 0.2 * start["test_perplexity"]
-    assert end["metric_classes"] > 500 and end["gnc2_certified"]
+    assert end.test_perplexity < 0.2 * start.test_perplexity
+    assert end.metric_classes > 500 and end.gnc2_certified
 
 
 def test_train_on_device(cycle_data: LMData, device: torch.device) -> None:
     # Runs on CUDA too (the `device` fixture): data, model and metrics stay on one device.
     res = train_lm(_small_config(epochs=1, device=str(device)), cycle_data, progress=False)
     assert next(res.model.parameters()).device.type == device.type
-    assert res.final["test_accuracy"] > res.history[0]["test_accuracy"]
-    assert res.final["gnc2_certified"] and res.final["metric_classes"] == 50
+    assert res.final.test_accuracy > res.history[0].test_accuracy
+    assert res.final.gnc2_certified and res.final.metric_classes == 50
