@@ -76,9 +76,7 @@ def _case(module_name: str, name: str) -> Any:
 def _static_package() -> griffe.Module:
     """gnc as griffe sees it (the source of the API reference), from where gnc was imported."""
     search_path = Path(gnc.__file__).resolve().parents[1]
-    extensions = griffe.load_extensions(
-        "griffe_sphinx", str(ROOT / "docs/griffe_example_section.py")
-    )
+    extensions = griffe.load_extensions("griffe_sphinx", str(ROOT / "docs/griffe_docstrings.py"))
     package = griffe.load(
         "gnc",
         search_paths=[search_path],
