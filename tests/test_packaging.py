@@ -5,6 +5,8 @@ the ``dev`` extra), so no network is needed. The fresh environment gets no copy 
 dependencies: a ``.pth`` file appends this environment's site-packages to its path. ``.pth`` files
 found there are not processed, so the editable install of gnc stays invisible and the
 wheel's gnc is the one imported (checked through ``gnc.__file__``).
+
+Also here: set-up on a fresh machine fails in CI when a pretrained-head package is missing.
 """
 
 from __future__ import annotations
@@ -116,3 +118,29 @@ def test_console_script_runs_help_and_margins(env_dir: Path, tmp_path: Path) -> 
     assert result["certified"] is True
     assert result["min_distance"] == pytest.approx(4 / 3, abs=1e-12)
     np.testing.assert_allclose(np.load(tmp_path / "D.npy"), np.full(4, 4 / 3), atol=1e-12)
+
+
+@pytest.mark.parametrize(("ci", "status"), [("true", 1), ("", 0)])
+def test_setup_fails_in_ci_when_a_head_package_is_missing(
+    ci: str, status: int, tmp_path: Path
+) -> None:
+    """scripts/setup.sh's call of setup_heads.sh, run as written, against a Python without them.
+
+    The interpreter is a fresh environment without pip, so nothing is installed (no network) and
+    every head package stays missing: in CI (``CI=true``) set-up must fail, elsewhere go on.
+    """
+    setup = (ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8").splitlines()
+    (line,) = (s for s in setup if "scripts/setup_heads.sh" in s and not s.startswith("#"))
+    bare = tmp_path / "bare"
+    venv.EnvBuilder(with_pip=False).create(bare)
+    env = {**_env(), "CI": ci, "GNC_PYTHON": str(bare / "bin" / "python")}
+    out = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", line],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == status, out.stderr
+    assert "missing after install: gguf" in out.stderr
