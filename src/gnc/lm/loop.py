@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from gnc._runtime import make_generator, resolve_device
 from gnc.data import load_text
-from gnc.geometry.bounds import rho_upper_bound
+from gnc.geometry.bounds import rho_star_upper
 from gnc.io import atomic_save_npz, atomic_write_text, dump_json, run_metadata
 from gnc.lm.metrics import distance_by_frequency, subsample_gnc_metrics
 from gnc.lm.model import LMConfig, build_lm_model
@@ -170,7 +170,7 @@ def _train_lm(
         optimizer, T_max=config.epochs * steps_per_epoch
     )
     try:
-        upper: float | None = float(rho_upper_bound(K, d))
+        upper: float | None = float(rho_star_upper(K, d))
     except (ValueError, NotImplementedError):  # pragma: no cover - bound not available
         upper = None
 

@@ -90,7 +90,7 @@ class LMResult:
         num_test_tokens: Held-out tokens.
         unk_rate_train: Fraction of training tokens mapped to ``<unk>``.
         unk_rate_test: Same for the test tokens.
-        rho_upper_bound: :func:`gnc.geometry.bounds.rho_upper_bound` for ``(K, d)`` (a bound on
+        rho_upper_bound: :func:`gnc.geometry.bounds.rho_star_upper` for ``(K, d)`` (a bound on
             the best possible ``rho*(K, d)``; the name is the key of ``results.json``).
         distance_by_frequency: Final ``D_k`` over frequency-rank quartiles of the vocabulary
             (``<unk>`` excluded).

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gnc.data import ArrayDataset
-from gnc.metrics import GNCAccumulator, NCCAccumulator
-from gnc.metrics.distributed import all_reduce_sum_, default_device, is_distributed
+from gnc.metrics import GNCAccumulator, NCCAccumulator, NCCMetrics
+from gnc.metrics.distributed import all_reduce_sum_, collective_device, is_distributed
 from gnc.train.models import unwrap_classifier
 from gnc.train.records import EvalMetrics
 
@@ -58,7 +58,7 @@ def barrier() -> None:
 
 def reduce_sums(values: list[float]) -> list[float]:
     """``values`` summed over all processes (float64; unchanged when alone)."""
-    t = torch.tensor(values, dtype=torch.float64, device=default_device())
+    t = torch.tensor(values, dtype=torch.float64, device=collective_device())
     out: list[float] = all_reduce_sum_([t])[0].tolist()
     return out
 
@@ -189,7 +189,7 @@ def evaluate(
     weights = unwrap_classifier(model).head.classifier_weights().to(torch.float64)
     gnc = acc.compute(weights, class_means_rho=False, max_memory_mib=max_memory_mib)
     means = acc.statistics().means
-    ncc = {}
+    ncc: dict[str, NCCMetrics] = {}
     for split, h, z, y in (("train", h_tr, z_tr, y_tr), ("test", h_te, z_te, y_te)):
         n_acc = NCCAccumulator(means, normalize=True)
         n_acc.update(h, y, logits=z)
@@ -201,12 +201,12 @@ def evaluate(
         train_accuracy=sums[1] / sums[2],
         test_loss=sums[3] / sums[5],
         test_accuracy=sums[4] / sums[5],
-        ncc_train_accuracy=ncc["train"]["ncc_accuracy"],
-        ncc_test_accuracy=ncc["test"]["ncc_accuracy"],
-        nc4_agreement_test=ncc["test"]["nc4_agreement"],
+        ncc_train_accuracy=ncc["train"].ncc_accuracy,
+        ncc_test_accuracy=ncc["test"].ncc_accuracy,
+        nc4_agreement_test=ncc["test"].nc4_agreement,
         gnc1=gnc.gnc1,
         gnc2=gnc.gnc2,
-        gnc2_gap=gnc.gnc2_gap,
+        gnc2_gap=gnc.gap,
         gnc2_class_means=gnc.gnc2_class_means,
         gnc3=gnc.gnc3,
         nc1_cdnv=gnc.nc1_cdnv,
@@ -215,10 +215,10 @@ def evaluate(
         nc2_etf_error_weights=gnc.nc2_etf_error_weights,
         nc2_equinorm_weights=gnc.nc2_equinorm_weights,
         nc3_self_duality=gnc.nc3_self_duality,
-        nc4_agreement=ncc["train"]["nc4_agreement"],
+        nc4_agreement=ncc["train"].nc4_agreement,
         hyperspherical_uniformity=gnc.hyperspherical_uniformity,
-        gnc2_upper_bound=gnc.gnc2_upper_bound,
-        gnc2_relative_to_upper_bound=gnc.gnc2_relative_to_upper_bound,
-        gnc2_code_value=gnc.gnc2_code_value,
-        gnc2_relative_to_code_value=gnc.gnc2_relative_to_code_value,
+        gnc2_upper_bound=gnc.rho_star_upper,
+        gnc2_relative_to_upper_bound=gnc.gnc2_relative_to_rho_star_upper,
+        gnc2_code_value=gnc.rho_star_proven,
+        gnc2_relative_to_code_value=gnc.gnc2_relative_to_rho_star_proven,
     )
