@@ -59,7 +59,7 @@ def test_matches_dense_numpy_reference(min_samples: int) -> None:
     assert r.gnc2_class_means == pytest.approx(
         min_distance_reference(normalize(ref["means_centred"])), abs=1e-6
     )
-    assert r.gnc2_certified
+    assert r.certified
 
 
 def test_predict_classes_with_bias_matches_numpy() -> None:
@@ -86,7 +86,7 @@ def test_max_classes_keeps_the_most_predicted_and_decodes() -> None:
     assert top.classes.tolist() == full.classes[:5].tolist()
     assert [row.label for row in top.top] == [f"c{k}" for k in top.classes.tolist()]
     assert all(a.count >= b.count for a, b in zip(top.top, top.top[1:], strict=False))
-    summary = top.summary()
+    summary = top.to_dict()
     assert summary["num_classes_measured"] == 5 and summary["top"][0]["label"].startswith("c")
 
 

@@ -150,7 +150,7 @@ def read_hf_head(folder: str | os.PathLike[str], *, key: str | None = None) -> H
         raise ValueError(
             f"Expected a Hugging Face model folder with config.json, but {folder} has none."
         )
-    require("safetensors", "Hugging Face checkpoints")
+    require("safetensors", what="Hugging Face checkpoints")
     config = _read_json(config_path)
     if not isinstance(config, dict):
         raise ValueError(

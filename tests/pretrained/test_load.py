@@ -11,8 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gnc.analysis import HeadMatrix
-from gnc.pretrained import decode_byte_level_token, head_cache_dir, load_head
+from gnc.pretrained import Head, decode_byte_level_token, head_cache_dir, load_head
 from gnc.pretrained.ctranslate2 import list_ctranslate2_variables, read_ctranslate2_variable
 from gnc.pretrained.packaged import (
     SMOLLM2_TENSOR,
@@ -116,8 +115,8 @@ def test_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_head_matrix_validation_and_subset() -> None:
     with pytest.raises(ValueError, match="Expected 3 `tokens`"):
-        HeadMatrix(torch.eye(3), ("a", "b"), "x")
-    head = HeadMatrix(torch.eye(3), ("ĠParis", "b", "c"), "x", {"file": "f"}, "token")
+        Head(torch.eye(3), ("a", "b"), "x")
+    head = Head(torch.eye(3), ("ĠParis", "b", "c"), "x", {"file": "f"}, "token")
     assert head.decode(0) == " Paris" and head.decode(-1) == "c"
     with pytest.raises(IndexError):
         head.decode(3)
