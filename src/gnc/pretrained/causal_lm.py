@@ -40,8 +40,10 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from gnc._checks import check_int
+from gnc._runtime import resolve_device
 from gnc.pretrained._deps import HF_EXTRA, require
 from gnc.pretrained.packaged import gemma3_gguf_path, smollm2_gguf_path
 
@@ -188,6 +190,7 @@ def load_causal_lm(
         ValueError: For an unknown source, a missing package (naming the extra or the
             packages), or a model without an output embedding.
     """
+    target = resolve_device("cpu" if device is None else device)
     path = _resolve(source, cache_dir)
     is_gguf = path.suffix == ".gguf"
     needed = (
@@ -218,7 +221,7 @@ def load_causal_lm(
     finally:
         if was_enabled and not progress:
             hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
-    model = model.to(device=torch.device(device) if device is not None else "cpu").eval()
+    model = model.to(device=target).eval()
     bos = tokenizer.bos_token_id
     with_special = list(tokenizer.encode("a"))
     prefix: tuple[int, ...] = (
@@ -358,8 +361,6 @@ def lm_features(
     prefix = torch.tensor(lm.prefix, dtype=torch.long, device=device)
     P = prefix.numel()
     wins = _windows(n, C, S)
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=n - 1, unit="tok", disable=not progress, desc=f"features {lm.name}")
     try:
         i = 0
