@@ -128,6 +128,40 @@ def test_coinciding_rows_are_merged() -> None:
     assert geo.sample_classes.tolist() == list(range(K))
 
 
+def test_to_dict_is_plain_json_with_the_shared_names() -> None:
+    import json
+
+    K = 7
+    P = polygon(K)
+    W = torch.cat([P, P[[4]], 0.25 * (P[[0]] + P[[1]])])  # an exact twin and an inner row
+    head = Head(W, tuple(f"c{i}" for i in range(K + 2)), "dups", {}, "character")
+    config = HeadGeometryConfig(argmax=True, random_baseline="full", code_baseline=False)
+    geo = analyze_head_geometry(head, config)
+    d = json.loads(json.dumps(geo.to_dict(), allow_nan=False))  # no NaN anywhere
+    exact = geo.rho_distinct
+    assert exact is not None and d["rho"] == exact.rho == d["gnc2_distinct"]
+    assert d["num_classes"] == K + 2 and d["dim"] == 2 and d["coinciding_rows"] == 1
+    r = d["rho_distinct"]
+    assert r["lower"] <= r["rho"] <= r["upper"] and r["gap"] == pytest.approx(
+        r["upper"] - r["lower"]
+    )
+    assert d["rho_all"]["lower"] == 0.0 and d["rho_all"]["rho"] == 0.0
+    assert d["rho_star_upper"] == d["reference"]["rho_star_upper"] >= exact.rho
+    assert "upper_bound" not in d and "upper_bound" not in d["reference"]
+    assert d["duplicates"]["rows_merged"] == 1 and d["duplicates"]["examples"] == [["c4", "c7"]]
+    # The inner row (index 8) can never be the argmax; rows 4 and 7 coincide and only tie.
+    assert d["unargmaxable"] == 1 and d["argmax"]["examples"][0] == {
+        **d["argmax"]["examples"][0],
+        "id": 8,
+        "token": "c8",
+    }
+    pair = d["argmax"]["coinciding_examples"]
+    assert [(e["id"], e["twin"], e["token"]) for e in pair] == [(4, 4, "c4"), (7, 4, "c7")]
+    assert d["distances_sample"]["is_all"] and d["distances_sample"]["size"] == K + 1
+    assert d["distances_sample"]["quantiles"]["q00"] == pytest.approx(min(geo.sample_distances))
+    assert d["certified"] is True
+
+
 def test_random_circle_points_match_closed_form() -> None:
     rng = np.random.default_rng(5)
     angles = np.sort(rng.uniform(0, 2 * np.pi, 40))

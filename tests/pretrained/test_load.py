@@ -113,6 +113,16 @@ def test_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None:
         load_head("smollm2")
 
 
+def test_require_names_every_missing_package_and_the_extra() -> None:
+    from gnc.pretrained._deps import HF_EXTRA, require
+
+    require("json", "math", what="nothing")  # present: no error
+    with pytest.raises(ValueError, match=r"packages \['no_such_a', 'no_such_b'\].*gnc\[hf\]"):
+        require("json", "no_such_a", "no_such_b", what="a model", extra=HF_EXTRA)
+    with pytest.raises(ValueError, match=r"package `no_such_a` .* GGUF files.*gnc\[heads\]"):
+        require("no_such_a", what="GGUF files")
+
+
 def test_head_matrix_validation_and_subset() -> None:
     with pytest.raises(ValueError, match="Expected 3 `tokens`"):
         Head(torch.eye(3), ("a", "b"), "x")
