@@ -138,6 +138,10 @@ def test_ocr_end_to_end(  # type: ignore[no-untyped-def]
     assert info["aligned_frames"] == int((frames.true >= 0).sum())
     assert sum(len(t) for t in frames.line_texts) == 12 * 3
     assert info["per_font"]["NotoSansCJK-Regular"]["lines"] == len(frames.line_texts)
+    # the text report from the saved features shows the per-font figures
+    text_argv = ["features", "--source", "ocr", "--from", str(out / "features.npz")]
+    assert main([*text_argv, "--min-samples", "3"]) == 0
+    assert "NotoSansCJK-Regular: lines=" in capsys.readouterr().out
     assert main([*argv, "--font-size", "2"]) == 2  # a one-line error
     assert "font-size" in capsys.readouterr().err
 

@@ -172,8 +172,11 @@ def _print_text(s: dict[str, Any]) -> None:
         f"features of {s['head']}: N={s['num_samples']}, d={s['feature_dim']}, head K="
         f"{s['head_classes']}"
     )
-    what = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("model", "text_start"))
+    skip = ("model", "text_start", "per_font")
+    what = ", ".join(f"{k}={v}" for k, v in info.items() if k not in skip)
     print(f"  {info.get('model', '')}: {what}")
+    for font, row in (info.get("per_font") or {}).items():
+        print(f"    {font}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
     print(
         f"  classes predicted >= {s['min_samples']} times: {s['num_classes_measured']} "
         f"({s['num_samples_measured']} samples)"
