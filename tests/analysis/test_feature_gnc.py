@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from gnc.analysis.feature_gnc import _derangement, measure_head_features, predict_classes
+from gnc.analysis.feature_gnc import (
+    _derangement,
+    measure_head_features,
+    predict_classes,
+    subset_statistics,
+)
+from gnc.metrics import gnc1
 from helpers.metrics_reference import normalize, reference_metrics
 from helpers.qp_reference import scipy_one_vs_rest_distance
 
@@ -59,7 +65,7 @@ def test_matches_dense_numpy_reference(min_samples: int) -> None:
     assert r.gnc2_class_means == pytest.approx(
         min_distance_reference(normalize(ref["means_centred"])), abs=1e-6
     )
-    assert r.gnc2_certified
+    assert r.certified
 
 
 def test_predict_classes_with_bias_matches_numpy() -> None:
@@ -86,7 +92,7 @@ def test_max_classes_keeps_the_most_predicted_and_decodes() -> None:
     assert top.classes.tolist() == full.classes[:5].tolist()
     assert [row.label for row in top.top] == [f"c{k}" for k in top.classes.tolist()]
     assert all(a.count >= b.count for a, b in zip(top.top, top.top[1:], strict=False))
-    summary = top.summary()
+    summary = top.to_dict()
     assert summary["num_classes_measured"] == 5 and summary["top"][0]["label"].startswith("c")
 
 
@@ -127,3 +133,35 @@ def test_errors() -> None:
         measure_head_features(H, W, labels=y[:-1])
     with pytest.raises(ValueError, match="min_samples"):
         measure_head_features(H, W, min_samples=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_subset_statistics_match_numpy_on_the_kept_samples(chunk: int) -> None:
+    H, _, y = make_data(seed=3)
+    classes = torch.tensor([5, 0, 17, 2])  # any order: class i of the statistics is classes[i]
+    stats, local = subset_statistics(
+        torch.from_numpy(H), torch.from_numpy(y), classes, chunk_size=chunk
+    )
+    keep = np.isin(y, classes.numpy())
+    expected = np.full(y.shape, -1)
+    for i, k in enumerate(classes.tolist()):
+        expected[y == k] = i
+    assert local.tolist() == expected.tolist()
+    assert stats.counts.tolist() == [float((y == k).sum()) for k in classes.tolist()]
+    ref = reference_metrics(H[keep], expected[keep], 4)
+    assert gnc1(stats) == pytest.approx(ref["gnc1"], rel=1e-10)
+    Hn = normalize(H)
+    means = np.stack([Hn[y == k].mean(axis=0) for k in classes.tolist()])
+    np.testing.assert_allclose(stats.means.numpy(), means, rtol=0, atol=1e-12)
+
+
+def test_records_serialize_to_plain_json() -> None:
+    import json
+    import math
+
+    H, W, _ = make_data()
+    d = measure_head_features(H, W, min_samples=5).to_dict()
+    back = json.loads(json.dumps(d, allow_nan=False))
+    assert back["certified"] is True and back["label_accuracy"] is None
+    assert back["num_classes_measured"] >= 2 and math.isfinite(back["gnc1"])
+    assert set(back["top"][0]) == {"index", "label", "count", "cosine"}

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from scipy.optimize import nnls
 
-import gnc.analysis.head_geometry as hg
-from gnc.analysis import HeadMatrix
-from gnc.analysis.head_geometry import (
+import gnc.analysis.reference as ref_module
+from gnc.analysis import (
     HeadGeometryConfig,
     analyze_head_geometry,
     duplicate_groups,
     random_rho,
     random_rho_bracket,
     reduced_shape,
+    reference_values,
 )
+from gnc.pretrained import Head
 
 FAST = HeadGeometryConfig(random_baseline="off", code_baseline=False)
 
@@ -97,7 +99,7 @@ def test_duplicate_tolerance_is_respected() -> None:
 
 def test_polygon_closed_form() -> None:
     K = 9
-    head = HeadMatrix(3.0 * polygon(K, 0.3), tuple("abcdefghi"), "gon", {}, "character")
+    head = Head(3.0 * polygon(K, 0.3), tuple("abcdefghi"), "gon", {}, "character")
     geo = analyze_head_geometry(head, FAST)
     value = 1 - math.cos(2 * math.pi / K)
     assert geo.rho_distinct is None and geo.duplicates.num_merged == 0
@@ -113,7 +115,7 @@ def test_coinciding_rows_are_merged() -> None:
     P = polygon(K)
     W = torch.cat([P, 2.0 * P[[4]], P[[1]]])  # rows 7 and 8 duplicate classes 4 and 1
     labels = tuple(f"c{i}" for i in range(K + 2))
-    head = HeadMatrix(W, labels, "dups", {}, "character")
+    head = Head(W, labels, "dups", {}, "character")
     geo = analyze_head_geometry(head, FAST)
     assert geo.rho_all.rho == 0.0 and geo.rho_all.certified
     assert geo.rho_all.argmin in (1, 4, 7, 8)
@@ -126,12 +128,46 @@ def test_coinciding_rows_are_merged() -> None:
     assert geo.sample_classes.tolist() == list(range(K))
 
 
+def test_to_dict_is_plain_json_with_the_shared_names() -> None:
+    import json
+
+    K = 7
+    P = polygon(K)
+    W = torch.cat([P, P[[4]], 0.25 * (P[[0]] + P[[1]])])  # an exact twin and an inner row
+    head = Head(W, tuple(f"c{i}" for i in range(K + 2)), "dups", {}, "character")
+    config = HeadGeometryConfig(argmax=True, random_baseline="full", code_baseline=False)
+    geo = analyze_head_geometry(head, config)
+    d = json.loads(json.dumps(geo.to_dict(), allow_nan=False))  # no NaN anywhere
+    exact = geo.rho_distinct
+    assert exact is not None and d["rho"] == exact.rho == d["gnc2_distinct"]
+    assert d["num_classes"] == K + 2 and d["dim"] == 2 and d["coinciding_rows"] == 1
+    r = d["rho_distinct"]
+    assert r["lower"] <= r["rho"] <= r["upper"] and r["gap"] == pytest.approx(
+        r["upper"] - r["lower"]
+    )
+    assert d["rho_all"]["lower"] == 0.0 and d["rho_all"]["rho"] == 0.0
+    assert d["rho_star_upper"] == d["reference"]["rho_star_upper"] >= exact.rho
+    assert "upper_bound" not in d and "upper_bound" not in d["reference"]
+    assert d["duplicates"]["rows_merged"] == 1 and d["duplicates"]["examples"] == [["c4", "c7"]]
+    # The inner row (index 8) can never be the argmax; rows 4 and 7 coincide and only tie.
+    assert d["unargmaxable"] == 1 and d["argmax"]["examples"][0] == {
+        **d["argmax"]["examples"][0],
+        "id": 8,
+        "token": "c8",
+    }
+    pair = d["argmax"]["coinciding_examples"]
+    assert [(e["id"], e["twin"], e["token"]) for e in pair] == [(4, 4, "c4"), (7, 4, "c7")]
+    assert d["distances_sample"]["is_all"] and d["distances_sample"]["size"] == K + 1
+    assert d["distances_sample"]["quantiles"]["q00"] == pytest.approx(min(geo.sample_distances))
+    assert d["certified"] is True
+
+
 def test_random_circle_points_match_closed_form() -> None:
     rng = np.random.default_rng(5)
     angles = np.sort(rng.uniform(0, 2 * np.pi, 40))
     angles = angles[np.diff(np.concatenate([angles, [angles[0] + 2 * np.pi]])) > 1e-3]
     W = torch.from_numpy(np.stack([np.cos(angles), np.sin(angles)], axis=1))
-    geo = analyze_head_geometry(HeadMatrix(W, None, "circle"), FAST)
+    geo = analyze_head_geometry(Head(W, None, "circle"), FAST)
     assert geo.rho_all.rho == pytest.approx(circle_rho(angles), rel=1e-9, abs=1e-12)
     assert geo.rho_all.certified
 
@@ -142,7 +178,7 @@ def test_sample_distances_match_nnls_reference() -> None:
     config = HeadGeometryConfig(
         sample_classes=6, seed=2, random_baseline="off", code_baseline=False
     )
-    geo = analyze_head_geometry(HeadMatrix(W, None, "rand"), config)
+    geo = analyze_head_geometry(Head(W, None, "rand"), config)
     assert not geo.sample_is_all and geo.sample_classes.numel() == 6
     assert geo.sample_classes.tolist() == sorted(geo.sample_classes.tolist())
     U = (W / W.norm(dim=1, keepdim=True)).numpy()
@@ -150,28 +186,28 @@ def test_sample_distances_match_nnls_reference() -> None:
         assert value == pytest.approx(nnls_one_vs_rest_distance(U, k), abs=1e-6)
     assert geo.rho_all.rho <= float(geo.sample_distances.min()) + 1e-12
     # Same seed, same sample.
-    again = analyze_head_geometry(HeadMatrix(W, None, "rand"), config)
+    again = analyze_head_geometry(Head(W, None, "rand"), config)
     assert torch.equal(again.sample_classes, geo.sample_classes)
 
 
 def test_reference_values_routing(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, int, int]] = []
 
-    def bound(K: int, d: int) -> tuple[float, None]:
+    def bound(K: int, d: int) -> float:
         calls.append(("bound", K, d))
-        return 1.0 + K + d / 1000, None
+        return 1.0 + K + d / 1000
 
-    def code(K: int, d: int, time_limit: float, progress: bool = False) -> tuple[float, None]:
+    def code(K: int, d: int, time_limit: float, progress: bool = False) -> SimpleNamespace:
         calls.append(("code", K, d))
-        return 0.5, None
+        return SimpleNamespace(rho=0.5)
 
-    monkeypatch.setattr(hg, "_upper_bound", bound)
-    monkeypatch.setattr(hg, "_code_value", code)
+    monkeypatch.setattr(ref_module, "rho_upper_bound", bound)
+    monkeypatch.setattr(ref_module, "softmax_code", code)
     W = torch.randn(40, 3, dtype=torch.float64)
     config = HeadGeometryConfig(sample_classes=0, code_max_classes=20, random_baseline="reduced")
-    geo = analyze_head_geometry(HeadMatrix(W, None, "r"), config)
+    geo = analyze_head_geometry(Head(W, None, "r"), config)
     K_red, d_red = reduced_shape(40, 3, 20)
-    assert geo.reference.upper_bound == 1.0 + 40 + 0.003 and geo.reference.code_rho is None
+    assert geo.reference.rho_star_upper == 1.0 + 40 + 0.003 and geo.reference.code_rho is None
     assert geo.reference.random_rho is None
     assert geo.reduced is not None and (geo.reduced.num_classes, geo.reduced.feature_dim) == (
         K_red,
@@ -185,7 +221,7 @@ def test_reference_values_routing(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_zero_row_is_rejected() -> None:
     W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
     with pytest.raises(ValueError, match="nonzero rows"):
-        analyze_head_geometry(HeadMatrix(W, None, "z"), FAST)
+        analyze_head_geometry(Head(W, None, "z"), FAST)
 
 
 def test_config_validation() -> None:
@@ -233,8 +269,6 @@ def test_random_bracket_contains_exact_value() -> None:
 
 
 def test_reference_uses_bracket_above_threshold() -> None:
-    from gnc.analysis.head_geometry import reference_values
-
     ref = reference_values(60, 3, random_exact_max_classes=50, random_solved_classes=5, seed=1)
     exact, _, _ = random_rho(60, 3, seed=1)
     assert ref.random_lower is not None and ref.random_rho is not None

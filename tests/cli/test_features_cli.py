@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-import gnc.analysis.heads
 import gnc.cli
+import gnc.cli.features
 from gnc.analysis.feature_gnc import measure_head_features
-from gnc.analysis.feature_sources import ExtractedFeatures
-from gnc.analysis.heads import HeadMatrix
 from gnc.cli.features import load_features_file, save_features_file
+from gnc.pretrained import ExtractedFeatures, Head
+from gnc.pretrained.ocr import OCRFrameFeatures
 
 
 @pytest.fixture
@@ -24,14 +24,14 @@ def main(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     return gnc.cli.main
 
 
-def _toy(seed: int = 0) -> tuple[HeadMatrix, ExtractedFeatures]:
+def _toy(seed: int = 0) -> tuple[Head, ExtractedFeatures]:
     rng = np.random.default_rng(seed)
     K, d, N = 30, 5, 600
     W = torch.from_numpy(rng.standard_normal((K, d)))
     y = torch.from_numpy(rng.integers(0, K, N))
     H = (W[y] + 0.5 * torch.from_numpy(rng.standard_normal((N, d)))).float()
     pred = (H.double() @ W.T).argmax(dim=1)
-    head = HeadMatrix(W.float(), tuple(f"c{k}" for k in range(K)), "ocr", {}, "character")
+    head = Head(W.float(), tuple(f"c{k}" for k in range(K)), "ocr", {}, "character")
     info = {"model": "toy", "lines": 3}
     return head, ExtractedFeatures("ocr", H, pred, y, info)
 
@@ -40,7 +40,7 @@ def test_from_saved_features(  # type: ignore[no-untyped-def]
     main, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     head, extracted = _toy()
-    monkeypatch.setattr(gnc.analysis.heads, "load_head", lambda source: head)
+    monkeypatch.setattr(gnc.cli.features, "load_head", lambda source: head)
     saved = tmp_path / "f.npz"
     save_features_file(saved, extracted)
     back = load_features_file(saved, "ocr")
@@ -87,7 +87,7 @@ def test_errors_exit_2(  # type: ignore[no-untyped-def]
     match: str,
 ) -> None:
     head, extracted = _toy()
-    monkeypatch.setattr(gnc.analysis.heads, "load_head", lambda source: head)
+    monkeypatch.setattr(gnc.cli.features, "load_head", lambda source: head)
     saved = tmp_path / "f.npz"
     save_features_file(saved, extracted)
     argv = ["features", "--source", "ocr", "--from", str(saved), *extra]
@@ -102,7 +102,7 @@ def test_source_mismatch_is_an_error(  # type: ignore[no-untyped-def]
     main, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     head, extracted = _toy()
-    monkeypatch.setattr(gnc.analysis.heads, "load_head", lambda source: head)
+    monkeypatch.setattr(gnc.cli.features, "load_head", lambda source: head)
     saved = tmp_path / "f.npz"
     save_features_file(saved, extracted)
     assert main(["features", "--source", "smollm2", "--from", str(saved)]) == 2
@@ -123,13 +123,27 @@ def test_ocr_end_to_end(  # type: ignore[no-untyped-def]
     out = tmp_path / "run"
     argv = ["features", "--source", "ocr", "--samples", "12", "--repeats", "3"]
     argv += ["--fonts", "NotoSansCJK-Regular", "--min-samples", "3", "--no-progress"]
-    assert main([*argv, "--json", "--out", str(out)]) == 0
+    assert main([*argv, "--font-size", "34", "--json", "--out", str(out)]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["head_classes"] == 18710 and s["feature_dim"] == 120
-    assert s["extraction"]["character_accuracy"] > 0.9
+    info = s["extraction"]
+    assert info["character_accuracy"] > 0.9 and info["font_size"] == 34
     assert s["num_classes_measured"] >= 10 and s["ncc_agreement"] > 0.9
     assert s["gnc3"] < s["gnc3_shuffled"]  # features align with their own class's row
-    assert (out / "features.npz").is_file()
+    saved = load_features_file(out / "features.npz", "ocr")
+    frames = OCRFrameFeatures.load(out / "ocr_frames.npz")  # every emitting frame, with lines
+    assert info["frames"] == frames.num_frames == saved.num_samples == s["num_samples"]
+    assert np.array_equal(frames.features, saved.features.numpy())
+    assert info["predicted_classes"] == len(frames.class_counts())
+    assert info["aligned_frames"] == int((frames.true >= 0).sum())
+    assert sum(len(t) for t in frames.line_texts) == 12 * 3
+    assert info["per_font"]["NotoSansCJK-Regular"]["lines"] == len(frames.line_texts)
+    # the text report from the saved features shows the per-font figures
+    text_argv = ["features", "--source", "ocr", "--from", str(out / "features.npz")]
+    assert main([*text_argv, "--min-samples", "3"]) == 0
+    assert "NotoSansCJK-Regular: lines=" in capsys.readouterr().out
+    assert main([*argv, "--font-size", "2"]) == 2  # a one-line error
+    assert "font-size" in capsys.readouterr().err
 
 
 _HAS_HF = all(importlib.util.find_spec(m) for m in ("transformers", "tokenizers"))
@@ -139,8 +153,8 @@ _HAS_HF = all(importlib.util.find_spec(m) for m in ("transformers", "tokenizers"
 def test_any_causal_lm_folder_end_to_end(  # type: ignore[no-untyped-def]
     main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gnc.analysis.causal_lm import lm_features, load_causal_lm
     from gnc.corpora import load_text
+    from gnc.pretrained.causal_lm import lm_features, load_causal_lm
     from helpers.tiny_lm import save_tiny_llama
 
     try:

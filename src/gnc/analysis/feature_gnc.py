@@ -22,16 +22,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
 from gnc._checks import check_int, check_labels, check_matrix
+from gnc._runtime import make_generator
 from gnc.geometry import min_one_vs_rest_distance
-from gnc.metrics import GNCAccumulator, gnc1, ncc_predict
+from gnc.metrics import ClassStatistics, GNCAccumulator, gnc1, ncc_predict
 
-__all__ = ["ClassRow", "HeadFeatureMetrics", "measure_head_features", "predict_classes"]
+__all__ = [
+    "ClassRow",
+    "HeadFeatureMetrics",
+    "measure_head_features",
+    "predict_classes",
+    "subset_statistics",
+]
 
 _F64 = torch.float64
 
@@ -44,6 +51,10 @@ class ClassRow:
     label: str
     count: int
     cosine: float  # cos(w_k, hbar_k - h_G)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,7 @@ class HeadFeatureMetrics:
         ncc_agreement: Fraction of measured samples whose nearest class mean is their class.
         gnc2_rows: Exact rho of the measured classes' normalized head rows.
         gnc2_class_means: Exact rho of their normalized centred class means.
-        gnc2_certified: Both rho values carry certificates (gap within tolerance).
+        certified: Both GNC2 values carry certificates (gap within tolerance).
         label_accuracy: ``argmax`` prediction equals the true label (e.g. the next token), over
             the samples with a known label, when labels were given.
         top: The most predicted classes (up to 12) with decoded labels.
@@ -94,14 +105,14 @@ class HeadFeatureMetrics:
     ncc_agreement: float
     gnc2_rows: float
     gnc2_class_means: float
-    gnc2_certified: bool
+    certified: bool
     label_accuracy: float | None
     top: tuple[ClassRow, ...]
     normalized: bool
     seconds: float
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-able scalars and the top classes (no per-class tensors)."""
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready scalars and the top classes (the per-class tensors are left out)."""
         return {
             "head": self.head,
             "head_classes": self.head_classes,
@@ -116,11 +127,11 @@ class HeadFeatureMetrics:
             "ncc_agreement": self.ncc_agreement,
             "gnc2_rows": self.gnc2_rows,
             "gnc2_class_means": self.gnc2_class_means,
-            "gnc2_certified": self.gnc2_certified,
+            "certified": self.certified,
             "label_accuracy": self.label_accuracy,
             "normalized": self.normalized,
             "seconds": self.seconds,
-            "top": [vars(row) for row in self.top],
+            "top": [row.to_dict() for row in self.top],
         }
 
 
@@ -161,6 +172,52 @@ def predict_classes(
             logits += b
         out[s : s + step] = logits.argmax(dim=1)
     return out
+
+
+def subset_statistics(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    classes: torch.Tensor,
+    *,
+    normalize: bool = True,
+    chunk_size: int = 8192,
+) -> tuple[ClassStatistics, torch.Tensor]:
+    """Class statistics of the samples whose label is in ``classes``, the others left out.
+
+    GNC over a subset of the classes (those present, or those predicted often enough): labels
+    are remapped to positions in ``classes`` and streamed through a
+    :class:`~gnc.metrics.GNCAccumulator` of ``m = len(classes)`` classes in chunks.
+
+    Args:
+        features: ``(N, d)`` features.
+        labels: ``(N,)`` labels in ``[0, K)``.
+        classes: ``(m,)`` distinct labels to keep; class ``i`` of the statistics is
+            ``classes[i]``.
+        normalize: L2-normalize the features first.
+        chunk_size: Rows per chunk.
+
+    Returns:
+        The statistics of the ``m`` classes and ``(N,)`` labels remapped to ``[0, m)`` (``-1``
+        for samples left out).
+
+    Example:
+        >>> H = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 1.0]])
+        >>> stats, local = subset_statistics(H, torch.tensor([4, 1, 4, 7]), torch.tensor([4, 7]))
+        >>> local.tolist(), stats.counts.tolist()
+        ([0, -1, 0, 1], [2.0, 1.0])
+    """
+    K = int(labels.max()) + 1 if labels.numel() else 0
+    K = max(K, int(classes.max()) + 1)
+    m = int(classes.numel())
+    remap = torch.full((K,), -1, dtype=torch.long, device=features.device)
+    remap[classes.to(features.device)] = torch.arange(m, device=features.device)
+    local = remap[labels.to(features.device)]
+    acc = GNCAccumulator(m, features.shape[1], normalize=normalize, device=features.device)
+    for s in _chunks(features.shape[0], chunk_size):
+        y = local[s : s + chunk_size]
+        keep = y >= 0
+        acc.update(features[s : s + chunk_size][keep], y[keep])
+    return acc.statistics(), local
 
 
 def _derangement(m: int, generator: torch.Generator) -> torch.Tensor:
@@ -253,16 +310,7 @@ def measure_head_features(
             f"Expected at least 2 classes predicted >= {min_n} times (`min_samples`), but got "
             f"{m} among {N} samples; give more samples or lower `min_samples`."
         )
-    remap = torch.full((K,), -1, dtype=torch.long, device=H.device)
-    remap[classes] = torch.arange(m, device=H.device)
-    y_all = remap[pred]
-
-    acc = GNCAccumulator(m, d, normalize=normalize, device=H.device)
-    for s in _chunks(N, step):
-        y = y_all[s : s + step]
-        keep = y >= 0
-        acc.update(H[s : s + step][keep], y[keep])
-    stats = acc.statistics()
+    stats, y_all = subset_statistics(H, pred, classes, normalize=normalize, chunk_size=step)
     W_sub = W.index_select(0, classes).to(_F64)
     M = stats.centred_means
     cos = (W_sub * M).sum(dim=1) / (
@@ -272,7 +320,7 @@ def measure_head_features(
         raise ValueError(
             "Expected nonzero head rows and class means distinct from the global mean."
         )
-    gen = torch.Generator().manual_seed(seed)
+    gen = make_generator(seed)
     other = _derangement(m, gen).to(H.device)
     cos_shuffled = (W_sub.index_select(0, other) * M).sum(dim=1) / (
         torch.linalg.vector_norm(W_sub.index_select(0, other), dim=1)
@@ -317,7 +365,7 @@ def measure_head_features(
         ncc_agreement=float(hits) / n_measured,
         gnc2_rows=rows.rho,
         gnc2_class_means=means.rho,
-        gnc2_certified=bool(rows.certified and means.certified),
+        certified=bool(rows.certified and means.certified),
         label_accuracy=label_acc,
         top=top,
         normalized=bool(normalize),

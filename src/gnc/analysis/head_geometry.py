@@ -1,53 +1,53 @@
 """GNC2 of a real classifier head: exact ``rho`` with its argmin, duplicates, ``D_k`` and baselines.
 
 For the unit rows ``w_k = W_k / |W_k|`` of a head, ``rho(W) = min_k D_k`` with
-``D_k = dist(w_k, conv{w_j : j != k})`` is the GNC2 metric of Jiang et al. (ICML 2024). Real heads
-hold *dead classes* (tokens or characters that training never or hardly saw): their rows drift to
-one common direction, so several rows coincide up to rounding and ``rho`` is 0 or numerically 0.
-This module therefore reports
+``D_k = dist(w_k, conv{w_j : j != k})`` is the GNC2 metric of Jiang et al., "Generalized Neural
+Collapse for a Large Number of Classes", ICML 2024. Real heads hold *dead classes* whose rows
+coincide up to rounding (:mod:`gnc.analysis.duplicates`), so ``rho`` is 0 or numerically 0.
+:func:`analyze_head_geometry` therefore reports
 
 - ``rho_all``: ``rho`` of all rows; when rows coincide (``1 - cos <= duplicate_tolerance``) it is
   bracketed by ``[0, smallest nearest-row distance]`` instead of solving thousands of degenerate
   zero-distance problems;
 - ``rho_distinct``: the exact, certified ``rho`` after merging each group of coinciding rows into
   one class (its lowest index), with the argmin decoded to its token or character;
-- the distribution of ``D_k`` on a random sample of classes (exact per class, certified) and the
-  cheap lower bounds ``1 - s_k`` (``s_k`` = max cosine) for every class;
-- reference values: the upper bound on a softmax code's ``rho*`` for ``(K, d)``, the exact ``rho``
-  of uniformly random unit rows of the same ``(K, d)``, and a numerical softmax code's value for a
-  reduced ``(K', d')`` with the same ratio ``K / d`` (with the bound and random value there too).
+- the distribution of ``D_k`` on every distinct class when that fits a time budget, else on a
+  random sample (exact per class, certified), and the cheap lower bounds ``1 - s_k`` (``s_k`` =
+  max cosine) for every class;
+- which classes can be the argmax at all (raw rows and bias;
+  :func:`gnc.geometry.argmax.argmaxable`);
+- reference values (:mod:`gnc.analysis.reference`) at ``(K, d)`` and at a reduced ``(K', d')``
+  with the same ratio ``K / d``.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from gnc._checks import check_int, check_matrix, check_positive
-from gnc.analysis.heads import HeadMatrix
+from gnc._runtime import make_generator, resolve_budget, resolve_device
+from gnc.analysis.duplicates import DuplicateGroups, duplicate_groups
+from gnc.analysis.reference import ReferenceValues, reduced_shape, reference_values
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry.argmax import ArgmaxResult, argmaxable
-from gnc.geometry.pairwise import block_rows, iter_blocks, max_cosines
+from gnc.pretrained import Head
 
 __all__ = [
-    "DuplicateGroups",
     "HeadGeometry",
     "HeadGeometryConfig",
-    "ReferenceValues",
     "RhoSummary",
     "analyze_head_geometry",
-    "duplicate_groups",
     "estimate_all_classes_seconds",
-    "random_rho",
-    "random_rho_bracket",
-    "reduced_shape",
-    "reference_values",
 ]
+
+#: Quantiles of the per-class values that :meth:`HeadGeometry.to_dict` reports.
+QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 1.0)
+#: Examples of each kind of argmax status that :meth:`HeadGeometry.to_dict` lists.
+ARGMAX_EXAMPLES = 20
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ class HeadGeometryConfig:
             means every distinct class when :func:`estimate_all_classes_seconds` fits in
             ``time_budget``, else a sample of ``fallback_sample_classes``.
         seed: Seed of the class sample and the random baseline.
-        max_memory_mib: Memory budget of one tile (solvers and pairwise passes).
+        max_memory_mib: Memory budget of one tile (solvers and pairwise passes; ``None``: the
+            working-memory setting of :mod:`gnc._runtime`).
         duplicate_tolerance: Rows with ``1 - cos <= duplicate_tolerance`` count as one direction.
         tol: Certificate tolerance (gap) of the exact solvers.
         random_baseline: ``"full"`` (same ``(K, d)``), ``"reduced"`` (only at ``(K', d')``) or
@@ -81,7 +82,7 @@ class HeadGeometryConfig:
 
     sample_classes: int | None = None
     seed: int = 0
-    max_memory_mib: float = 1024.0
+    max_memory_mib: float | None = None
     duplicate_tolerance: float = 1e-9
     tol: float = 1e-9
     random_baseline: Literal["full", "reduced", "off"] = "full"
@@ -102,7 +103,8 @@ class HeadGeometryConfig:
         check_positive("time_budget", self.time_budget)
         check_int("fallback_sample_classes", self.fallback_sample_classes, minimum=0)
         check_int("seed", self.seed, minimum=0)
-        check_positive("max_memory_mib", self.max_memory_mib)
+        if self.max_memory_mib is not None:
+            resolve_budget(self.max_memory_mib)
         check_positive("tol", self.tol)
         if not 0.0 <= float(self.duplicate_tolerance) < 1.0:
             raise ValueError(
@@ -125,9 +127,9 @@ class RhoSummary:
 
     Attributes:
         rho: The value reported (the solver's primal value, an upper bound within ``gap``).
-        lower_bound: Certified lower bound.
-        upper_bound: Certified upper bound.
-        gap: ``upper_bound - lower_bound``.
+        lower: Certified lower bound on ``rho``.
+        upper: Certified upper bound on ``rho``.
+        gap: ``upper - lower``.
         certified: Whether ``gap <= tol``.
         argmin: The class attaining ``rho`` (index into the head's rows).
         label: Its decoded token or character.
@@ -138,8 +140,8 @@ class RhoSummary:
     """
 
     rho: float
-    lower_bound: float
-    upper_bound: float
+    lower: float
+    upper: float
     gap: float
     certified: bool
     argmin: int
@@ -149,64 +151,9 @@ class RhoSummary:
     seconds: float
     method: str
 
-
-@dataclass(frozen=True)
-class DuplicateGroups:
-    """Groups of rows pointing the same way (``1 - cos <= tolerance`` chains).
-
-    Attributes:
-        representative: ``(K,)`` long, the lowest row index of each row's group.
-        num_groups: Groups of two or more rows.
-        num_merged: Rows merged away (``K`` minus the number of distinct directions).
-        largest: Size of the largest group.
-        nearest_distance: ``(K,)`` float64 distance of each unit row to its nearest other row.
-        max_cosines: ``(K,)`` float64 ``s_k = max_{j != k} <w_k, w_j>``.
-        tolerance: The tolerance used.
-    """
-
-    representative: torch.Tensor
-    num_groups: int
-    num_merged: int
-    largest: int
-    nearest_distance: torch.Tensor
-    max_cosines: torch.Tensor
-    tolerance: float
-
-    @property
-    def distinct(self) -> torch.Tensor:
-        """``(K_distinct,)`` indices of the rows kept (one per direction), increasing."""
-        K = self.representative.numel()
-        return (self.representative == torch.arange(K, device=self.representative.device)).nonzero(
-            as_tuple=True
-        )[0]
-
-
-@dataclass(frozen=True)
-class ReferenceValues:
-    """Reference values of ``rho`` for a shape ``(K, d)``.
-
-    Attributes:
-        num_classes: ``K``.
-        feature_dim: ``d``.
-        upper_bound: Upper bound on the best possible ``rho*(d, K)`` (``None`` if unavailable).
-        random_rho: ``rho`` of ``K`` uniformly random unit rows (``None`` if skipped): exact,
-            or the certified upper end of a bracket (then ``random_lower`` is its lower end).
-        random_certified: Whether that value is certified exact (gap <= tol).
-        code_rho: ``rho`` of a numerical softmax code (a lower bound on ``rho*``), or ``None``.
-        seconds: Wall time.
-        notes: What was skipped or unavailable, and why.
-        random_lower: Certified lower bound on the random rows' ``rho``.
-    """
-
-    num_classes: int
-    feature_dim: int
-    upper_bound: float | None
-    random_rho: float | None
-    random_certified: bool | None
-    code_rho: float | None
-    seconds: float
-    notes: tuple[str, ...] = ()
-    random_lower: float | None = None
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -239,6 +186,7 @@ class HeadGeometry:
         raw_sample_distances: ``(C,)`` raw ``D_k`` of the sampled classes among the distinct
             raw rows (``None`` unless asked for).
         argmax: Which classes can be the argmax (``None`` if skipped).
+        argmax_labels: Decoded labels of the classes :meth:`to_dict` lists as argmax examples.
     """
 
     name: str
@@ -261,171 +209,123 @@ class HeadGeometry:
     estimated_all_seconds: float | None = None
     raw_sample_distances: torch.Tensor | None = None
     argmax: ArgmaxResult | None = None
+    argmax_labels: dict[int, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: scalars, quantiles of the per-class tensors, decoded examples.
+
+        The per-class tensors themselves (``sample_classes``, ``sample_distances``,
+        ``raw_sample_distances``, the duplicates' and the argmax result's) are left out; their
+        quantiles and up to :data:`ARGMAX_EXAMPLES` examples are in. ``rho`` is the exact
+        ``rho`` of the distinct rows (of all rows when none coincide); ``rho_star_upper`` is the
+        bound on the best possible ``rho*(K, d)``.
+        """
+        exact = self.rho_distinct if self.rho_distinct is not None else self.rho_all
+        reduced = None
+        code, code_shape = self.reference.code_rho, [self.num_classes, self.feature_dim]
+        if self.reduced is not None:
+            reduced = self.reduced.to_dict()
+            reduced["label"] = (
+                f"reduced shape K'={self.reduced.num_classes}, d'={self.reduced.feature_dim} "
+                f"(about the same K/d = {self.num_classes / self.feature_dim:.3g})"
+            )
+            if code is None and self.reduced.code_rho is not None:
+                code = self.reduced.code_rho
+                code_shape = [self.reduced.num_classes, self.reduced.feature_dim]
+        dup = self.duplicates
+        size = int(self.sample_classes.numel())
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "dim": self.feature_dim,
+            "rho": exact.rho,
+            "coinciding_rows": dup.num_merged,
+            "unargmaxable": None if self.argmax is None else int(self.argmax.unargmaxable.numel()),
+            "certified": bool(
+                exact.certified
+                and self.sample_certified
+                and (self.argmax is None or self.argmax.certified)
+            ),
+            "argmax": self._argmax_dict(),
+            "feature_dim": self.feature_dim,
+            "classes_per_dim": self.num_classes / self.feature_dim,
+            "gnc2": self.rho_all.rho,
+            "gnc2_distinct": exact.rho,
+            "rho_all": self.rho_all.to_dict(),
+            "rho_distinct": None if self.rho_distinct is None else self.rho_distinct.to_dict(),
+            "duplicates": {**dup.to_dict(), "examples": [list(g) for g in self.duplicate_examples]},
+            "max_cosine": self.max_cosine,
+            "one_minus_max_cosine_all": _quantiles(1.0 - dup.max_cosines),
+            "distances_sample": {
+                "size": size,
+                "population": self.num_classes - dup.num_merged,
+                "is_all": self.sample_is_all,
+                "certified": self.sample_certified,
+                "seconds": self.sample_seconds,
+                "quantiles": _quantiles(self.sample_distances),
+                "label": (
+                    "all distinct classes"
+                    if self.sample_is_all
+                    else f"random sample of {size} distinct classes"
+                ),
+                "reason": self.sample_reason,
+                "estimated_all_seconds": self.estimated_all_seconds,
+            },
+            "rho_star_upper": self.reference.rho_star_upper,
+            "random_rho": self.reference.random_rho,
+            "random_lower": self.reference.random_lower,
+            "code_rho": code,
+            "code_shape": code_shape,
+            "reference": self.reference.to_dict(),
+            "reduced": reduced,
+            "seconds": self.seconds,
+        }
+
+    def _argmax_dict(self) -> dict[str, Any] | None:
+        """Counts and decoded examples of the argmax analysis (raw rows, bias included)."""
+        res = self.argmax
+        if res is None:
+            return None
+
+        def _items(idx: torch.Tensor, with_residual: bool) -> list[dict[str, Any]]:
+            out = []
+            for row, k in enumerate(idx[:ARGMAX_EXAMPLES].tolist()):
+                item: dict[str, Any] = {"id": k, "token": self.argmax_labels.get(k, f"#{k}")}
+                if with_residual and row < res.residuals.numel():
+                    item["raw_distance_at_most"] = float(res.residuals[row])
+                    item["support"] = int((res.support[row] >= 0).sum())
+                else:
+                    item["twin"] = int(res.twin[k])
+                out.append(item)
+            return out
+
+        finite = ~torch.isnan(res.margins)
+        return {
+            "unargmaxable": int(res.unargmaxable.numel()),
+            "coinciding": int(res.coinciding.numel()),
+            "undecided": int(res.undecided.numel()),
+            "argmaxable": int((res.status == 1).sum()),
+            "certified": res.certified,
+            "has_bias": res.has_bias,
+            "screened": res.num_screened,
+            "solved_exactly": res.num_solved,
+            "min_certified_margin": (
+                float(res.margins[finite].min()) if bool(finite.any()) else None
+            ),
+            "seconds": res.seconds,
+            "examples": _items(res.inside, True),
+            "coinciding_examples": _items(res.coinciding, False),
+        }
 
 
-# --------------------------------------------------------------------------------------------
-# Pure pieces
-# --------------------------------------------------------------------------------------------
-
-
-def duplicate_groups(
-    weights: torch.Tensor, *, tolerance: float = 1e-9, max_memory_mib: float = 1024.0
-) -> DuplicateGroups:
-    """Group rows whose directions coincide: ``1 - cos(w_i, w_j) <= tolerance`` (transitively).
-
-    One tiled pass over the ``K x K`` inner products (never materialized) also yields each row's
-    max cosine ``s_k`` and nearest-row distance ``sqrt(2 - 2 s_k)``.
-
-    Args:
-        weights: ``(K, d)`` rows (normalized here), ``K >= 2``.
-        tolerance: Largest ``1 - cos`` of two rows counted as the same direction (>= 0).
-        max_memory_mib: Memory budget of one block of inner products.
-
-    Returns:
-        A :class:`DuplicateGroups`.
-
-    Example:
-        >>> W = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
-        >>> groups = duplicate_groups(W)
-        >>> groups.representative.tolist(), groups.num_merged, groups.distinct.tolist()
-        ([0, 0, 2, 3], 1, [0, 2, 3])
-    """
-    W = check_matrix("weights", weights, min_rows=2, nonzero_rows=True).to(torch.float64)
-    if not 0.0 <= float(tolerance) < 1.0:
-        raise ValueError(f"Expected `tolerance` in [0, 1), but got {tolerance}.")
-    W = W / W.norm(dim=1, keepdim=True)
-    K = W.shape[0]
-    s = torch.empty(K, dtype=torch.float64, device=W.device)
-    pairs: list[torch.Tensor] = []
-    step = block_rows(K, 2 * K * 8, max_memory_mib)
-    for a, b in iter_blocks(K, step):
-        block = W[a:b] @ W.T
-        block[torch.arange(b - a, device=W.device), torch.arange(a, b, device=W.device)] = -2.0
-        s[a:b] = block.max(dim=1).values
-        hit = (block >= 1.0 - tolerance).nonzero()
-        if hit.numel():
-            hit[:, 0] += a
-            pairs.append(hit[hit[:, 0] < hit[:, 1]].cpu())
-    if pairs:
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        edges = torch.cat(pairs).numpy()
-        graph = coo_matrix(
-            (np.ones(edges.shape[0], dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(K, K)
-        )
-        _, component = connected_components(graph, directed=False)
-        # Representative = lowest row index of each component.
-        first = np.full(int(component.max()) + 1, K, dtype=np.int64)
-        np.minimum.at(first, component, np.arange(K))
-        roots = first[component]
-    else:
-        roots = np.arange(K, dtype=np.int64)
-    counts = np.bincount(roots, minlength=K)
-    rep = torch.from_numpy(roots).to(W.device)
-    nearest = (2.0 - 2.0 * s).clamp_min(0.0).sqrt()
-    return DuplicateGroups(
-        representative=rep,
-        num_groups=int((counts >= 2).sum()),
-        num_merged=int(K - (counts > 0).sum()),
-        largest=int(counts.max()),
-        nearest_distance=nearest,
-        max_cosines=s,
-        tolerance=float(tolerance),
-    )
-
-
-def reduced_shape(num_classes: int, feature_dim: int, max_classes: int) -> tuple[int, int]:
-    """A smaller ``(K', d')`` with about the same ratio ``K / d`` and ``K' <= max_classes``.
-
-    ``(K, d)`` itself when ``K <= max_classes``; otherwise ``d' = max(2, floor(max_classes d / K))``
-    and ``K' = min(max_classes, max(d' + 1, round(d' K / d)))`` (the ratio is only approximate
-    when ``K / d > max_classes / 2``).
-
-    Example:
-        >>> reduced_shape(49152, 576, 512), reduced_shape(100, 10, 512)
-        ((512, 6), (100, 10))
-    """
-    K = check_int("num_classes", num_classes, minimum=2)
-    d = check_int("feature_dim", feature_dim, minimum=1)
-    cap = check_int("max_classes", max_classes, minimum=3)
-    if cap >= K:
-        return K, d
-    ratio = K / d
-    d_red = max(2, min(d, math.floor(cap / ratio)))
-    K_red = min(cap, max(d_red + 1, round(d_red * ratio)))
-    return int(K_red), int(d_red)
-
-
-def random_rho(
-    num_classes: int,
-    feature_dim: int,
-    *,
-    seed: int = 0,
-    max_memory_mib: float = 1024.0,
-    tol: float = 1e-9,
-    progress: bool = False,
-) -> tuple[float, bool, float]:
-    """Exact ``rho`` of ``K`` uniformly random unit rows in ``R^d`` (normalized Gaussians).
-
-    Returns:
-        ``(rho, certified, seconds)``.
-
-    Example:
-        >>> rho, certified, _ = random_rho(6, 2, seed=0)
-        >>> 0.0 < rho <= 1.0 - math.cos(2 * math.pi / 6) + 1e-12, certified
-        (True, True)
-    """
-    K = check_int("num_classes", num_classes, minimum=2)
-    d = check_int("feature_dim", feature_dim, minimum=1)
-    gen = torch.Generator().manual_seed(int(seed))
-    W = torch.randn(K, d, generator=gen, dtype=torch.float64)
-    res = min_one_vs_rest_distance(W, max_memory_mib=max_memory_mib, tol=tol, progress=progress)
-    return float(res.rho), bool(res.certified), float(res.seconds)
-
-
-def random_rho_bracket(
-    num_classes: int,
-    feature_dim: int,
-    *,
-    num_solved: int = 256,
-    seed: int = 0,
-    max_memory_mib: float = 1024.0,
-    tol: float = 1e-9,
-    progress: bool = False,
-) -> tuple[float, float, float]:
-    """Certified bracket ``[lower, upper]`` on ``rho`` of ``K`` random unit rows, for large ``K``.
-
-    Solves exactly only the ``num_solved`` classes with the smallest lower bounds
-    ``1 - s_k``: ``upper`` is the least ``D_k`` among them, ``lower`` the least of their dual
-    bounds and the next unsolved ``1 - s_k`` (the rows are the same as :func:`random_rho`'s).
-
-    Returns:
-        ``(lower, upper, seconds)``.
-
-    Example:
-        >>> lower, upper, _ = random_rho_bracket(50, 3, num_solved=50)
-        >>> exact, _, _ = random_rho(50, 3)
-        >>> abs(upper - exact) < 1e-9, upper - lower < 1e-9
-        (True, True)
-    """
-    start = time.perf_counter()
-    K = check_int("num_classes", num_classes, minimum=3)
-    d = check_int("feature_dim", feature_dim, minimum=1)
-    m = min(K, check_int("num_solved", num_solved, minimum=1))
-    gen = torch.Generator().manual_seed(int(seed))
-    W = torch.randn(K, d, generator=gen, dtype=torch.float64)
-    W = W / W.norm(dim=1, keepdim=True)
-    lb = 1.0 - max_cosines(W, max_memory_mib=max_memory_mib)[0]
-    order = torch.argsort(lb)
-    res = one_vs_rest_distances(
-        W, classes=order[:m], max_memory_mib=max_memory_mib, tol=tol, progress=progress
-    )
-    upper = float(res.rho)
-    lower = float(res.lower_bounds.min())
-    if m < K:
-        lower = min(lower, max(0.0, float(lb[order[m]])))
-    return min(lower, upper), upper, time.perf_counter() - start
+def _quantiles(x: torch.Tensor) -> dict[str, float] | None:
+    """Quantiles :data:`QUANTILES` and the mean of ``x`` (``None`` when empty)."""
+    if x.numel() == 0:
+        return None
+    q = torch.quantile(x.double().cpu(), torch.tensor(QUANTILES, dtype=torch.float64))
+    out = {f"q{round(p * 100):02d}": float(v) for p, v in zip(QUANTILES, q, strict=True)}
+    out["mean"] = float(x.double().mean())
+    return out
 
 
 #: Exact all-classes ``D_k`` costs about this many float64 ``W W^T`` passes (working-set
@@ -448,7 +348,7 @@ def estimate_all_classes_seconds(
     """
     K = check_int("num_classes", num_classes, minimum=1)
     d = check_int("feature_dim", feature_dim, minimum=1)
-    dev = torch.device(device)
+    dev = resolve_device(device)
     n = min(K, 4096)
     m = min(K, 512)
     A = torch.randn(m, d, dtype=torch.float64, device=dev)
@@ -460,127 +360,24 @@ def estimate_all_classes_seconds(
     return PASSES_PER_ALL_CLASSES * 2.0 * K * K * d / rate
 
 
-def _upper_bound(K: int, d: int) -> tuple[float | None, str | None]:
-    try:
-        from gnc.geometry.bounds import rho_upper_bound
-    except ImportError:
-        return None, "upper bound unavailable (gnc.geometry.bounds not installed)"
-    return float(rho_upper_bound(K, d)), None
-
-
-def _code_value(
-    K: int, d: int, time_limit: float, progress: bool = False
-) -> tuple[float | None, str | None]:
-    try:
-        from gnc.codes import softmax_code
-    except ImportError:
-        return None, "softmax code unavailable (gnc.codes.softmax_code not importable)"
-    result = softmax_code(K, d, time_limit=time_limit, progress=progress)
-    return float(result.rho), None
-
-
-def reference_values(
-    num_classes: int,
-    feature_dim: int,
-    *,
-    random_baseline: bool = True,
-    code_baseline: bool = False,
-    seed: int = 0,
-    max_memory_mib: float = 1024.0,
-    tol: float = 1e-9,
-    code_time_limit: float = 60.0,
-    random_exact_max_classes: int = 4096,
-    random_solved_classes: int = 256,
-    progress: bool = False,
-) -> ReferenceValues:
-    """Upper bound, random value and (optionally) a softmax code's value for ``(K, d)``.
-
-    Args:
-        num_classes: ``K``.
-        feature_dim: ``d``.
-        random_baseline: Compute the exact ``rho`` of random unit rows.
-        code_baseline: Run the softmax-code solver (only sensible for small ``K``).
-        seed: Seed of the random rows.
-        max_memory_mib: Memory budget of the exact solver.
-        tol: Certificate tolerance of the exact solver.
-        code_time_limit: Seconds given to the code solver.
-        random_exact_max_classes: Above this ``K`` the random value is a certified bracket.
-        random_solved_classes: Classes solved exactly for the bracket.
-        progress: Show tqdm bars of the exact solves on stderr.
-
-    Returns:
-        A :class:`ReferenceValues`.
-    """
-    start = time.perf_counter()
-    notes: list[str] = []
-    bound, why = _upper_bound(num_classes, feature_dim)
-    if why:
-        notes.append(why)
-    rnd: float | None = None
-    rnd_cert: bool | None = None
-    rnd_lower: float | None = None
-    if random_baseline and num_classes > random_exact_max_classes:
-        rnd_lower, rnd, _ = random_rho_bracket(
-            num_classes,
-            feature_dim,
-            num_solved=random_solved_classes,
-            seed=seed,
-            max_memory_mib=max_memory_mib,
-            tol=tol,
-            progress=progress,
-        )
-        rnd_cert = rnd - rnd_lower <= tol
-        notes.append(
-            f"random rows: certified bracket [{rnd_lower:.6f}, {rnd:.6f}] from the "
-            f"{random_solved_classes} classes with the smallest 1 - max cosine"
-        )
-    elif random_baseline:
-        rnd, rnd_cert, _ = random_rho(
-            num_classes,
-            feature_dim,
-            seed=seed,
-            max_memory_mib=max_memory_mib,
-            tol=tol,
-            progress=progress,
-        )
-        rnd_lower = rnd
-    else:
-        notes.append("random baseline skipped")
-    code: float | None = None
-    if code_baseline:
-        code, why = _code_value(num_classes, feature_dim, code_time_limit, progress)
-        if why:
-            notes.append(why)
-    return ReferenceValues(
-        num_classes=num_classes,
-        feature_dim=feature_dim,
-        upper_bound=bound,
-        random_rho=rnd,
-        random_certified=rnd_cert,
-        code_rho=code,
-        seconds=time.perf_counter() - start,
-        notes=tuple(notes),
-        random_lower=rnd_lower,
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # The analysis
 # --------------------------------------------------------------------------------------------
 
 
 def _exact_rho(
-    head: HeadMatrix, W: torch.Tensor, rows: torch.Tensor | None, config: HeadGeometryConfig
+    head: Head, W: torch.Tensor, rows: torch.Tensor | None, config: HeadGeometryConfig
 ) -> RhoSummary:
     sub = W if rows is None else W[rows]
+    budget = resolve_budget(config.max_memory_mib)
     res = min_one_vs_rest_distance(
-        sub, max_memory_mib=config.max_memory_mib, tol=config.tol, progress=config.progress
+        sub, max_memory_mib=budget, tol=config.tol, progress=config.progress
     )
     arg = res.argmin if rows is None else int(rows[res.argmin])
     return RhoSummary(
         rho=float(res.rho),
-        lower_bound=float(res.lower_bound),
-        upper_bound=float(res.upper_bound),
+        lower=float(res.lower_bound),
+        upper=float(res.upper_bound),
         gap=float(res.gap),
         certified=bool(res.certified),
         argmin=arg,
@@ -592,15 +389,14 @@ def _exact_rho(
     )
 
 
-def _raw_distances(
-    head: HeadMatrix, classes: torch.Tensor, cfg: HeadGeometryConfig
-) -> torch.Tensor:
+def _raw_distances(head: Head, classes: torch.Tensor, cfg: HeadGeometryConfig) -> torch.Tensor:
     """Raw ``D_k`` (no normalization) of ``classes`` among the exactly distinct raw rows.
 
     A row equal to another has raw ``D_k = 0``.
     """
     W = head.weights.to(torch.float64)
     K = W.shape[0]
+    budget = resolve_budget(cfg.max_memory_mib)
     _, inverse = torch.unique(W.cpu(), dim=0, return_inverse=True)
     first = torch.full((int(inverse.max()) + 1,), K, dtype=torch.long)
     first.scatter_reduce_(0, inverse, torch.arange(K), reduce="amin")
@@ -616,7 +412,7 @@ def _raw_distances(
             W[keep.to(W.device)],
             normalize=False,
             classes=local[classes[alone]].to(W.device),
-            max_memory_mib=cfg.max_memory_mib,
+            max_memory_mib=budget,
             tol=cfg.tol * max(1.0, float(W.norm(dim=1).max())),
             progress=cfg.progress,
         )
@@ -624,9 +420,7 @@ def _raw_distances(
     return out
 
 
-def analyze_head_geometry(
-    head: HeadMatrix, config: HeadGeometryConfig | None = None
-) -> HeadGeometry:
+def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) -> HeadGeometry:
     """Exact GNC2 of a head with its duplicates, ``D_k`` sample and reference values.
 
     Computation is in float64 on the device of ``head.weights``.
@@ -645,7 +439,7 @@ def analyze_head_geometry(
         >>> import math
         >>> angles = torch.arange(8, dtype=torch.float64) * 2 * math.pi / 8
         >>> octagon = torch.stack([angles.cos(), angles.sin()], dim=1)
-        >>> head = HeadMatrix(octagon, None, "octagon")
+        >>> head = Head(octagon, None, "octagon")
         >>> config = HeadGeometryConfig(code_baseline=False, random_baseline="off")
         >>> geo = analyze_head_geometry(head, config)
         >>> round(geo.rho_all.rho, 9), geo.rho_all.certified, geo.rho_distinct is None
@@ -656,7 +450,8 @@ def analyze_head_geometry(
     W = check_matrix("weights", head.weights, min_rows=3, nonzero_rows=True).to(torch.float64)
     W = W / W.norm(dim=1, keepdim=True)
     K, d = W.shape
-    dup = duplicate_groups(W, tolerance=cfg.duplicate_tolerance, max_memory_mib=cfg.max_memory_mib)
+    budget = resolve_budget(cfg.max_memory_mib)
+    dup = duplicate_groups(W, tolerance=cfg.duplicate_tolerance, max_memory_mib=budget)
     if dup.num_merged == 0:
         rho_all = _exact_rho(head, W, None, cfg)
         rho_distinct = None
@@ -667,8 +462,8 @@ def analyze_head_geometry(
         ub = float(dup.nearest_distance[arg])
         rho_all = RhoSummary(
             rho=ub,
-            lower_bound=0.0,
-            upper_bound=ub,
+            lower=0.0,
+            upper=ub,
             gap=ub,
             certified=ub <= cfg.tol,
             argmin=arg,
@@ -690,7 +485,7 @@ def analyze_head_geometry(
         examples.append(tuple(head.decode(i) for i in members))
     # Exact D_k on all distinct directions when they fit the time budget, else on a sample.
     distinct = dup.distinct.cpu()
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = make_generator(cfg.seed)
     estimate: float | None = None
     if cfg.sample_classes is None:
         estimate = estimate_all_classes_seconds(distinct.numel(), d, W.device)
@@ -722,7 +517,7 @@ def analyze_head_geometry(
         ovr = one_vs_rest_distances(
             sub,
             classes=pick.to(W.device),
-            max_memory_mib=cfg.max_memory_mib,
+            max_memory_mib=budget,
             tol=cfg.tol,
             progress=cfg.progress,
         )
@@ -731,13 +526,16 @@ def analyze_head_geometry(
         if cfg.raw_distances:
             raw_dists = _raw_distances(head, classes, cfg)
     argmax_res = None
+    argmax_labels: dict[int, str] = {}
     if cfg.argmax:
         argmax_res = argmaxable(
             head.weights,
             head.bias,
-            max_memory_mib=cfg.max_memory_mib,
+            max_memory_mib=budget,
             progress=cfg.progress,
         )
+        listed = (argmax_res.inside[:ARGMAX_EXAMPLES], argmax_res.coinciding[:ARGMAX_EXAMPLES])
+        argmax_labels = {k: head.decode(k) for idx in listed for k in idx.tolist()}
     # Reference values at (K, d) and at a reduced (K', d') with the same K / d.
     reference = reference_values(
         K,
@@ -745,7 +543,7 @@ def analyze_head_geometry(
         random_baseline=cfg.random_baseline == "full",
         code_baseline=cfg.code_baseline and cfg.code_max_classes >= K,
         seed=cfg.seed,
-        max_memory_mib=cfg.max_memory_mib,
+        max_memory_mib=budget,
         tol=cfg.tol,
         code_time_limit=cfg.code_time_limit,
         random_exact_max_classes=cfg.random_exact_max_classes,
@@ -761,7 +559,7 @@ def analyze_head_geometry(
             random_baseline=cfg.random_baseline != "off",
             code_baseline=cfg.code_baseline,
             seed=cfg.seed,
-            max_memory_mib=cfg.max_memory_mib,
+            max_memory_mib=budget,
             tol=cfg.tol,
             code_time_limit=cfg.code_time_limit,
             progress=cfg.progress,
@@ -787,4 +585,5 @@ def analyze_head_geometry(
         estimated_all_seconds=estimate,
         raw_sample_distances=raw_dists,
         argmax=argmax_res,
+        argmax_labels=argmax_labels,
     )

@@ -3,17 +3,20 @@
 Runs the network (``--model SOURCE``: any causal language model that ``transformers`` loads --
 ``smollm2``, ``gemma3``, a ``.gguf`` file or a Hugging Face folder -- on the first tokens of a
 corpus; ``--source ocr``: PP-OCRv6 on rendered lines of CJK characters), or reads features saved
-by an earlier run (``--from``), and
-measures GNC1, GNC3 (with a mismatched-pairs baseline), nearest-class-mean agreement and exact
-GNC2 of the classes predicted at least ``--min-samples`` times, against the network's own head.
-With ``--out DIR`` it writes ``config.json``, ``results.json``, ``features.npz`` and
-``plots/alignment.png`` atomically.
+by an earlier run (``--from``), and measures GNC1, GNC3 (with a mismatched-pairs baseline),
+nearest-class-mean agreement and exact GNC2 of the classes predicted at least ``--min-samples``
+times, against the network's own head. With ``--out DIR`` it writes ``config.json``,
+``results.json``, ``features.npz``, for OCR also ``ocr_frames.npz`` (every emitting frame with
+its line, time step, confidence and the decoded lines:
+:meth:`gnc.pretrained.ocr.OCRFrameFeatures.load` reads it), and ``plots/alignment.png``,
+atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from gnc._checks import check_int
+from gnc.analysis.feature_gnc import measure_head_features
 from gnc.cli._common import (
     atomic_save_npz,
     atomic_write_bytes,
@@ -30,6 +34,16 @@ from gnc.cli._common import (
     dump_json,
     run_metadata,
 )
+from gnc.pretrained import (
+    CausalLM,
+    ExtractedFeatures,
+    extract_lm_features,
+    extract_ocr_features,
+    load_causal_lm,
+    load_head,
+)
+from gnc.pretrained.causal_lm import lm_name
+from gnc.report.plots_heads import plot_feature_alignment
 
 __all__ = ["load_features_file", "register", "run", "save_features_file"]
 
@@ -68,6 +82,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--context", type=int, default=256, help="language model: window length")
     parser.add_argument("--repeats", type=int, default=4, help="ocr: occurrences per font")
     parser.add_argument("--fonts", default=None, help="ocr: comma-separated font names")
+    parser.add_argument(
+        "--font-size", type=int, default=36, help="ocr: glyph size in pixels (line height 48)"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="windows / lines per batch")
     parser.add_argument(
         "--from", dest="from_file", type=Path, default=None, help="features.npz of an earlier run"
@@ -83,7 +100,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def save_features_file(path: Path, extracted: Any) -> None:
+def save_features_file(path: Path, extracted: ExtractedFeatures) -> None:
     """Write ``features``, ``predicted``, ``labels`` and the run info to ``path`` atomically."""
     labels = extracted.labels if extracted.labels is not None else torch.empty(0)
     atomic_save_npz(
@@ -96,12 +113,8 @@ def save_features_file(path: Path, extracted: Any) -> None:
     )
 
 
-def load_features_file(path: Path, source: str) -> Any:
+def load_features_file(path: Path, source: str) -> ExtractedFeatures:
     """Read a file written by :func:`save_features_file` (checking its source)."""
-    import json
-
-    from gnc.analysis.feature_sources import ExtractedFeatures
-
     if not path.is_file():
         raise FileNotFoundError(f"Expected a features file at {path}, but there is none.")
     with np.load(path, allow_pickle=False) as data:
@@ -129,9 +142,7 @@ def _model_source(args: argparse.Namespace) -> str | None:
     return None if args.source == "ocr" else str(args.source)
 
 
-def _extract_lm(args: argparse.Namespace, lm: Any) -> Any:
-    from gnc.analysis.feature_sources import extract_lm_features
-
+def _extract_lm(args: argparse.Namespace, lm: CausalLM) -> ExtractedFeatures:
     return extract_lm_features(
         model=lm,
         corpus=args.corpus,
@@ -142,9 +153,7 @@ def _extract_lm(args: argparse.Namespace, lm: Any) -> Any:
     )
 
 
-def _extract_ocr(args: argparse.Namespace) -> Any:
-    from gnc.analysis.feature_sources import extract_ocr_features
-
+def _extract_ocr(args: argparse.Namespace) -> ExtractedFeatures:
     fonts = None if args.fonts is None else [f for f in args.fonts.split(",") if f]
     return extract_ocr_features(
         num_chars=500 if args.samples is None else args.samples,
@@ -152,6 +161,7 @@ def _extract_ocr(args: argparse.Namespace) -> Any:
         fonts=fonts,
         seed=args.seed,
         batch_size=args.batch_size,
+        font_size=check_int("--font-size", args.font_size, minimum=4),
         progress=not args.no_progress,
     )
 
@@ -162,8 +172,11 @@ def _print_text(s: dict[str, Any]) -> None:
         f"features of {s['head']}: N={s['num_samples']}, d={s['feature_dim']}, head K="
         f"{s['head_classes']}"
     )
-    what = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("model", "text_start"))
+    skip = ("model", "text_start", "per_font")
+    what = ", ".join(f"{k}={v}" for k, v in info.items() if k not in skip)
     print(f"  {info.get('model', '')}: {what}")
+    for font, row in (info.get("per_font") or {}).items():
+        print(f"    {font}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
     print(
         f"  classes predicted >= {s['min_samples']} times: {s['num_classes_measured']} "
         f"({s['num_samples_measured']} samples)"
@@ -173,7 +186,7 @@ def _print_text(s: dict[str, Any]) -> None:
         f"  GNC3                    {s['gnc3']:.4f}  (mismatched pairs: {s['gnc3_shuffled']:.4f})"
     )
     print(f"  NCC agreement           {s['ncc_agreement']:.4f}")
-    cert = "certified" if s["gnc2_certified"] else "NOT certified"
+    cert = "certified" if s["certified"] else "NOT certified"
     print(f"  GNC2 rows / class means {s['gnc2_rows']:.4g} / {s['gnc2_class_means']:.4g}  [{cert}]")
     if s["label_accuracy"] is not None:
         print(f"  head accuracy           {s['label_accuracy']:.4f}")
@@ -195,26 +208,14 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(check_int("--threads", args.threads, minimum=1))
     started = time.time()
-    from gnc.analysis.feature_gnc import measure_head_features
-
     saved = None
     if args.from_file is not None:
-        if model is None:
-            expected = "ocr"
-        else:
-            from gnc.analysis.causal_lm import lm_name
-
-            expected = lm_name(model)
-        saved = load_features_file(args.from_file, expected)
+        saved = load_features_file(args.from_file, "ocr" if model is None else lm_name(model))
     if model is None:
-        from gnc.analysis.heads import load_head
-
         head = load_head("ocr")
         weights, bias, name, decode = head.weights, None, head.name, head.decode
         extracted = saved if saved is not None else _extract_ocr(args)
     else:
-        from gnc.analysis.causal_lm import load_causal_lm
-
         lm = load_causal_lm(model, device=args.device, progress=not args.no_progress)
         weights, bias, name, decode = lm.head_weights, lm.head_bias, lm.name, lm.decode_token
         extracted = saved if saved is not None else _extract_lm(args, lm)
@@ -230,20 +231,20 @@ def run(args: argparse.Namespace) -> int:
         decode=decode,
         seed=args.seed,
     )
-    summary = metrics.summary()
+    summary = metrics.to_dict()
     summary["extraction"] = extracted.info
     summary["seconds"] = time.time() - started
     config = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"
     }
     if args.out is not None:
-        from gnc.report.plots_heads import plot_feature_alignment
-
         atomic_write_text(args.out / "config.json", dump_json(config) + "\n")
         results = {**summary, "metadata": run_metadata(args.seed, started)}
         atomic_write_text(args.out / "results.json", dump_json(results) + "\n")
         if args.from_file is None:
             save_features_file(args.out / "features.npz", extracted)
+        if extracted.frames is not None:
+            extracted.frames.save(args.out / "ocr_frames.npz")
         fig, _ = plot_feature_alignment(
             metrics.cosines.numpy(),
             metrics.counts.numpy(),

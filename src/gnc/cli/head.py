@@ -25,6 +25,8 @@ from typing import Any
 import torch
 
 from gnc._checks import check_int, check_positive
+from gnc._runtime import resolve_device
+from gnc.analysis.head_geometry import HeadGeometry, HeadGeometryConfig, analyze_head_geometry
 from gnc.cli._common import (
     atomic_save_npz,
     atomic_write_bytes,
@@ -32,10 +34,11 @@ from gnc.cli._common import (
     dump_json,
     run_metadata,
 )
+from gnc.geometry.pairwise import nearest_neighbors
+from gnc.pretrained import Head, load_head
+from gnc.report.plots_heads import plot_distance_histogram
 
 __all__ = ["register", "run"]
-
-_QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 1.0)
 
 
 def register(subparsers: Any) -> None:
@@ -157,11 +160,7 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"Expected `--duplicate-tolerance` in [0, 1), but got {tol_dup}.")
     if args.threads is not None:
         check_int("--threads", args.threads, minimum=1)
-    device = args.device or "cpu"
-    try:
-        device = str(torch.device(device))
-    except RuntimeError:
-        raise ValueError(f"Expected a torch device for `--device`, but got {device!r}.") from None
+    device = str(resolve_device(args.device or "cpu"))
     return {
         "source": str(args.source),
         "key": args.key,
@@ -189,133 +188,22 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _quantiles(x: torch.Tensor) -> dict[str, float] | None:
-    if x.numel() == 0:
-        return None
-    q = torch.quantile(x.double().cpu(), torch.tensor(_QUANTILES, dtype=torch.float64))
-    out = {f"q{round(p * 100):02d}": float(v) for p, v in zip(_QUANTILES, q, strict=True)}
-    out["mean"] = float(x.double().mean())
-    return out
-
-
-def _summary(geo: Any, head: Any, config: dict[str, Any]) -> dict[str, Any]:
-    dup = geo.duplicates
-    rho_all = dataclasses.asdict(geo.rho_all)
-    rho_distinct = None if geo.rho_distinct is None else dataclasses.asdict(geo.rho_distinct)
-    exact = geo.rho_distinct if geo.rho_distinct is not None else geo.rho_all
-    reference = dataclasses.asdict(geo.reference)
-    reduced = None
-    if geo.reduced is not None:
-        reduced = dataclasses.asdict(geo.reduced)
-        reduced["label"] = (
-            f"reduced shape K'={geo.reduced.num_classes}, d'={geo.reduced.feature_dim} "
-            f"(about the same K/d = {geo.num_classes / geo.feature_dim:.3g})"
-        )
-    code = geo.reference.code_rho
-    code_shape = [geo.num_classes, geo.feature_dim]
-    if code is None and geo.reduced is not None and geo.reduced.code_rho is not None:
-        code = geo.reduced.code_rho
-        code_shape = [geo.reduced.num_classes, geo.reduced.feature_dim]
+def _summary(geo: HeadGeometry, head: Head, config: dict[str, Any]) -> dict[str, Any]:
+    """The JSON of ``gnc head``: the head's identity, then :meth:`HeadGeometry.to_dict`."""
+    out = geo.to_dict()
+    name = out.pop("name")
     return {
-        "head": head.name,
+        "head": name,
         "source": config["source"],
-        "num_classes": geo.num_classes,
-        "dim": geo.feature_dim,
-        "rho": exact.rho,
-        "coinciding_rows": dup.num_merged,
-        "unargmaxable": None if geo.argmax is None else int(geo.argmax.unargmaxable.numel()),
-        "certified": bool(
-            exact.certified
-            and geo.sample_certified
-            and (geo.argmax is None or geo.argmax.certified)
-        ),
-        "argmax": _argmax_summary(geo.argmax, head),
+        **out,
         "has_bias": head.bias is not None,
         "tied": head.tied,
-        "feature_dim": geo.feature_dim,
-        "classes_per_dim": geo.num_classes / geo.feature_dim,
         "provenance": dict(head.provenance),
-        "gnc2": geo.rho_all.rho,
-        "gnc2_distinct": exact.rho,
-        "rho_all": rho_all,
-        "rho_distinct": rho_distinct,
-        "duplicates": {
-            "tolerance": dup.tolerance,
-            "groups": dup.num_groups,
-            "rows_merged": dup.num_merged,
-            "distinct_directions": geo.num_classes - dup.num_merged,
-            "largest_group": dup.largest,
-            "examples": [list(g) for g in geo.duplicate_examples],
-        },
-        "max_cosine": geo.max_cosine,
-        "one_minus_max_cosine_all": _quantiles(1.0 - dup.max_cosines),
-        "distances_sample": {
-            "size": int(geo.sample_classes.numel()),
-            "population": geo.num_classes - dup.num_merged,
-            "is_all": geo.sample_is_all,
-            "certified": geo.sample_certified,
-            "seconds": geo.sample_seconds,
-            "quantiles": _quantiles(geo.sample_distances),
-            "label": (
-                "all distinct classes"
-                if geo.sample_is_all
-                else f"random sample of {geo.sample_classes.numel()} distinct classes"
-            ),
-            "reason": geo.sample_reason,
-            "estimated_all_seconds": geo.estimated_all_seconds,
-        },
-        "upper_bound": geo.reference.upper_bound,
-        "random_rho": geo.reference.random_rho,
-        "random_lower": geo.reference.random_lower,
-        "code_rho": code,
-        "code_shape": code_shape,
-        "reference": reference,
-        "reduced": reduced,
-        "seconds": geo.seconds,
     }
 
 
-def _argmax_summary(res: Any, head: Any, examples: int = 20) -> dict[str, Any] | None:
-    """Counts and decoded examples of the argmax analysis (raw rows, bias included)."""
-    if res is None:
-        return None
-
-    def _items(idx: torch.Tensor, with_residual: bool) -> list[dict[str, Any]]:
-        out = []
-        for row, k in enumerate(idx[:examples].tolist()):
-            item: dict[str, Any] = {"id": k, "token": head.decode(k)}
-            if with_residual and row < res.residuals.numel():
-                item["raw_distance_at_most"] = float(res.residuals[row])
-                item["support"] = int((res.support[row] >= 0).sum())
-            else:
-                item["twin"] = int(res.twin[k])
-            out.append(item)
-        return out
-
-    return {
-        "unargmaxable": int(res.unargmaxable.numel()),
-        "coinciding": int(res.coinciding.numel()),
-        "undecided": int(res.undecided.numel()),
-        "argmaxable": int((res.status == 1).sum()),
-        "certified": res.certified,
-        "has_bias": res.has_bias,
-        "screened": res.num_screened,
-        "solved_exactly": res.num_solved,
-        "min_certified_margin": (
-            None
-            if bool(torch.isnan(res.margins).all())
-            else float(res.margins[~torch.isnan(res.margins)].min())
-        ),
-        "seconds": res.seconds,
-        "examples": _items(res.inside, True),
-        "coinciding_examples": _items(res.coinciding, False),
-    }
-
-
-def _write_per_class(path: Path, geo: Any, head: Any, max_memory_mib: float) -> None:
+def _write_per_class(path: Path, geo: HeadGeometry, head: Head, max_memory_mib: float) -> None:
     """One row per class: id, token, argmax status, D_k raw, D_k normalized, 3 nearest rows."""
-    from gnc.geometry.pairwise import nearest_neighbors
-
     K = geo.num_classes
     raw: list[float | None] = [None] * K
     normalized: list[float | None] = [None] * K
@@ -360,10 +248,8 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def _write_run(
-    out: Path, config: dict[str, Any], summary: dict[str, Any], geo: Any, started: float
+    out: Path, config: dict[str, Any], summary: dict[str, Any], geo: HeadGeometry, started: float
 ) -> None:
-    from gnc.report.plots_heads import plot_distance_histogram
-
     atomic_write_text(out / "config.json", dump_json(config) + "\n")
     results = dict(summary)
     results["metadata"] = run_metadata(config["seed"], started)
@@ -385,7 +271,7 @@ def _write_run(
     K_c, d_c = summary["code_shape"]
     same = [K_c, d_c] == [summary["num_classes"], summary["feature_dim"]]
     lines["softmax code" + ("" if same else f" (K'={K_c}, d'={d_c})")] = summary["code_rho"]
-    lines["upper bound rho*(K, d)"] = summary["upper_bound"]
+    lines["upper bound rho*(K, d)"] = summary["rho_star_upper"]
     label = "D_k, " + summary["distances_sample"]["label"]
     title = f"{summary['head']}: K={summary['num_classes']}, d={summary['feature_dim']}"
     for log_x, name in ((False, "distances.png"), (True, "distances_log.png")):
@@ -449,7 +335,7 @@ def _print_text(s: dict[str, Any]) -> None:
                 f"    {item['id']} {item['token']!r}: raw D_k = 0 (inside the hull; residual "
                 f"{item['raw_distance_at_most']:.1e})"
             )
-    print(f"  upper bound rho*(K, d)  {_fmt(s['upper_bound'])}")
+    print(f"  upper bound rho*(K, d)  {_fmt(s['rho_star_upper'])}")
     rnd = _fmt(s["random_rho"])
     lo, hi = s["random_lower"], s["random_rho"]
     if lo is not None and hi is not None and hi - lo > 1e-9:
@@ -460,7 +346,7 @@ def _print_text(s: dict[str, Any]) -> None:
     red = s["reduced"]
     if red is not None:
         print(
-            f"  {red['label']}: bound {_fmt(red['upper_bound'])}, random "
+            f"  {red['label']}: bound {_fmt(red['rho_star_upper'])}, random "
             f"{_fmt(red['random_rho'])}, code {_fmt(red['code_rho'])}"
         )
     for note in [*s["reference"]["notes"], *((red or {}).get("notes") or ())]:
@@ -475,9 +361,6 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(int(args.threads))
     started = time.time()
-    from gnc.analysis.head_geometry import HeadGeometryConfig, analyze_head_geometry
-    from gnc.pretrained import load_head
-
     head = load_head(
         config["source"],
         key=config["key"],

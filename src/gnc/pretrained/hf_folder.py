@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 
-from gnc.pretrained._deps import require
 from gnc.pretrained.record import Head, LabelKind
 
 __all__ = ["EMBEDDING_SUFFIXES", "read_hf_head"]
@@ -71,8 +71,6 @@ def _weight_map(folder: Path) -> dict[str, Path]:
 
 
 def _safe_open(file: Path) -> Any:
-    from safetensors import safe_open
-
     if not file.is_file():
         raise ValueError(f"Expected the shard {file} of the checkpoint, but it is missing.")
     try:
@@ -142,7 +140,7 @@ def read_hf_head(folder: str | os.PathLike[str], *, key: str | None = None) -> H
 
     Raises:
         ValueError: On a malformed folder or file (one line naming it), no head tensor, a
-            non-floating or non-2-D head, or a missing ``safetensors`` package.
+            non-floating or non-2-D head.
     """
     folder = Path(folder)
     config_path = folder / "config.json"
@@ -150,7 +148,6 @@ def read_hf_head(folder: str | os.PathLike[str], *, key: str | None = None) -> H
         raise ValueError(
             f"Expected a Hugging Face model folder with config.json, but {folder} has none."
         )
-    require("safetensors", "Hugging Face checkpoints")
     config = _read_json(config_path)
     if not isinstance(config, dict):
         raise ValueError(

@@ -73,7 +73,7 @@ def read_onnx_head(path: str | os.PathLike[str], *, key: str | None = None) -> H
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {path} (expected an ONNX file).")
-    require("onnx", "ONNX files")
+    require("onnx", what="ONNX files")
     import onnx
 
     try:

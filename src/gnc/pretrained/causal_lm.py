@@ -30,8 +30,6 @@ Requires the optional extra ``gnc[hf]`` (``transformers``, ``tokenizers``, ``ggu
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import math
 import os
 import time
@@ -42,9 +40,12 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from gnc._checks import check_int
-from gnc.pretrained.packaged import gemma3_gguf_path
+from gnc._runtime import resolve_device
+from gnc.pretrained._deps import HF_EXTRA, require
+from gnc.pretrained.packaged import gemma3_gguf_path, smollm2_gguf_path
 
 __all__ = [
     "LM_SOURCES",
@@ -62,24 +63,10 @@ __all__ = [
 #: Packaged model names that :func:`load_causal_lm` resolves.
 LM_SOURCES: tuple[str, ...] = ("smollm2", "gemma3")
 
-_HF_EXTRA = "pip install 'gnc[hf]'"
-
-
-def _require_hf(gguf: bool) -> None:
-    needed = ["transformers", "tokenizers"] + (["gguf", "accelerate"] if gguf else [])
-    missing = [m for m in needed if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ValueError(
-            f"Expected the packages {missing} to be installed to run a language model, but they "
-            f"are not; install the extra with `{_HF_EXTRA}`."
-        )
-
 
 def _resolve(source: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> Path:
     """The local file or folder behind ``source``."""
     if isinstance(source, str) and source == "smollm2":
-        from gnc.analysis.heads import smollm2_gguf_path
-
         return smollm2_gguf_path()
     if isinstance(source, str) and source == "gemma3":
         return gemma3_gguf_path(cache_dir)
@@ -184,7 +171,7 @@ def load_causal_lm(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> CausalLM:
     """Load a causal language model and its tokenizer with ``transformers``, from local files.
 
@@ -203,9 +190,15 @@ def load_causal_lm(
         ValueError: For an unknown source, a missing package (naming the extra or the
             packages), or a model without an output embedding.
     """
+    target = resolve_device("cpu" if device is None else device)
     path = _resolve(source, cache_dir)
     is_gguf = path.suffix == ".gguf"
-    _require_hf(is_gguf)
+    needed = (
+        ("transformers", "tokenizers", "gguf", "accelerate")
+        if is_gguf
+        else ("transformers", "tokenizers")
+    )
+    require(*needed, what="a language model", extra=HF_EXTRA)
     t0 = time.perf_counter()
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -228,7 +221,7 @@ def load_causal_lm(
     finally:
         if was_enabled and not progress:
             hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
-    model = model.to(device=torch.device(device) if device is not None else "cpu").eval()
+    model = model.to(device=target).eval()
     bos = tokenizer.bos_token_id
     with_special = list(tokenizer.encode("a"))
     prefix: tuple[int, ...] = (
@@ -325,7 +318,7 @@ def lm_features(
     context: int = 256,
     stride: int | None = None,
     batch_size: int = 4,
-    progress: bool = True,
+    progress: bool = False,
 ) -> Iterator[LMChunk]:
     """Head inputs of a long token stream, with next-token labels, predictions and losses.
 
@@ -368,8 +361,6 @@ def lm_features(
     prefix = torch.tensor(lm.prefix, dtype=torch.long, device=device)
     P = prefix.numel()
     wins = _windows(n, C, S)
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=n - 1, unit="tok", disable=not progress, desc=f"features {lm.name}")
     try:
         i = 0

