@@ -116,7 +116,7 @@ _HAS_OCR = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "onn
 def test_ocr_end_to_end(  # type: ignore[no-untyped-def]
     main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gnc.train.data import available_cjk_fonts
+    from gnc.data import available_cjk_fonts
 
     if "NotoSansCJK-Regular" not in {f.name for f in available_cjk_fonts()}:
         pytest.skip("font NotoSansCJK-Regular (fonts-noto-cjk) is not installed")
@@ -153,7 +153,7 @@ _HAS_HF = all(importlib.util.find_spec(m) for m in ("transformers", "tokenizers"
 def test_any_causal_lm_folder_end_to_end(  # type: ignore[no-untyped-def]
     main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gnc.corpora import load_text
+    from gnc.data import load_text
     from gnc.pretrained.causal_lm import lm_features, load_causal_lm
     from helpers.tiny_lm import save_tiny_llama
 

@@ -148,7 +148,7 @@ def smollm2() -> CausalLM:
 
 
 def _kjv(chars: int) -> str:
-    from gnc.corpora import load_text
+    from gnc.data import load_text
 
     try:
         return load_text("kjv", max_chars=chars)

@@ -34,7 +34,7 @@ from gnc.pretrained.ocr import (
     resize_norm_image,
     sample_text_lines,
 )
-from gnc.train.data import CJKFont, available_cjk_fonts, gb2312_level1
+from gnc.data import CJKFont, available_cjk_fonts, gb2312_level1
 
 HAVE_ONNX = importlib.util.find_spec("onnx") is not None
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None

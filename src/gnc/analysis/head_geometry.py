@@ -376,8 +376,8 @@ def _exact_rho(
     arg = res.argmin if rows is None else int(rows[res.argmin])
     return RhoSummary(
         rho=float(res.rho),
-        lower=float(res.lower_bound),
-        upper=float(res.upper_bound),
+        lower=float(res.lower),
+        upper=float(res.upper),
         gap=float(res.gap),
         certified=bool(res.certified),
         argmin=arg,

@@ -3,7 +3,7 @@
 A real head's ``rho`` means little alone. For its shape ``(K, d)`` this module gives
 
 - ``rho_star_upper``: the upper bound on the best possible ``rho*(K, d)`` of a softmax code
-  (:func:`gnc.geometry.bounds.rho_upper_bound`);
+  (:func:`gnc.geometry.bounds.rho_star_upper`);
 - the exact ``rho`` of ``K`` uniformly random unit rows (:func:`random_rho`), or for large ``K`` a
   certified bracket on it (:func:`random_rho_bracket`);
 - a numerical softmax code's ``rho`` (a lower bound on ``rho*``; :func:`gnc.codes.softmax_code`),
@@ -23,7 +23,7 @@ from gnc._checks import check_int
 from gnc._runtime import make_generator, resolve_budget
 from gnc.codes import softmax_code
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-from gnc.geometry.bounds import rho_upper_bound
+from gnc.geometry.bounds import rho_star_upper
 from gnc.geometry.pairwise import max_cosines
 
 __all__ = [
@@ -239,7 +239,7 @@ def reference_values(
     return ReferenceValues(
         num_classes=num_classes,
         feature_dim=feature_dim,
-        rho_star_upper=float(rho_upper_bound(num_classes, feature_dim)),
+        rho_star_upper=float(rho_star_upper(num_classes, feature_dim)),
         random_rho=rnd,
         random_lower=rnd_lower,
         random_certified=rnd_cert,

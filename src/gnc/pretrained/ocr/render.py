@@ -16,7 +16,7 @@ from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from PIL import Image, ImageDraw, ImageFont
 
 from gnc.pretrained.ocr.preprocess import OCR_IMAGE_SHAPE
-from gnc.train.data import CJKFont
+from gnc.data import CJKFont
 
 __all__ = ["font_coverage", "load_pil_font", "render_text_line", "sample_text_lines"]
 
@@ -25,7 +25,7 @@ def font_coverage(font: CJKFont, chars: Sequence[str]) -> npt.NDArray[np.bool_]:
     """Which ``chars`` the font's character map has (read with fontTools).
 
     Example:
-        >>> from gnc.train.data import available_cjk_fonts
+        >>> from gnc.data import available_cjk_fonts
         >>> fonts = available_cjk_fonts()
         >>> bool(font_coverage(fonts[0], ["中"])[0]) if fonts else True
         True
