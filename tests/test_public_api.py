@@ -26,17 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Names in an ``__all__`` without a docstring yet, in files other helpers of issue #13 are
 #: reshaping; documented (or removed) at the merge. Each case is a strict xfail: once a name has
 #: its docstring the test fails until it leaves this set.
-PENDING_DOCSTRINGS = frozenset(
-    {
-        "gnc.analysis.FEATURE_SOURCES",
-        "gnc.analysis.HeadMatrix",
-        "gnc.corpora.CORPORA",
-        "gnc.geometry.KNOWN_CONFIGURATIONS",
-        "gnc.pretrained.PACKAGED_HEADS",
-        "gnc.ufm.Method",
-        "gnc.ufm.StopReason",
-    }
-)
+PENDING_DOCSTRINGS: frozenset[str] = frozenset()
 #: Public modules without an ``__all__`` yet (same rule as above).
 PENDING_ALL = frozenset({"gnc.report"})
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gnc.data import CJKFont, available_cjk_fonts, gb2312_level1
 from gnc.pretrained import load_head
 from gnc.pretrained.ocr import (
     OCRFrameFeatures,
@@ -34,7 +35,6 @@ from gnc.pretrained.ocr import (
     resize_norm_image,
     sample_text_lines,
 )
-from gnc.data import CJKFont, available_cjk_fonts, gb2312_level1
 
 HAVE_ONNX = importlib.util.find_spec("onnx") is not None
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None

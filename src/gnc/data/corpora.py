@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = ["CORPORA", "load_text"]
 
+#: Names of the text corpora that :func:`load_text` reads (installed from PyPI packages).
 CORPORA: tuple[str, ...] = ("kjv", "austen")
 KJV_DATA_DIR = Path("/usr/lib")
 KJV_RANGE = "gen1:1-rev22:21"

@@ -543,6 +543,7 @@ class KnownConfiguration(Record):
 
 _S5 = math.sqrt(5.0)
 
+#: The known optimal configurations by name, each with its closed-form rho and how to build it.
 KNOWN_CONFIGURATIONS: dict[str, KnownConfiguration] = {
     c.name: c
     for c in (

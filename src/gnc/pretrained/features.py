@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from gnc._checks import check_int
-from gnc.data import load_text
+from gnc.data import available_cjk_fonts, gb2312_level1, load_text
 from gnc.pretrained.causal_lm import CausalLM, lm_features, load_causal_lm
 from gnc.pretrained.ocr import (
     DEFAULT_EXPERIMENT_FONTS,
@@ -34,7 +34,6 @@ from gnc.pretrained.ocr import (
     ocr_frame_features,
     sample_text_lines,
 )
-from gnc.data import available_cjk_fonts, gb2312_level1
 
 __all__ = [
     "FEATURE_SOURCES",
@@ -44,6 +43,7 @@ __all__ = [
     "extract_ocr_features",
 ]
 
+#: Models whose last-layer features ``gnc features --source`` can extract.
 FEATURE_SOURCES: tuple[str, ...] = ("smollm2", "gemma3", "ocr")
 
 

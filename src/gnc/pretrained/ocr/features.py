@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from gnc.data import ArrayDataset, CJKFont, available_cjk_fonts, gb2312_level1
 from gnc.io import atomic_save_npz
 from gnc.pretrained.ocr.decode import ctc_greedy_decode, edit_distance
 from gnc.pretrained.ocr.graph import OCRRecognizer, load_ocr_recognizer
@@ -29,7 +30,6 @@ from gnc.pretrained.ocr.render import (
     render_text_line,
     sample_text_lines,
 )
-from gnc.data import ArrayDataset, CJKFont, available_cjk_fonts, gb2312_level1
 
 __all__ = [
     "DEFAULT_EXPERIMENT_FONTS",

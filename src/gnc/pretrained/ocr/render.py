@@ -15,8 +15,8 @@ import numpy.typing as npt
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from PIL import Image, ImageDraw, ImageFont
 
-from gnc.pretrained.ocr.preprocess import OCR_IMAGE_SHAPE
 from gnc.data import CJKFont
+from gnc.pretrained.ocr.preprocess import OCR_IMAGE_SHAPE
 
 __all__ = ["font_coverage", "load_pil_font", "render_text_line", "sample_text_lines"]
 
