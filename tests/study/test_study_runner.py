@@ -9,7 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from gnc.report import reproduce as R
+from gnc.report.html import VERDICT_WORDS, comparison_counts, split_verdict
+from gnc.study import (
+    PROFILES,
+    SECTIONS,
+    Profile,
+    SectionResult,
+    estimate_seconds,
+    prepare_training_data,
+    profile_id,
+    reproduce,
+)
+from gnc.study.assignment import opposite_pairs
+from gnc.study.lm import section_lm
+from gnc.study.pretrained import code_cell, random_cell, section_pretrained
+from gnc.study.profile import LMProfile
+from gnc.study.records import Progress, SectionSkipped, verdict
+from gnc.study.runner import run_section
+from gnc.study.training import training_verdicts
 
 
 def _main(*argv: str) -> int:
@@ -64,7 +81,7 @@ def test_closed_forms_match_theory(tiny_run: Path) -> None:
     # (2, 6): the hexagon, rho* = 1 - cos(pi / 3) = 1/2, is the upper bound as well
     (line,) = data["lines"]
     assert math.isclose(line["ours"], 0.5, abs_tol=1e-9)
-    assert line["ours"] <= line["upper_bound"] + 1e-9
+    assert line["ours"] <= line["rho_star_upper"] + 1e-9
 
 
 def test_tammes_rows_respect_bounds(tiny_run: Path) -> None:
@@ -130,17 +147,17 @@ def test_resume_reuses_and_force_recomputes(tmp_path: Path) -> None:
 
 
 def test_other_profile_is_not_reused(tmp_path: Path) -> None:
-    res = R.reproduce("tiny", tmp_path, only=["codes"], progress=False)
+    res = reproduce("tiny", tmp_path, only=["codes"], progress=False)
     assert res.ran == ("codes",)
-    other = dataclasses.replace(R.PROFILES["tiny"], name="tiny2")
-    assert R.profile_id(other) != R.profile_id(R.PROFILES["tiny"])
-    res = R.reproduce(other, tmp_path, only=["codes"], progress=False)
+    other = dataclasses.replace(PROFILES["tiny"], name="tiny2")
+    assert profile_id(other) != profile_id(PROFILES["tiny"])
+    res = reproduce(other, tmp_path, only=["codes"], progress=False)
     assert res.ran == ("codes",) and res.reused == ()
 
 
 def test_missing_data_skips_with_notice(tmp_path: Path) -> None:
-    profile = dataclasses.replace(R.PROFILES["tiny"], fashion_mnist_dir=str(tmp_path / "none"))
-    res = R.reproduce(profile, tmp_path / "out", only=["assignment", "pretrained"], progress=False)
+    profile = dataclasses.replace(PROFILES["tiny"], fashion_mnist_dir=str(tmp_path / "none"))
+    res = reproduce(profile, tmp_path / "out", only=["assignment", "pretrained"], progress=False)
     assert [s.status for s in res.sections] == ["skipped", "skipped"]
     assert res.failed == ()
     html = res.report.read_text()
@@ -151,10 +168,10 @@ def test_missing_data_skips_with_notice(tmp_path: Path) -> None:
 def test_failing_section_is_recorded_and_run_continues(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(profile: R.Profile, out: Path, progress: R.Progress) -> R.SectionResult:
+    def boom(profile: Profile, out: Path, progress: Progress) -> SectionResult:
         raise RuntimeError("deliberate failure")
 
-    monkeypatch.setitem(R.SECTIONS, "ufm", ("3. UFM", boom))
+    monkeypatch.setitem(SECTIONS, "ufm", ("3. UFM", boom))
     status = _main(
         "reproduce",
         "--profile",
@@ -173,44 +190,44 @@ def test_failing_section_is_recorded_and_run_continues(
     assert "RuntimeError: deliberate failure" in html and 'class="notice error"' in html
     # a failed section is recomputed on the next run (not reused)
     monkeypatch.undo()
-    res = R.reproduce("tiny", tmp_path, only=["ufm", "codes"], progress=False)
+    res = reproduce("tiny", tmp_path, only=["ufm", "codes"], progress=False)
     assert res.ran == ("ufm",) and res.reused == ("codes",)
     assert {s.name: s.status for s in res.sections} == {"codes": "ok", "ufm": "ok"}
 
 
 def test_unknown_names_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Expected `profile`"):
-        R.reproduce("huge", tmp_path)
+        reproduce("huge", tmp_path)
     with pytest.raises(ValueError, match="section names"):
-        R.reproduce("tiny", tmp_path, only=["nope"])
+        reproduce("tiny", tmp_path, only=["nope"])
 
 
 def test_opposite_pairs_oracle() -> None:
     # square with classes at 0, 90, 180, 270 degrees in the order a, b, c, d -> a/c, b/d
     deg = [0.0, 90.0, 180.0, 270.0]
-    assert R.opposite_pairs([math.radians(a) for a in deg]) == [(0, 2), (1, 3)]
+    assert opposite_pairs([math.radians(a) for a in deg]) == [(0, 2), (1, 3)]
     # rotation and angles beyond 2 pi do not change the answer
-    assert R.opposite_pairs([math.radians(a + 400) for a in deg]) == [(0, 2), (1, 3)]
-    assert R.opposite_pairs([math.radians(a) for a in (10, 200, 100, 290)]) == [(0, 1), (2, 3)]
+    assert opposite_pairs([math.radians(a + 400) for a in deg]) == [(0, 2), (1, 3)]
+    assert opposite_pairs([math.radians(a) for a in (10, 200, 100, 290)]) == [(0, 1), (2, 3)]
     with pytest.raises(ValueError):
-        R.opposite_pairs([0.0, 1.0])
+        opposite_pairs([0.0, 1.0])
 
 
 def test_changed_settings_recompute_and_restart_training(tmp_path: Path) -> None:
-    tiny = R.PROFILES["tiny"]
-    res = R.reproduce(tiny, tmp_path, only=["training"], progress=False)
+    tiny = PROFILES["tiny"]
+    res = reproduce(tiny, tmp_path, only=["training"], progress=False)
     # two synthetic epochs do not show GNC: the section says so ("differs"), and still runs
     assert res.ran == ("training",) and res.sections[0].status in ("ok", "differs")
     # same name, other settings: not reused; the old checkpoints (2 epochs) are replaced
-    longer = dataclasses.replace(tiny, train_epochs=3)
-    assert R.profile_id(longer) != R.profile_id(tiny)
-    res = R.reproduce(longer, tmp_path, only=["training"], progress=False)
+    longer = dataclasses.replace(tiny, training=dataclasses.replace(tiny.training, epochs=3))
+    assert profile_id(longer) != profile_id(tiny)
+    res = reproduce(longer, tmp_path, only=["training"], progress=False)
     assert res.ran == ("training",) and res.sections[0].status in ("ok", "differs")
     histories = res.sections[0].data["histories"]  # label -> one history per seed
     assert all(
         [h["epoch"] for h in seed] == [0, 1, 2, 3] for seeds in histories.values() for seed in seeds
     )
-    assert all(len(seeds) == len(tiny.train_seeds) for seeds in histories.values())
+    assert all(len(seeds) == len(tiny.training.seeds) for seeds in histories.values())
 
 
 def test_pretrained_section_on_a_matrix_file(tmp_path: Path) -> None:
@@ -227,10 +244,12 @@ def test_pretrained_section_on_a_matrix_file(tmp_path: Path) -> None:
     W[7] = 2.0 * W[3]  # a coinciding row (same direction): merged before the exact rho
     path = tmp_path / "head.npy"
     np.save(path, W)
-    profile = dataclasses.replace(
-        R.PROFILES["tiny"], head_sources=(str(path),), feature_sources=(), head_time_limit=2.0
+    tiny = PROFILES["tiny"]
+    heads = dataclasses.replace(
+        tiny.pretrained, head_sources=(str(path),), feature_sources=(), time_limit=2.0
     )
-    res = R.section_pretrained(profile, tmp_path / "out", lambda _msg: None)
+    profile = dataclasses.replace(tiny, pretrained=heads)
+    res = section_pretrained(profile, tmp_path / "out", lambda _msg: None)
     table = res.tables[0]
     assert len(table.rows) == 1
     row = dict(zip(table.headers, table.rows[0], strict=True))
@@ -249,26 +268,26 @@ def test_pretrained_section_on_a_matrix_file(tmp_path: Path) -> None:
 
 def test_pretrained_cells_say_bracket_and_reduced_shape() -> None:
     exact = {"random_lower": 0.5, "random_rho": 0.5, "code_rho": 0.2, "code_shape": (9, 3)}
-    assert R._random_cell(exact) == 0.5
-    assert R._code_cell({**exact, "K": 9, "d": 3}) == 0.2
+    assert random_cell(exact) == 0.5
+    assert code_cell({**exact, "K": 9, "d": 3}) == 0.2
     bracket = {"random_lower": 0.57891, "random_rho": 0.67722}
-    assert R._random_cell(bracket) == "[0.5789, 0.6772]"
+    assert random_cell(bracket) == "[0.5789, 0.6772]"
     reduced = {"code_rho": 0.014459, "code_shape": (468, 3), "K": 18710, "d": 120}
-    assert R._code_cell(reduced) == "0.01446 (K'=468, d'=3)"
-    assert R._random_cell({"random_lower": None, "random_rho": None}) is None
+    assert code_cell(reduced) == "0.01446 (K'=468, d'=3)"
+    assert random_cell({"random_lower": None, "random_rho": None}) is None
 
 
-def _lm_profile() -> R.Profile:
-    return dataclasses.replace(
-        R.PROFILES["tiny"],
-        lm_heads=(("linear", 1.0), ("normalized", 0.1)),
-        lm_classes=60,
-        lm_dim=4,
-        lm_epochs=1,
-        lm_max_chars=30_000,
-        lm_train_positions=600,
-        lm_metric_samples=300,
+def _lm_profile() -> Profile:
+    lm = LMProfile(
+        heads=(("linear", 1.0), ("normalized", 0.1)),
+        num_classes=60,
+        feature_dim=4,
+        epochs=1,
+        max_chars=30_000,
+        train_positions=600,
+        metric_samples=300,
     )
+    return dataclasses.replace(PROFILES["tiny"], lm=lm)
 
 
 def test_lm_section_reports_what_the_runs_measured(tmp_path: Path) -> None:
@@ -283,7 +302,7 @@ def test_lm_section_reports_what_the_runs_measured(tmp_path: Path) -> None:
         load_corpus("kjv", max_chars=100)
     except ValueError as err:
         pytest.skip(f"needs the KJV corpus: {err}")
-    res = R.section_lm(_lm_profile(), tmp_path, lambda _msg: None)
+    res = section_lm(_lm_profile(), tmp_path, lambda _msg: None)
     table = res.tables[0]
     assert [row[0] for row in table.rows] == ["linear", "normalized-tau0.1"]
     for row in table.rows:
@@ -301,16 +320,16 @@ def test_lm_section_reports_what_the_runs_measured(tmp_path: Path) -> None:
 def test_lm_section_skips_without_corpus_or_heads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(R.SectionSkipped, match="no language-model heads"):
-        R.section_lm(R.PROFILES["tiny"], tmp_path, lambda _msg: None)
-    import gnc.train.lm as lm
+    with pytest.raises(SectionSkipped, match="no language-model heads"):
+        section_lm(PROFILES["tiny"], tmp_path, lambda _msg: None)
+    import gnc.study.lm as lm
 
     def missing(name: str, *, max_chars: int | None = None) -> str:
         raise ValueError("the KJV is not installed: apt-get install bible-kjv")
 
     monkeypatch.setattr(lm, "load_corpus", missing)
-    with pytest.raises(R.SectionSkipped, match="data source missing: the KJV is not installed"):
-        R.section_lm(_lm_profile(), tmp_path, lambda _msg: None)
+    with pytest.raises(SectionSkipped, match="data source missing: the KJV is not installed"):
+        section_lm(_lm_profile(), tmp_path, lambda _msg: None)
 
 
 def _stats(tau: float, ratio: float, gnc1: tuple[float, float], acc: float) -> dict[str, object]:
@@ -327,20 +346,15 @@ def _stats(tau: float, ratio: float, gnc1: tuple[float, float], acc: float) -> d
     }
 
 
-class _Data:
-    num_classes = 100
-
-
 def test_training_verdicts_are_computed_from_the_numbers() -> None:
     """#18: the training rows say agrees / differs / not comparable from the numbers given."""
-    quick = R.PROFILES["quick"]
     shown = {
         "tau=1": _stats(1.0, 0.55, (0.5, 1e-4), 99.5),
         "tau=1/7": _stats(1 / 7, 0.88, (0.5, 1e-4), 99.5),
     }
-    rows = R._training_verdicts(quick, _Data(), shown, 0.66, "ours")
-    by_name = {r[0]: R.split_verdict(r[3]) for r in rows}
-    assert all(kind in R.VERDICTS for kind, _ in by_name.values())
+    rows = training_verdicts(shown, 0.66, epochs=120, num_classes=100)
+    by_name = {r[0]: split_verdict(r[3]) for r in rows}
+    assert all(kind in VERDICT_WORDS for kind, _ in by_name.values())
     assert by_name["GNC2 / softmax-code value, tau=1/7"][0] == "agrees"
     assert by_name["GNC2 / code value, tau=1 vs tau=1/7"][0] == "agrees"
     assert by_name["GNC1 untrained -> final, tau=1/7"][0] == "agrees"
@@ -351,8 +365,8 @@ def test_training_verdicts_are_computed_from_the_numbers() -> None:
         "tau=1": _stats(1.0, 0.278 / 0.659, (0.5, 0.1), 40.0),
         "tau=1/7": _stats(1 / 7, 0.301 / 0.659, (0.5, 0.1), 45.0),
     }
-    rows = R._training_verdicts(quick, _Data(), short, 0.659, "ours")
-    by_name = {r[0]: R.split_verdict(r[3]) for r in rows}
+    rows = training_verdicts(short, 0.659, epochs=15, num_classes=100)
+    by_name = {r[0]: split_verdict(r[3]) for r in rows}
     assert by_name["GNC2 / softmax-code value, tau=1/7"][0] == "differs"
     assert "0.46" in by_name["GNC2 / softmax-code value, tau=1/7"][1]
     assert by_name["GNC2 / code value, tau=1 vs tau=1/7"][0] == "differs"
@@ -361,40 +375,41 @@ def test_training_verdicts_are_computed_from_the_numbers() -> None:
 
 
 def test_a_section_with_a_differing_row_is_not_ok(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake(profile: R.Profile, out: Path, progress: object) -> R.SectionResult:
-        rows = (("x", 1.0, 0.5, R.verdict("differs", "half")), ("y", 1, 1, "agrees: same"))
-        return R.SectionResult(name="codes", title="t", status="ok", comparisons=rows)
+    def fake(profile: Profile, out: Path, progress: object) -> SectionResult:
+        rows = (("x", 1.0, 0.5, verdict("differs", "half")), ("y", 1, 1, "agrees: same"))
+        return SectionResult(name="codes", title="t", status="ok", comparisons=rows)
 
-    monkeypatch.setitem(R.SECTIONS, "codes", ("t", fake))
-    res = R._run_section("codes", R.PROFILES["tiny"], Path("unused"), lambda _: None)
+    monkeypatch.setitem(SECTIONS, "codes", ("t", fake))
+    res = run_section("codes", PROFILES["tiny"], Path("unused"), lambda _: None)
     assert res.status == "differs"
-    assert R._headline_summary(res.comparisons) == "2 rows: 1 agrees, 1 differs."
+    assert comparison_counts(res.comparisons) == "2 rows: 1 agrees, 1 differs."
     with pytest.raises(ValueError, match="verdict"):
-        R.verdict("fine", "x")
+        verdict("fine", "x")
 
 
 def test_prepared_data_file_replaces_the_data_source(tmp_path: Path) -> None:
     """A GPU host without fonts reads the training data from a file prepared elsewhere."""
-    tiny = R.PROFILES["tiny"]
-    path = R.prepare_training_data(tiny, tmp_path / "prepared.npz")
-    elsewhere = dataclasses.replace(
-        tiny,
-        train_dataset="cjk",  # would render glyphs; the file wins
-        train_data_file=str(path),
-        train_taus=(1.0,),
-        train_seeds=(0,),
-        data_root=str(tmp_path / "data"),
+    tiny = PROFILES["tiny"]
+    path = prepare_training_data(tiny, tmp_path / "prepared.npz")
+    training = dataclasses.replace(
+        tiny.training,
+        dataset="cjk",  # would render glyphs; the file wins
+        data_file=str(path),
+        taus=(1.0,),
+        seeds=(0,),
     )
-    res = R.reproduce(elsewhere, tmp_path / "out", only=["training"], progress=False)
+    elsewhere = dataclasses.replace(tiny, training=training, data_root=str(tmp_path / "data"))
+    res = reproduce(elsewhere, tmp_path / "out", only=["training"], progress=False)
     section = res.sections[0]
     assert section.status in ("ok", "differs"), section.notices
     assert section.data["dataset"]["name"] == "synthetic"
 
 
 def test_time_estimates_cover_every_section_and_scale_with_epochs() -> None:
-    quick = R.PROFILES["quick"]
-    est = R.estimate_seconds(quick)
-    assert list(est) == list(R.SECTIONS) and all(v > 0 for v in est.values())
-    longer = dataclasses.replace(quick, train_epochs=2 * quick.train_epochs)
-    assert R.estimate_seconds(longer, ["training"])["training"] > est["training"]
-    assert R.estimate_seconds(R.PROFILES["paper"])["training"] > 100 * est["training"]
+    quick = PROFILES["quick"]
+    est = estimate_seconds(quick)
+    assert list(est) == list(SECTIONS) and all(v > 0 for v in est.values())
+    training = dataclasses.replace(quick.training, epochs=2 * quick.training.epochs)
+    longer = dataclasses.replace(quick, training=training)
+    assert estimate_seconds(longer, ["training"])["training"] > est["training"]
+    assert estimate_seconds(PROFILES["paper"])["training"] > 100 * est["training"]

@@ -1,14 +1,17 @@
+"""Section 9: the shipped catalogue, softmax vs Tammes across it."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from gnc.report.reproduce import SECTIONS
-from gnc.report.section_catalogue import plot_catalogue, section_catalogue
+from gnc.report.plots_codes import plot_catalogue
+from gnc.study import PROFILES, SECTIONS
+from gnc.study.catalogue import section_catalogue
 
 
 def test_section_catalogue_renders(tmp_path: Path) -> None:
     messages: list[str] = []
-    res = section_catalogue(None, tmp_path, messages.append)  # type: ignore[arg-type]
+    res = section_catalogue(PROFILES["tiny"], tmp_path, messages.append)
     assert res.status == "ok" and messages
     assert (tmp_path / res.figures[0].file).exists()
     rows = res.data["rows"]
