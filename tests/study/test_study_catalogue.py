@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gnc.report.plots_codes import plot_catalogue
 from gnc.study import PROFILES, SECTIONS
 from gnc.study.catalogue import section_catalogue
 
@@ -20,16 +19,3 @@ def test_section_catalogue_renders(tmp_path: Path) -> None:
     assert sum(res.data["counts"].values()) == len(rows)  # no "below": the catalogue keeps the best
     assert all(r["rho"] <= r["upper_bound"] + 1e-9 for r in rows)
     assert "catalogue" in SECTIONS
-
-
-def test_plot_catalogue_on_synthetic_rows() -> None:
-    rows = [
-        {"K": 7, "d": 3, "diff": 0.0, "class": "equal"},
-        {"K": 9, "d": 4, "diff": 1e-4, "class": "tammes-code"},
-        {"K": 24, "d": 7, "diff": 2e-2, "class": "candidate"},
-    ]
-    _fig, ax = plot_catalogue(rows)
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["equal (1)", "tammes-code (1)", "candidate (1)"]
-    fig2, _ = plot_catalogue([])
-    assert fig2 is not None

@@ -71,7 +71,7 @@ def section_tammes(profile: Profile, out: Path, progress: Progress) -> SectionRe
         (
             "rho* = T^2/2 (softmax = Tammes)?",
             "open, no counterexample known",
-            f"{n_equal}/{len(rows)} sizes equal within {EQUAL_TOL:g}",
+            f"{n_equal}/{len(rows)} sizes equal within 1e-6",
             verdict(
                 "not comparable",
                 "the paper poses it as an open question; "
@@ -102,7 +102,7 @@ def section_tammes(profile: Profile, out: Path, progress: Progress) -> SectionRe
         status="ok",
         summary=(
             f"For {n_equal} of {len(rows)} sizes K on S^2 the softmax code's rho equals T^2/2 of "
-            f"the Tammes code (within {EQUAL_TOL:g})"
+            f"the Tammes code (within 1e-6)"
             + (
                 ", consistent with softmax codes solving the Tammes problem."
                 if n_equal == len(rows)
