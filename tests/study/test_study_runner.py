@@ -32,21 +32,15 @@ def _main(*argv: str) -> int:
     return main(list(argv))
 
 
+def _tiny(out: Path, *argv: str) -> int:
+    """``gnc reproduce --profile tiny --out OUT --no-progress ARGV...``."""
+    return _main("reproduce", "--profile", "tiny", "--out", str(out), "--no-progress", *argv)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reproduce")
-    status = _main(
-        "reproduce",
-        "--profile",
-        "tiny",
-        "--out",
-        str(out),
-        "--only",
-        "codes",
-        "tammes",
-        "--no-progress",
-    )
-    assert status == 0
+    assert _tiny(out, "--only", "codes", "tammes") == 0
     return out
 
 
@@ -91,51 +85,14 @@ def test_tammes_rows_respect_bounds(tiny_run: Path) -> None:
 
 
 def test_resume_reuses_and_force_recomputes(tmp_path: Path) -> None:
-    assert (
-        _main(
-            "reproduce",
-            "--profile",
-            "tiny",
-            "--out",
-            str(tmp_path),
-            "--only",
-            "codes",
-            "--no-progress",
-        )
-        == 0
-    )
+    assert _tiny(tmp_path, "--only", "codes") == 0
     stored = tmp_path / "sections" / "codes" / "section.json"
     first, first_text = stored.stat().st_mtime_ns, stored.read_text()
-    assert (
-        _main(
-            "reproduce",
-            "--profile",
-            "tiny",
-            "--out",
-            str(tmp_path),
-            "--only",
-            "codes",
-            "--no-progress",
-        )
-        == 0
-    )
+    assert _tiny(tmp_path, "--only", "codes") == 0
     assert stored.stat().st_mtime_ns == first and stored.read_text() == first_text
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["reused"] == ["codes"] and data["ran"] == []
-    assert (
-        _main(
-            "reproduce",
-            "--profile",
-            "tiny",
-            "--out",
-            str(tmp_path),
-            "--only",
-            "codes",
-            "--force",
-            "--no-progress",
-        )
-        == 0
-    )
+    assert _tiny(tmp_path, "--only", "codes", "--force") == 0
     assert stored.stat().st_mtime_ns != first
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["ran"] == ["codes"] and data["reused"] == []
@@ -167,18 +124,7 @@ def test_failing_section_is_recorded_and_run_continues(
         raise RuntimeError("deliberate failure")
 
     monkeypatch.setitem(SECTIONS, "ufm", ("3. UFM", boom))
-    status = _main(
-        "reproduce",
-        "--profile",
-        "tiny",
-        "--out",
-        str(tmp_path),
-        "--only",
-        "ufm",
-        "codes",
-        "--no-progress",
-    )
-    assert status == 1
+    assert _tiny(tmp_path, "--only", "ufm", "codes") == 1
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["status"] == {"codes": "ok", "ufm": "failed"}
     html = (tmp_path / "report.html").read_text()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Literal
+from typing import Literal, TypedDict
 
 from gnc.io import dump_json
 from gnc.study.paper import OPTIMAL_LINES
@@ -226,6 +226,37 @@ class Profile:
 
 _QUICK_KNOWN = ("icosahedron", "cell24", "clebsch_5_16", "schlaefli_6_27", "gosset_7_56")
 
+
+class _Network(TypedDict):
+    model: str
+    width: int
+    batch_size: int
+    lr: float
+
+
+class _TinyRun(TypedDict):
+    dataset: str
+    num_classes: int
+    feature_dim: int
+    model: str
+    width: int
+    epochs: int
+    reference_code: bool
+
+
+#: The paper's network and optimizer for CIFAR-100 (ResNet18, batch 250, lr 0.1).
+_RESNET18: _Network = {"model": "resnet18", "width": 64, "batch_size": 250, "lr": 0.1}
+#: The runs of the tiny profile: two epochs of an MLP on 6 synthetic classes in d = 3.
+_TINY_RUN: _TinyRun = {
+    "dataset": "synthetic",
+    "num_classes": 6,
+    "feature_dim": 3,
+    "model": "mlp",
+    "width": 32,
+    "epochs": 2,
+    "reference_code": False,
+}
+
 PROFILES: dict[str, Profile] = {
     "quick": Profile(name="quick", codes=CodesProfile(known_configs=_QUICK_KNOWN)),
     "paper": Profile(
@@ -234,7 +265,15 @@ PROFILES: dict[str, Profile] = {
         code_time_limit=600.0,
         code_restarts=8,
         codes=CodesProfile(
-            known_configs=(*_QUICK_KNOWN[:2], "cell600", *_QUICK_KNOWN[2:], "e8_roots"),
+            known_configs=(
+                "icosahedron",
+                "cell24",
+                "cell600",
+                "clebsch_5_16",
+                "schlaefli_6_27",
+                "gosset_7_56",
+                "e8_roots",
+            ),
             paper_lines=tuple(OPTIMAL_LINES),
         ),
         tammes=TammesProfile(
@@ -244,23 +283,17 @@ PROFILES: dict[str, Profile] = {
         training=TrainingProfile(
             dataset="cifar100",
             fallback_classes=3755,
-            model="resnet18",
-            width=64,
             epochs=200,
             taus=(1.0, 1 / 5, 1 / 6, 1 / 7),
             seeds=(0,),
             eval_every=10,
-            batch_size=250,
-            lr=0.1,
+            **_RESNET18,
         ),
         heads=HeadsProfile(
             dataset="cifar100",
             fallback_classes=3755,
-            model="resnet18",
-            width=64,
-            batch_size=250,
-            lr=0.1,
             epochs=200,
+            **_RESNET18,
         ),
         assignment=AssignmentProfile(
             seeds=tuple(range(16)), per_class=6000, epochs=30, model="small_cnn", width=32
@@ -296,22 +329,16 @@ PROFILES: dict[str, Profile] = {
         training=TrainingProfile(
             dataset="cjk",
             data_file="data/cjk100.npz",
-            model="resnet18",
-            width=64,
             epochs=60,
             seeds=(0,),
             eval_every=5,
-            batch_size=250,
-            lr=0.1,
+            **_RESNET18,
         ),
         heads=HeadsProfile(
             dataset="cjk",
             data_file="data/cjk100.npz",
-            model="resnet18",
-            width=64,
-            batch_size=250,
-            lr=0.1,
             epochs=60,
+            **_RESNET18,
         ),
     ),
     # test-sized (seconds); not offered by the CLI
@@ -328,28 +355,8 @@ PROFILES: dict[str, Profile] = {
         ),
         tammes=TammesProfile(sizes=(4, 6), time_limit=1.0),
         ufm=UFMProfile(settings=((4, 2),), taus=(1.0, 0.2), samples=1, steps=200),
-        training=TrainingProfile(
-            dataset="synthetic",
-            num_classes=6,
-            feature_dim=3,
-            model="mlp",
-            width=32,
-            epochs=2,
-            taus=(1.0, 0.2),
-            seeds=(0, 1),
-            eval_every=1,
-            reference_code=False,
-        ),
-        heads=HeadsProfile(
-            dataset="synthetic",
-            num_classes=6,
-            feature_dim=3,
-            model="mlp",
-            width=32,
-            epochs=2,
-            cmf_betas=(0.5,),
-            reference_code=False,
-        ),
+        training=TrainingProfile(taus=(1.0, 0.2), seeds=(0, 1), eval_every=1, **_TINY_RUN),
+        heads=HeadsProfile(cmf_betas=(0.5,), **_TINY_RUN),
         assignment=AssignmentProfile(seeds=(0,), per_class=40, epochs=1),
         pretrained=PretrainedProfile(head_sources=(), feature_sources=()),
         lm=LMProfile(heads=()),
