@@ -218,3 +218,13 @@ def test_lm_conclusions_are_drawn_from_the_numbers() -> None:
     assert _conclusions([_LMRun((0.1, 0.3), 0.8), _LMRun((0.3, 0.2), 1e-3)]) == ""
     edge = _conclusions([_LMRun((0.1, 0.3), NO_COLLAPSE_RATIO)])
     assert "do not collapse" in edge and "falls" not in edge
+
+
+def test_pretrained_summary_names_the_measured_features_only() -> None:
+    from gnc.study.pretrained import _features_summary
+
+    head = {"head": "ocr", "features": None}
+    assert _features_summary([head]) == ""
+    measured = {"head": "ocr", "features": {"gnc1": 0.25, "gnc3": 0.5, "gnc3_shuffled": 0.99}}
+    text = _features_summary([head, measured])
+    assert "ocr GNC1 0.25, GNC3 0.5 (mismatched pairs 0.99)" in text

@@ -194,6 +194,23 @@ def _feature_table(profile: Profile, rows: list[dict[str, Any]]) -> list[Table]:
     ]
 
 
+def _features_summary(rows: list[dict[str, Any]]) -> str:
+    """GNC1 / GNC3 of the networks whose features were measured (empty when none was)."""
+    measured = [r for r in rows if r.get("features") is not None]
+    if not measured:
+        return ""
+    return (
+        " Features of the networks run on real data, grouped by predicted class (collapse: "
+        "GNC1 -> 0, GNC3 -> 0): "
+        + ", ".join(
+            f"{r['head']} GNC1 {r['features']['gnc1']:.3g}, GNC3 {r['features']['gnc3']:.3g} "
+            f"(mismatched pairs {r['features']['gnc3_shuffled']:.3g})"
+            for r in measured
+        )
+        + "."
+    )
+
+
 def section_pretrained(profile: Profile, out: Path, progress: Progress) -> SectionResult:
     """Exact GNC2 of pretrained K >> d heads (language models, speech, OCR) vs references."""
     if not profile.pretrained.head_sources:
@@ -238,8 +255,7 @@ def section_pretrained(profile: Profile, out: Path, progress: Progress) -> Secti
             for r in rows
         )
         + f"; the paper's ImageNet ResNet18 head: {resnet18} = {imagenet_fraction():.2f} of its "
-        "line. Where the network was run on real data, its features grouped by predicted class "
-        "show how far GNC1 and GNC3 are from collapse (table).",
+        "line." + _features_summary(rows),
         tables=(
             table(
                 "Pretrained heads: exact rho of the distinct rows against the upper bound on "
