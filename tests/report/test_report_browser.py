@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gnc.report import html as H
-from gnc.report import reproduce as R
+from gnc.study import PROFILES, reproduce
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -40,8 +41,8 @@ def _verdict(page: Path, profile_dir: Path) -> dict[str, str]:
 
 
 def test_report_renders_every_figure(tmp_path: Path) -> None:
-    profile = R.dataclasses.replace(R.PROFILES["tiny"], fashion_mnist_dir=str(tmp_path / "no"))
-    res = R.reproduce(
+    profile = dataclasses.replace(PROFILES["tiny"], fashion_mnist_dir=str(tmp_path / "no"))
+    res = reproduce(
         profile, tmp_path / "out", only=["codes", "tammes", "assignment"], progress=False
     )
     figures = sum(len(s.figures) for s in res.sections)

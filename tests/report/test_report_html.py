@@ -8,7 +8,8 @@ import re
 import pytest
 
 from gnc.report import html as H
-from gnc.report.plots_codes import figure_png, plot_code_values, plot_sphere_code
+from gnc.report.figures import figure_png
+from gnc.report.plots_codes import plot_code_values, plot_sphere_code
 
 
 def test_table_escapes_and_formats() -> None:
@@ -19,7 +20,7 @@ def test_table_escapes_and_formats() -> None:
 
 def test_figure_embeds_png_roundtrip() -> None:
     fig, _ = plot_code_values(
-        [{"label": "(10,100)", "paper": 0.614, "ours": 0.66, "upper_bound": 1.01}]
+        [{"label": "(10,100)", "paper": 0.614, "ours": 0.66, "rho_star_upper": 1.01}]
     )
     png = figure_png(fig)
     html = H.render_figure(png, "cap")

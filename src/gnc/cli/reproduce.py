@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from gnc.study import reproduce, section_names
+
 __all__ = ["register", "run"]
 
 #: Profiles offered on the command line (``tiny`` exists for the tests only).
@@ -15,8 +17,6 @@ CLI_PROFILES = ("quick", "paper", "paper-short")
 
 def register(subparsers: Any) -> None:
     """Add the ``reproduce`` subcommand."""
-    from gnc.report.reproduce import section_names
-
     parser = subparsers.add_parser(
         "reproduce",
         help="reproduce the paper's study end to end (HTML report)",
@@ -51,8 +51,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sections; 1 if any failed, else 0."""
-    from gnc.report.reproduce import reproduce
-
     res = reproduce(
         args.profile, args.out, only=args.only, force=args.force, progress=not args.no_progress
     )

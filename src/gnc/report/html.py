@@ -11,17 +11,25 @@ import base64
 import html
 import math
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Protocol
 
 __all__ = [
+    "VERDICT_WORDS",
+    "FigureView",
     "Level",
+    "SectionView",
+    "TableView",
+    "comparison_counts",
     "format_value",
     "render_comparison",
     "render_figure",
     "render_notice",
     "render_page",
+    "render_report",
     "render_section",
     "render_table",
+    "split_verdict",
 ]
 
 Level = Literal["info", "warning", "error"]
@@ -103,6 +111,22 @@ def render_table(
 VERDICT_WORDS = ("agrees", "differs", "not comparable")
 
 
+def split_verdict(note: object) -> tuple[str | None, str]:
+    """``(verdict, reason)`` of a comparison note (``None`` when it carries no verdict).
+
+    Example:
+        >>> split_verdict("not comparable: other network")
+        ('not comparable', 'other network')
+        >>> split_verdict("fine")
+        (None, 'fine')
+    """
+    text = "" if note is None else str(note)
+    for kind in VERDICT_WORDS:
+        if text.startswith(kind + ":"):
+            return kind, text[len(kind) + 1 :].strip()
+    return None, text
+
+
 def render_comparison(rows: Iterable[Sequence[object]], *, caption: str = "") -> str:
     """Table of ``(quantity, paper, ours, note)`` rows: the paper's numbers beside ours.
 
@@ -116,13 +140,25 @@ def render_comparison(rows: Iterable[Sequence[object]], *, caption: str = "") ->
     out = []
     for row in rows:
         cells = list(row) + [None] * (4 - len(row))
-        note = "" if cells[3] is None else str(cells[3])
-        kind = next((k for k in VERDICT_WORDS if note.startswith(k + ":")), "")
-        reason = note[len(kind) + 1 :].strip() if kind else note
+        kind, reason = split_verdict(cells[3])
         out.append([*cells[:3], kind or "-", reason])
     return render_table(
         ["quantity", "paper", "ours", "verdict", "why"], out, caption=caption or "Paper vs ours"
     )
+
+
+def comparison_counts(rows: Sequence[Sequence[object]]) -> str:
+    """``"<n> rows: <count> <verdict>, ..."`` of comparison rows.
+
+    Example:
+        >>> comparison_counts([("x", 1, 0.5, "differs: half"), ("y", 1, 1, "agrees: same")])
+        '2 rows: 1 agrees, 1 differs.'
+    """
+    kinds = [split_verdict(c[3] if len(c) > 3 else None)[0] for c in rows]
+    parts = [f"{kinds.count(k)} {k}" for k in VERDICT_WORDS if kinds.count(k)]
+    if kinds.count(None):
+        parts.append(f"{kinds.count(None)} without a verdict")
+    return f"{len(rows)} rows: " + ", ".join(parts) + "."
 
 
 def render_figure(png: bytes, caption: str = "", *, alt: str = "") -> str:
@@ -197,4 +233,125 @@ def render_page(
         + (f"<ol>{toc_html}</ol>\n" if toc_html else "")
         + "".join(sections)
         + "</body></html>\n"
+    )
+
+
+class TableView(Protocol):
+    """What :func:`render_report` reads of a table."""
+
+    @property
+    def caption(self) -> str:
+        """Caption (above a table, under a figure)."""
+
+    @property
+    def headers(self) -> Sequence[str]:
+        """Column headers."""
+
+    @property
+    def rows(self) -> Sequence[Sequence[object]]:
+        """Rows of cells."""
+
+
+class FigureView(Protocol):
+    """What :func:`render_report` reads of a figure: ``file`` relative to its section folder."""
+
+    @property
+    def caption(self) -> str:
+        """Caption (above a table, under a figure)."""
+
+    @property
+    def file(self) -> str:
+        """PNG file relative to the section folder."""
+
+
+class SectionView(Protocol):
+    """What :func:`render_report` reads of a section's result."""
+
+    @property
+    def name(self) -> str:
+        """Anchor and folder name."""
+
+    @property
+    def title(self) -> str:
+        """Heading."""
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``differs``, ``skipped`` or ``failed``."""
+
+    @property
+    def summary(self) -> str:
+        """Paragraph under the heading."""
+
+    @property
+    def seconds(self) -> float:
+        """Wall time."""
+
+    @property
+    def notices(self) -> Sequence[str]:
+        """Highlighted messages."""
+
+    @property
+    def comparisons(self) -> Sequence[Sequence[object]]:
+        """``(quantity, paper, ours, note)`` rows."""
+
+    @property
+    def tables(self) -> Sequence[TableView]:
+        """Tables."""
+
+    @property
+    def figures(self) -> Sequence[FigureView]:
+        """Figures."""
+
+
+def render_report(
+    sections: Sequence[SectionView],
+    sections_dir: Path,
+    *,
+    title: str,
+    intro: str = "",
+    meta: Sequence[tuple[str, object]] = (),
+) -> str:
+    """The self-contained page of a study's sections, led by a headline table.
+
+    The headline table holds every section's comparisons; each section then shows its
+    notices, comparisons, tables and figures (read from ``sections_dir``).
+
+    Args:
+        sections: Section results in report order.
+        sections_dir: Folder holding ``<section name>/<figure file>``.
+        title: Page title and top heading.
+        intro: Paragraph under the title.
+        meta: ``(key, value)`` lines under the intro.
+    """
+    parts: list[str] = []
+    for s in sections:
+        body: list[str] = []
+        level: Level = "error" if s.status == "failed" else "warning"
+        ran = s.status in ("ok", "differs")
+        body += [render_notice(n, "info" if ran else level) for n in s.notices]
+        if s.comparisons:
+            body.append(render_comparison(s.comparisons))
+        body += [render_table(t.headers, t.rows, caption=t.caption) for t in s.tables]
+        for f in s.figures:
+            body.append(render_figure((sections_dir / s.name / f.file).read_bytes(), f.caption))
+        if not body:
+            body.append(render_notice("This section produced no output.", "warning"))
+        summary = s.summary + (f" ({s.seconds:.0f} s)" if ran else "")
+        parts.append(render_section(s.name, s.title, s.status, body, summary=summary))
+    headline = [c for s in sections for c in s.comparisons]
+    if headline:
+        differs = any(split_verdict(c[3] if len(c) > 3 else None)[0] == "differs" for c in headline)
+        parts.insert(
+            0,
+            render_section(
+                "headline",
+                "Headline numbers: paper vs ours",
+                "differs" if differs else "ok",
+                [render_comparison(headline)],
+                summary=comparison_counts(headline),
+            ),
+        )
+    return render_page(
+        title, parts, intro=intro, meta=meta, toc=[(s.name, s.title) for s in sections]
     )

@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "figure_png",
     "plot_assignment",
+    "plot_assignments",
+    "plot_catalogue",
     "plot_closed_forms",
     "plot_code_values",
     "plot_softmax_vs_tammes",
     "plot_sphere_code",
+    "plot_sphere_codes",
 ]
 
 Rows = Sequence[Mapping[str, Any]]
@@ -31,21 +33,6 @@ def _axes(ax: Any = None, *, size: tuple[float, float] = (5.0, 3.8), projection:
 
     fig = Figure(figsize=size, layout="constrained")
     return fig, fig.add_subplot(projection=projection or None)
-
-
-def figure_png(fig: Any, *, dpi: int = 100) -> bytes:
-    r"""The figure as PNG bytes.
-
-    Example:
-        >>> fig, _ = plot_closed_forms([{"label": "a", "exact": 1.0, "closed_form": 1.0}])
-        >>> figure_png(fig)[:4]
-        b'\x89PNG'
-    """
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
 
 
 def plot_sphere_code(
@@ -128,12 +115,12 @@ def plot_code_values(rows: Rows, ax: Any = None) -> tuple[Any, Any]:
     """Per ``(d, K)``: the paper's "optimal" line, our code's ``rho`` and the upper bound.
 
     Args:
-        rows: ``label``, ``paper`` (or ``None``), ``ours`` and ``upper_bound`` per setting.
+        rows: ``label``, ``paper`` (or ``None``), ``ours`` and ``rho_star_upper`` per setting.
         ax: Axes to draw into; a new figure if ``None``.
 
     Example:
         >>> fig, ax = plot_code_values([{"label": "(10,100)", "paper": 0.614, "ours": 0.66,
-        ...                              "upper_bound": 1.0}])
+        ...                              "rho_star_upper": 1.0}])
         >>> [t.get_text() for t in ax.get_legend().get_texts()]
         ['paper "optimal"', 'ours (softmax_code)', 'upper bound on rho*']
     """
@@ -148,7 +135,7 @@ def plot_code_values(rows: Rows, ax: Any = None) -> tuple[Any, Any]:
     ax.bar(x, values("ours"), w, color="tab:blue", label="ours (softmax_code)")
     ax.bar(
         x + w,
-        values("upper_bound"),
+        values("rho_star_upper"),
         w,
         color="none",
         edgecolor="tab:red",
@@ -233,4 +220,91 @@ def plot_assignment(
     ax.set_ylabel("w_k[1]")
     if title:
         ax.set_title(title, fontsize=9)
+    return fig, ax
+
+
+def plot_sphere_codes(codes: Mapping[int, Any], rhos: Mapping[int, float]) -> tuple[Any, Any]:
+    """One 3-D panel per ``(K, 3)`` code of ``codes`` (keyed by K), titled with its ``rho``.
+
+    Example:
+        >>> import numpy as np
+        >>> tetra = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
+        >>> fig, axes = plot_sphere_codes({4: tetra}, {4: 4 / 3})
+        >>> axes[0].get_title()
+        'softmax code K=4, rho=1.3333'
+    """
+    from matplotlib.figure import Figure
+
+    shown = list(codes)
+    fig = Figure(figsize=(3.2 * len(shown), 3.4), layout="constrained")
+    axes = []
+    for i, K in enumerate(shown):
+        ax = fig.add_subplot(1, len(shown), i + 1, projection="3d")
+        plot_sphere_code(codes[K], ax, title=f"softmax code K={K}, rho={rhos[K]:.4f}")
+        axes.append(ax)
+    return fig, axes
+
+
+def plot_assignments(
+    panels: Sequence[tuple[Sequence[float], str]], class_names: Sequence[str], *, ncols: int = 4
+) -> tuple[Any, Any]:
+    """A grid of :func:`plot_assignment` panels, one ``(angles in radians, title)`` each.
+
+    Example:
+        >>> fig, axes = plot_assignments([([0.0, 1.6, 3.1, 4.7], "seed 0")], "abcd")
+        >>> [ax.get_title() for ax in axes]
+        ['seed 0']
+    """
+    from matplotlib.figure import Figure
+
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = max(1, math.ceil(len(panels) / ncols))
+    fig = Figure(figsize=(2.8 * ncols, 2.9 * nrows), layout="constrained")
+    axes = []
+    for i, (angles, title) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        plot_assignment(angles, class_names, ax, title=title)
+        axes.append(ax)
+    return fig, axes
+
+
+def plot_catalogue(rows: Rows, ax: Any = None) -> tuple[Any, Any]:
+    """Scatter over ``(K, d)`` of ``rho - T^2/2`` (log colour), marked by class.
+
+    Args:
+        rows: ``K``, ``d``, ``diff`` (``rho - T^2/2``) and ``class`` per shape
+            (:func:`gnc.codes.catalogue.compare_catalogue`).
+        ax: Axes to draw into; a new figure if ``None``.
+    """
+    from matplotlib.colors import LogNorm
+
+    fig, ax = _axes(ax, size=(9.0, 4.2))
+    markers = {"equal": "o", "tammes-code": "s", "candidate": "*", "below": "x"}
+    diffs = np.array([max(abs(r["diff"]), 1e-9) for r in rows]) if rows else np.ones(1)
+    norm = LogNorm(vmin=1e-9, vmax=max(1e-3, float(diffs.max())))
+    mappable = None
+    for cls, m in markers.items():
+        sel = [r for r in rows if r["class"] == cls]
+        if not sel:
+            continue
+        mappable = ax.scatter(
+            [r["K"] for r in sel],
+            [r["d"] for r in sel],
+            c=[max(abs(r["diff"]), 1e-9) for r in sel],
+            cmap="viridis",
+            norm=norm,
+            marker=m,
+            s=60 if cls == "candidate" else 18,
+            label=f"{cls} ({len(sel)})",
+            edgecolors="k" if cls == "candidate" else "none",
+        )
+    if mappable is not None:
+        fig.colorbar(mappable, ax=ax, label="|rho(softmax) - T^2/2| (floored at 1e-9)")
+    ax.set_xlabel("K (classes)")
+    ax.set_ylabel("d (dimension)")
+    ax.set_title("Best-known softmax codes vs T^2/2 of best-known Tammes codes")
+    if rows:
+        ds = [r["d"] for r in rows]
+        ax.set_ylim(min(ds) - 0.5, max(ds) + 1.5)
+        ax.legend(loc="upper left", fontsize=8, ncol=4)
     return fig, ax

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_distance_histogram", "plot_feature_alignment"]
+__all__ = ["plot_distance_histogram", "plot_feature_alignment", "plot_pretrained_heads"]
 
 _LINE_STYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
 
@@ -175,4 +175,76 @@ def plot_feature_alignment(
     ax.legend(fontsize=7, loc="lower right")
     if title:
         ax.set_title(title, fontsize=9)
+    return fig, ax
+
+
+def plot_pretrained_heads(rows: Sequence[Mapping[str, Any]], ax: Any = None) -> tuple[Any, Any]:
+    """Bars per pretrained head: its exact GNC2 beside its references.
+
+    The references: the sampled median ``D_k``, a softmax code, random rows of the same shape
+    (their certified bracket as an error bar) and the upper bound on rho*.
+
+    Args:
+        rows: Per head ``head``, ``K``, ``d``, ``rho``, ``sample_median_D``, ``code_rho`` and
+            ``code_shape`` (``(K', d')`` of the code), ``random_rho`` / ``random_lower`` (upper
+            and lower end of the random rows' bracket) and ``rho_star_upper``; ``None`` values
+            are not drawn.
+        ax: Axes to draw into; a new figure if ``None``.
+
+    Example:
+        >>> row = {"head": "h", "K": 9, "d": 3, "rho": 0.2, "sample_median_D": 0.5,
+        ...        "code_rho": 0.6, "code_shape": (9, 3), "random_rho": 0.1,
+        ...        "random_lower": None, "rho_star_upper": 0.7}
+        >>> fig, ax = plot_pretrained_heads([row])
+        >>> len(ax.patches)
+        5
+    """
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    x = np.arange(len(rows), dtype=float)
+    w = 0.16
+
+    def values(key: str) -> list[float]:
+        return [math.nan if r.get(key) is None else float(r[key]) for r in rows]
+
+    ax.bar(x - 2 * w, values("rho"), w, label="exact GNC2 = rho(W) = min D_k")
+    for xi, r in zip(x, rows, strict=True):
+        ax.annotate(f"{r['rho']:.2g}", (xi - 2 * w, r["rho"]), ha="center", va="bottom", fontsize=7)
+    ax.bar(x - w, values("sample_median_D"), w, color="tab:green", label="median D_k (sampled)")
+    reduced = any(tuple(r["code_shape"]) != (r["K"], r["d"]) for r in rows)
+    code_label = "softmax code" + (" (reduced K', d', same K/d)" if reduced else "")
+    ax.bar(x, values("code_rho"), w, color="tab:purple", label=code_label)
+    upper = values("random_rho")
+    lower = [
+        u if r.get("random_lower") is None else r["random_lower"]
+        for u, r in zip(upper, rows, strict=True)
+    ]
+    ax.bar(
+        x + w,
+        upper,
+        w,
+        color="tab:gray",
+        yerr=[np.subtract(upper, lower), np.zeros(len(rows))],
+        capsize=2,
+        label="random unit rows, same (K, d)",
+    )
+    ax.bar(
+        x + 2 * w,
+        values("rho_star_upper"),
+        w,
+        color="none",
+        edgecolor="tab:red",
+        hatch="//",
+        label="upper bound on rho*",
+    )
+    ax.set_xticks(x, [f"{r['head']}\nK={r['K']} d={r['d']}" for r in rows], fontsize=7)
+    ax.set_ylabel("rho")
+    ax.set_xlabel("pretrained head")
+    ax.set_title("GNC2 of pretrained K >> d heads")
+    ax.legend(fontsize=7)
     return fig, ax

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gnc.report.figures import save_figure
+
 __all__ = [
     "plot_accuracy",
     "plot_gnc1",
@@ -170,10 +172,7 @@ def save_training_plots(
     history: History, folder: str | Path, *, code_value: float | None = None
 ) -> list[Path]:
     """Write ``gnc1/gnc2/gnc3/accuracy/loss.png`` for one run into ``folder``; returns paths."""
-    from gnc.io import atomic_write_bytes
-
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     made = {
         "gnc1": plot_gnc1(history),
         "gnc2": plot_gnc2(history, code_value=code_value),
@@ -181,16 +180,7 @@ def save_training_plots(
         "accuracy": plot_accuracy(history),
         "loss": plot_loss(history),
     }
-    paths = []
-    import io
-
-    for name, (fig, _) in made.items():
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        path = folder / f"{name}.png"
-        atomic_write_bytes(path, buf.getvalue())
-        paths.append(path)
-    return paths
+    return [save_figure(fig, folder / f"{name}.png", dpi=110) for name, (fig, _) in made.items()]
 
 
 def plot_runs_grid(

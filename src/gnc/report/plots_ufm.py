@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["plot_rho_vs_tau", "plot_ufm_trajectory"]
+__all__ = ["plot_rho_vs_tau", "plot_rho_vs_tau_panels", "plot_ufm_trajectory"]
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -141,3 +141,25 @@ def plot_rho_vs_tau(
     if title:
         ax.set_title(title)
     return fig, ax
+
+
+def plot_rho_vs_tau_panels(
+    panels: Sequence[tuple[Rows, float | None, str]],
+) -> tuple[Any, Any]:
+    """Side by side :func:`plot_rho_vs_tau` panels, one ``(rows, code_value, title)`` each.
+
+    Example:
+        >>> rows = [{"tau": 1.0, "gnc2": 0.5}, {"tau": 0.1, "gnc2": 0.6}]
+        >>> fig, axes = plot_rho_vs_tau_panels([(rows, 0.62, "a"), (rows, None, "b")])
+        >>> [ax.get_title() for ax in axes]
+        ['a', 'b']
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.6 * max(len(panels), 1), 3.6), layout="constrained")
+    axes = []
+    for i, (rows, code_value, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        plot_rho_vs_tau(rows, ax, code_value=code_value, title=title)
+        axes.append(ax)
+    return fig, axes
