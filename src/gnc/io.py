@@ -41,7 +41,6 @@ __all__ = [
     "FileFormatError",
     "OutputInUseError",
     "Record",
-    "atomic_save_figure",
     "atomic_save_npz",
     "atomic_write",
     "atomic_write_bytes",
@@ -266,11 +265,6 @@ def atomic_save_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
         ([0, 1, 2], '{}')
     """
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
-
-
-def atomic_save_figure(path: str | os.PathLike[str], figure: Any, *, dpi: int = 120) -> None:
-    """Save a matplotlib ``figure`` as PNG to ``path`` atomically (``figure.savefig``)."""
-    atomic_write(path, lambda fh: figure.savefig(fh, format="png", dpi=dpi))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -17,5 +17,5 @@ def test_section_catalogue_renders(tmp_path: Path) -> None:
     assert len(rows) == len(res.data["rows"]) > 0
     assert res.data["counts"]["equal"] == sum(r["class"] == "equal" for r in rows)
     assert sum(res.data["counts"].values()) == len(rows)  # no "below": the catalogue keeps the best
-    assert all(r["rho"] <= r["upper_bound"] + 1e-9 for r in rows)
+    assert all(r["rho"] <= r["rho_star_upper"] + 1e-9 for r in rows)
     assert "catalogue" in SECTIONS

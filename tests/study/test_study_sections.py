@@ -35,9 +35,9 @@ def test_pretrained_section_on_a_matrix_file(tmp_path: Path) -> None:
     import numpy as np
     import torch
 
-    from gnc.analysis.head_geometry import random_rho
+    from gnc.analysis.reference import random_rho
     from gnc.geometry import one_vs_rest_distances
-    from gnc.geometry.bounds import rho_upper_bound
+    from gnc.geometry.bounds import rho_star_upper
 
     rng = np.random.default_rng(5)
     W = rng.normal(size=(30, 3))
@@ -57,7 +57,7 @@ def test_pretrained_section_on_a_matrix_file(tmp_path: Path) -> None:
     expected = one_vs_rest_distances(torch.from_numpy(distinct))
     assert (row["K"], row["d"], row["rows merged"]) == (30, 3, 1)
     assert row["rho"] == pytest.approx(expected.rho, abs=1e-12) and row["certified"] is True
-    assert row["upper bound"] == pytest.approx(rho_upper_bound(30, 3), rel=1e-12)
+    assert row["upper bound"] == pytest.approx(rho_star_upper(30, 3), rel=1e-12)
     assert row["random rows"] == pytest.approx(random_rho(30, 3, seed=0)[0], abs=1e-12)
     # a softmax code of the same shape: no better than the bound, far better than random rows
     assert row["random rows"] < row["softmax code"] <= row["upper bound"] + 1e-9
@@ -95,11 +95,11 @@ def test_lm_section_reports_what_the_runs_measured(tmp_path: Path) -> None:
     import numpy as np
     import torch
 
+    from gnc.data import load_text
     from gnc.geometry import one_vs_rest_distances
-    from gnc.train.lm import load_corpus
 
     try:
-        load_corpus("kjv", max_chars=100)
+        load_text("kjv", max_chars=100)
     except ValueError as err:
         pytest.skip(f"needs the KJV corpus: {err}")
     res = section_lm(_lm_profile(), tmp_path, lambda _msg: None)
@@ -127,7 +127,7 @@ def test_lm_section_skips_without_corpus_or_heads(
     def missing(name: str, *, max_chars: int | None = None) -> str:
         raise ValueError("the KJV is not installed: apt-get install bible-kjv")
 
-    monkeypatch.setattr(lm, "load_corpus", missing)
+    monkeypatch.setattr(lm, "load_text", missing)
     with pytest.raises(SectionSkipped, match="data source missing: the KJV is not installed"):
         section_lm(_lm_profile(), tmp_path, lambda _msg: None)
 
@@ -195,7 +195,7 @@ def test_catalogue_inconsistency_is_not_ok(tmp_path: Path, monkeypatch: pytest.M
 
     def above(softmax: object, tammes: object) -> list[dict[str, object]]:
         rows = real(softmax, tammes)  # type: ignore[arg-type]
-        return [{**rows[0], "rho": rows[0]["upper_bound"] + 1e-3}, *rows[1:]]
+        return [{**rows[0], "rho": rows[0]["rho_star_upper"] + 1e-3}, *rows[1:]]
 
     monkeypatch.setattr(cat, "compare_catalogue", above)
     res = cat.section_catalogue(PROFILES["tiny"], tmp_path, lambda _msg: None)

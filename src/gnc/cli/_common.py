@@ -15,7 +15,6 @@ import torch
 
 from gnc._runtime import resolve_device
 from gnc.io import (
-    atomic_save_figure,
     atomic_save_npz,
     atomic_write_bytes,
     atomic_write_text,
@@ -28,7 +27,6 @@ __all__ = [
     "add_device_argument",
     "add_memory_argument",
     "add_progress_argument",
-    "atomic_save_figure",
     "atomic_save_npz",
     "atomic_write_bytes",
     "atomic_write_text",

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from gnc._runtime import make_generator
-from gnc.cli._common import atomic_save_figure, atomic_write_text, dump_json, run_metadata
+from gnc.cli._common import atomic_write_text, dump_json, run_metadata
 from gnc.geometry import one_vs_rest_distances, pairwise_statistics
 from gnc.geometry.bounds import rho_star_upper
 from gnc.geometry.configurations import (
@@ -28,6 +28,7 @@ from gnc.geometry.configurations import (
     regular_polygon,
     simplex_etf,
 )
+from gnc.report.figures import save_figure
 from gnc.sphere import random_points
 
 __all__ = ["register", "run"]
@@ -112,7 +113,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylim(0, 1.5)
     ax.legend(fontsize=8, ncols=2, loc="upper right")
     fig.tight_layout()
-    atomic_save_figure(path, fig)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

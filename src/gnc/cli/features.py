@@ -15,7 +15,6 @@ atomically.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -29,7 +28,6 @@ from gnc._checks import check_int
 from gnc.analysis.feature_gnc import measure_head_features
 from gnc.cli._common import (
     atomic_save_npz,
-    atomic_write_bytes,
     atomic_write_text,
     dump_json,
     run_metadata,
@@ -43,6 +41,7 @@ from gnc.pretrained import (
     load_head,
 )
 from gnc.pretrained.causal_lm import lm_name
+from gnc.report.figures import save_figure
 from gnc.report.plots_heads import plot_feature_alignment
 
 __all__ = ["load_features_file", "register", "run", "save_features_file"]
@@ -254,9 +253,7 @@ def run(args: argparse.Namespace) -> int:
                 f"times; GNC3 {metrics.gnc3:.3f} (mismatched {metrics.gnc3_shuffled:.3f})"
             ),
         )
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=120)
-        atomic_write_bytes(args.out / "plots" / "alignment.png", buffer.getvalue())
+        save_figure(fig, args.out / "plots" / "alignment.png", dpi=120)
     if args.json:
         print(dump_json(summary))
     else:

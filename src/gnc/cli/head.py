@@ -29,13 +29,13 @@ from gnc._runtime import resolve_device
 from gnc.analysis.head_geometry import HeadGeometry, HeadGeometryConfig, analyze_head_geometry
 from gnc.cli._common import (
     atomic_save_npz,
-    atomic_write_bytes,
     atomic_write_text,
     dump_json,
     run_metadata,
 )
 from gnc.geometry.pairwise import nearest_neighbors
 from gnc.pretrained import Head, load_head
+from gnc.report.figures import save_figure
 from gnc.report.plots_heads import plot_distance_histogram
 
 __all__ = ["register", "run"]
@@ -241,12 +241,6 @@ def _write_per_class(path: Path, geo: HeadGeometry, head: Head, max_memory_mib: 
     atomic_write_text(path, buffer.getvalue())
 
 
-def _save(fig: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def _write_run(
     out: Path, config: dict[str, Any], summary: dict[str, Any], geo: HeadGeometry, started: float
 ) -> None:
@@ -283,7 +277,7 @@ def _write_run(
             title=title,
             distance_label=label,
         )
-        _save(fig, out / "plots" / name)
+        save_figure(fig, out / "plots" / name, dpi=120)
 
 
 def _fmt(value: float | None, spec: str = ".6f") -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 from matplotlib.figure import Figure
 
 from gnc._checks import check_int, check_positive
-from gnc.cli._common import atomic_write_bytes, atomic_write_text, dump_json, run_metadata
+from gnc.cli._common import atomic_write_text, dump_json, run_metadata
 from gnc.data import CORPORA, load_text
 from gnc.lm import (
     LMConfig,
@@ -43,6 +42,7 @@ from gnc.lm import (
     reduced_code_value,
     train_lm,
 )
+from gnc.report.figures import save_figure
 from gnc.report.plots_train import plot_metric, plot_runs, save_training_plots
 
 __all__ = ["parse_head", "register", "run"]
@@ -272,7 +272,7 @@ def _run_plots(folder: Path, result: LMResult) -> None:
     history = [row.to_dict() for row in result.history]
     save_training_plots(history, folder)
     fig, _ = plot_metric(history, "test_perplexity", log=True, title="test perplexity")
-    _save_png(fig, folder / "perplexity.png")
+    save_figure(fig, folder / "perplexity.png", dpi=110)
 
 
 def _compare_plot(path: Path, results: list[LMResult], reduced: ReducedCode | None) -> None:
@@ -290,13 +290,7 @@ def _compare_plot(path: Path, results: list[LMResult], reduced: ReducedCode | No
         positive = all(v is not None and v > 0 for v in values)
         log = positive and key in ("gnc1", "gnc3", "test_perplexity")
         plot_runs(runs, key, ax, log=log, reference=reference, reference_label=label)
-    _save_png(fig, path)
-
-
-def _save_png(fig: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(fig, path, dpi=110)
 
 
 def _print_table(summary: dict[str, Any]) -> None:

@@ -22,7 +22,6 @@ from gnc._runtime import make_generator
 from gnc.cli._common import (
     add_device_argument,
     add_progress_argument,
-    atomic_save_figure,
     atomic_save_npz,
     atomic_write_text,
     device_from,
@@ -30,6 +29,7 @@ from gnc.cli._common import (
     run_metadata,
     show_progress,
 )
+from gnc.report.figures import save_figure
 from gnc.report.plots_ufm import plot_rho_vs_tau, plot_ufm_trajectory
 from gnc.ufm import SweepResult, temperature_sweep
 
@@ -196,14 +196,14 @@ def _write_run(
             continue
         traj = [r.to_dict() for r in res.trajectory]
         fig, _ = plot_ufm_trajectory(traj, title=f"UFM K={K}, d={d}, tau={res.tau:.4g}")
-        atomic_save_figure(plots / f"metrics_{i:02d}_tau{res.tau:.4g}.png", fig)
+        save_figure(fig, plots / f"metrics_{i:02d}_tau{res.tau:.4g}.png", dpi=120)
     fig, _ = plot_rho_vs_tau(
         rows,
         code_value=sweep.code_value,
-        upper_bound=sweep.rho_star_upper,
+        rho_star_upper=sweep.rho_star_upper,
         title=f"UFM rho(W) against tau, K={K}, d={d}",
     )
-    atomic_save_figure(plots / "rho_vs_tau.png", fig)
+    save_figure(fig, plots / "rho_vs_tau.png", dpi=120)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -94,17 +94,17 @@ def plot_rho_vs_tau(
     ax: Any = None,
     *,
     code_value: float | None = None,
-    upper_bound: float | None = None,
+    rho_star_upper: float | None = None,
     title: str | None = None,
 ) -> tuple[Any, Any]:
     """``rho(W)`` of the UFM solutions against ``tau`` (log scale) with the code value as a line.
 
     Args:
-        data: Rows with ``tau`` and ``gnc2``; if ``code_value`` / ``upper_bound`` are not given
-            they are read from the first row's ``softmax_code_distance`` / ``upper_bound``.
+        data: Rows with ``tau`` and ``gnc2``; if ``code_value`` / ``rho_star_upper`` are not
+            given they are read from the first row's ``code_value`` / ``rho_star_upper``.
         ax: Axes to draw into; a new figure if ``None``.
         code_value: Softmax-code value ``rho*(d, K)`` drawn as a horizontal line.
-        upper_bound: Upper bound on ``rho*`` drawn as a dotted line.
+        rho_star_upper: Upper bound on ``rho*`` drawn as a dotted line.
         title: Optional title.
 
     Returns:
@@ -120,18 +120,21 @@ def plot_rho_vs_tau(
     rows = sorted(data, key=lambda r: float(r["tau"]))
     if rows:
         first = rows[0]
-        if code_value is None and first.get("softmax_code_distance") is not None:
-            code_value = float(first["softmax_code_distance"])
-        if upper_bound is None and first.get("upper_bound") is not None:
-            upper_bound = float(first["upper_bound"])
+        if code_value is None and first.get("code_value") is not None:
+            code_value = float(first["code_value"])
+        if rho_star_upper is None and first.get("rho_star_upper") is not None:
+            rho_star_upper = float(first["rho_star_upper"])
     xs = [float(r["tau"]) for r in rows]
     ys = [float(r["gnc2"]) for r in rows]
     ax.plot(xs, ys, marker="o", label="UFM rho(W)")
     if code_value is not None:
         ax.axhline(code_value, color="tab:red", label=f"softmax code {code_value:.4g}")
-    if upper_bound is not None:
+    if rho_star_upper is not None:
         ax.axhline(
-            upper_bound, color="tab:gray", linestyle=":", label=f"upper bound {upper_bound:.4g}"
+            rho_star_upper,
+            color="tab:gray",
+            linestyle=":",
+            label=f"upper bound {rho_star_upper:.4g}",
         )
     if xs and min(xs) > 0:
         ax.set_xscale("log")

@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from gnc.data import ArrayDataset, load_fashion_mnist
 from gnc.io import read_checkpoint
 from gnc.report.plots_codes import plot_assignments
 from gnc.study.codes import exact_rho
 from gnc.study.profile import Profile
 from gnc.study.records import Progress, SectionResult, SectionSkipped, figure_ref, table, verdict
-from gnc.study.runs import train_resumable
-from gnc.train import ArrayDataset, config_from_dict, load_fashion_mnist
+from gnc.study.runs import final_row, train_resumable
+from gnc.train import config_from_dict
 
 __all__ = ["SQUARE_RHO", "TITLE", "opposite_pairs", "section_assignment"]
 
@@ -98,7 +99,7 @@ def _run_seed(profile: Profile, out: Path, ds: ArrayDataset, seed: int) -> dict[
         "opposite": [f"{names[i]} / {names[j]}" for i, j in opp],
         "similar_pairs_opposite": set(opp) == {(0, 1), (2, 3)},  # in assignment.classes order
         "rho": rho,
-        "test_accuracy": res.final.get("test_accuracy"),
+        "test_accuracy": final_row(res).get("test_accuracy"),
         # rows that did not spread (rho far below the square's 1) say nothing
         "square": rho >= SQUARE_RHO,
     }

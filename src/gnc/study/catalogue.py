@@ -30,7 +30,7 @@ def section_catalogue(profile: Profile, out: Path, progress: Progress) -> Sectio
         raise SectionSkipped("the catalogue shipped with gnc is empty")
     rows = compare_catalogue(softmax, tammes)
     counts = {c: sum(r["class"] == c for r in rows) for c in ("equal", "tammes-code", "candidate")}
-    above_bound = [r for r in rows if r["rho"] > r["upper_bound"] + 1e-9]
+    above_bound = [r for r in rows if r["rho"] > r["rho_star_upper"] + 1e-9]
     uncertified = sum(not e.certified for e in softmax)
     fig = figure_ref(
         out,

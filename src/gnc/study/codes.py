@@ -15,7 +15,7 @@ from gnc.geometry import (
     known_configuration,
     one_vs_rest_distances,
     regular_polygon,
-    rho_upper_bound,
+    rho_star_upper,
     simplex_etf,
 )
 from gnc.report.plots_codes import plot_closed_forms, plot_code_values
@@ -79,7 +79,7 @@ def _closed_forms(profile: Profile, progress: Progress) -> list[dict[str, Any]]:
     for name in settings.known_configs:
         progress(f"known {name}")
         kc = known_configuration(name)
-        add(name, kc.dim, kc.num_points, kc.build(device=dev), kc.rho)
+        add(name, kc.feature_dim, kc.num_classes, kc.build(device=dev), kc.rho)
     return closed
 
 
@@ -104,7 +104,7 @@ def section_codes(profile: Profile, out: Path, progress: Progress) -> SectionRes
                 "ours": res.rho,
                 "certified": res.certified,
                 "method": res.method,
-                "rho_star_upper": float(rho_upper_bound(K, d)),
+                "rho_star_upper": float(rho_star_upper(K, d)),
                 "seconds": res.seconds,
             }
         )

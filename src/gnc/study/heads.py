@@ -13,7 +13,7 @@ from gnc.report.plots_train import plot_runs_grid
 from gnc.study.paper import HEADS_ACCURACY
 from gnc.study.profile import Profile
 from gnc.study.records import Progress, SectionResult, figure_ref, table, verdict
-from gnc.study.runs import data_note, load_run_data, run_training
+from gnc.study.runs import data_note, final_row, history_rows, load_run_data, run_training
 
 __all__ = ["TITLE", "section_heads"]
 
@@ -37,7 +37,7 @@ def section_heads(profile: Profile, out: Path, progress: Progress) -> SectionRes
             )
         except ImportError as err:
             notices.append(f"{label} skipped: {err}")
-    histories = {k: list(r.history) for k, r in runs.items()}
+    histories = {k: history_rows(r) for k, r in runs.items()}
     fig, _ = plot_runs_grid(
         histories, keys=("gnc1", "gnc2", "gnc3", "test_accuracy", "ncc_test_accuracy")
     )
@@ -55,10 +55,10 @@ def section_heads(profile: Profile, out: Path, progress: Progress) -> SectionRes
     epochs = run.epochs
 
     def acc(r: Any, key: str = "test_accuracy") -> float:
-        return 100 * float(r.final.get(key, math.nan))
+        return 100 * float(final_row(r).get(key, math.nan))
 
     def g2(r: Any, at: int = -1) -> float:
-        return float(r.history[min(at, len(r.history) - 1)].get("gnc2") or math.nan)
+        return float(history_rows(r)[min(at, len(r.history) - 1)].get("gnc2") or math.nan)
 
     comparisons: list[tuple[Any, ...]] = []
     learn = runs.get("learnable")
@@ -92,7 +92,7 @@ def section_heads(profile: Profile, out: Path, progress: Progress) -> SectionRes
                 diagnosis.append(
                     f"{k}: head {acc(r):.1f}% vs NCC {acc(r, 'ncc_test_accuracy'):.1f}%, GNC2 of "
                     f"its rows {g2(r, 1):.4f} after epoch 1 -> {g2(r):.3f}, GNC1 "
-                    f"{r.final.get('gnc1', math.nan):.2f}"
+                    f"{final_row(r).get('gnc1', math.nan):.2f}"
                 )
                 coincide = coincide or g2(r, 1) < 0.25 * g2(learn, 1)
         comparisons.append((f"test accuracy %, {k}", paper, acc(r), why))
@@ -138,13 +138,13 @@ def section_heads(profile: Profile, out: Path, progress: Progress) -> SectionRes
                 [
                     [
                         k,
-                        r.final.get("gnc1"),
-                        r.history[0].get("gnc2"),
-                        r.final.get("gnc2"),
-                        r.final.get("gnc3"),
-                        r.final.get("train_accuracy"),
-                        r.final.get("test_accuracy"),
-                        r.final.get("ncc_test_accuracy"),
+                        final_row(r).get("gnc1"),
+                        history_rows(r)[0].get("gnc2"),
+                        final_row(r).get("gnc2"),
+                        final_row(r).get("gnc3"),
+                        final_row(r).get("train_accuracy"),
+                        final_row(r).get("test_accuracy"),
+                        final_row(r).get("ncc_test_accuracy"),
                     ]
                     for k, r in runs.items()
                 ],

@@ -10,10 +10,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from gnc.data import load_text
+from gnc.lm import LMConfig, prepare_lm_data, train_lm
 from gnc.report.plots_train import plot_runs_grid
 from gnc.study.profile import Profile
 from gnc.study.records import Progress, SectionResult, SectionSkipped, figure_ref, table
-from gnc.train.lm import LMConfig, load_corpus, prepare_lm_data, train_lm
 
 __all__ = ["NO_COLLAPSE_RATIO", "TITLE", "section_lm"]
 
@@ -25,12 +26,12 @@ NO_COLLAPSE_RATIO = 0.1
 def _conclusions(results: list[Any]) -> str:
     """What the runs' numbers say about the head and the features (empty when undecided)."""
     text = ""
-    if all(r.final["gnc2"] < r.history[0]["gnc2"] for r in results):
+    if all(r.final.gnc2 < r.history[0].gnc2 for r in results):
         text += (
             " GNC2 falls in every run: training moves the head away from a softmax code, "
             "not towards it."
         )
-    lowest = min(float(r.final["nc1_trace_ratio"]) for r in results)
+    lowest = min(float(r.final.nc1_trace_ratio) for r in results)
     if lowest >= NO_COLLAPSE_RATIO:
         text += (
             f" The features of natural text do not collapse: tr(Sigma_W)/tr(Sigma_B) stays "
@@ -45,7 +46,7 @@ def section_lm(profile: Profile, out: Path, progress: Progress) -> SectionResult
     if not settings.heads:
         raise SectionSkipped("no language-model heads requested by this profile")
     try:
-        text = load_corpus("kjv", max_chars=settings.max_chars)
+        text = load_text("kjv", max_chars=settings.max_chars)
     except ValueError as err:
         raise SectionSkipped(f"data source missing: {str(err).splitlines()[0]}") from None
     data = prepare_lm_data(text, settings.num_classes, name="kjv")
@@ -63,7 +64,7 @@ def section_lm(profile: Profile, out: Path, progress: Progress) -> SectionResult
         config = dataclasses.replace(base, head=kind, tau=tau)
         progress(f"lm {config.label}")
         results.append(train_lm(config, data, out_dir=out / "runs" / config.label, progress=False))
-    histories = {r.config.label: list(r.history) for r in results}
+    histories = {r.config.label: [h.to_dict() for h in r.history] for r in results}
     fig, _ = plot_runs_grid(
         histories,
         keys=("nc1_trace_ratio", "gnc2", "gnc3", "test_perplexity"),
@@ -91,12 +92,12 @@ def section_lm(profile: Profile, out: Path, progress: Progress) -> SectionResult
     rows = [
         [
             r.config.label,
-            *(r.final[k] for k in keys),
-            r.history[0]["gnc2"],
-            r.final["gnc2"],
-            r.final["gnc2_median_distance"],
-            r.final["gnc3"],
-            r.final["ncc_test_accuracy"],
+            *(getattr(r.final, k) for k in keys),
+            r.history[0].gnc2,
+            r.final.gnc2,
+            r.final.gnc2_median_distance,
+            r.final.gnc3,
+            r.final.ncc_test_accuracy,
             r.argmin_word,
         ]
         for r in results
@@ -110,11 +111,10 @@ def section_lm(profile: Profile, out: Path, progress: Progress) -> SectionResult
             f"{settings.num_classes} (with <unk>), features d = {settings.feature_dim}, "
             f"{settings.epochs} epochs. GNC2 of the head, untrained -> trained: "
             + ", ".join(
-                f"{r.config.label} {r.history[0]['gnc2']:.3f} -> {r.final['gnc2']:.3f}"
-                for r in results
+                f"{r.config.label} {r.history[0].gnc2:.3f} -> {r.final.gnc2:.3f}" for r in results
             )
             + "; GNC3 "
-            + ", ".join(f"{r.final['gnc3']:.3f}" for r in results)
+            + ", ".join(f"{r.final.gnc3:.3f}" for r in results)
             + "."
             + _conclusions(results)
         ),
@@ -142,5 +142,5 @@ def section_lm(profile: Profile, out: Path, progress: Progress) -> SectionResult
             ),
         ),
         figures=tuple(figs),
-        data={"histories": histories, "summaries": [r.summary() for r in results]},
+        data={"histories": histories, "summaries": [r.to_dict() for r in results]},
     )

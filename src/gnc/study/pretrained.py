@@ -1,6 +1,6 @@
 """Section 7: exact GNC2 of pretrained K >> d heads, and GNC1 / GNC3 of their networks' features.
 
-The heads (OCR, speech, language models) come from :mod:`gnc.analysis`; each is compared
+The heads (OCR, speech, language models) come from :mod:`gnc.pretrained`; each is compared
 with the upper bound on rho*(K, d), random unit rows of the same shape and a softmax code.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gnc.analysis import load_head
 from gnc.analysis.feature_gnc import measure_head_features
-from gnc.analysis.feature_sources import extract_lm_features, extract_ocr_features
 from gnc.analysis.head_geometry import HeadGeometryConfig, analyze_head_geometry
+from gnc.pretrained import load_head
+from gnc.pretrained.features import extract_lm_features, extract_ocr_features
 from gnc.report.plots_heads import plot_feature_alignment, plot_pretrained_heads
 from gnc.study.paper import IMAGENET_HEADS, imagenet_fraction
 from gnc.study.profile import Profile
@@ -82,7 +82,7 @@ def _head_row(profile: Profile, source: str, head: Any) -> dict[str, Any]:
         "certified": best.certified,
         "merged": geo.duplicates.num_merged,
         "max_cosine": geo.max_cosine,
-        "rho_star_upper": geo.reference.upper_bound,
+        "rho_star_upper": geo.reference.rho_star_upper,
         "random_rho": geo.reference.random_rho,
         "random_lower": geo.reference.random_lower,
         "code_rho": code_rho,
@@ -134,7 +134,7 @@ def _features(
         except (ValueError, FileNotFoundError, ImportError) as err:
             notices.append(f"features of {source} skipped: {str(err).splitlines()[0]}")
             continue
-        row["features"] = {**m.summary(), "data": data, "extraction": extracted.info}
+        row["features"] = {**m.to_dict(), "data": data, "extraction": extracted.info}
         fig, _ = plot_feature_alignment(
             m.cosines.numpy(),
             m.counts.numpy(),

@@ -17,14 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from gnc.analysis.ocr_features import ocr_feature_dataset
+from gnc.data import ArrayDataset, load_dataset
 from gnc.io import dump_json
+from gnc.pretrained.ocr import ocr_feature_dataset
 from gnc.study.profile import Profile, TrainRunProfile, get_profile
 from gnc.study.records import Progress, SectionSkipped
-from gnc.train import ArrayDataset, config_from_dict, load_dataset, train
+from gnc.train import TrainResult, config_from_dict, train
 
 __all__ = [
     "data_note",
+    "final_row",
+    "history_rows",
     "load_run_data",
     "median",
     "prepare_training_data",
@@ -166,7 +169,17 @@ def prepare_training_data(profile: Profile | str, path: str | Path) -> Path:
     return Path(path)
 
 
-def train_resumable(cfg: Any, run_dir: Path, dataset: ArrayDataset) -> Any:
+def final_row(result: TrainResult) -> dict[str, Any]:
+    """The run's last evaluated epoch as a ``metrics.jsonl`` row (empty before any epoch)."""
+    return {} if result.final is None else result.final.to_dict()
+
+
+def history_rows(result: TrainResult) -> list[dict[str, Any]]:
+    """The run's evaluated epochs as ``metrics.jsonl`` rows, epoch 0 first."""
+    return [epoch.to_dict() for epoch in result.history]
+
+
+def train_resumable(cfg: Any, run_dir: Path, dataset: ArrayDataset) -> TrainResult:
     """Train, resuming an interrupted run; a run of another configuration starts afresh."""
     try:
         return train(cfg, run_dir, resume=True, progress=False, dataset=dataset)
@@ -188,7 +201,7 @@ def run_training(
     *,
     seed: int = 0,
     eval_every: int = 1,
-) -> Any:
+) -> TrainResult:
     """Train one run of ``run`` with the head settings ``head`` into ``out/runs/<label>``."""
     base = train_base(profile, run)
     base["name"] = label

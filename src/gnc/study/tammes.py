@@ -43,7 +43,7 @@ def section_tammes(profile: Profile, out: Path, progress: Progress) -> SectionRe
                 "T": T,
                 "T2_half": T * T / 2,
                 "softmax_1_minus_maxcos": 1 - a.max_cosine,
-                "rho_star_upper": a.upper_bound,
+                "rho_star_upper": a.rho_star_upper,
                 "equal": abs(a.rho - T * T / 2) <= EQUAL_TOL,
             }
         )

@@ -16,7 +16,16 @@ from gnc.report.plots_train import plot_seed_bands
 from gnc.study.paper import CIFAR100_ACCURACY, CIFAR100_GNC2, OPTIMAL_LINES, paper_value_at_tau
 from gnc.study.profile import Profile
 from gnc.study.records import Progress, SectionResult, figure_ref, table, verdict
-from gnc.study.runs import data_note, load_run_data, median, run_training, spread, tau_label
+from gnc.study.runs import (
+    data_note,
+    final_row,
+    history_rows,
+    load_run_data,
+    median,
+    run_training,
+    spread,
+    tau_label,
+)
 
 __all__ = ["TITLE", "section_training", "training_verdicts"]
 
@@ -48,7 +57,7 @@ def section_training(profile: Profile, out: Path, progress: Progress) -> Section
             results.append(res)
             code_value = res.code_value if res.code_value is not None else code_value
         runs[label] = (tau, results)
-    histories = {k: [list(r.history) for r in rs] for k, (_, rs) in runs.items()}
+    histories = {k: [history_rows(r) for r in rs] for k, (_, rs) in runs.items()}
     refs = {"gnc2": code_value} if code_value is not None else {}
     fig, _ = plot_seed_bands(
         histories,
@@ -74,10 +83,10 @@ def section_training(profile: Profile, out: Path, progress: Progress) -> Section
     ]
 
     def finals(rs: list[Any], key: str) -> list[float]:
-        return [float(r.final.get(key, math.nan)) for r in rs]
+        return [float(final_row(r).get(key, math.nan)) for r in rs]
 
     def firsts(rs: list[Any], key: str) -> list[float]:
-        return [float(r.history[0].get(key, math.nan)) for r in rs]
+        return [float(history_rows(r)[0].get(key, math.nan)) for r in rs]
 
     stats: dict[str, dict[str, Any]] = {}
     for label, (tau, rs) in runs.items():
@@ -136,14 +145,14 @@ def section_training(profile: Profile, out: Path, progress: Progress) -> Section
                 [
                     [
                         f"{k} seed {r.config.seed}",
-                        r.history[0].get("gnc1"),
-                        r.final.get("gnc1"),
-                        r.final.get("gnc2"),
-                        None if not code_value else r.final.get("gnc2", 0.0) / code_value,
-                        r.history[0].get("gnc3"),
-                        r.final.get("gnc3"),
-                        r.final.get("train_accuracy"),
-                        r.final.get("test_accuracy"),
+                        history_rows(r)[0].get("gnc1"),
+                        final_row(r).get("gnc1"),
+                        final_row(r).get("gnc2"),
+                        None if not code_value else final_row(r).get("gnc2", 0.0) / code_value,
+                        history_rows(r)[0].get("gnc3"),
+                        final_row(r).get("gnc3"),
+                        final_row(r).get("train_accuracy"),
+                        final_row(r).get("test_accuracy"),
                     ]
                     for k, (_, rs) in runs.items()
                     for r in rs

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from gnc._runtime import make_generator, resolve_device
-from gnc.geometry import best_known_softmax_code_value
+from gnc.geometry import rho_star_best_known
 from gnc.report.plots_ufm import plot_rho_vs_tau_panels
 from gnc.study.profile import Profile
 from gnc.study.records import Progress, SectionResult, Table, figure_ref, table, verdict
@@ -42,7 +41,7 @@ def section_ufm(profile: Profile, out: Path, progress: Progress) -> SectionResul
     summaries: list[str] = []
     data: dict[str, Any] = {}
     for K, d in settings.settings:
-        known = best_known_softmax_code_value(K, d)
+        known = rho_star_best_known(K, d)
         progress(f"K={K} d={d}")
         res = temperature_sweep(
             K,
@@ -55,7 +54,7 @@ def section_ufm(profile: Profile, out: Path, progress: Progress) -> SectionResul
             device=resolve_device(profile.device),
             generator=make_generator(0),
         )
-        rows = [dataclasses.asdict(p) for p in res.points]
+        rows = [p.to_dict() for p in res.points]
         # only rho(W) and the code value: the upper bound (in the table) would squash the curve
         panels.append(
             (
@@ -76,7 +75,7 @@ def section_ufm(profile: Profile, out: Path, progress: Progress) -> SectionResul
         tables.append(
             table(
                 f"Sweep K={K}, d={d}, n={settings.samples} (code value {res.code_value}, "
-                f"{res.code_source}; upper bound on rho* {res.upper_bound})",
+                f"{res.code_source}; upper bound on rho* {res.rho_star_upper})",
                 ["tau", "loss", "GNC1", "GNC2 = rho(W)", "GNC3", "rho / code", "certified", "stop"],
                 [
                     [
@@ -106,7 +105,7 @@ def section_ufm(profile: Profile, out: Path, progress: Progress) -> SectionResul
             "rows": rows,
             "code_value": res.code_value,
             "code_source": res.code_source,
-            "rho_star_upper": res.upper_bound,
+            "rho_star_upper": res.rho_star_upper,
         }
     figs = [
         figure_ref(
