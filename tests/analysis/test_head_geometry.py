@@ -201,7 +201,7 @@ def test_reference_values_routing(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(("code", K, d))
         return SimpleNamespace(rho=0.5)
 
-    monkeypatch.setattr(ref_module, "rho_upper_bound", bound)
+    monkeypatch.setattr(ref_module, "rho_star_upper", bound)
     monkeypatch.setattr(ref_module, "softmax_code", code)
     W = torch.randn(40, 3, dtype=torch.float64)
     config = HeadGeometryConfig(sample_classes=0, code_max_classes=20, random_baseline="reduced")

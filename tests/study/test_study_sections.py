@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -205,8 +206,8 @@ def test_catalogue_inconsistency_is_not_ok(tmp_path: Path, monkeypatch: pytest.M
 
 class _LMRun:
     def __init__(self, gnc2: tuple[float, float], trace_ratio: float) -> None:
-        self.history = [{"gnc2": gnc2[0]}]
-        self.final = {"gnc2": gnc2[1], "nc1_trace_ratio": trace_ratio}
+        self.history = [SimpleNamespace(gnc2=gnc2[0])]
+        self.final = SimpleNamespace(gnc2=gnc2[1], nc1_trace_ratio=trace_ratio)
 
 
 def test_lm_conclusions_are_drawn_from_the_numbers() -> None:

@@ -257,6 +257,7 @@ _TINY_RUN: _TinyRun = {
     "reference_code": False,
 }
 
+#: The named profiles of ``gnc reproduce --profile``: quick, paper, paper-short and tiny.
 PROFILES: dict[str, Profile] = {
     "quick": Profile(name="quick", codes=CodesProfile(known_configs=_QUICK_KNOWN)),
     "paper": Profile(

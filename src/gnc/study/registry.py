@@ -14,6 +14,7 @@ __all__ = ["SECTIONS", "Section", "section_names"]
 #: A section: ``(profile, section folder, progress) -> SectionResult``.
 Section = Callable[[Profile, Path, Progress], SectionResult]
 
+#: The report's sections in order: name -> (title, the function that computes it).
 SECTIONS: dict[str, tuple[str, Section]] = {
     "codes": (codes.TITLE, codes.section_codes),
     "tammes": (tammes.TITLE, tammes.section_tammes),
