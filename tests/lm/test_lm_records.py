@@ -33,7 +33,7 @@ def test_lm_epoch_rows_keep_their_keys(tmp_path: Path) -> None:
     assert isinstance(res.final, LMEpoch) and res.final.epoch == 1
     results = json.loads((tmp_path / "results.json").read_text())
     assert {k: results[k] for k in res.to_dict()} == json.loads(json.dumps(res.to_dict()))
-    assert results["rho_upper_bound"] == res.rho_upper_bound
+    assert results["rho_star_upper"] == res.rho_star_upper
     assert [band["ranks"] for band in results["distance_by_frequency"]] == [
         list(band.ranks) for band in res.distance_by_frequency
     ]

@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         "corpus": name,
         "num_classes": base.num_classes,
         "feature_dim": base.feature_dim,
-        "rho_upper_bound": results[0].rho_upper_bound,
+        "rho_star_upper": results[0].rho_star_upper,
         "reduced_code": None if reduced is None else reduced.to_dict(),
         "runs": [{**r.to_dict(), "history": [h.to_dict() for h in r.history]} for r in results],
         "metadata": run_metadata(base.seed, started),
@@ -294,7 +294,7 @@ def _compare_plot(path: Path, results: list[LMResult], reduced: ReducedCode | No
 
 
 def _print_table(summary: dict[str, Any]) -> None:
-    ub = summary["rho_upper_bound"]
+    ub = summary["rho_star_upper"]
     print(
         f"gnc lm on {summary['corpus']}: K={summary['num_classes']} d={summary['feature_dim']}, "
         f"upper bound on rho* {'n/a' if ub is None else f'{ub:.4f}'}"

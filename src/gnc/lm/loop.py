@@ -276,7 +276,7 @@ def _train_lm(
         num_test_tokens=n_test,
         unk_rate_train=float((data.train_ids == 0).mean()),
         unk_rate_test=float((data.test_ids == 0).mean()),
-        rho_upper_bound=upper,
+        rho_star_upper=upper,
         distance_by_frequency=distance_by_frequency(distances, vocab),
         argmin_word=vocab.words[history[-1].gnc2_argmin],
         out_dir=None if out is None else str(out),

@@ -90,7 +90,7 @@ class LMResult:
         num_test_tokens: Held-out tokens.
         unk_rate_train: Fraction of training tokens mapped to ``<unk>``.
         unk_rate_test: Same for the test tokens.
-        rho_upper_bound: :func:`gnc.geometry.bounds.rho_star_upper` for ``(K, d)`` (a bound on
+        rho_star_upper: :func:`gnc.geometry.bounds.rho_star_upper` for ``(K, d)`` (a bound on
             the best possible ``rho*(K, d)``; the name is the key of ``results.json``).
         distance_by_frequency: Final ``D_k`` over frequency-rank quartiles of the vocabulary
             (``<unk>`` excluded).
@@ -107,7 +107,7 @@ class LMResult:
     num_test_tokens: int
     unk_rate_train: float
     unk_rate_test: float
-    rho_upper_bound: float | None
+    rho_star_upper: float | None
     distance_by_frequency: tuple[FrequencyBand, ...]
     argmin_word: str
     out_dir: str | None
@@ -130,7 +130,7 @@ class LMResult:
             "num_test_tokens": self.num_test_tokens,
             "unk_rate_train": self.unk_rate_train,
             "unk_rate_test": self.unk_rate_test,
-            "rho_upper_bound": self.rho_upper_bound,
+            "rho_star_upper": self.rho_star_upper,
             "distance_by_frequency": [band.to_dict() for band in self.distance_by_frequency],
             "argmin_word": self.argmin_word,
             "seconds": self.seconds,

@@ -123,7 +123,7 @@ def section_lm(profile: Profile, out: Path, progress: Progress) -> SectionResult
                 "Final epoch. GNC1 and GNC3 over the words with enough samples in the metric "
                 "subsample (K' of them); with K' >> d GNC1's 1/K' makes it small without any "
                 "collapse, so tr(Sigma_W)/tr(Sigma_B) is shown beside it. Upper bound on rho*: "
-                f"{results[0].rho_upper_bound:.4f}",
+                f"{results[0].rho_star_upper:.4f}",
                 [
                     "head",
                     "test perplexity",
