@@ -17,11 +17,7 @@ import torch
 
 from gnc._checks import check_matrix
 from gnc.cli._common import dump_json
-from gnc.geometry import (
-    min_one_vs_rest_distance,
-    one_vs_rest_distances,
-    pairwise_statistics,
-)
+from gnc.geometry import max_cosines, min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry.bounds import rho_upper_bound
 from gnc.io import load_matrix, save_array
 
@@ -165,8 +161,8 @@ def _solve_and_report(
             classes_solved=m.classes_solved,
         )
     else:
-        r = one_vs_rest_distances(W, **kw)
-        max_cos = pairwise_statistics(W, max_memory_mib=args.max_memory_mib).max_cosine
+        r = one_vs_rest_distances(W, keep_points=False, **kw)  # D_k and bounds only
+        max_cos = float(max_cosines(W, max_memory_mib=args.max_memory_mib)[0].max())
         max_cos = max_cos if normalize else None
         out.update(
             min_distance=r.rho,

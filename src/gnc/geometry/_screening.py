@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from gnc.geometry.pairwise import block_rows, iter_blocks
+from gnc._runtime import rows_per_budget
+from gnc.geometry.pairwise import iter_blocks
 
 __all__: list[str] = []
 
@@ -56,7 +57,7 @@ def _pairs_dot(
     P = ia.numel()
     d = A.shape[1]
     out = torch.empty(P, dtype=A.dtype, device=A.device)
-    step = block_rows(P, 2 * d * A.element_size(), max_memory_mib)
+    step = rows_per_budget(2 * d * A.element_size(), max_memory_mib, num_rows=P)
     for a, b in iter_blocks(P, step):
         out[a:b] = (A[ia[a:b]] * B[ib[a:b]]).sum(dim=1)
     return out
@@ -118,7 +119,7 @@ def neighbour_pass(
     smax = torch.empty(R, dtype=W.dtype, device=dev)
     arg = torch.empty(R, dtype=torch.long, device=dev)
     rechecked = 0
-    step = block_rows(R, (14 if unit_rows else 22) * K, max_memory_mib)
+    step = rows_per_budget((14 if unit_rows else 22) * K, max_memory_mib, num_rows=R)
     with exact_float32_matmul(dev):
         for a, b in iter_blocks(R, step):
             r = rows[a:b]
