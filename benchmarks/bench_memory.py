@@ -13,13 +13,16 @@ by default), records its resident memory, then runs one of
   ``cli-fast`` adds ``--fast``, rho only),
 while a thread samples its resident set size (/proc/self/statm, every 2 ms). The growth is
 ``peak - before`` (``before`` includes W, torch and numpy), reported in MiB and as a multiple of
-W's size, next to the budget B. The stated allowance beyond the budget: W's float64 normalized
-copy (1 W) and its float32 copy (0.5 W) for the library calls, plus the file's copy (1 W) for the
-command line; ``ovr-record`` adds its record's witnesses. ``excess_mib`` = growth - B - allowance
-(a few MiB of per-class vectors and allocator slack when the budget governs every tile).
+W's size, next to the budget B. Every case fixes glibc's mmap threshold first, as the command
+line does (``gnc._runtime.release_large_frees``: freed tiles leave the resident set);
+``--glibc-default`` leaves the library cases with glibc's dynamic threshold. The stated allowance
+beyond the budget: W's float64 normalized copy (1 W) and its float32 copy (0.5 W) for the library
+calls, plus the file's copy (1 W) for the command line; ``ovr-record`` adds its record's
+witnesses. ``excess_mib`` = growth - B - allowance (a few MiB of per-class vectors and allocator
+slack when the budget governs every tile).
 
 Usage: python benchmarks/bench_memory.py [--classes K] [--dim d] [--budget-mib 64,256]
-       [--cases ovr,min,cli,cli-fast,ovr-record] [--threads N]
+       [--cases ovr,min,cli,cli-fast,ovr-record] [--threads N] [--glibc-default]
 Each row is also printed to stderr as it finishes (a K = 50,000 case takes minutes).
 """
 
@@ -39,6 +42,9 @@ import numpy as np, torch
 torch.set_num_threads(int(sys.argv[5]))
 case, K, d, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 path = sys.argv[6]
+if sys.argv[7] == "1":  # as gnc's command-line entry points do
+    from gnc._runtime import release_large_frees
+    release_large_frees()
 page = os.sysconf("SC_PAGE_SIZE")
 
 def rss():
@@ -91,9 +97,12 @@ print(json.dumps({"before_bytes": before, "peak_bytes": peak[0], "seconds": seco
 """
 
 
-def run_case(case: str, K: int, d: int, budget: float, threads: int, path: Path) -> dict:
+def run_case(
+    case: str, K: int, d: int, budget: float, threads: int, path: Path, release: bool = True
+) -> dict:
+    args = [case, str(K), str(d), str(budget), str(threads), str(path), str(int(release))]
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, case, str(K), str(d), str(budget), str(threads), str(path)],
+        [sys.executable, "-c", CHILD, *args],
         capture_output=True,
         text=True,
         check=True,
@@ -121,6 +130,11 @@ def main() -> None:
     parser.add_argument("--budget-mib", default="64,256", help="comma-separated budgets (MiB)")
     parser.add_argument("--cases", default="ovr,min,cli")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--glibc-default",
+        action="store_true",
+        help="library cases keep glibc's dynamic mmap threshold (the CLI always fixes it)",
+    )
     args = parser.parse_args()
     import numpy as np
 
@@ -133,12 +147,15 @@ def main() -> None:
         for B in (float(b) for b in args.budget_mib.split(",")):
             for case in args.cases.split(","):
                 started = time.perf_counter()
-                r = run_case(case, K, d, B, args.threads, path)
+                r = run_case(case, K, d, B, args.threads, path, not args.glibc_default)
                 growth = r["peak_bytes"] - r["before_bytes"]
                 allow = allowance_w(case, d) * w_bytes
                 rows.append(
                     {
                         "case": case,
+                        "allocator": "glibc default"
+                        if args.glibc_default and not case.startswith("cli")
+                        else "large frees returned (release_large_frees)",
                         "budget_mib": B,
                         "K": K,
                         "d": d,

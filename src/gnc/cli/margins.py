@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from gnc._checks import check_matrix
+from gnc._runtime import release_large_frees
 from gnc.cli._common import dump_json
 from gnc.geometry import max_cosines, min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry.bounds import rho_upper_bound
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.max_memory_mib > 0:  # NaN too
         raise ValueError(f"Expected `--max-memory-mib` > 0, but got {args.max_memory_mib}.")
     normalize = not args.raw
+    release_large_frees()  # freed tiles leave the resident set: the budget bounds RSS
     W = check_matrix(
         "weights", load_matrix(args.path, key=args.key), min_rows=2, nonzero_rows=normalize
     )
