@@ -20,8 +20,9 @@ import time
 import numpy as np
 import torch
 
+from gnc._runtime import rows_per_budget
 from gnc.geometry.argmax import argmaxable
-from gnc.geometry.pairwise import block_rows, iter_blocks
+from gnc.geometry.pairwise import iter_blocks
 
 
 def _sync(dev: torch.device) -> None:
@@ -35,7 +36,7 @@ def one_pass_seconds(W: torch.Tensor, max_memory_mib: float) -> float:
     K = Wf.shape[0]
     _sync(W.device)
     t0 = time.perf_counter()
-    step = block_rows(K, K * 4 * 2, max_memory_mib)
+    step = rows_per_budget(K * 4 * 2, max_memory_mib, num_rows=K)
     for a, b in iter_blocks(K, step):
         (Wf[a:b] @ Wf.T).max(dim=1)
     _sync(W.device)

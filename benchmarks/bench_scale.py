@@ -34,10 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from gnc._runtime import rows_per_budget
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry._screening import exact_float32_matmul
 from gnc.geometry.configurations import leech_minimal_vectors
-from gnc.geometry.pairwise import block_rows, iter_blocks
+from gnc.geometry.pairwise import iter_blocks
 
 
 def sync(device: torch.device) -> None:
@@ -52,7 +53,7 @@ def one_pass(W: torch.Tensor, max_memory_mib: float, k: int = 2) -> float:
     sync(W.device)
     t0 = time.perf_counter()
     with exact_float32_matmul(W.device):
-        for a, b in iter_blocks(K, block_rows(K, 14 * K, max_memory_mib)):
+        for a, b in iter_blocks(K, rows_per_budget(14 * K, max_memory_mib, num_rows=K)):
             ip = W32[a:b] @ W32.T
             ip[
                 torch.arange(b - a, device=W.device), torch.arange(a, b, device=W.device)
@@ -140,7 +141,7 @@ def run_case(
         sync(device)
         t = time.perf_counter() - t0
         row.update(
-            max_gap=r.max_gap,
+            max_gap=r.gap,
             certified=r.certified,
             rho=r.rho,
             rounds=r.rounds,

@@ -10,7 +10,8 @@ Every layer of gnc takes these three decisions the same way, so they live here o
 - :func:`working_memory_mib` is the default memory budget (MiB) of tiled computations, in the
   manner of scikit-learn's ``working_memory``: set it once with :func:`set_working_memory` or for a
   block with :func:`working_memory`; functions that take ``max_memory_mib=None`` use it.
-  :func:`rows_per_budget` turns a budget into the rows of one tile.
+  :func:`rows_per_budget` turns a budget into the rows of one tile, and command-line entry points
+  call :func:`release_large_frees` so that freed tiles leave the resident set.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_WORKING_MEMORY_MIB",
     "derive_seed",
     "make_generator",
+    "release_large_frees",
     "resolve_budget",
     "resolve_device",
     "rows_per_budget",
@@ -162,3 +164,29 @@ def rows_per_budget(
     budget = int(resolve_budget(max_memory_mib) * 2**20)
     rows = max(1, budget // max(1, int(bytes_per_row)))
     return rows if num_rows is None else max(1, min(int(num_rows), rows))
+
+
+def release_large_frees(threshold_bytes: int = 1 << 20) -> bool:
+    """Serve allocations of ``threshold_bytes`` and more by ``mmap`` so that freed tiles go back.
+
+    glibc raises its mmap threshold after the first large ``free`` (up to 32 MiB); tiles of a
+    memory budget are then carved from the heap, and the heap keeps them after they are freed:
+    the resident set grows well past the budget although live memory does not (``gnc margins
+    --max-memory-mib 64`` at K = 50,000: 167 MiB instead of about 110). A fixed threshold
+    (``mallopt(M_MMAP_THRESHOLD)``, the same as ``MALLOC_MMAP_THRESHOLD_``) stops that. It acts on
+    the whole process, so command-line entry points call it, never library functions. Returns
+    whether it applied (``False`` off glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold = -3  # <malloc.h>
+    return bool(mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(int(threshold_bytes))))

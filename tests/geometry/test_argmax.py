@@ -137,3 +137,23 @@ def test_all_rows_equal_tie() -> None:
 def test_bad_bias_is_one_line() -> None:
     with pytest.raises(ValueError, match="Expected `bias` of shape \\(3,\\)"):
         argmaxable(torch.eye(3), torch.zeros(2))
+
+
+def test_screen_margins_and_to_dict() -> None:
+    # Rows of very different norms: the screen decides the vertices, its margins are certified
+    # (checked against float64 logits), and the record serializes to JSON with None for NaN.
+    import json
+
+    gen = torch.Generator().manual_seed(5)
+    W = torch.randn(500, 6, generator=gen, dtype=torch.float64)
+    W = W * torch.rand(500, 1, generator=gen, dtype=torch.float64).pow(2)
+    b = 0.05 * torch.randn(500, generator=gen, dtype=torch.float64)
+    for bias in (None, b):
+        res = argmaxable(W, bias, max_memory_mib=0.01)
+        assert res.num_screened > 0 and res.certified
+        _check_certificates(W, bias, res)
+        out = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+        assert out["certified"] is True and out["num_classes"] == 500
+        assert out["unargmaxable"] == res.unargmaxable.tolist()
+        assert len(out["margins"]) == 500 and None in out["margins"]
+        assert "solved_states" not in out and "support" not in out

@@ -10,6 +10,7 @@ import torch
 
 from gnc.geometry import configurations as cfg
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+from gnc.geometry import one_vs_rest as ovr_module
 from gnc.geometry._screening import rounding_factor
 
 
@@ -145,3 +146,36 @@ def test_cuda_matches_cpu() -> None:
     m = min_one_vs_rest_distance(W.cuda())
     assert m.certified and abs(m.rho - min_one_vs_rest_distance(W).rho) < 1e-12
     assert m.rho == 0.0
+
+
+def test_without_points_same_distances_and_bounds() -> None:
+    # keep_points=False drops the witnesses only: distances, bounds and gaps are unchanged.
+    W = _anisotropic(400, 9, seed=6)
+    full = one_vs_rest_distances(W, max_memory_mib=0.05)
+    lean = one_vs_rest_distances(W, max_memory_mib=0.05, keep_points=False)
+    assert torch.equal(full.distances, lean.distances)
+    assert torch.equal(full.lower_bounds, lean.lower_bounds)
+    assert lean.nearest_points.shape == (400, 0) and lean.directions.shape == (400, 0)
+    assert lean.support.shape == (400, 0) and lean.support_weights.shape == (400, 0)
+    assert lean.certified == full.certified
+
+
+def test_rounds_split_by_budget_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Working sets that start at one row grow over many rounds. With a cost model in which a
+    # grown working set no longer fits, each later round is split into single classes: the
+    # answer is the same as when the whole block is solved at once.
+    W = _anisotropic(150, 6, seed=8)
+    whole = one_vs_rest_distances(W, working_set_size=1)
+    assert whole.rounds > 1
+    calls: list[int] = []
+
+    def cost(K: int, d: int, m: int) -> int:
+        calls.append(m)
+        return 1 if m <= 1 + 64 else 1 << 40
+
+    monkeypatch.setattr(ovr_module, "_solve_bytes", cost)
+    split = one_vs_rest_distances(W, working_set_size=1)
+    assert max(calls) > 1 + 64  # some round was split
+    assert torch.allclose(whole.distances, split.distances, atol=1e-13, rtol=0)
+    Wn = (W / W.norm(dim=1, keepdim=True)).numpy()
+    _check_certificate(Wn, split)

@@ -22,3 +22,14 @@ def test_memory_benchmark_child_reports_growth(tmp_path: Path) -> None:
     row = mod.run_case("min", 400, 8, 1.0, 1, path)
     assert row["certified"] is True and 0 < row["rho"] < 2
     assert row["peak_bytes"] >= row["before_bytes"] > 50 << 20  # torch is loaded
+
+
+def test_release_large_frees_applies_on_glibc() -> None:
+    import platform
+
+    from gnc._runtime import release_large_frees
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert release_large_frees() is True
+    assert release_large_frees(1 << 20) is True  # idempotent

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from gnc._checks import check_matrix
+from gnc._runtime import release_large_frees
 from gnc.cli._common import (
     add_memory_argument,
     add_progress_argument,
@@ -25,11 +26,7 @@ from gnc.cli._common import (
     memory_from,
     show_progress,
 )
-from gnc.geometry import (
-    min_one_vs_rest_distance,
-    one_vs_rest_distances,
-    pairwise_statistics,
-)
+from gnc.geometry import max_cosines, min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry.bounds import rho_star_upper
 from gnc.io import load_matrix, save_array
 
@@ -111,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("`--per-class` needs all distances: drop `--fast`.")
     memory_from(args)
     normalize = not args.raw
+    release_large_frees()  # freed tiles leave the resident set: the budget bounds RSS
     W = check_matrix(
         "weights", load_matrix(args.path, key=args.key), min_rows=2, nonzero_rows=normalize
     )
@@ -159,8 +157,8 @@ def _solve_and_report(
             classes_solved=m.classes_solved,
         )
     else:
-        r = one_vs_rest_distances(W, **kw)
-        max_cos = pairwise_statistics(W, max_memory_mib=memory_from(args)).max_cosine
+        r = one_vs_rest_distances(W, keep_points=False, **kw)  # D_k and bounds only
+        max_cos = float(max_cosines(W, max_memory_mib=memory_from(args))[0].max())
         max_cos = max_cos if normalize else None
         out.update(
             min_distance=r.rho,

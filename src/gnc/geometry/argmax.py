@@ -21,8 +21,10 @@ with the residual ``|w_k - sum_j lam_j w_j|`` (float64) and the bias excess
 **Method.** Rows that coincide exactly with another (bias included) are set apart first: they can
 tie for the maximum but never win it strictly. On the distinct rows one tiled float32 pass of
 ``W W^T`` screens every class with ``h = alpha_k w_k`` (``alpha_k`` large enough to beat the
-bias), with the rounding bound ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``; the class with
-the strictly largest bias is screened with ``h = 0``. Only the undecided rest is solved exactly:
+bias): it needs only ``s_k = max_{j != k} <w_j, w_k>``, which the pass makes exact in float64 by
+recomputing the few entries that the rounding bound ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``
+cannot rule out (the GEMM dominates; no float64 work on whole tiles). The class with the strictly
+largest bias is screened with ``h = 0``. Only the undecided rest is solved exactly:
 without a bias by the one-vs-rest engine on the raw rows (its direction ``h_k`` or its hull
 point), with a bias by a linear program (HiGHS through ``scipy.optimize.linprog``, cutting planes
 over working sets of rows checked against all rows) whose dual gives
@@ -34,22 +36,24 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from gnc._checks import check_matrix, check_positive
-from gnc._runtime import rows_per_budget
+from gnc._runtime import resolve_budget, rows_per_budget
+from gnc.geometry._screening import neighbour_pass
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
 from gnc.geometry.pairwise import iter_blocks
+from gnc.io import Record, record_to_dict, to_jsonable
 
 __all__ = ["ARGMAXABLE", "COINCIDING", "INSIDE_HULL", "UNDECIDED", "ArgmaxResult", "argmaxable"]
 
 #: Status codes of :attr:`ArgmaxResult.status`.
 ARGMAXABLE, INSIDE_HULL, COINCIDING, UNDECIDED = 1, 0, 2, -1
 
-_U32 = 2.0**-24
 _U64 = 2.0**-53
 
 
@@ -58,10 +62,11 @@ def _gamma(n: int, u: float) -> float:
 
 
 @dataclass(frozen=True)
-class ArgmaxResult:
+class ArgmaxResult(Record):
     """Argmaxability of every class of a head, with certificates.
 
-    Per-class tensors have length ``K`` and hold NaN where a value was not computed.
+    Per-class tensors have length ``K`` and hold NaN where a value was not computed (``None`` in
+    :meth:`to_dict`).
 
     Attributes:
         num_classes: ``K``.
@@ -86,8 +91,11 @@ class ArgmaxResult:
         num_screened: Classes decided by the screen.
         num_solved: Classes sent to the exact solver.
         tol: Residual tolerance (relative to the largest row norm) for "inside the hull".
+        certified: Whether every class was decided with a certificate (none ``UNDECIDED``).
         seconds: Wall time.
     """
+
+    _omit_from_dict: ClassVar[tuple[str, ...]] = ("solved_states", "support", "support_weights")
 
     num_classes: int
     feature_dim: int
@@ -107,6 +115,7 @@ class ArgmaxResult:
     num_screened: int
     num_solved: int
     tol: float
+    certified: bool
     seconds: float
 
     @property
@@ -124,10 +133,16 @@ class ArgmaxResult:
         """Indices left undecided (boundary cases within the tolerance)."""
         return (self.status == UNDECIDED).nonzero(as_tuple=True)[0]
 
-    @property
-    def certified(self) -> bool:
-        """Whether every class was decided with a certificate."""
-        return bool((self.status != UNDECIDED).all())
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields and the index lists ``unargmaxable``, ``coinciding``, ``undecided``.
+
+        ``(K,)`` and ``(U,)`` tensors become lists (NaN becomes ``None``); the ``(M, d)`` solved
+        states and the ``(U, s)`` supports and their weights are left out (use the tensors).
+        """
+        out = record_to_dict(self, omit=self._omit_from_dict)
+        for name in ("unargmaxable", "coinciding", "undecided"):
+            out[name] = to_jsonable(getattr(self, name))
+        return out
 
     def hidden_state(self, weights: torch.Tensor, k: int) -> torch.Tensor | None:
         """The certificate hidden state of argmaxable class ``k`` (``None`` otherwise)."""
@@ -151,63 +166,76 @@ def _coinciding(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
 
 
 def _screen(
-    U: torch.Tensor, b: torch.Tensor | None, max_memory_mib: float
+    U: torch.Tensor, b: torch.Tensor | None, max_memory_mib: float, bar: Any = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Certified margins of ``h = alpha_k u_k`` on distinct rows ``U``: ``(margins, alpha)``.
 
-    ``a_j = |u_k|^2 - <u_j, u_k>`` is bounded below in float32 with the rounding bound; if every
-    ``a_j > 0``, ``alpha = 1`` (no negative ``c_j = b_k - b_j``) gives a margin ``>= min_j a_j``
-    and ``alpha = 2 max_j -c_j / a_j`` a margin ``>= alpha min_j a_j / 2``.
+    With ``a_j = |u_k|^2 - <u_j, u_k>`` and ``A_k = min_{j != k} a_j``: if ``A_k > 0``, ``h = u_k``
+    (``alpha = 1``) has margin ``>= A_k`` when no other bias exceeds ``b_k``; otherwise, with the
+    bias deficit ``delta_k = max_{j != k} b_j - b_k > 0``, ``alpha = 2 delta_k / A_k`` gives
+    ``alpha a_j + b_k - b_j >= 2 delta_k - delta_k = delta_k``. ``A_k`` comes from one tiled
+    float32 pass (:func:`~gnc.geometry._screening.neighbour_pass`) whose row max
+    ``s_k = max_{j != k} <u_j, u_k>`` is exact in float64 (entries the float32 rounding bound
+    leaves open are recomputed), less the float64 rounding of ``|u_k|^2`` and of ``s_k``.
     """
     K, d = U.shape
     dev = U.device
     norms = U.norm(dim=1)
-    sq = (U * U).sum(dim=1) * (1.0 - _gamma(d + 2, _U64))
-    use32 = not (dev.type == "cuda" and torch.get_float32_matmul_precision() != "highest")
-    Uc = U.to(torch.float32) if use32 else U
-    # Rounding of the dot product plus the float32 conversion of both rows.
-    gamma = _gamma(d + 2, _U32) + 3 * _U32 if use32 else _gamma(d + 2, _U64)
-    A = torch.empty(K, dtype=torch.float64, device=dev)
-    R = torch.full((K,), -torch.inf, dtype=torch.float64, device=dev)
-    step = rows_per_budget(K * (Uc.element_size() + 3 * 8), max_memory_mib, num_rows=K)
-    for a, c in iter_blocks(K, step):
-        ip = (Uc[a:c] @ Uc.T).to(torch.float64)
-        ip += gamma * norms[a:c, None] * norms[None, :]
-        low = sq[a:c, None] - ip  # certified lower bounds on a_j
-        ar = torch.arange(c - a, device=dev)
-        low[ar, torch.arange(a, c, device=dev)] = torch.inf
-        A[a:c] = low.min(dim=1).values
-        if b is not None:
-            neg = b[None, :] - b[a:c, None]  # -c_j
-            ratio = torch.where(neg > 0, neg / low.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
-            ratio[ar, torch.arange(a, c, device=dev)] = 0.0
-            R[a:c] = ratio.max(dim=1).values
-        del ip, low
+    g64 = _gamma(d + 2, _U64)
+    nb = neighbour_pass(
+        U,
+        U.to(torch.float32),
+        torch.arange(K, device=dev),
+        0,
+        unit_rows=False,
+        exact_max=True,
+        max_memory_mib=max_memory_mib,
+        bar=bar,
+    )
+    A = (U * U).sum(dim=1) * (1.0 - g64) - nb.max_inner - g64 * norms * float(norms.max())
     ok = A > 0
-    alpha = torch.where(R > 0, 2.0 * R, 1.0)
-    margin = torch.where(R > 0, R * A, A) * (1.0 - 1e-12)
-    margin = torch.where(ok, margin, torch.nan)
+    alpha = torch.ones(K, dtype=torch.float64, device=dev)
+    margin = A.clone()
+    if b is not None:
+        top = torch.topk(b, 2)
+        deficit = torch.where(
+            torch.arange(K, device=dev) == top.indices[0], top.values[1], top.values[0]
+        )
+        deficit = deficit - b
+        lift = deficit > 0
+        alpha = torch.where(lift, 2.0 * deficit / A, alpha)
+        margin = torch.where(lift, deficit, margin)
+    margin = torch.where(ok, margin * (1.0 - 1e-12), torch.nan)
     alpha = torch.where(ok, alpha, torch.nan)
     return margin, alpha
 
 
 def _verified_margins(
-    U: torch.Tensor, b: torch.Tensor | None, cls: torch.Tensor, H: torch.Tensor
+    U: torch.Tensor,
+    b: torch.Tensor | None,
+    cls: torch.Tensor,
+    H: torch.Tensor,
+    max_memory_mib: float,
 ) -> torch.Tensor:
-    """Certified lower bounds of ``min_{j != k} <u_k - u_j, h> + b_k - b_j`` in float64."""
-    d = U.shape[1]
+    """Certified lower bounds of ``min_{j != k} <u_k - u_j, h> + b_k - b_j`` in float64.
+
+    Tiled over the states: one ``(rows, K)`` block of logits within ``max_memory_mib``.
+    """
+    K, d = U.shape
     norms = U.norm(dim=1)
     hn = H.norm(dim=1)
-    P = H @ U.T  # (M, K)
-    own = P.gather(1, cls[:, None])
-    m = own - P
-    bmax = 0.0
-    if b is not None:
-        m += b[cls, None] - b[None, :]
-        bmax = float(b.abs().max())
-    m[torch.arange(cls.numel(), device=U.device), cls] = torch.inf
+    bmax = 0.0 if b is None else float(b.abs().max())
     err = _gamma(d + 4, _U64) * (2.0 * hn * float(norms.max()) + 2.0 * bmax) * 2.0
-    out: torch.Tensor = m.min(dim=1).values - err
+    out = torch.empty(cls.numel(), dtype=torch.float64, device=U.device)
+    step = rows_per_budget(3 * 8 * K, max_memory_mib, num_rows=cls.numel())
+    for a, c in iter_blocks(cls.numel(), step):
+        P = H[a:c] @ U.T  # (rows, K)
+        m = P.gather(1, cls[a:c, None]) - P
+        if b is not None:
+            m += b[cls[a:c], None] - b[None, :]
+        m[torch.arange(c - a, device=U.device), cls[a:c]] = torch.inf
+        out[a:c] = m.min(dim=1).values - err[a:c]
+        del P, m
     return out
 
 
@@ -256,7 +284,7 @@ def argmaxable(
     weights: torch.Tensor,
     bias: torch.Tensor | None = None,
     *,
-    max_memory_mib: float = 1024.0,
+    max_memory_mib: float | None = None,
     tol: float = 1e-9,
     progress: bool = False,
 ) -> ArgmaxResult:
@@ -265,7 +293,7 @@ def argmaxable(
     Args:
         weights: ``(K, d)`` raw classifier rows (not normalized), ``K >= 2``.
         bias: ``(K,)`` bias or ``None``.
-        max_memory_mib: Memory budget of one tile of the screen.
+        max_memory_mib: Memory budget (MiB) of every tile (default: the working memory).
         tol: A class is inside the hull when its convex combination's residual is at most
             ``tol * max_k |w_k|`` (and its bias excess at least ``-tol * max |b|``).
         progress: Show a tqdm bar of the exact solves on stderr.
@@ -298,6 +326,7 @@ def argmaxable(
                 f"{tuple(W.shape)}, but got shape {tuple(b.shape)}."
             )
     tol = check_positive("tol", tol)
+    max_memory_mib = resolve_budget(max_memory_mib)
     status = torch.full((K,), UNDECIDED, dtype=torch.int8, device=dev)
     margins = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
     scales = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
@@ -307,7 +336,7 @@ def argmaxable(
     status[twin != ar] = COINCIDING
     status[twin[twin != ar]] = COINCIDING
     distinct = (twin == ar).nonzero(as_tuple=True)[0]
-    U = W[distinct]
+    U = W if distinct.numel() == K else W[distinct]  # no copy when every row is distinct
     bu = None if b is None else b[distinct]
     n = U.shape[0]
     empty_i = torch.empty(0, dtype=torch.long, device=dev)
@@ -325,7 +354,15 @@ def argmaxable(
         status[:] = COINCIDING
     else:
         local = torch.full((n,), UNDECIDED, dtype=torch.int8, device=dev)
-        m, alpha = _screen(U, bu, max_memory_mib)
+        with tqdm(
+            total=n,
+            desc=f"argmax screen K={n}",
+            unit="class",
+            disable=not progress,
+            leave=False,
+            file=sys.stderr,
+        ) as bar:
+            m, alpha = _screen(U, bu, max_memory_mib, bar)
         hit = m > 0
         local[hit] = ARGMAXABLE
         if bu is not None:  # h = 0 for the strictly largest bias
@@ -368,7 +405,7 @@ def argmaxable(
                     deficit = (best_other - bu[cand]).clamp_min(0.0)
                     lift = torch.clamp(2.0 * deficit / res.lower_bounds[pos], min=1.0)
                     H = H * lift[:, None]
-                mv = _verified_margins(U, bu, cand, H)
+                mv = _verified_margins(U, bu, cand, H, max_memory_mib)
                 good[pos] = mv > 0
                 local[cand[mv > 0]] = ARGMAXABLE
                 m[cand[mv > 0]] = mv[mv > 0]
@@ -398,7 +435,9 @@ def argmaxable(
                 h, lam, rest = _lp(Un, bn, k)
                 if h is not None:
                     ht = torch.from_numpy(h).to(dev)
-                    mv = _verified_margins(U, bu, torch.tensor([k], device=dev), ht[None, :])
+                    mv = _verified_margins(
+                        U, bu, torch.tensor([k], device=dev), ht[None, :], max_memory_mib
+                    )
                     if float(mv[0]) > 0:
                         local[k] = ARGMAXABLE
                         m[k] = mv[0]
@@ -468,5 +507,6 @@ def argmaxable(
         num_screened=num_screened,
         num_solved=num_solved,
         tol=tol,
+        certified=bool((status != UNDECIDED).all()),
         seconds=time.perf_counter() - start,
     )

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import resolve_budget, rows_per_budget
-from gnc.geometry._screening import certify, neighbour_pass
+from gnc.geometry._screening import Certification, certify, neighbour_pass
 from gnc.geometry._wolfe import _wolfe_batched
 from gnc.geometry.pairwise import iter_blocks
 from gnc.io import Record
@@ -168,38 +168,55 @@ class _ClassSolution:
     rechecked: int
 
 
+def _solve_bytes(K: int, d: int, m: int) -> int:
+    """Bytes per class of one solve round with working sets of ``m`` rows.
+
+    Float32 scores against all ``K`` rows (a copy and two masks), and the working set's points
+    ``Y`` (``m x d``), Gram ``G`` and solver temporaries in float64.
+    """
+    return 10 * K + 8 * (2 * m * d + 6 * m * m)
+
+
 def _solve_classes(
     W: torch.Tensor,
     W32: torch.Tensor,
     cls: torch.Tensor,
-    nbrs: torch.Tensor,
+    m0: int,
     *,
+    unit_rows: bool,
     max_memory_mib: float,
     tol: float,
     max_rounds: int,
+    keep_points: bool = True,
     bar: Any = None,
 ) -> _ClassSolution:
     """Exact ``D_k`` for the classes ``cls`` of float64 rows ``W`` (no validation).
 
-    ``nbrs`` ``(C, m)`` are the initial working sets (nearest other rows). ``bar`` (a tqdm bar or
-    None) advances by the classes of each finished block.
+    Blocks of classes are solved one after the other; each block first takes its initial working
+    sets (its ``m0`` nearest other rows) from a float32 pass over its rows, so no ``K x m0``
+    neighbour table is ever held. Every tile (the neighbour pass, each round's solves and their
+    certification against all rows) stays within ``max_memory_mib``: a round whose working sets
+    have grown is split into smaller batches of classes. Without ``keep_points`` the nearest
+    points, directions and supports are not kept (empty ``(C, 0)`` tensors). ``bar`` (a tqdm bar
+    or None) advances by the classes of each finished block.
     """
     K, d = W.shape
     dev = W.device
     C = cls.numel()
-    m0 = nbrs.shape[1]
-    # Memory per class in a block: float32 scores against all K rows (two copies and a mask),
-    # the working set's points Y (m x d), its Gram G and solver temporaries.
-    m_est = m0 + 64
-    per_class = 10 * K + 8 * (2 * m_est * d + 6 * m_est * m_est)
-    step = rows_per_budget(per_class, max_memory_mib, num_rows=C)
+    # Rows of one block: the solve of the first round (the working sets then grow by violators,
+    # and later rounds are split to stay within the budget).
+    step = rows_per_budget(_solve_bytes(K, d, m0 + 64), max_memory_mib, num_rows=C)
 
     D = torch.empty(C, dtype=W.dtype, device=dev)
     lower = torch.empty(C, dtype=W.dtype, device=dev)
-    points = torch.empty(C, d, dtype=W.dtype, device=dev)
-    dirs = torch.zeros(C, d, dtype=W.dtype, device=dev)
-    supports: list[torch.Tensor] = []
-    sweights: list[torch.Tensor] = []
+    width = d if keep_points else 0
+    points = torch.empty(C, width, dtype=W.dtype, device=dev)
+    dirs = torch.zeros(C, width, dtype=W.dtype, device=dev)
+    # Supports: at most d + 1 points in exact arithmetic (Caratheodory); grown if ever wider.
+    cap = min(d + 1, K - 1) if keep_points else 0
+    support = torch.full((C, cap), -1, dtype=torch.long, device=dev)
+    support_w = torch.zeros(C, cap, dtype=W.dtype, device=dev)
+    s_all = 1 if keep_points else 0
     total_rounds = 0
     max_iters = 0
     rechecked = 0
@@ -208,7 +225,12 @@ def _solve_classes(
     for a, b in iter_blocks(C, step):
         rows = cls[a:b]
         Bn = rows.numel()
-        ws = nbrs[a:b].clone()
+        nb = neighbour_pass(
+            W, W32, rows, m0, unit_rows=unit_rows, exact_max=False, max_memory_mib=max_memory_mib
+        )
+        assert nb.neighbours is not None
+        ws = nb.neighbours
+        del nb
         ws_valid = torch.ones_like(ws, dtype=torch.bool)
         lam = torch.zeros(Bn, m0, dtype=W.dtype, device=dev)
         lam[:, 0] = 1.0
@@ -220,42 +242,33 @@ def _solve_classes(
         retried = torch.zeros(Bn, dtype=torch.bool, device=dev)
         for rnd in range(max_rounds):
             total_rounds = max(total_rounds, rnd + 1)
-            t = todo.nonzero().squeeze(1)
-            Y = W[ws[t]] - W[rows[t]][:, None, :]
-            Y = Y * ws_valid[t][:, :, None]
-            G = torch.bmm(Y, Y.transpose(1, 2))
-            scale = torch.where(ws_valid[t], G.diagonal(dim1=1, dim2=2), 0).amax(dim=1)
-            # Stop when the gap in D is below a small fraction of tol (or at rounding level).
-            floor = 64 * _EPS * scale.clamp_min(1e-300)
-            lam_t, it = _wolfe_batched(
-                G,
-                Y,
-                ws_valid[t],
-                lam[t],
-                S[t] & ws_valid[t],
-                1e-3 * tol,
-                floor,
-                50 * ws.shape[1] + 100,
+            t_all = todo.nonzero().squeeze(1)
+            violated_l: list[torch.Tensor] = []
+            cand_l: list[torch.Tensor] = []
+            cand_ok_l: list[torch.Tensor] = []
+            sub = rows_per_budget(
+                _solve_bytes(K, d, ws.shape[1]), max_memory_mib, num_rows=t_all.numel()
             )
-            x_t = torch.bmm(lam_t[:, None, :], Y)[:, 0, :]
-            del G, Y
-            max_iters = max(max_iters, int(it.max()) if it.numel() else 0)
-            lam[t] = lam_t
-            S[t] = lam_t > 0
-            x[t] = x_t
-            n2 = (x_t * x_t).sum(dim=1)
-            viol_tol = torch.maximum(1e-3 * tol * n2.sqrt(), 64 * _EPS * scale.clamp_min(1e-300))
-            # Certify against all rows: one float32 GEMM, float64 where the bound is undecided.
-            cert = certify(W, W32, rows[t], x_t, ws[t], viol_tol, n_add, max_memory_mib, max_norm)
-            rechecked += cert.rechecked
-            gmin_all[t] = cert.gmin
-            violated = cert.violated
+            for ta, tb in iter_blocks(t_all.numel(), sub):
+                t = t_all[ta:tb]
+                it, cert = _solve_round(
+                    W, W32, rows, t, ws, ws_valid, lam, S, x, tol, n_add, max_memory_mib, max_norm
+                )
+                max_iters = max(max_iters, it)
+                rechecked += cert.rechecked
+                gmin_all[t] = cert.gmin
+                violated_l.append(cert.violated)
+                cand_l.append(cert.candidates)
+                cand_ok_l.append(cert.candidates_ok)
+            t = t_all
+            violated = torch.cat(violated_l)
             if not bool(violated.any()) or rnd == max_rounds - 1:
                 todo[t] = False
                 break
             vt = t[violated]
-            new_idx_i = cert.candidates[violated]
-            new_ok = cert.candidates_ok[violated]
+            new_idx_i = torch.cat(cand_l)[violated]
+            new_ok = torch.cat(cand_ok_l)[violated]
+            del violated_l, cand_l, cand_ok_l
             # Classes whose only violators are already in the working set: one more solve
             # with the tolerance of the current |x|, then stop (the gap is reported as is).
             stalled = ~new_ok.any(dim=1)
@@ -288,36 +301,83 @@ def _solve_classes(
         lo = torch.where(pos, gmin_all / torch.where(pos, Dk, 1.0), 0.0).clamp_min(0.0)
         D[a:b] = Dk
         lower[a:b] = torch.minimum(lo, Dk)
-        points[a:b] = W[rows] + x
-        dirs[a:b] = torch.where(pos[:, None], -x / torch.where(pos, Dk, 1.0)[:, None], 0.0)
-        # Compact supports.
-        on = lam > 0
-        cnt = on.sum(dim=1)
-        s = max(1, int(cnt.max()))
-        order = torch.argsort((~on).to(torch.int8), dim=1, stable=True)[:, :s]
-        sup = torch.gather(ws, 1, order)
-        wts = torch.gather(lam, 1, order)
-        live = torch.arange(s, device=dev)[None, :] < cnt[:, None]
-        supports.append(torch.where(live, sup, -1))
-        sweights.append(torch.where(live, wts, 0.0))
+        if keep_points:
+            points[a:b] = W[rows] + x
+            dirs[a:b] = torch.where(pos[:, None], -x / torch.where(pos, Dk, 1.0)[:, None], 0.0)
+            # Compact supports into the shared buffer.
+            on = lam > 0
+            cnt = on.sum(dim=1)
+            s = max(1, int(cnt.max()))
+            if s > support.shape[1]:  # wider than d + 1 (rounding in degenerate faces)
+                support = torch.nn.functional.pad(support, (0, s - support.shape[1]), value=-1)
+                support_w = torch.nn.functional.pad(support_w, (0, s - support_w.shape[1]))
+            s_all = max(s_all, s)
+            order = torch.argsort((~on).to(torch.int8), dim=1, stable=True)[:, :s]
+            live = torch.arange(s, device=dev)[None, :] < cnt[:, None]
+            support[a:b, :s] = torch.where(live, torch.gather(ws, 1, order), -1)
+            support_w[a:b, :s] = torch.where(live, torch.gather(lam, 1, order), 0.0)
         if bar is not None:
             bar.update(Bn)
-    s_all = max([t.shape[1] for t in supports], default=1)
-    support = (
-        torch.cat([torch.nn.functional.pad(t, (0, s_all - t.shape[1]), value=-1) for t in supports])
-        if supports
-        else torch.full((0, 1), -1, dtype=torch.long, device=dev)
-    )
-    support_w = (
-        torch.cat(
-            [torch.nn.functional.pad(t, (0, s_all - t.shape[1]), value=0.0) for t in sweights]
-        )
-        if sweights
-        else torch.zeros(0, 1, dtype=W.dtype, device=dev)
-    )
+    # A view of the first s_all columns (no copy of the buffer).
     return _ClassSolution(
-        D, lower, points, dirs, support, support_w, total_rounds, max_iters, rechecked
+        D,
+        lower,
+        points,
+        dirs,
+        support[:, :s_all],
+        support_w[:, :s_all],
+        total_rounds,
+        max_iters,
+        rechecked,
     )
+
+
+def _solve_round(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    rows: torch.Tensor,
+    t: torch.Tensor,
+    ws: torch.Tensor,
+    ws_valid: torch.Tensor,
+    lam: torch.Tensor,
+    S: torch.Tensor,
+    x: torch.Tensor,
+    tol: float,
+    n_add: int,
+    max_memory_mib: float,
+    max_norm: float,
+) -> tuple[int, Certification]:
+    """Solve the classes ``rows[t]`` on their working sets and certify them against all rows.
+
+    Updates ``lam``, ``S`` and ``x`` at ``t`` in place; returns the largest Wolfe iteration
+    count and the certification.
+    """
+    Y = W[ws[t]] - W[rows[t]][:, None, :]
+    Y = Y * ws_valid[t][:, :, None]
+    G = torch.bmm(Y, Y.transpose(1, 2))
+    scale = torch.where(ws_valid[t], G.diagonal(dim1=1, dim2=2), 0).amax(dim=1)
+    # Stop when the gap in D is below a small fraction of tol (or at rounding level).
+    floor = 64 * _EPS * scale.clamp_min(1e-300)
+    lam_t, it = _wolfe_batched(
+        G,
+        Y,
+        ws_valid[t],
+        lam[t],
+        S[t] & ws_valid[t],
+        1e-3 * tol,
+        floor,
+        50 * ws.shape[1] + 100,
+    )
+    x_t = torch.bmm(lam_t[:, None, :], Y)[:, 0, :]
+    del G, Y
+    lam[t] = lam_t
+    S[t] = lam_t > 0
+    x[t] = x_t
+    n2 = (x_t * x_t).sum(dim=1)
+    viol_tol = torch.maximum(1e-3 * tol * n2.sqrt(), 64 * _EPS * scale.clamp_min(1e-300))
+    # Certify against all rows: one float32 GEMM, float64 where the bound is undecided.
+    cert = certify(W, W32, rows[t], x_t, ws[t], viol_tol, n_add, max_memory_mib, max_norm)
+    return (int(it.max()) if it.numel() else 0), cert
 
 
 def _class_bar(total: int, desc: str, progress: bool) -> Any:
@@ -396,32 +456,23 @@ def _solve_sharded(
     rank: int,
     world: int,
     progress: bool,
+    keep_points: bool = True,
 ) -> _ClassSolution:
-    """Neighbour pass and solve for this rank's share of ``cls``, gathered over the group."""
+    """Solve this rank's share of ``cls`` (neighbours per block), gathered over the group."""
     K = W.shape[0]
     parts = torch.tensor_split(cls, world)
     mine = parts[rank]
-    with _class_bar(mine.numel(), f"neighbours K={K}", progress) as bar:
-        nb = neighbour_pass(
-            W,
-            W32,
-            mine,
-            m0,
-            unit_rows=unit_rows,
-            exact_max=False,
-            max_memory_mib=max_memory_mib,
-            bar=bar,
-        )
-    assert nb.neighbours is not None
     with _class_bar(mine.numel(), f"one-vs-rest K={K}", progress) as bar:
         sol = _solve_classes(
             W,
             W32,
             mine,
-            nb.neighbours,
+            m0,
+            unit_rows=unit_rows,
             max_memory_mib=max_memory_mib,
             tol=tol,
             max_rounds=max_rounds,
+            keep_points=keep_points,
             bar=bar,
         )
     if world == 1:
@@ -461,6 +512,7 @@ def one_vs_rest_distances(
     working_set_size: int | None = None,
     tol: float = 1e-9,
     max_rounds: int = 100,
+    keep_points: bool = True,
     progress: bool = False,
     distributed: bool = False,
     process_group: Any = None,
@@ -475,13 +527,19 @@ def one_vs_rest_distances(
         weights: ``(K, d)`` classifier rows, ``K >= 2``.
         normalize: Normalize rows to the unit sphere first (the GNC2 convention).
         classes: Indices of the classes to solve (default: all ``K``).
-        max_memory_mib: Memory budget (MiB) of one tile (a block of classes against all rows);
-            ``None``: the working-memory setting (:func:`gnc._runtime.working_memory`).
+        max_memory_mib: Memory budget (MiB) of every tile: a block of classes against all rows,
+            its neighbour pass, each round's solves (default: ``gnc._runtime`` working memory,
+            1024 unless set). Beyond the tiles the call holds ``W`` in float64 (a copy when
+            ``normalize`` or when the input is not float64), ``W`` in float32 and the result.
         working_set_size: Initial nearest-neighbour working set per class (default
             ``min(K-1, max(16, min(64, 2d+2)))``); only speed depends on it.
         tol: Gap tolerance for ``certified``.
         max_rounds: Cap on working-set rounds.
-        progress: Show tqdm bars (neighbour pass, solved classes) on stderr.
+        keep_points: Keep each class's nearest hull point, direction and support (the
+            witnesses of its distance: ``(2 d + 2 s) x 8`` bytes per class, several times ``W``
+            for all classes). ``False`` returns them as empty ``(C, 0)`` tensors, for callers
+            that need only the distances and their certified lower bounds; nothing else changes.
+        progress: Show a tqdm bar of solved classes on stderr.
         distributed: Split the classes over the default ``torch.distributed`` group (which
             must be initialized); every rank gets the full result.
         process_group: Split over this group instead (implies ``distributed``).
@@ -531,6 +589,7 @@ def one_vs_rest_distances(
         rank=rank,
         world=world,
         progress=progress and rank == 0,
+        keep_points=keep_points,
     )
     gaps = sol.D - sol.lower
     arg = int(sol.D.argmin())
@@ -582,7 +641,7 @@ def min_one_vs_rest_distance(
     Args:
         weights: ``(K, d)`` classifier rows.
         normalize: Normalize rows first.
-        max_memory_mib: Memory budget (MiB) of one tile (``None``: the working-memory setting).
+        max_memory_mib: Memory budget (MiB) of every tile (default: the working memory).
         working_set_size: Initial working-set size (see :func:`one_vs_rest_distances`).
         tol: Gap tolerance for ``certified``.
         chunk_size: Classes solved per batch after the first class (quadruples as the search
@@ -627,7 +686,9 @@ def min_one_vs_rest_distance(
     # s is exact up to float64 rounding of a d-term dot product: allow for it.
     slack = 2 * d * _EPS * norms * norms.max()
     lb = (norms - (s + slack) / norms).clamp_min(0.0)
-    ub = (W - W[arg]).norm(dim=1)
+    ub = torch.empty(K, dtype=W.dtype, device=W.device)
+    for a, b in iter_blocks(K, rows_per_budget(3 * d * 8, max_memory_mib, num_rows=K)):
+        ub[a:b] = (W[a:b] - W[arg[a:b]]).norm(dim=1)
     order = torch.argsort(lb)
     lb_sorted = lb[order]
     best = float(ub.min())
@@ -657,6 +718,7 @@ def min_one_vs_rest_distance(
                 "rank": rank,
                 "world": world,
                 "progress": False,
+                "keep_points": False,
             }
             # Subset solves on the nearest-neighbour working sets (one round): |x| >= D_k is an
             # upper bound, min_j <w_k - w_j, h> a dual lower bound from the same GEMM.
