@@ -19,23 +19,25 @@ import torch
 from safetensors.torch import save_file
 
 from gnc.io import (
-    ArrayKeyError,
-    FileFormatError,
     OutputInUseError,
     atomic_save_npz,
     atomic_write,
     atomic_write_text,
     dump_json,
-    load_matrix,
     lock_output,
+    run_metadata,
+    save_array,
+    to_jsonable,
+)
+from gnc.readers import (
+    ArrayKeyError,
+    FileFormatError,
+    load_matrix,
     read_array,
     read_checkpoint,
     read_npy,
     read_safetensors,
     read_toml,
-    run_metadata,
-    save_array,
-    to_jsonable,
 )
 
 

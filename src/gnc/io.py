@@ -1,7 +1,6 @@
 """Files written by gnc: atomic writes with the umask's permissions, output locks, JSON values.
 
-The readers live in :mod:`gnc.readers` and are re-exported here (``gnc.io.load_matrix``,
-``gnc.io.FileFormatError``, ...).
+Reading files is the other side of the boundary: :mod:`gnc.readers`.
 """
 
 from __future__ import annotations
@@ -23,22 +22,7 @@ from typing import IO, Any, ClassVar
 import numpy as np
 import torch
 
-from gnc.readers import (
-    ArrayKeyError,
-    FileFormatError,
-    load_matrix,
-    read_array,
-    read_checkpoint,
-    read_npy,
-    read_npz,
-    read_safetensors,
-    read_toml,
-    read_torch,
-)
-
 __all__ = [
-    "ArrayKeyError",
-    "FileFormatError",
     "OutputInUseError",
     "Record",
     "atomic_save_npz",
@@ -47,15 +31,7 @@ __all__ = [
     "atomic_write_text",
     "default_file_mode",
     "dump_json",
-    "load_matrix",
     "lock_output",
-    "read_array",
-    "read_checkpoint",
-    "read_npy",
-    "read_npz",
-    "read_safetensors",
-    "read_toml",
-    "read_torch",
     "record_to_dict",
     "run_metadata",
     "save_array",

@@ -108,7 +108,7 @@ def _load_config(path: Path, work: Path) -> Outcome:
 
 
 def _read_checkpoint(path: Path, work: Path) -> Outcome:
-    from gnc.io import read_checkpoint
+    from gnc.readers import read_checkpoint
 
     return run_library(lambda: read_checkpoint(path))
 

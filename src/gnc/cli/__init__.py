@@ -3,7 +3,7 @@
 Each subcommand lives in its own module ``gnc.cli.<name>`` exposing
 ``register(subparsers) -> None``; the parser it adds sets ``func`` to a callable
 ``(args) -> int``. User errors (``ValueError`` and its subclasses such as
-:class:`gnc.io.FileFormatError`, ``FileNotFoundError``, :class:`UserError`, a busy output
+:class:`gnc.readers.FileFormatError`, ``FileNotFoundError``, :class:`UserError`, a busy output
 folder) become a one-line message on stderr and exit status 2; anything else is a bug and keeps
 its traceback (exit status 1). SIGINT and SIGTERM raise an exception in the running command, so
 its clean-up runs (temporary files removed, no partial output), and exit with 130 / 143.

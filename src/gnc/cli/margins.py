@@ -28,7 +28,8 @@ from gnc.cli._common import (
 )
 from gnc.geometry import max_cosines, min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry.bounds import rho_star_upper
-from gnc.io import load_matrix, save_array
+from gnc.io import save_array
+from gnc.readers import load_matrix
 
 __all__ = ["register", "run"]
 

@@ -17,8 +17,8 @@ import torch
 
 from gnc._checks import check_int, check_labels, check_matrix
 from gnc.cli._common import atomic_write_text, dump_json
-from gnc.io import FileFormatError, read_npz
 from gnc.metrics import GNCAccumulator, NCCAccumulator, NCCMetrics
+from gnc.readers import FileFormatError, read_npz
 
 __all__ = ["measure_arrays", "register", "run"]
 
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
-    """Read the feature archive's known arrays (safely: see :func:`gnc.io.read_npz`)."""
+    """Read the feature archive's known arrays (safely: see :func:`gnc.readers.read_npz`)."""
     arrays = read_npz(path, keys=_KEYS, required=("features", "labels"))
     for name, value in arrays.items():
         problem = None

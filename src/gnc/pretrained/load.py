@@ -9,12 +9,12 @@ import numpy as np
 import torch
 
 from gnc._checks import check_matrix
-from gnc.io import read_array
 from gnc.pretrained.gguf_file import read_gguf_head
 from gnc.pretrained.hf_folder import read_hf_head
 from gnc.pretrained.onnx_file import read_onnx_head
 from gnc.pretrained.packaged import PACKAGED_HEADS, load_packaged_head
 from gnc.pretrained.record import Head
+from gnc.readers import read_array
 
 __all__ = ["HEAD_SOURCES", "MATRIX_SUFFIXES", "load_head", "load_matrix_file", "source_kind"]
 

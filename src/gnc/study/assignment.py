@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from gnc.data import ArrayDataset, load_fashion_mnist
-from gnc.io import read_checkpoint
+from gnc.readers import read_checkpoint
 from gnc.report.plots_codes import plot_assignments
 from gnc.study.codes import exact_rho
 from gnc.study.profile import Profile

@@ -1,7 +1,7 @@
 """Checkpoints of a training run: model, optimizer, scheduler, RNG states and the config.
 
 :func:`save_checkpoint` writes ``checkpoint.pt`` atomically; :func:`restore_checkpoint` reads it
-without unpickling code (:func:`gnc.io.read_checkpoint`), checks that it belongs to the same
+without unpickling code (:func:`gnc.readers.read_checkpoint`), checks that it belongs to the same
 configuration and restores everything, so a resumed run replays the batches of an
 uninterrupted one.
 """
@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from gnc.io import FileFormatError, atomic_write_bytes, read_checkpoint
+from gnc.io import atomic_write_bytes
+from gnc.readers import FileFormatError, read_checkpoint
 from gnc.train.config import TrainConfig, config_to_dict
 from gnc.train.models import unwrap_classifier
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from gnc.data.datasets import DataConfig
-from gnc.io import read_toml
+from gnc.readers import read_toml
 
 __all__ = [
     "HeadConfig",
