@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from gnc.geometry import _solve as solve_module
 from gnc.geometry import configurations as cfg
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-from gnc.geometry import one_vs_rest as ovr_module
 from gnc.geometry._screening import rounding_factor
 
 
@@ -173,7 +173,7 @@ def test_rounds_split_by_budget_change_nothing(monkeypatch: pytest.MonkeyPatch) 
         calls.append(m)
         return 1 if m <= 1 + 64 else 1 << 40
 
-    monkeypatch.setattr(ovr_module, "_solve_bytes", cost)
+    monkeypatch.setattr(solve_module, "_solve_bytes", cost)
     split = one_vs_rest_distances(W, working_set_size=1)
     assert max(calls) > 1 + 64  # some round was split
     assert torch.allclose(whole.distances, split.distances, atol=1e-13, rtol=0)

@@ -1,0 +1,379 @@
+"""The solver behind :mod:`gnc.geometry.one_vs_rest`: blocks of classes solved in lockstep.
+
+Each block of classes takes its working sets from one float32 neighbour pass, is solved on them by
+the batched Wolfe kernel (:mod:`gnc.geometry._wolfe`), checked against all rows with one GEMM per
+batch (:mod:`gnc.geometry._screening`), and re-solved with the violators until none is left; every
+tile, round and batch is sized by the memory budget. The sharded variant splits the classes over a
+``torch.distributed`` group. The public functions and records are in
+:mod:`gnc.geometry.one_vs_rest`; this module is private (split out to keep both readable).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from gnc._checks import check_int, check_matrix, check_positive
+from gnc._runtime import rows_per_budget
+from gnc.geometry._screening import Certification, certify, neighbour_pass
+from gnc.geometry._wolfe import _wolfe_batched
+from gnc.geometry.pairwise import iter_blocks
+
+_EPS = torch.finfo(torch.float64).eps
+
+
+def _default_working_set(K: int, d: int) -> int:
+    return min(K - 1, max(16, min(64, 2 * d + 2)))
+
+
+@dataclass
+class _ClassSolution:
+    D: torch.Tensor
+    lower: torch.Tensor
+    points: torch.Tensor
+    directions: torch.Tensor
+    support: torch.Tensor
+    weights: torch.Tensor
+    rounds: int
+    iterations: int
+    rechecked: int
+
+
+def _solve_bytes(K: int, d: int, m: int) -> int:
+    """Bytes per class of one solve round with working sets of ``m`` rows.
+
+    Float32 scores against all ``K`` rows (a copy and two masks), and the working set's points
+    ``Y`` (``m x d``), Gram ``G`` and solver temporaries in float64.
+    """
+    return 10 * K + 8 * (2 * m * d + 6 * m * m)
+
+
+def _solve_classes(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    cls: torch.Tensor,
+    m0: int,
+    *,
+    unit_rows: bool,
+    max_memory_mib: float,
+    tol: float,
+    max_rounds: int,
+    keep_points: bool = True,
+    bar: Any = None,
+) -> _ClassSolution:
+    """Exact ``D_k`` for the classes ``cls`` of float64 rows ``W`` (no validation).
+
+    Blocks of classes are solved one after the other; each block first takes its initial working
+    sets (its ``m0`` nearest other rows) from a float32 pass over its rows, so no ``K x m0``
+    neighbour table is ever held. Every tile (the neighbour pass, each round's solves and their
+    certification against all rows) stays within ``max_memory_mib``: a round whose working sets
+    have grown is split into smaller batches of classes. Without ``keep_points`` the nearest
+    points, directions and supports are not kept (empty ``(C, 0)`` tensors). ``bar`` (a tqdm bar
+    or None) advances by the classes of each finished block.
+    """
+    K, d = W.shape
+    dev = W.device
+    C = cls.numel()
+    # Rows of one block: the solve of the first round (the working sets then grow by violators,
+    # and later rounds are split to stay within the budget).
+    step = rows_per_budget(_solve_bytes(K, d, m0 + 64), max_memory_mib, num_rows=C)
+
+    D = torch.empty(C, dtype=W.dtype, device=dev)
+    lower = torch.empty(C, dtype=W.dtype, device=dev)
+    width = d if keep_points else 0
+    points = torch.empty(C, width, dtype=W.dtype, device=dev)
+    dirs = torch.zeros(C, width, dtype=W.dtype, device=dev)
+    # Supports: at most d + 1 points in exact arithmetic (Caratheodory); grown if ever wider.
+    cap = min(d + 1, K - 1) if keep_points else 0
+    support = torch.full((C, cap), -1, dtype=torch.long, device=dev)
+    support_w = torch.zeros(C, cap, dtype=W.dtype, device=dev)
+    s_all = 1 if keep_points else 0
+    total_rounds = 0
+    max_iters = 0
+    rechecked = 0
+    n_add = min(max(16, m0 // 2), K - 1)
+    max_norm = float(W.norm(dim=1).max())
+    for a, b in iter_blocks(C, step):
+        rows = cls[a:b]
+        Bn = rows.numel()
+        nb = neighbour_pass(
+            W, W32, rows, m0, unit_rows=unit_rows, exact_max=False, max_memory_mib=max_memory_mib
+        )
+        assert nb.neighbours is not None
+        ws = nb.neighbours
+        del nb
+        ws_valid = torch.ones_like(ws, dtype=torch.bool)
+        lam = torch.zeros(Bn, m0, dtype=W.dtype, device=dev)
+        lam[:, 0] = 1.0
+        S = torch.zeros(Bn, m0, dtype=torch.bool, device=dev)
+        S[:, 0] = True
+        todo = torch.ones(Bn, dtype=torch.bool, device=dev)
+        x = torch.zeros(Bn, d, dtype=W.dtype, device=dev)
+        gmin_all = torch.zeros(Bn, dtype=W.dtype, device=dev)
+        retried = torch.zeros(Bn, dtype=torch.bool, device=dev)
+        for rnd in range(max_rounds):
+            total_rounds = max(total_rounds, rnd + 1)
+            t_all = todo.nonzero().squeeze(1)
+            violated_l: list[torch.Tensor] = []
+            cand_l: list[torch.Tensor] = []
+            cand_ok_l: list[torch.Tensor] = []
+            sub = rows_per_budget(
+                _solve_bytes(K, d, ws.shape[1]), max_memory_mib, num_rows=t_all.numel()
+            )
+            for ta, tb in iter_blocks(t_all.numel(), sub):
+                t = t_all[ta:tb]
+                it, cert = _solve_round(
+                    W, W32, rows, t, ws, ws_valid, lam, S, x, tol, n_add, max_memory_mib, max_norm
+                )
+                max_iters = max(max_iters, it)
+                rechecked += cert.rechecked
+                gmin_all[t] = cert.gmin
+                violated_l.append(cert.violated)
+                cand_l.append(cert.candidates)
+                cand_ok_l.append(cert.candidates_ok)
+            t = t_all
+            violated = torch.cat(violated_l)
+            if not bool(violated.any()) or rnd == max_rounds - 1:
+                todo[t] = False
+                break
+            vt = t[violated]
+            new_idx_i = torch.cat(cand_l)[violated]
+            new_ok = torch.cat(cand_ok_l)[violated]
+            del violated_l, cand_l, cand_ok_l
+            # Classes whose only violators are already in the working set: one more solve
+            # with the tolerance of the current |x|, then stop (the gap is reported as is).
+            stalled = ~new_ok.any(dim=1)
+            if bool(stalled.any()):
+                again = vt[stalled]
+                retried_now = retried[again].clone()
+                retried[again] = True
+                keep = torch.ones_like(stalled)
+                keep[stalled.nonzero().squeeze(1)[retried_now]] = False
+                vt, new_idx_i, new_ok = vt[keep], new_idx_i[keep], new_ok[keep]
+            if vt.numel() == 0:
+                todo[t] = False
+                break
+            # Grow the working sets of the block (padding stays invalid).
+            ws = torch.cat([ws, torch.zeros(Bn, n_add, dtype=ws.dtype, device=dev)], dim=1)
+            ws_valid = torch.cat(
+                [ws_valid, torch.zeros(Bn, n_add, dtype=torch.bool, device=dev)], dim=1
+            )
+            ws[vt, -n_add:] = new_idx_i
+            ws_valid[vt, -n_add:] = new_ok
+            lam = torch.cat([lam, torch.zeros(Bn, n_add, dtype=W.dtype, device=dev)], dim=1)
+            S = torch.cat([S, torch.zeros(Bn, n_add, dtype=torch.bool, device=dev)], dim=1)
+            todo = torch.zeros(Bn, dtype=torch.bool, device=dev)
+            todo[vt] = True
+            # Padding columns point at the class itself (y = 0) but are never valid.
+            ws[~ws_valid] = rows[:, None].expand_as(ws)[~ws_valid]
+        n2 = (x * x).sum(dim=1)
+        Dk = n2.sqrt()
+        pos = Dk > 0
+        lo = torch.where(pos, gmin_all / torch.where(pos, Dk, 1.0), 0.0).clamp_min(0.0)
+        D[a:b] = Dk
+        lower[a:b] = torch.minimum(lo, Dk)
+        if keep_points:
+            points[a:b] = W[rows] + x
+            dirs[a:b] = torch.where(pos[:, None], -x / torch.where(pos, Dk, 1.0)[:, None], 0.0)
+            # Compact supports into the shared buffer.
+            on = lam > 0
+            cnt = on.sum(dim=1)
+            s = max(1, int(cnt.max()))
+            if s > support.shape[1]:  # wider than d + 1 (rounding in degenerate faces)
+                support = torch.nn.functional.pad(support, (0, s - support.shape[1]), value=-1)
+                support_w = torch.nn.functional.pad(support_w, (0, s - support_w.shape[1]))
+            s_all = max(s_all, s)
+            order = torch.argsort((~on).to(torch.int8), dim=1, stable=True)[:, :s]
+            live = torch.arange(s, device=dev)[None, :] < cnt[:, None]
+            support[a:b, :s] = torch.where(live, torch.gather(ws, 1, order), -1)
+            support_w[a:b, :s] = torch.where(live, torch.gather(lam, 1, order), 0.0)
+        if bar is not None:
+            bar.update(Bn)
+    # A view of the first s_all columns (no copy of the buffer).
+    return _ClassSolution(
+        D,
+        lower,
+        points,
+        dirs,
+        support[:, :s_all],
+        support_w[:, :s_all],
+        total_rounds,
+        max_iters,
+        rechecked,
+    )
+
+
+def _solve_round(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    rows: torch.Tensor,
+    t: torch.Tensor,
+    ws: torch.Tensor,
+    ws_valid: torch.Tensor,
+    lam: torch.Tensor,
+    S: torch.Tensor,
+    x: torch.Tensor,
+    tol: float,
+    n_add: int,
+    max_memory_mib: float,
+    max_norm: float,
+) -> tuple[int, Certification]:
+    """Solve the classes ``rows[t]`` on their working sets and certify them against all rows.
+
+    Updates ``lam``, ``S`` and ``x`` at ``t`` in place; returns the largest Wolfe iteration
+    count and the certification.
+    """
+    Y = W[ws[t]] - W[rows[t]][:, None, :]
+    Y = Y * ws_valid[t][:, :, None]
+    G = torch.bmm(Y, Y.transpose(1, 2))
+    scale = torch.where(ws_valid[t], G.diagonal(dim1=1, dim2=2), 0).amax(dim=1)
+    # Stop when the gap in D is below a small fraction of tol (or at rounding level).
+    floor = 64 * _EPS * scale.clamp_min(1e-300)
+    lam_t, it = _wolfe_batched(
+        G,
+        Y,
+        ws_valid[t],
+        lam[t],
+        S[t] & ws_valid[t],
+        1e-3 * tol,
+        floor,
+        50 * ws.shape[1] + 100,
+    )
+    x_t = torch.bmm(lam_t[:, None, :], Y)[:, 0, :]
+    del G, Y
+    lam[t] = lam_t
+    S[t] = lam_t > 0
+    x[t] = x_t
+    n2 = (x_t * x_t).sum(dim=1)
+    viol_tol = torch.maximum(1e-3 * tol * n2.sqrt(), 64 * _EPS * scale.clamp_min(1e-300))
+    # Certify against all rows: one float32 GEMM, float64 where the bound is undecided.
+    cert = certify(W, W32, rows[t], x_t, ws[t], viol_tol, n_add, max_memory_mib, max_norm)
+    return (int(it.max()) if it.numel() else 0), cert
+
+
+def _class_bar(total: int, desc: str, progress: bool) -> Any:
+    """A transient tqdm bar of classes on stderr (a no-op unless ``progress``)."""
+    return tqdm(
+        total=total, desc=desc, unit="class", disable=not progress, leave=False, file=sys.stderr
+    )
+
+
+def _prepare(
+    weights: torch.Tensor, normalize: bool, tol: float, working_set_size: int | None
+) -> tuple[torch.Tensor, float, int]:
+    """Validate the public arguments: float64 rows, the gap tolerance, the working-set size."""
+    W = check_matrix("weights", weights, min_rows=2, nonzero_rows=normalize)
+    W = W.to(torch.float64)
+    if normalize:
+        W = W / W.norm(dim=1, keepdim=True)
+    tol = check_positive("tol", tol)
+    K, d = W.shape
+    if working_set_size is None:
+        return W, tol, _default_working_set(K, d)
+    return W, tol, min(K - 1, check_int("working_set_size", working_set_size, minimum=1))
+
+
+# --------------------------------------------------------------------------------------------
+# Sharding over torch.distributed
+# --------------------------------------------------------------------------------------------
+
+
+def _group(distributed: bool, process_group: Any) -> tuple[Any, int, int]:
+    """``(group, rank, world_size)``; ``(None, 0, 1)`` when not distributed."""
+    if process_group is None and not distributed:
+        return None, 0, 1
+    if not dist.is_available() or not dist.is_initialized():
+        raise ValueError(
+            "Expected an initialized torch.distributed process group for `distributed=True` "
+            "or `process_group`, but got none (call torch.distributed.init_process_group, or "
+            "launch with torchrun)."
+        )
+    group = process_group if process_group is not None else dist.group.WORLD
+    return group, dist.get_rank(group), dist.get_world_size(group)
+
+
+def _all_gather_rows(x: torch.Tensor, counts: list[int], group: Any) -> torch.Tensor:
+    """Concatenate each rank's ``x`` (``counts[r]`` rows, same trailing shape) on every rank."""
+    n = max(counts)
+    cpu = dist.get_backend(group) == "gloo"
+    src = x.cpu() if cpu else x
+    pad = torch.zeros((n - src.shape[0], *src.shape[1:]), dtype=src.dtype, device=src.device)
+    mine = torch.cat([src, pad])
+    out = [torch.empty_like(mine) for _ in counts]
+    dist.all_gather(out, mine, group=group)
+    full = torch.cat([o[:c] for o, c in zip(out, counts, strict=True)])
+    return full.to(x.device)
+
+
+def _all_reduce_max(values: list[int], group: Any) -> list[int]:
+    t = torch.tensor(values, dtype=torch.long)
+    if dist.get_backend(group) != "gloo" and torch.cuda.is_available():
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    return [int(v) for v in t.cpu()]
+
+
+def _solve_sharded(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    cls: torch.Tensor,
+    m0: int,
+    *,
+    unit_rows: bool,
+    max_memory_mib: float,
+    tol: float,
+    max_rounds: int,
+    group: Any,
+    rank: int,
+    world: int,
+    progress: bool,
+    keep_points: bool = True,
+) -> _ClassSolution:
+    """Solve this rank's share of ``cls`` (neighbours per block), gathered over the group."""
+    K = W.shape[0]
+    parts = torch.tensor_split(cls, world)
+    mine = parts[rank]
+    with _class_bar(mine.numel(), f"one-vs-rest K={K}", progress) as bar:
+        sol = _solve_classes(
+            W,
+            W32,
+            mine,
+            m0,
+            unit_rows=unit_rows,
+            max_memory_mib=max_memory_mib,
+            tol=tol,
+            max_rounds=max_rounds,
+            keep_points=keep_points,
+            bar=bar,
+        )
+    if world == 1:
+        return sol
+    counts = [p.numel() for p in parts]
+    s_all, rounds, iters, _ = _all_reduce_max(
+        [sol.support.shape[1], sol.rounds, sol.iterations, 0], group
+    )
+    pad = s_all - sol.support.shape[1]
+    support = torch.nn.functional.pad(sol.support, (0, pad), value=-1)
+    weights = torch.nn.functional.pad(sol.weights, (0, pad), value=0.0)
+    rechecked = _all_gather_rows(torch.tensor([sol.rechecked], device=W.device), [1] * world, group)
+    return _ClassSolution(
+        _all_gather_rows(sol.D, counts, group),
+        _all_gather_rows(sol.lower, counts, group),
+        _all_gather_rows(sol.points, counts, group),
+        _all_gather_rows(sol.directions, counts, group),
+        _all_gather_rows(support, counts, group),
+        _all_gather_rows(weights, counts, group),
+        rounds,
+        iters,
+        int(rechecked.sum()),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
