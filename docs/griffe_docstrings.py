@@ -4,7 +4,7 @@ Two habits of gnc's docstrings that griffe's Google parser does not read as mean
 
 - Doctests are headed ``Example:`` (a Google section that ruff's pydocstyle and Sphinx's napoleon
   accept); griffe knows only the plural ``Examples:`` and would show the doctest as plain text.
-- Cross-references are Sphinx roles (``:class:`~gnc.readers.FileFormatError```, ``:func:`load_head```).
+- Cross-references are Sphinx roles (``:class:`~gnc.io.Record```, ``:func:`load_head```).
   Each becomes a link when the API reference shows its target, and inline code otherwise: a
   relative name is resolved in the scope of the documented object first, and the link is an
   *optional* autorefs reference, so a target that no page shows is not a build warning.
