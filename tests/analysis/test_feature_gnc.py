@@ -8,9 +8,8 @@ from gnc.analysis.feature_gnc import (
     _derangement,
     measure_head_features,
     predict_classes,
-    subset_statistics,
 )
-from gnc.metrics import gnc1
+from gnc.metrics import gnc1, subset_statistics
 from helpers.metrics_reference import normalize, reference_metrics
 from helpers.qp_reference import scipy_one_vs_rest_distance
 

@@ -30,14 +30,13 @@ import torch
 from gnc._checks import check_int, check_labels, check_matrix
 from gnc._runtime import make_generator
 from gnc.geometry import min_one_vs_rest_distance
-from gnc.metrics import ClassStatistics, GNCAccumulator, gnc1, ncc_predict
+from gnc.metrics import gnc1, ncc_predict, subset_statistics
 
 __all__ = [
     "ClassRow",
     "HeadFeatureMetrics",
     "measure_head_features",
     "predict_classes",
-    "subset_statistics",
 ]
 
 _F64 = torch.float64
@@ -172,52 +171,6 @@ def predict_classes(
             logits += b
         out[s : s + step] = logits.argmax(dim=1)
     return out
-
-
-def subset_statistics(
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    classes: torch.Tensor,
-    *,
-    normalize: bool = True,
-    chunk_size: int = 8192,
-) -> tuple[ClassStatistics, torch.Tensor]:
-    """Class statistics of the samples whose label is in ``classes``, the others left out.
-
-    GNC over a subset of the classes (those present, or those predicted often enough): labels
-    are remapped to positions in ``classes`` and streamed through a
-    :class:`~gnc.metrics.GNCAccumulator` of ``m = len(classes)`` classes in chunks.
-
-    Args:
-        features: ``(N, d)`` features.
-        labels: ``(N,)`` labels in ``[0, K)``.
-        classes: ``(m,)`` distinct labels to keep; class ``i`` of the statistics is
-            ``classes[i]``.
-        normalize: L2-normalize the features first.
-        chunk_size: Rows per chunk.
-
-    Returns:
-        The statistics of the ``m`` classes and ``(N,)`` labels remapped to ``[0, m)`` (``-1``
-        for samples left out).
-
-    Example:
-        >>> H = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 1.0]])
-        >>> stats, local = subset_statistics(H, torch.tensor([4, 1, 4, 7]), torch.tensor([4, 7]))
-        >>> local.tolist(), stats.counts.tolist()
-        ([0, -1, 0, 1], [2.0, 1.0])
-    """
-    K = int(labels.max()) + 1 if labels.numel() else 0
-    K = max(K, int(classes.max()) + 1)
-    m = int(classes.numel())
-    remap = torch.full((K,), -1, dtype=torch.long, device=features.device)
-    remap[classes.to(features.device)] = torch.arange(m, device=features.device)
-    local = remap[labels.to(features.device)]
-    acc = GNCAccumulator(m, features.shape[1], normalize=normalize, device=features.device)
-    for s in _chunks(features.shape[0], chunk_size):
-        y = local[s : s + chunk_size]
-        keep = y >= 0
-        acc.update(features[s : s + chunk_size][keep], y[keep])
-    return acc.statistics(), local
 
 
 def _derangement(m: int, generator: torch.Generator) -> torch.Tensor:

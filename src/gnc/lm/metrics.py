@@ -37,7 +37,14 @@ from gnc._checks import check_int, check_labels, check_matrix, check_positive
 from gnc.codes import softmax_code
 from gnc.geometry import one_vs_rest_distances
 from gnc.lm.vocab import Vocabulary
-from gnc.metrics import ClassStatistics, GNCAccumulator, gnc1, gnc2, gnc3, ncc_predict
+from gnc.metrics import (
+    ClassStatistics,
+    gnc1,
+    gnc2,
+    gnc3,
+    ncc_predict,
+    subset_statistics,
+)
 
 __all__ = [
     "FrequencyBand",
@@ -216,10 +223,8 @@ def subsample_gnc_metrics(
     if Kp < 2:
         raise ValueError(f"Expected at least 2 distinct targets in the subsample, but got {Kp}.")
     W = W.to(torch.float64)
-    local = torch.searchsorted(present, y)
-    acc = GNCAccumulator(Kp, d, normalize=True, device=features.device)
-    acc.update(features, local)
-    stats = acc.statistics()
+    # One chunk: the statistics of every sample at once (all targets are in ``present``).
+    stats, local = subset_statistics(features, y, present, chunk_size=max(1, int(y.numel())))
     Wp = W[present.to(W.device)]
     ovr = one_vs_rest_distances(W, normalize=True, max_memory_mib=max_memory_mib)
     distances = ovr.distances.to(torch.float64)

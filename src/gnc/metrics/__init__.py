@@ -1,6 +1,6 @@
 """GNC / NC metrics: pure functions, streaming accumulators and model feature capture."""
 
-from gnc.metrics.accumulators import GNCAccumulator
+from gnc.metrics.accumulators import GNCAccumulator, subset_statistics
 from gnc.metrics.capture import CapturedBatch, capture_features, find_classifier, measure_model
 from gnc.metrics.functional import (
     GNCMetrics,
@@ -45,4 +45,5 @@ __all__ = [
     "ncc_accuracy",
     "ncc_predict",
     "pinv_trace",
+    "subset_statistics",
 ]

@@ -31,7 +31,7 @@ from gnc.metrics.distributed import all_reduce_sum_, collective_device, is_distr
 from gnc.metrics.functional import GNCMetrics, gnc_metrics
 from gnc.metrics.statistics import ClassStatistics
 
-__all__ = ["GNCAccumulator"]
+__all__ = ["GNCAccumulator", "subset_statistics"]
 
 _F64 = torch.float64
 
@@ -397,3 +397,49 @@ class GNCAccumulator:
             class_means_rho=class_means_rho,
             max_memory_mib=max_memory_mib,
         )
+
+
+def subset_statistics(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    classes: torch.Tensor,
+    *,
+    normalize: bool = True,
+    chunk_size: int = 8192,
+) -> tuple[ClassStatistics, torch.Tensor]:
+    """Class statistics of the samples whose label is in ``classes``, the others left out.
+
+    GNC over a subset of the classes (those present, or those predicted often enough): labels
+    are remapped to positions in ``classes`` and streamed through a
+    :class:`~gnc.metrics.GNCAccumulator` of ``m = len(classes)`` classes in chunks.
+
+    Args:
+        features: ``(N, d)`` features.
+        labels: ``(N,)`` labels in ``[0, K)``.
+        classes: ``(m,)`` distinct labels to keep; class ``i`` of the statistics is
+            ``classes[i]``.
+        normalize: L2-normalize the features first.
+        chunk_size: Rows per chunk.
+
+    Returns:
+        The statistics of the ``m`` classes and ``(N,)`` labels remapped to ``[0, m)`` (``-1``
+        for samples left out).
+
+    Example:
+        >>> H = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 1.0]])
+        >>> stats, local = subset_statistics(H, torch.tensor([4, 1, 4, 7]), torch.tensor([4, 7]))
+        >>> local.tolist(), stats.counts.tolist()
+        ([0, -1, 0, 1], [2.0, 1.0])
+    """
+    K = int(labels.max()) + 1 if labels.numel() else 0
+    K = max(K, int(classes.max()) + 1)
+    m = int(classes.numel())
+    remap = torch.full((K,), -1, dtype=torch.long, device=features.device)
+    remap[classes.to(features.device)] = torch.arange(m, device=features.device)
+    local = remap[labels.to(features.device)]
+    acc = GNCAccumulator(m, features.shape[1], normalize=normalize, device=features.device)
+    for s in range(0, features.shape[0], chunk_size):
+        y = local[s : s + chunk_size]
+        keep = y >= 0
+        acc.update(features[s : s + chunk_size][keep], y[keep])
+    return acc.statistics(), local
