@@ -1,6 +1,7 @@
 """Exact known configurations of unit vectors (softmax codes and spherical codes).
 
-(Over 600 lines: most of it is the exact coordinates of the ten configurations and their table.)
+(Over 600 lines: most of it is the exact coordinates of the ten configurations and the table
+of the registered ones.)
 
 Every builder returns a float64 (by default) tensor of shape ``(K, d)`` whose rows are unit
 vectors, built from exact integer or closed-form coordinates. Their softmax-code values
@@ -20,6 +21,10 @@ builder                   (d, K)     inner products (off-diag.)    rho
 ``gosset_7_56()``         (7, 56)    ``{-1, +-1/3}``               ``2/3``
 ``e8_roots()``            (8, 240)   ``{-1, +-1/2, 0}``            ``1/2``
 ========================  =========  ===========================  =============================
+
+The sharp codes of dimensions 21-23 (Cohn and Kumar, JAMS 2007: ``(d, K) = (21, 112),
+(21, 162), (22, 100), (22, 275), (23, 552)``, ``rho = 8/9, 6/7, 10/11, 5/6, 4/5``) are built in
+:mod:`gnc.geometry.sharp_codes` from the Leech vectors below and registered here.
 
 For the symmetric codes (icosahedron and below) ``rho = 1 - max cosine``: the nearest
 neighbours of each point ``w`` have their centroid at ``s w`` (``s`` the max cosine), so the
@@ -507,6 +512,24 @@ def leech_kissing_23(*, dtype: torch.dtype = torch.float64, device: Device = Non
     return _finish(u @ Q[:, 1:], dtype, device)
 
 
+def _sharp(name: str) -> Callable[..., torch.Tensor]:
+    """The builder ``name`` of :mod:`gnc.geometry.sharp_codes`, imported when it is called.
+
+    That module builds on this one (the Golay code, the Leech vectors), so this one cannot
+    import it while loading.
+    """
+
+    def build(*, dtype: torch.dtype = torch.float64, device: Device = None) -> torch.Tensor:
+        from gnc.geometry import sharp_codes
+
+        builder: Callable[..., torch.Tensor] = getattr(sharp_codes, name)
+        return builder(dtype=dtype, device=device)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"The code of :func:`gnc.geometry.sharp_codes.{name}`."
+    return build
+
+
 @dataclass(frozen=True)
 class KnownConfiguration(Record):
     """A registered fixed-size configuration with its exact invariants.
@@ -621,6 +644,56 @@ KNOWN_CONFIGURATIONS: dict[str, KnownConfiguration] = {
             (-1.0, -0.5, 0.0, 0.5),
             e8_roots,
             "E8 roots, sharp and universally optimal code; softmax code (Jiang et al. 2024).",
+        ),
+        KnownConfiguration(
+            "isotropic_21_112",
+            21,
+            112,
+            8.0 / 9.0,
+            1.0 / 9.0,
+            (-1.0 / 3.0, 1.0 / 9.0),
+            _sharp("isotropic_21_112"),
+            "GQ(3, 9) code, sharp (Cohn-Kumar 2007); McLaughlin's first subconstituent.",
+        ),
+        KnownConfiguration(
+            "srg162_21_162",
+            21,
+            162,
+            6.0 / 7.0,
+            1.0 / 7.0,
+            (-2.0 / 7.0, 1.0 / 7.0),
+            _sharp("srg162_21_162"),
+            "SRG(162, 56, 10, 24) code, sharp (Cohn-Kumar 2007); McLaughlin's second one.",
+        ),
+        KnownConfiguration(
+            "higman_sims_22_100",
+            22,
+            100,
+            10.0 / 11.0,
+            1.0 / 11.0,
+            (-4.0 / 11.0, 1.0 / 11.0),
+            _sharp("higman_sims_22_100"),
+            "Higman-Sims code, sharp (Cohn-Kumar 2007).",
+        ),
+        KnownConfiguration(
+            "mclaughlin_22_275",
+            22,
+            275,
+            5.0 / 6.0,
+            1.0 / 6.0,
+            (-0.25, 1.0 / 6.0),
+            _sharp("mclaughlin_22_275"),
+            "McLaughlin code, sharp (Cohn-Kumar 2007), a derived code of the Leech lattice.",
+        ),
+        KnownConfiguration(
+            "equiangular_23_552",
+            23,
+            552,
+            0.8,
+            0.2,
+            (-1.0, -0.2, 0.2),
+            _sharp("equiangular_23_552"),
+            "276 equiangular lines of R^23, sharp (Cohn-Kumar 2007), derived from Leech.",
         ),
     )
 }
