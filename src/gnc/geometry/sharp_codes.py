@@ -56,13 +56,20 @@ from __future__ import annotations
 
 import functools
 import math
+import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import linprog
 
+from gnc._checks import check_matrix
 from gnc.geometry.configurations import Device, _finish, golay_code, leech_minimal_vectors
+from gnc.geometry.pairwise import max_cosines
+from gnc.io import Record
 
 __all__ = [
+    "TieCertificate",
     "equiangular_23_552",
     "higman_sims_22_100",
     "higman_sims_graph",
@@ -71,6 +78,7 @@ __all__ = [
     "srg162_21_162",
     "srg_parameters",
     "strongly_regular_code",
+    "tie_certificate",
 ]
 
 
@@ -311,3 +319,108 @@ def higman_sims_22_100(
         [-0.363636364, 0.090909091, 1.0]
     """
     return _finish(strongly_regular_code(higman_sims_graph()), dtype, device)
+
+
+@dataclass(frozen=True)
+class TieCertificate(Record):
+    """A proof that ``rho = 1 - max cosine`` for a code, without solving every class.
+
+    Every point ``v`` of the hull of the other rows has ``<v, w_k> <= s`` (``s`` the max cosine),
+    so ``D_k >= 1 - s`` at every class (Jiang et al., ICML 2024): ``lower``. At the witness class
+    a linear program finds convex weights on its nearest neighbours with ``sum l_j w_j = s w_k``,
+    a hull point at distance ``1 - s``: ``rho <= D_k <= upper``.
+
+    Attributes:
+        num_classes: ``K``.
+        feature_dim: ``d``.
+        rho: ``upper`` (attained at the witness class; ``rho`` lies in ``[lower, upper]``).
+        lower: ``1 - s`` minus a rigorous bound on the float64 rounding of ``s`` and the norms.
+        upper: ``|w_k - v|`` for the hull point ``v`` of the witness class.
+        gap: ``upper - lower``.
+        certified: Whether ``gap <= tol``.
+        max_cosine: ``s``.
+        witness: The class whose hull point gives ``upper``.
+        support: Neighbours with a positive weight in that hull point.
+        seconds: Wall time.
+    """
+
+    num_classes: int
+    feature_dim: int
+    rho: float
+    lower: float
+    upper: float
+    gap: float
+    certified: bool
+    max_cosine: float
+    witness: int
+    support: int
+    seconds: float
+
+
+def tie_certificate(
+    weights: torch.Tensor, *, tol: float = 1e-9, max_memory_mib: float | None = None
+) -> TieCertificate:
+    """Certify ``rho = 1 - max cosine`` by one linear program (for tie-heavy codes).
+
+    For codes such as the Kerdock codes, whose classes have thousands of exactly tied nearest
+    neighbours, this is much cheaper than solving every class with
+    :func:`gnc.geometry.one_vs_rest_distances`: one tiled pass for the max cosine and one
+    linear program (SciPy's HiGHS) at the class attaining it.
+
+    Args:
+        weights: ``(K, d)`` unit rows (``| |w| - 1 | <= 1e-12``), ``K >= 2``.
+        tol: Gap tolerance for ``certified``.
+        max_memory_mib: Memory budget of one block of inner products.
+
+    Returns:
+        A :class:`TieCertificate`.
+
+    Raises:
+        ValueError: If the rows are not unit, or if ``s w_k`` is not in the hull of the witness
+            class's nearest neighbours (then ``rho > 1 - s`` may hold: use the exact solver).
+
+    Example:
+        >>> cert = tie_certificate(higman_sims_22_100())
+        >>> cert.certified, round(cert.rho, 12), cert.support <= 23
+        (True, 0.909090909091, True)
+    """
+    start = time.perf_counter()
+    W = check_matrix("weights", weights, min_rows=2).detach().to("cpu", torch.float64)
+    K, d = W.shape
+    deviation = float((W.norm(dim=1) - 1.0).abs().max())
+    if deviation > 1e-12:
+        raise ValueError(f"Expected unit rows in `weights`, but got |norm - 1| = {deviation:.3g}.")
+    values, _ = max_cosines(W, max_memory_mib=max_memory_mib)
+    k = int(values.argmax())
+    s = float(values[k])
+    u = torch.finfo(torch.float64).eps / 2
+    gamma = (d + 2) * u / (1 - (d + 2) * u)  # |fl(<a, b>) - <a, b>| <= gamma |a| |b|
+    lower = 1.0 - s - gamma * (1.0 + deviation) ** 2 - 4.0 * deviation
+    A = W.numpy()
+    cos = A @ A[k]
+    cos[k] = -np.inf
+    near = np.flatnonzero(cos >= s - 1e-12)
+    eq = np.vstack([A[near].T, np.ones(len(near))])
+    rhs = np.concatenate([s * A[k], [1.0]])
+    lp = linprog(np.zeros(len(near)), A_eq=eq, b_eq=rhs, bounds=(0, None), method="highs")
+    if lp.status != 0:
+        raise ValueError(
+            f"Expected s w_k in the hull of class {k}'s {len(near)} nearest neighbours "
+            "(rho = 1 - max cosine), but it is not: use one_vs_rest_distances."
+        )
+    weights_ = np.clip(lp.x, 0.0, None)
+    weights_ /= weights_.sum()
+    upper = float(np.linalg.norm(A[k] - weights_ @ A[near]))
+    return TieCertificate(
+        num_classes=K,
+        feature_dim=d,
+        rho=upper,
+        lower=lower,
+        upper=upper,
+        gap=upper - lower,
+        certified=upper - lower <= tol,
+        max_cosine=s,
+        witness=k,
+        support=int((weights_ > 0).sum()),
+        seconds=time.perf_counter() - start,
+    )
