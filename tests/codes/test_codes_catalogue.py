@@ -15,16 +15,23 @@ from gnc.codes import best_known
 from gnc.codes.catalogue import (
     CATALOGUE_PATH,
     CatalogueEntry,
+    _save,
+    add_recipe,
     build_catalogue,
     catalogue_entries,
     compare_catalogue,
     load_catalogue,
+    merge_catalogue,
+    recipe_code,
 )
 from gnc.codes.reference import SHARP_CODES, TAMMES_S2_DEGREES, tammes_s2_best_known_distance
 from gnc.geometry import max_cosines, one_vs_rest_distances
 from gnc.geometry.bounds import min_distance_upper, rho_star_upper
+from gnc.geometry.sharp_codes import tie_certificate
 
 ENTRIES = sorted(load_catalogue().items())
+STORED = [(key, e) for key, e in ENTRIES if e.recipe is None]  # rows in the file
+RECIPES = [(key, e) for key, e in ENTRIES if e.recipe is not None]  # rebuilt on load
 
 
 def _exact(code: torch.Tensor) -> tuple[float, bool, float]:
@@ -63,22 +70,93 @@ def _check_entry(e: CatalogueEntry) -> None:
 
 
 def test_stored_values_recomputed_on_a_sample() -> None:
-    for _, e in ENTRIES[:: max(1, len(ENTRIES) // 25)]:
+    for _, e in STORED[:: max(1, len(STORED) // 25)]:
         _check_entry(e)
 
 
 @pytest.mark.slow
 def test_stored_values_recomputed_everywhere() -> None:
-    for _, e in ENTRIES:
+    for _, e in STORED:
         _check_entry(e)
 
 
-def test_catalogue_holds_the_sharp_codes_it_covers() -> None:
+def test_catalogue_holds_every_sharp_code() -> None:
     for (K, d), (_name, s) in SHARP_CODES.items():
-        e = best_known(K, d)
-        if e is not None:
-            assert e.rho >= 1.0 - s - 1e-6, (K, d)
-            assert e.max_cosine <= s + 1e-6
+        for kind in ("softmax", "tammes"):
+            e = best_known(K, d, kind=kind)  # type: ignore[arg-type]
+            assert e is not None, (K, d)
+            assert e.rho >= 1.0 - s - 1e-7, (K, d)  # exact up to the float32 rows
+            assert e.max_cosine <= s + 1e-7
+            if d >= 21:
+                assert e.source == "known-configuration"
+                assert e.rho == pytest.approx(1.0 - s, abs=1e-7)
+
+
+def test_kerdock_recipe_entry_is_rebuilt_exactly() -> None:
+    assert {(K, d) for (_, K, d), _ in RECIPES} == {(10000, 512)}
+    for (_, K, d), e in RECIPES:
+        assert e.recipe == "kerdock-8" and e.certified
+        assert e.code.shape == (K, d)
+        assert torch.equal(e.code, recipe_code("kerdock-8", K, d))
+        assert torch.equal(e.code.float().double(), e.code)  # float32-exact rows
+        assert set(e.code.unique().tolist()) == {-1 / 16, 0.0, 1 / 16}
+        assert e.rho == 1 - 1 / 16 and e.max_cosine == 1 / 16
+        assert e.lower <= e.rho and e.gap < 1e-12
+        assert e.rho <= rho_star_upper(K, d)
+    # The paper's line for (K, d) = (10000, 512) is 0.797 (Jiang et al., ICML 2024).
+    e = best_known(10000, 512)
+    assert e is not None and e.rho > 0.797
+
+
+@pytest.mark.slow
+def test_kerdock_recipe_entry_recertified() -> None:
+    for _, e in RECIPES:
+        cert = tie_certificate(e.code)
+        assert cert.certified and cert.max_cosine == e.max_cosine
+        assert cert.rho == pytest.approx(e.rho, abs=1e-12)
+
+
+def test_recipe_store_load_and_guard(tmp_path: Path) -> None:
+    store = tmp_path / "cat.npz"
+    with pytest.raises(ValueError, match="hull"):  # too few words: rho > 1 - max cosine
+        add_recipe("kerdock-4", 40, 18, store)
+    # The Nordstrom-Robinson code (all 256 words), padded to R^18.
+    assert add_recipe("kerdock-4", 256, 18, store) == ["softmax", "tammes"]
+    assert add_recipe("kerdock-4", 256, 18, store) == []  # not better than itself
+    e = load_catalogue(store)[("softmax", 256, 18)]
+    W = e.code
+    assert W.shape == (256, 18) and not W[:, 16:].any()
+    rho, certified, smax = _exact(W)  # the exact solver agrees with the tie certificate
+    assert certified and rho == pytest.approx(e.rho, abs=1e-12)
+    assert smax == e.max_cosine == 0.25
+    with np.load(store) as z:
+        assert set(z.files) == {"meta"}  # no rows stored for a recipe
+    entries = load_catalogue(store)
+    _save(store, {k: dataclasses.replace(v, rows_sha256="0" * 64) for k, v in entries.items()})
+    with pytest.raises(ValueError, match="did not rebuild"):
+        load_catalogue(store)
+    with pytest.raises(ValueError, match="kerdock-M"):
+        recipe_code("e8", 240, 8)
+
+
+def test_build_known_configurations_only_seeds_and_merge(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    out = build_catalogue([(100, 22), (9, 3)], a, search=(), progress=False)
+    assert out["searched"] == 2
+    stored = load_catalogue(a)
+    assert set(stored) == {("softmax", 100, 22), ("tammes", 100, 22)}  # (9, 3): nothing known
+    assert stored[("softmax", 100, 22)].name == "higman_sims_22_100"
+    out = build_catalogue(
+        [(9, 3)], b, time_limit=0.3, restarts=1, seed=[1, 2], search=("tammes",), progress=False
+    )
+    assert out["searched"] == 2  # one search per seed
+    from_b = load_catalogue(b)
+    assert from_b[("tammes", 9, 3)].source == "tammes-search"
+    assert from_b[("tammes", 9, 3)].seed in (1, 2)
+    taken = merge_catalogue(b, a)
+    assert set(taken) == {("softmax", 9, 3), ("tammes", 9, 3)}
+    assert merge_catalogue(b, a) == []  # nothing better the second time
+    assert set(load_catalogue(a)) == set(stored) | set(taken)
 
 
 def test_catalogue_reaches_best_known_tammes_values_on_s2() -> None:
@@ -133,8 +211,6 @@ def test_build_is_resumable_and_only_improves(tmp_path: Path) -> None:
     old = stored[("softmax", 7, 3)]
     worse = dataclasses.replace(old, lower=old.lower - 0.1, source="x")
     better = dataclasses.replace(old, lower=old.lower + 0.1, source="y")
-    from gnc.codes.catalogue import _save
-
     _save(store, {**stored, ("softmax", 7, 3): worse})
     build_catalogue([(7, 3)], store, time_limit=0.5, restarts=1, redo=True, progress=False)
     assert load_catalogue(store)[("softmax", 7, 3)].source != "x"

@@ -1,4 +1,4 @@
-"""``python -m gnc.codes {build,recheck,recertify,summary}``: maintain the code catalogue."""
+"""``python -m gnc.codes {build,recipe,recheck,recertify,merge,summary}``: the catalogue."""
 
 import sys
 

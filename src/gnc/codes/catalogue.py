@@ -1,5 +1,7 @@
 """A certified catalogue of the best softmax and Tammes codes gnc knows, shipped with the package.
 
+(Over 600 lines: the store, its build tooling and their command line are one idea.)
+
 Every entry is a ``(K, d)`` code stored as float32 rows together with the exact, certified
 values of *those* rows (normalized in float64): ``rho`` with its certificate (``gap``,
 ``certified``) from :func:`gnc.geometry.one_vs_rest_distances`, and the max cosine. Its
@@ -8,14 +10,23 @@ lives in a smaller dimension), the softmax-code search (seed, restarts, seconds)
 kind's search (a Tammes code can be the better softmax code, and vice versa).
 
 Shapes with a closed form (``K <= 2d`` or ``d <= 2``, see :func:`gnc.codes.closed_form_code`)
-are not stored: :func:`best_known` builds and certifies them on the fly.
+are not stored: :func:`best_known` builds and certifies them on the fly. Codes too large to ship
+as rows are stored as a *recipe*: a deterministic integer construction rebuilt bit for bit on
+load, with the certified values of exactly those rows (``kerdock-M``: the first ``K`` words of
+the Kerdock code of length ``2^M``, :func:`gnc.geometry.kerdock.kerdock_code`, zero-padded to
+``d``; certified by :func:`gnc.geometry.sharp_codes.tie_certificate`, as the exact solver is
+slow on its thousands of tied neighbours per class). A stored SHA-256 of the rebuilt float32
+rows guards the reconstruction.
 
 Rebuild or extend (resumable: done shapes are skipped unless ``--redo``, and a stored code is
 only ever replaced by one with a larger certified value)::
 
     python -m gnc.codes build --dims 3:12 --classes 5:64 --time-limit 3
     python -m gnc.codes build --shape 100,10 --shape 200,30 --time-limit 60
+    python -m gnc.codes build --shape 37,3 --search tammes --restarts 0 --seeds 1:4 --redo
+    python -m gnc.codes recipe --shape 10000,512 --recipe kerdock-8
     python -m gnc.codes recheck --time-limit 20   # candidate shapes, more seeds
+    python -m gnc.codes merge other.npz           # the better entries of a build run elsewhere
     python -m gnc.codes summary
 
 :func:`compare_catalogue` classifies every shape with both kinds, comparing ``rho`` of the best
@@ -36,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import math
 import sys
@@ -55,18 +67,24 @@ from gnc.codes.softmax import closed_form_code, softmax_code
 from gnc.codes.tammes import tammes_code
 from gnc.geometry.bounds import rho_star_upper
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
+from gnc.geometry.kerdock import kerdock_code
+from gnc.geometry.sharp_codes import tie_certificate
 from gnc.io import Record, atomic_write
 from gnc.sphere import normalize_rows
 
 __all__ = [
     "CATALOGUE_PATH",
     "CatalogueEntry",
+    "add_recipe",
     "best_known",
     "build_catalogue",
     "catalogue_entries",
     "compare_catalogue",
     "load_catalogue",
+    "merge_catalogue",
     "recheck_candidates",
+    "recipe_code",
+    "recipe_entries",
 ]
 
 #: The catalogue shipped inside the package.
@@ -100,6 +118,9 @@ class CatalogueEntry(Record):
         seed: Seed of the search (``None`` otherwise).
         restarts: Restarts of the search (``None`` otherwise).
         seconds: Wall time of the search (``None`` otherwise).
+        recipe: The deterministic construction the rows are rebuilt from (``None``: stored
+            rows), e.g. ``"kerdock-8"``.
+        rows_sha256: SHA-256 of the float32 rows of a recipe (checked on load).
     """
 
     kind: Kind
@@ -117,6 +138,8 @@ class CatalogueEntry(Record):
     seed: int | None = None
     restarts: int | None = None
     seconds: float | None = None
+    recipe: str | None = None
+    rows_sha256: str | None = None
 
     _omit_from_dict: ClassVar[tuple[str, ...]] = ("code",)
 
@@ -137,6 +160,78 @@ def storable(code: torch.Tensor) -> torch.Tensor:
         (True, True)
     """
     return normalize_rows(code.detach().to("cpu", torch.float64)).to(torch.float32).double()
+
+
+def recipe_code(recipe: str, num_classes: int, feature_dim: int) -> torch.Tensor:
+    """The ``(K, d)`` float64 rows of a catalogue recipe (see the module docstring).
+
+    Raises:
+        ValueError: On an unknown recipe.
+
+    Example:
+        >>> recipe_code("kerdock-4", 20, 18).shape
+        torch.Size([20, 18])
+    """
+    name, _, arg = recipe.partition("-")
+    if name != "kerdock" or not arg.isdigit():
+        raise ValueError(f"Expected `recipe` 'kerdock-M', but got {recipe!r}.")
+    return kerdock_code(int(arg), num_classes, feature_dim)
+
+
+def _sha256(code: torch.Tensor) -> str:
+    return hashlib.sha256(code.to(torch.float32).numpy().tobytes()).hexdigest()
+
+
+def recipe_entries(recipe: str, num_classes: int, feature_dim: int) -> list[CatalogueEntry]:
+    """Both kinds' entries of a recipe code, certified by a tie certificate.
+
+    The rows are exactly representable in float32 (``+-2^{-M/2}`` and zeros), so the values are
+    those of the rebuilt rows.
+    """
+    code = recipe_code(recipe, num_classes, feature_dim)
+    if not torch.equal(storable(code), code):
+        raise ValueError(f"Expected recipe {recipe!r} to give float32-exact unit rows.")
+    cert = tie_certificate(code)
+    if not cert.certified:
+        raise ValueError(f"Expected a tie certificate for {recipe!r}, but got gap {cert.gap}.")
+    kinds: tuple[Kind, Kind] = ("softmax", "tammes")
+    return [
+        CatalogueEntry(
+            kind=kind,
+            num_classes=num_classes,
+            feature_dim=feature_dim,
+            code=code,
+            rho=cert.rho,
+            lower=cert.lower,
+            gap=cert.gap,
+            certified=cert.certified,
+            max_cosine=cert.max_cosine,
+            min_pairwise_distance=math.sqrt(2.0 - 2.0 * cert.max_cosine),
+            source="known-configuration",
+            name=f"{recipe}: first {num_classes} codewords, zero-padded",
+            seconds=round(cert.seconds, 3),
+            recipe=recipe,
+            rows_sha256=_sha256(code),
+        )
+        for kind in kinds
+    ]
+
+
+def add_recipe(
+    recipe: str, num_classes: int, feature_dim: int, path: str | Path | None = None
+) -> list[str]:
+    """Store a recipe's entries where they beat the stored ones; returns the changed kinds."""
+    p = Path(path) if path is not None else CATALOGUE_PATH
+    stored = load_catalogue(p)
+    changed: list[str] = []
+    for e in recipe_entries(recipe, num_classes, feature_dim):
+        old = stored.get((e.kind, e.num_classes, e.feature_dim))
+        if old is None or _score(e) > _score(old):
+            stored[(e.kind, e.num_classes, e.feature_dim)] = e
+            changed.append(e.kind)
+    if changed:
+        _save(p, stored)
+    return changed
 
 
 def _certified_entry(
@@ -191,8 +286,14 @@ def _load_cached(path: str, mtime: int) -> tuple[tuple[tuple[str, int, int], Cat
     with np.load(path) as z:
         metas = json.loads(str(z["meta"]))
         for m in metas:
-            code = torch.from_numpy(z[_key(m["kind"], m["num_classes"], m["feature_dim"])])
-            entry = CatalogueEntry(code=code.to(torch.float64), **m)
+            K, d = m["num_classes"], m["feature_dim"]
+            if m.get("recipe") is not None:
+                code = recipe_code(m["recipe"], K, d)
+                if _sha256(code) != m["rows_sha256"]:
+                    raise ValueError(f"Recipe {m['recipe']!r} did not rebuild the certified rows.")
+            else:
+                code = torch.from_numpy(z[_key(m["kind"], K, d)]).to(torch.float64)
+            entry = CatalogueEntry(code=code, **m)
             out.append(((entry.kind, entry.num_classes, entry.feature_dim), entry))
     return tuple(out)
 
@@ -202,6 +303,7 @@ def _save(path: Path, entries: dict[tuple[str, int, int], CatalogueEntry]) -> No
     arrays: dict[str, Any] = {
         _key(e.kind, e.num_classes, e.feature_dim): e.code.to(torch.float32).numpy()
         for e in ordered
+        if e.recipe is None
     }
     arrays["meta"] = np.array(json.dumps([e.to_dict() for e in ordered]))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -284,19 +386,22 @@ def improve_shape(
     stored: dict[tuple[str, int, int], CatalogueEntry],
     *,
     time_limit: float,
-    restarts: int,
+    restarts: int | None,
     seed: int,
+    search: Sequence[Kind] = ("softmax", "tammes"),
 ) -> list[str]:
-    """Search both kinds for ``(K, d)`` and keep, per kind, the best certified candidate.
+    """Search ``(K, d)`` and keep, per kind, the best certified candidate.
 
-    Candidates: the stored entry, known configurations, the softmax search and the Tammes search
-    (each search's code is a candidate for both kinds). Updates ``stored`` in place and returns
-    the kinds whose entry changed.
+    Candidates: the stored entry, known configurations and the searches of the kinds in
+    ``search`` (each search's code is a candidate for both kinds). ``restarts=None`` runs as
+    many restarts as ``time_limit`` allows. Updates ``stored`` in place and returns the kinds
+    whose entry changed.
     """
     K, d = num_classes, feature_dim
     searches: list[tuple[str, CodeResult]] = []
-    for kind, solver in (("softmax", softmax_code), ("tammes", tammes_code)):
-        res = solver(K, d, restarts=restarts, seed=seed, time_limit=time_limit)
+    solvers = {"softmax": softmax_code, "tammes": tammes_code}
+    for kind in search:
+        res = solvers[kind](K, d, restarts=restarts, seed=seed, time_limit=time_limit)
         searches.append((kind, res))
     changed: list[str] = []
     kinds: tuple[Kind, Kind] = ("softmax", "tammes")
@@ -315,6 +420,8 @@ def improve_shape(
                     seconds=round(res.seconds, 3),
                 )
             )
+        if not cands:  # no search and no known configuration of this shape
+            continue
         best = max(cands, key=_score)
         old = stored.get((kind, K, d))
         if old is None or _score(best) > _score(old):
@@ -328,9 +435,10 @@ def build_catalogue(
     path: str | Path | None = None,
     *,
     time_limit: float = 3.0,
-    restarts: int = 4,
-    seed: int = 0,
+    restarts: int | None = 4,
+    seed: int | Sequence[int] = 0,
     redo: bool = False,
+    search: Sequence[Kind] = ("softmax", "tammes"),
     progress: bool = False,
 ) -> dict[str, Any]:
     """Add (or improve) the catalogue entries of ``shapes``, saving after every shape.
@@ -341,14 +449,17 @@ def build_catalogue(
     Args:
         shapes: ``(K, d)`` pairs.
         path: Catalogue file (default: the shipped one, i.e. rebuild in a source checkout).
-        time_limit: Seconds per search (two searches per shape).
-        restarts: Restarts per search.
-        seed: Seed of the searches.
+        time_limit: Seconds per search (one search per kind in ``search``, shape and seed).
+        restarts: Restarts per search (``None``: as many as ``time_limit`` allows).
+        seed: Seed of the searches, or several (each shape is searched once per seed).
         redo: Search shapes that are already stored too.
+        search: The kinds of search to run (both kinds' entries take the better code anyway;
+            none: the known configurations only).
         progress: tqdm progress bar on stderr.
 
     Returns:
-        ``{"searched": n, "changed": n, "skipped": n, "seconds": s}``.
+        ``{"searched": n, "changed": n, "skipped": n, "seconds": s}`` (``searched`` counts
+        shapes times seeds).
     """
     p = Path(path) if path is not None else CATALOGUE_PATH
     stored = load_catalogue(p)
@@ -360,19 +471,49 @@ def build_catalogue(
             skipped += 1
         else:
             todo.append((K, d))
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    runs = [(K, d, s) for s in seeds for K, d in todo]
     start = time.perf_counter()
     changed = 0
-    for K, d in tqdm(todo, desc="catalogue", unit="shape", file=sys.stderr, disable=not progress):
-        kinds = improve_shape(K, d, stored, time_limit=time_limit, restarts=restarts, seed=seed)
+    for K, d, s in tqdm(
+        runs, desc="catalogue", unit="shape", file=sys.stderr, disable=not progress
+    ):
+        kinds = improve_shape(
+            K, d, stored, time_limit=time_limit, restarts=restarts, seed=s, search=search
+        )
         if kinds:
             changed += 1
             _save(p, stored)
     return {
-        "searched": len(todo),
+        "searched": len(runs),
         "changed": changed,
         "skipped": skipped,
         "seconds": time.perf_counter() - start,
     }
+
+
+def merge_catalogue(
+    other: str | Path, path: str | Path | None = None
+) -> list[tuple[str, int, int]]:
+    """Take every entry of the catalogue file ``other`` that beats the one in ``path``.
+
+    For builds run apart (another machine, a scratch file while the shipped one changes): the
+    same rule as the build, a stored code is only replaced by one with a larger certified value.
+
+    Returns:
+        The ``(kind, K, d)`` keys taken from ``other``.
+    """
+    p = Path(path) if path is not None else CATALOGUE_PATH
+    stored = load_catalogue(p)
+    taken = []
+    for key, e in sorted(load_catalogue(other).items()):
+        old = stored.get(key)
+        if old is None or _score(e) > _score(old):
+            stored[key] = e
+            taken.append(key)
+    if taken:
+        _save(p, stored)
+    return taken
 
 
 def compare_catalogue(
@@ -428,7 +569,13 @@ def recertify(path: str | Path | None = None) -> int:
     """
     p = Path(path) if path is not None else CATALOGUE_PATH
     stored = load_catalogue(p)
+    recipes: dict[tuple[str, int, int], list[CatalogueEntry]] = {}
     for key, e in stored.items():
+        if e.recipe is not None:
+            shape = (e.recipe, e.num_classes, e.feature_dim)
+            recipes[shape] = recipes.get(shape) or recipe_entries(*shape)
+            stored[key] = next(r for r in recipes[shape] if r.kind == e.kind)
+            continue
         provenance = {"name": e.name, "seed": e.seed, "restarts": e.restarts, "seconds": e.seconds}
         stored[key] = _certified_entry(e.code, e.kind, e.source, **provenance)
     _save(p, stored)
@@ -465,6 +612,14 @@ def recheck_candidates(
     return [r for r in rows() if (r["K"], r["d"]) in shapes]
 
 
+_SEARCHES: dict[str, tuple[Kind, ...]] = {
+    "both": ("softmax", "tammes"),
+    "softmax": ("softmax",),
+    "tammes": ("tammes",),
+    "none": (),
+}
+
+
 def _range(text: str) -> list[int]:
     a, _, b = text.partition(":")
     return list(range(int(a), int(b or a) + 1))
@@ -479,7 +634,7 @@ def _shapes(args: argparse.Namespace) -> list[tuple[int, int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gnc.codes {build,summary}``."""
+    """``python -m gnc.codes {build,recipe,recheck,recertify,merge,summary}``."""
     parser = argparse.ArgumentParser(prog="python -m gnc.codes", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="add or improve entries (resumable)")
@@ -487,8 +642,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--classes", default="5:64", help="K range K0:K1, only K > 2d is searched")
     b.add_argument("--shape", action="append", metavar="K,D", help="extra shape (repeatable)")
     b.add_argument("--time-limit", type=float, default=3.0, help="seconds per search (3)")
-    b.add_argument("--restarts", type=int, default=4)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--restarts", type=int, default=4, help="per search; 0: while time lasts")
+    b.add_argument("--seeds", default="0", help="seed range s0:s1, one search per seed (0)")
+    b.add_argument(
+        "--search",
+        choices=("both", "softmax", "tammes", "none"),
+        default="both",
+        help="searches to run (none: known configurations only)",
+    )
     b.add_argument("--redo", action="store_true", help="search stored shapes again")
     b.add_argument("--store", default=None, help="catalogue file (default: the shipped one)")
     r = sub.add_parser("recheck", help="search candidate counterexamples again, longer")
@@ -497,6 +658,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--store", default=None)
     c = sub.add_parser("recertify", help="re-certify every entry from its stored rows")
     c.add_argument("--store", default=None)
+    rc = sub.add_parser("recipe", help="store a deterministic construction (no rows)")
+    rc.add_argument("--shape", required=True, metavar="K,D")
+    rc.add_argument("--recipe", required=True, help="kerdock-M")
+    rc.add_argument("--store", default=None)
+    m = sub.add_parser("merge", help="take the better entries of another catalogue file")
+    m.add_argument("other", help="catalogue file to take entries from")
+    m.add_argument("--store", default=None)
     s = sub.add_parser("summary", help="print the catalogue's coverage as JSON")
     s.add_argument("--store", default=None)
     args = parser.parse_args(argv)
@@ -505,11 +673,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             _shapes(args),
             args.store,
             time_limit=args.time_limit,
-            restarts=args.restarts,
-            seed=args.seed,
+            restarts=args.restarts or None,
+            seed=_range(args.seeds),
             redo=args.redo,
+            search=_SEARCHES[args.search],
             progress=True,
         )
+    elif args.command == "recipe":
+        K, d = (int(v) for v in args.shape.split(","))
+        out = {"changed": add_recipe(args.recipe, K, d, args.store)}
+    elif args.command == "merge":
+        out = {"taken": [list(k) for k in merge_catalogue(args.other, args.store)]}
     elif args.command == "recertify":
         out = {"entries": recertify(args.store)}
     elif args.command == "recheck":

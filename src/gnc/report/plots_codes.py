@@ -303,8 +303,10 @@ def plot_catalogue(rows: Rows, ax: Any = None) -> tuple[Any, Any]:
     ax.set_xlabel("K (classes)")
     ax.set_ylabel("d (dimension)")
     ax.set_title("Best-known softmax codes vs T^2/2 of best-known Tammes codes")
-    if rows:
+    if rows:  # log axes: the grid d = 3..12, K <= 64 and the paper's shapes up to K = 10^4
         ds = [r["d"] for r in rows]
-        ax.set_ylim(min(ds) - 0.5, max(ds) + 1.5)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(min(ds) / 1.15, max(ds) * 1.6)
         ax.legend(loc="upper left", fontsize=8, ncol=4)
     return fig, ax
