@@ -18,16 +18,15 @@ from helpers.qp_reference import scipy_one_vs_rest_solution
 F = Fraction
 # (builder, d, K, {inner product: count per point}, design strength t, graph (n, k, lambda, mu))
 # written out from Cohn and Kumar (JAMS 2007, Table 1) and the graphs' parameters.
-CASES: list[
-    tuple[
-        Callable[..., torch.Tensor],
-        int,
-        int,
-        dict[Fraction, int],
-        int,
-        tuple[int, int, int, int] | None,
-    ]
-] = [
+Case = tuple[
+    Callable[..., torch.Tensor],
+    int,
+    int,
+    dict[Fraction, int],
+    int,
+    tuple[int, int, int, int] | None,
+]
+CASES: list[Case] = [
     (sc.isotropic_21_112, 21, 112, {F(-1, 3): 30, F(1, 9): 81}, 3, (112, 30, 2, 10)),
     (sc.srg162_21_162, 21, 162, {F(-2, 7): 56, F(1, 7): 105}, 3, (162, 56, 10, 24)),
     (sc.higman_sims_22_100, 22, 100, {F(-4, 11): 22, F(1, 11): 77}, 3, (100, 22, 0, 6)),
@@ -37,15 +36,9 @@ CASES: list[
 IDS = [c[0].__name__ for c in CASES]
 
 
-@pytest.mark.parametrize(("build", "d", "K", "inner", "t", "graph"), CASES, ids=IDS)
-def test_sharp_code_inner_products_rank_and_design(
-    build: Callable[..., torch.Tensor],
-    d: int,
-    K: int,
-    inner: dict[Fraction, int],
-    t: int,
-    graph: tuple[int, int, int, int] | None,
-) -> None:
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_sharp_code_inner_products_rank_and_design(case: Case) -> None:
+    build, d, K, inner, t, _graph = case
     W = build()
     assert W.dtype == torch.float64 and tuple(W.shape) == (K, d)
     A = W.numpy()
@@ -70,15 +63,9 @@ def test_sharp_code_inner_products_rank_and_design(
             assert moment > 1.0, deg  # not a (t + 1)-design: t is the strength
 
 
-@pytest.mark.parametrize(("build", "d", "K", "inner", "t", "graph"), CASES, ids=IDS)
-def test_sharp_code_rho_is_one_minus_max_cosine_at_every_class(
-    build: Callable[..., torch.Tensor],
-    d: int,
-    K: int,
-    inner: dict[Fraction, int],
-    t: int,
-    graph: tuple[int, int, int, int] | None,
-) -> None:
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_sharp_code_rho_is_one_minus_max_cosine_at_every_class(case: Case) -> None:
+    build, d, K, inner, _t, _graph = case
     W = build()
     s = float(max(inner))
     res = one_vs_rest_distances(W, normalize=False)
@@ -96,15 +83,9 @@ def test_sharp_code_rho_is_one_minus_max_cosine_at_every_class(
     torch.testing.assert_close(c.build(), W, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("build", "d", "K", "inner", "t", "graph"), CASES[:4], ids=IDS[:4])
-def test_sharp_code_graphs_are_strongly_regular(
-    build: Callable[..., torch.Tensor],
-    d: int,
-    K: int,
-    inner: dict[Fraction, int],
-    t: int,
-    graph: tuple[int, int, int, int] | None,
-) -> None:
+@pytest.mark.parametrize("case", CASES[:4], ids=IDS[:4])
+def test_sharp_code_graphs_are_strongly_regular(case: Case) -> None:
+    build, d, K, inner, _t, graph = case
     G = build().numpy() @ build().numpy().T
     adjacency = (np.abs(G - float(min(inner))) < 1e-9).astype(np.int64)
     assert sc.srg_parameters(adjacency) == graph

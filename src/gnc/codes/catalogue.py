@@ -68,7 +68,7 @@ from gnc.codes.tammes import tammes_code
 from gnc.geometry.bounds import rho_star_upper
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
 from gnc.geometry.kerdock import kerdock_code
-from gnc.geometry.sharp_codes import tie_certificate
+from gnc.geometry.sharp_codes import TieCertificate, tie_certificate
 from gnc.io import Record, atomic_write
 from gnc.sphere import normalize_rows
 
@@ -195,26 +195,13 @@ def recipe_entries(recipe: str, num_classes: int, feature_dim: int) -> list[Cata
     if not cert.certified:
         raise ValueError(f"Expected a tie certificate for {recipe!r}, but got gap {cert.gap}.")
     kinds: tuple[Kind, Kind] = ("softmax", "tammes")
-    return [
-        CatalogueEntry(
-            kind=kind,
-            num_classes=num_classes,
-            feature_dim=feature_dim,
-            code=code,
-            rho=cert.rho,
-            lower=cert.lower,
-            gap=cert.gap,
-            certified=cert.certified,
-            max_cosine=cert.max_cosine,
-            min_pairwise_distance=math.sqrt(2.0 - 2.0 * cert.max_cosine),
-            source="known-configuration",
-            name=f"{recipe}: first {num_classes} codewords, zero-padded",
-            seconds=round(cert.seconds, 3),
-            recipe=recipe,
-            rows_sha256=_sha256(code),
-        )
-        for kind in kinds
-    ]
+    provenance = {
+        "name": f"{recipe}: first {num_classes} codewords, zero-padded",
+        "seconds": round(cert.seconds, 3),
+        "recipe": recipe,
+        "rows_sha256": _sha256(code),
+    }
+    return [_entry(cert, code, kind, "known-configuration", **provenance) for kind in kinds]
 
 
 def add_recipe(
@@ -223,15 +210,24 @@ def add_recipe(
     """Store a recipe's entries where they beat the stored ones; returns the changed kinds."""
     p = Path(path) if path is not None else CATALOGUE_PATH
     stored = load_catalogue(p)
-    changed: list[str] = []
-    for e in recipe_entries(recipe, num_classes, feature_dim):
-        old = stored.get((e.kind, e.num_classes, e.feature_dim))
-        if old is None or _score(e) > _score(old):
-            stored[(e.kind, e.num_classes, e.feature_dim)] = e
-            changed.append(e.kind)
+    changed = _take_better(stored, recipe_entries(recipe, num_classes, feature_dim))
     if changed:
         _save(p, stored)
-    return changed
+    return [kind for kind, _, _ in changed]
+
+
+def _take_better(
+    stored: dict[tuple[str, int, int], CatalogueEntry], entries: Iterable[CatalogueEntry]
+) -> list[tuple[str, int, int]]:
+    """Put each entry into ``stored`` where it beats the stored one; returns the keys taken."""
+    taken: list[tuple[str, int, int]] = []
+    for e in entries:
+        key = (e.kind, e.num_classes, e.feature_dim)
+        old = stored.get(key)
+        if old is None or _score(e) > _score(old):
+            stored[key] = e
+            taken.append(key)
+    return taken
 
 
 def _certified_entry(
@@ -242,6 +238,17 @@ def _certified_entry(
     Candidates for storing pass :func:`storable` rows (the float32 values that get stored).
     """
     cert = certify_code(code, kind=kind, method=source, iterations=0, seconds=0.0, stop_reason="")
+    return _entry(cert, code, kind, source, **provenance)
+
+
+def _entry(
+    cert: CodeResult | TieCertificate,
+    code: torch.Tensor,
+    kind: Kind,
+    source: str,
+    **provenance: Any,
+) -> CatalogueEntry:
+    """An entry holding ``code`` and the certified values of ``cert`` (of that code)."""
     return CatalogueEntry(
         kind=kind,
         num_classes=cert.num_classes,
@@ -252,7 +259,7 @@ def _certified_entry(
         gap=cert.gap,
         certified=cert.certified,
         max_cosine=cert.max_cosine,
-        min_pairwise_distance=cert.min_pairwise_distance,
+        min_pairwise_distance=math.sqrt(max(0.0, 2.0 - 2.0 * cert.max_cosine)),
         source=source,
         **provenance,
     )
@@ -505,12 +512,7 @@ def merge_catalogue(
     """
     p = Path(path) if path is not None else CATALOGUE_PATH
     stored = load_catalogue(p)
-    taken = []
-    for key, e in sorted(load_catalogue(other).items()):
-        old = stored.get(key)
-        if old is None or _score(e) > _score(old):
-            stored[key] = e
-            taken.append(key)
+    taken = _take_better(stored, (e for _, e in sorted(load_catalogue(other).items())))
     if taken:
         _save(p, stored)
     return taken
