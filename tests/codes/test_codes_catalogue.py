@@ -22,6 +22,7 @@ from gnc.codes.catalogue import (
     compare_catalogue,
     load_catalogue,
     merge_catalogue,
+    recertify,
     recipe_code,
 )
 from gnc.codes.reference import SHARP_CODES, TAMMES_S2_DEGREES, tammes_s2_best_known_distance
@@ -131,6 +132,9 @@ def test_recipe_store_load_and_guard(tmp_path: Path) -> None:
     assert smax == e.max_cosine == 0.25
     with np.load(store) as z:
         assert set(z.files) == {"meta"}  # no rows stored for a recipe
+    assert recertify(store) == 2  # recipes are re-certified by their tie certificate
+    again = load_catalogue(store)[("softmax", 256, 18)]
+    assert dataclasses.replace(again, seconds=e.seconds).to_dict() == e.to_dict()
     entries = load_catalogue(store)
     _save(store, {k: dataclasses.replace(v, rows_sha256="0" * 64) for k, v in entries.items()})
     with pytest.raises(ValueError, match="did not rebuild"):
