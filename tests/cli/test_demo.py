@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gnc.cli import main
+from gnc.geometry import KNOWN_CONFIGURATIONS
 
 
 def test_demo_writes_certified_rows_and_a_figure(
@@ -17,7 +18,8 @@ def test_demo_writes_certified_rows_and_a_figure(
     assert main(["demo", "--out", str(out), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((out / "results.json").read_text())
-    assert printed["rows"] == saved["rows"] and len(saved["rows"]) == 10
+    assert printed["rows"] == saved["rows"]
+    assert len(saved["rows"]) == 3 + len(KNOWN_CONFIGURATIONS)  # 3 closed forms, every registered
     for row in saved["rows"]:
         assert row["certified"] and row["gap"] <= 1e-9
         assert row["rho"] == pytest.approx(row["closed_form"], abs=1e-9), row["name"]
