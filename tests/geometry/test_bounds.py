@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 
 from gnc.geometry.bounds import (
     bound_report,
+    cap_fraction,
+    cap_radon_bound,
     fejes_toth_bound,
     levenshtein_bound,
     levenshtein_breakpoints,
@@ -248,8 +251,10 @@ def test_individual_bounds() -> None:
     values = [v for v in (r.simplex, r.orthoplex, r.levenshtein, r.fejes_toth, r.exact) if v]
     assert r.min_distance_upper == min(values)
     assert r.min_distance_bound == "levenshtein"
-    assert r.rho_star_upper == min(r.min_distance_upper, 100 / 99, 1.0) == 1.0
-    assert r.rho_star_bound == "radon"
+    cap = cap_radon_bound(100, 10)
+    assert cap is not None
+    assert r.rho_star_upper == min(r.min_distance_upper, 100 / 99, 1.0, cap) == cap
+    assert r.rho_star_bound == "cap-radon"
 
 
 def test_monotone_grid() -> None:
@@ -289,9 +294,57 @@ def test_validation() -> None:
 def test_radon_bound_applies_from_d_plus_2() -> None:
     assert radon_bound(4, 3) is None
     assert radon_bound(5, 3) == 1.0
-    assert rho_star_upper(100, 10) == 1.0  # tighter than T_ub = 1.201 and K / (K - 1)
-    assert bound_report(100, 10).min_distance_upper > 1.2
-    assert rho_star_upper(1000, 10) < 1.0  # the Tammes chord takes over
+    assert bound_report(100, 10).min_distance_upper > 1.2  # Radon's 1 is tighter than T_ub
+    # K <= 2d + 2: no cap need hold d + 2 rows, Radon's 1 stands (the cross-polytope attains it).
+    assert cap_radon_bound(22, 10) is None
+    assert bound_report(22, 10).rho_star_bound == "radon"
+    assert bound_report(22, 10).rho_star_upper == 1.0
+
+
+def test_cap_fraction_closed_forms() -> None:
+    for theta in np.linspace(0.0, math.pi, 13):
+        assert cap_fraction(float(theta), 2) == pytest.approx(theta / math.pi, abs=1e-14)
+        assert cap_fraction(float(theta), 3) == pytest.approx((1 - math.cos(theta)) / 2, abs=1e-14)
+    # Monte Carlo on S^9 (independent of the incomplete beta function): 4 sigma.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200_000, 10))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    for theta in (0.8, 1.2, 2.0):
+        p = float((X[:, 0] >= math.cos(theta)).mean())
+        q = cap_fraction(theta, 10)
+        assert abs(p - q) <= 4 * math.sqrt(q * (1 - q) / X.shape[0])
+
+
+def test_cap_radon_bound_closed_form_and_order() -> None:
+    # d = 3: K (1 - cos theta) / 2 = 4 -> cos theta = 1 - 8 / K.
+    for K in (9, 12, 30, 100):
+        assert cap_radon_bound(K, 3) == pytest.approx(math.sqrt(1 - (1 - 8 / K) ** 2), rel=1e-10)
+    for d in (3, 5, 10, 24):
+        values = [cap_radon_bound(K, d) for K in range(2 * d + 3, 2 * d + 400, 7)]
+        assert all(v is not None and 0.0 < v < 1.0 for v in values)
+        assert all(a >= b for a, b in itertools.pairwise(values))  # non-increasing in K
+
+
+@pytest.mark.parametrize("d", [3, 5, 8])
+def test_cap_radon_proof_step_on_random_codes(d: int) -> None:
+    """The proof's step: d + 2 rows in a cap of angular radius theta give some D_k <= sin(theta)."""
+    import torch
+
+    from gnc.geometry import one_vs_rest_distances
+
+    rng = np.random.default_rng(100 + d)
+    for _ in range(10):
+        W = rng.standard_normal((8 * d, d))
+        W /= np.linalg.norm(W, axis=1, keepdims=True)
+        c = W[int(rng.integers(W.shape[0]))]
+        cap = np.argsort(-(W @ c))[: d + 2]  # the d + 2 rows nearest to c
+        theta = math.acos(float(np.clip((W[cap] @ c).min(), -1.0, 1.0)))
+        res = one_vs_rest_distances(torch.from_numpy(W[cap]))
+        assert res.certified
+        assert float(res.rho) <= math.sin(theta) + 1e-12
+        # D_k among all rows is at most D_k among the cap's rows (a larger hull of the others).
+        full = one_vs_rest_distances(torch.from_numpy(W)).distances[torch.from_numpy(cap)]
+        assert float(full.min()) <= float(res.rho) + 1e-12
 
 
 @pytest.mark.parametrize("d", [2, 3, 5, 8])

@@ -17,7 +17,9 @@ The softmax-code value is also at most ``K / (K - 1)``: ``D_k`` only depends on 
 ``K`` points span an affine space of dimension at most ``K - 1`` where the simplex is optimal.
 It is at most ``1`` when ``K >= d + 2`` (:func:`radon_bound`, proved there from Radon's theorem),
 which is tighter than the Tammes chord wherever ``T_ub > 1`` and proves that the cross-polytope
-subsets (``rho = 1``) are optimal softmax codes for ``d + 2 <= K <= 2d``.
+subsets (``rho = 1``) are optimal softmax codes for ``d + 2 <= K <= 2d``. Applied inside a
+spherical cap that must hold ``d + 2`` rows, the same argument gives ``sin(theta*)`` for
+``K > 2d + 2`` (:func:`cap_radon_bound`), tighter still.
 
 Degenerate dimension ``d = 1``: ``S^0 = {-1, +1}``; two antipodal points give distance and ``rho``
 ``2``, while ``K >= 3`` points must repeat one, so the minimum distance and ``rho`` are ``0``.
@@ -28,7 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.special import eval_jacobi, roots_jacobi
+from scipy.optimize import brentq
+from scipy.special import betainc, eval_jacobi, roots_jacobi
 
 from gnc._checks import check_int
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
@@ -38,6 +41,8 @@ __all__ = [
     "MAX_LEVENSHTEIN_DEGREE",
     "BoundReport",
     "bound_report",
+    "cap_fraction",
+    "cap_radon_bound",
     "fejes_toth_bound",
     "levenshtein_bound",
     "levenshtein_breakpoints",
@@ -131,6 +136,69 @@ def radon_bound(num_classes: int, dim: int) -> float | None:
     """
     K, d = _check_classes(num_classes), _check_dim(dim)
     return 1.0 if d + 2 <= K else None
+
+
+def cap_fraction(theta: float, dim: int) -> float:
+    """Normalized area of a spherical cap of angular radius ``theta`` on ``S^{d-1}``.
+
+    ``sigma_d(theta) = I_{sin^2 theta}((d - 1) / 2, 1 / 2) / 2`` for ``0 <= theta <= pi / 2``
+    (regularized incomplete beta function), and ``1 - sigma_d(pi - theta)`` beyond.
+
+    Example:
+        >>> round(cap_fraction(math.pi / 3, 3), 12)  # (1 - cos theta) / 2 on S^2
+        0.25
+    """
+    d = _check_dim(dim)
+    if not 0.0 <= theta <= math.pi:
+        raise ValueError(f"Expected `theta` in [0, pi] but got {theta}.")
+    if d == 1:
+        return 0.5 if theta < math.pi else 1.0
+    if theta > math.pi / 2:
+        return 1.0 - cap_fraction(math.pi - theta, d)
+    return 0.5 * float(betainc((d - 1) / 2.0, 0.5, math.sin(theta) ** 2))
+
+
+def cap_radon_bound(num_classes: int, dim: int) -> float | None:
+    """Upper bound ``rho*(d, K) <= sin(theta*)`` with ``K sigma_d(theta*) = d + 1``.
+
+    Applies when ``K > 2d + 2`` (``None`` otherwise; then :func:`radon_bound` gives ``1``).
+
+    Proof. Let ``sigma_d(theta)`` be the normalized area of a cap of angular radius
+    ``theta <= pi / 2`` (:func:`cap_fraction`). For a uniformly random centre ``c`` the expected
+    number of rows with ``<w_k, c> >= cos(theta)`` is ``K sigma_d(theta)``; if it exceeds
+    ``d + 1``, some cap holds ``d + 2`` rows. Radon's theorem splits those into disjoint ``P, N``
+    with ``x = sum_{k in P} a_k w_k = sum_{j in N} b_j w_j`` (probability weights). Every row of
+    the cap has ``<w, c> >= cos(theta)``, hence ``|x| >= <x, c> >= cos(theta)``, and, as in
+    :func:`radon_bound`, ``sum_{k in P} a_k |w_k - x|^2 = 1 - |x|^2 <= sin^2(theta)``: some
+    ``k in P`` has ``D_k <= |w_k - x| <= sin(theta)``, since ``x`` lies in the hull of rows
+    other than ``w_k``. This holds for every ``theta > theta*``, so ``rho <= sin(theta*)``. At
+    ``theta = pi / 2`` it is the Radon bound ``1``.
+
+    The root is found by bisection (Brent) to ``1e-15`` in ``theta`` and the returned value is
+    taken at ``theta* + 1e-12``, so rounding in the root finder cannot make the bound too small.
+
+    Args:
+        num_classes: Number of classes ``K >= 2``.
+        dim: Feature dimension ``d >= 1``.
+
+    Returns:
+        The bound, or ``None`` when ``d = 1`` or ``K <= 2d + 2``.
+
+    Example:
+        >>> round(cap_radon_bound(12, 3), 6)  # 6 (1 - cos theta) = 4: sin(theta) = sqrt(8) / 3
+        0.942809
+        >>> cap_radon_bound(8, 3) is None
+        True
+    """
+    K, d = _check_classes(num_classes), _check_dim(dim)
+    if d < 2 or 2 * (d + 1) >= K:
+        return None
+
+    def excess(theta: float) -> float:
+        return K * cap_fraction(theta, d) - (d + 1)
+
+    theta = brentq(excess, 0.0, math.pi / 2, xtol=1e-15)
+    return math.sin(min(math.pi / 2, float(theta) + 1e-12))
 
 
 MAX_LEVENSHTEIN_DEGREE = 400
@@ -414,9 +482,10 @@ class BoundReport(Record):
         min_distance_upper: The smallest of the above (an upper bound on ``T(d, K)``).
         min_distance_bound: Name of the bound attaining ``min_distance_upper``.
         rho_star_upper: Upper bound on ``rho*(d, K)``: ``min(min_distance_upper, K / (K - 1),
-            radon)``, or the proven closed form.
+            radon, cap-radon)``, or the proven closed form.
         rho_star_bound: Name of the bound giving ``rho_star_upper``: ``"proven"``,
-            ``"affine-simplex"`` (``K / (K - 1)``), ``"radon"`` or ``min_distance_bound``.
+            ``"affine-simplex"`` (``K / (K - 1)``), ``"radon"``, ``"cap-radon"`` or
+            ``min_distance_bound``.
     """
 
     num_classes: int
@@ -438,9 +507,9 @@ def bound_report(num_classes: int, dim: int) -> BoundReport:
     Example:
         >>> r = bound_report(12, 3)
         >>> r.min_distance_bound, round(r.min_distance_upper, 9), round(r.rho_star_upper, 9)
-        ('fejes_toth', 1.051462224, 1.0)
+        ('fejes_toth', 1.051462224, 0.942809042)
         >>> r.rho_star_bound
-        'radon'
+        'cap-radon'
     """
     K, d = _check_classes(num_classes), _check_dim(dim)
     simplex = simplex_bound(K)
@@ -465,10 +534,12 @@ def bound_report(num_classes: int, dim: int) -> BoundReport:
     best = min((v, name) for name, v in candidates.items() if v is not None)
     proven = rho_star_proven(K, d)
     radon = radon_bound(K, d)
+    cap_radon = cap_radon_bound(K, d)
     rho, rho_name = min(
         (best[0], best[1]),
         (K / (K - 1), "affine-simplex"),
         (math.inf if radon is None else radon, "radon"),
+        (math.inf if cap_radon is None else cap_radon, "cap-radon"),
     )
     if proven is not None:
         rho, rho_name = proven, "proven"
@@ -481,8 +552,9 @@ def rho_star_upper(num_classes: int, dim: int) -> float:
     """Upper bound on the softmax-code value ``rho*(d, K)``.
 
     The proven closed form where known (``d <= 2``, ``K <= 2d``), else
-    ``min(T_ub, K / (K - 1), 1)`` with ``T_ub`` = :func:`min_distance_upper` and ``1`` from
-    :func:`radon_bound` (``K >= d + 2``).
+    ``min(T_ub, K / (K - 1), 1, sin(theta*))`` with ``T_ub`` = :func:`min_distance_upper`, ``1``
+    from :func:`radon_bound` (``K >= d + 2``) and ``sin(theta*)`` from :func:`cap_radon_bound`
+    (``K > 2d + 2``).
 
     Args:
         num_classes: Number of classes ``K >= 2``.
@@ -492,13 +564,12 @@ def rho_star_upper(num_classes: int, dim: int) -> float:
         A float ``>= rho(W)`` for every configuration ``W`` of ``K`` unit vectors in ``R^d``.
 
     Note:
-        Beyond ``2d`` this bound is loose: ``T_ub`` exceeds ``1`` until ``K`` is large compared
-        with ``d`` (e.g. ``(10, 100)``: ``T_ub = 1.201``, bound ``1`` from :func:`radon_bound`,
-        while codes with ``rho ~ 0.66`` are known), and ``rho* <= T`` itself is not tight. The
-        Tammes chord takes over (below ``1``) for large ``K / d``, e.g. ``(10, 1000)``: ``0.951``.
+        Beyond ``2d`` this bound is loose: e.g. ``(K, d) = (100, 10)``: ``T_ub = 1.201``, Radon
+        ``1``, cap-Radon ``0.916``, while codes with ``rho ~ 0.66`` are known; ``(240, 8)``:
+        ``0.785`` against E8's ``0.5``.
 
     Example:
-        >>> rho_star_upper(100, 10)  # the Radon bound 1 beats T_ub = 1.2013 and K/(K-1)
-        1.0
+        >>> round(rho_star_upper(100, 10), 4)  # cap-Radon beats T_ub = 1.2013, K/(K-1) and 1
+        0.9155
     """
     return bound_report(num_classes, dim).rho_star_upper
