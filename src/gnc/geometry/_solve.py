@@ -228,8 +228,9 @@ def _solve_round(
     Updates ``lam``, ``S`` and ``x`` at ``t`` in place; returns the largest Wolfe iteration
     count and the certification.
     """
-    Y = W[ws[t]] - W[rows[t]][:, None, :]
-    Y = Y * ws_valid[t][:, :, None]
+    # Padding columns point at the class itself: their y is 0 already.
+    Y = W[ws[t]]
+    Y -= W[rows[t]][:, None, :]
     G = torch.bmm(Y, Y.transpose(1, 2))
     scale = torch.where(ws_valid[t], G.diagonal(dim1=1, dim2=2), 0).amax(dim=1)
     # Stop when the gap in D is below a small fraction of tol (or at rounding level).

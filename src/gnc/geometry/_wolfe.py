@@ -2,7 +2,15 @@
 
 Wolfe's algorithm (an exact active-set method for the min-norm point of a polytope given by its
 vertices), run in lockstep on a batch of classes, each on the Gram matrix of its working set.
-Affine minimizers of nearly flat corrals are recomputed by QR of the point coordinates.
+
+As in Wolfe's own formulation (Wolfe, "Finding the nearest point in a polytope", Math.
+Programming 11, 1976), each element keeps an upper Cholesky factor ``R`` of ``e e^T + G_S / c``
+over its corral ``S`` in corral order (positive definite iff the corral is affinely independent);
+the affine minimizer of the corral is ``R^{-1} R^{-T} e`` normalized to sum 1. Adding a point costs
+one triangular solve (``O(s^2)``); a drop refactors only the elements that dropped. Elements whose
+factor loses the affine optimality of its minimizer (nearly flat corrals) switch to the accurate
+path, :func:`_affine_minimizers` (bordered Gram system, QR of the point coordinates where that is
+not accurate either), which also polishes every final minimizer.
 """
 
 from __future__ import annotations
@@ -102,6 +110,45 @@ def _affine_minimizers_qr(
     return alpha
 
 
+def _corral_slots(S: torch.Tensor, cap: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Working-set columns of each corral in slot order ``(B, cap)`` (0 padded) and its size."""
+    cnt = S.sum(dim=1)
+    order = torch.argsort((~S).to(torch.int8), dim=1, stable=True)[:, :cap]
+    live = torch.arange(order.shape[1], device=S.device)[None, :] < cnt[:, None]
+    slot = torch.where(live, order, 0)
+    if slot.shape[1] < cap:
+        slot = torch.nn.functional.pad(slot, (0, cap - slot.shape[1]))
+    return slot, cnt
+
+
+def _factor(
+    G: torch.Tensor, slot: torch.Tensor, cnt: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Upper Cholesky factors of ``e e^T + G_S / scale`` in slot order, identity on the padding.
+
+    Returns ``(R, ok)``: ``ok`` is False where the factorization failed (affinely dependent
+    corral to working precision).
+    """
+    B, cap = slot.shape
+    m = G.shape[1]
+    live = (torch.arange(cap, device=G.device)[None, :] < cnt[:, None]).to(G.dtype)
+    Gs = G.gather(1, slot[:, :, None].expand(B, cap, m)).gather(
+        2, slot[:, None, :].expand(B, cap, cap)
+    )
+    M = (Gs / scale[:, None, None] + 1.0) * live[:, :, None] * live[:, None, :]
+    M = M + torch.diag_embed(1.0 - live)
+    R, info = torch.linalg.cholesky_ex(M, upper=True)
+    return R, info == 0
+
+
+def _grow(R: torch.Tensor, slot: torch.Tensor, cap: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad factors (identity) and slots (0) to capacity ``cap``."""
+    B, c = slot.shape
+    R2 = torch.eye(cap, dtype=R.dtype, device=R.device).repeat(B, 1, 1)
+    R2[:, :c, :c] = R
+    return R2, torch.nn.functional.pad(slot, (0, cap - c))
+
+
 def _wolfe_batched(
     G: torch.Tensor,
     Y: torch.Tensor | None,
@@ -129,61 +176,136 @@ def _wolfe_batched(
     Returns:
         ``(lam, iterations)``: final weights ``(B, m)`` and iterations used per element ``(B,)``.
     """
-    B, _m = lam.shape
+    B, m = lam.shape
+    dev, dt = G.device, G.dtype
     lam_out = lam.clone()
-    iters = torch.zeros(B, dtype=torch.long, device=G.device)
-    inf = torch.tensor(torch.inf, dtype=G.dtype, device=G.device)
+    S_out = S.clone()
+    iters = torch.zeros(B, dtype=torch.long, device=dev)
+    inf = torch.tensor(torch.inf, dtype=dt, device=dev)
+    gdiag = G.diagonal(dim1=1, dim2=2)
+    gscale = torch.where(valid, gdiag, 0).amax(dim=1).clamp_min(torch.finfo(dt).tiny)
+    # Corral slots and factors; capacity grows with the largest corral.
+    cap = min(m, max(8, int(S.sum(dim=1).max()) + 8))
+    slot, cnt = _corral_slots(S, cap)
+    R, ok = _factor(G, slot, cnt, gscale)
+    # Elements on the accurate path (their factor is not trusted any more).
+    fb = ~ok
     # Working copies, compacted when fewer than half of the elements are still running.
-    idx = torch.arange(B, device=G.device)
-    Gc, vc, la, Sa, fl = G, valid, lam.clone(), S.clone(), stop_floor
+    idx = torch.arange(B, device=dev)
+    Gc, vc, la, Sa, fl, sc = G, valid, lam.clone(), S.clone(), stop_floor, gscale
     Yc = Y
-    nm = torch.ones(B, dtype=torch.bool, device=G.device)
-    running = torch.ones(B, dtype=torch.bool, device=G.device)
+    g = torch.bmm(Gc, la[:, :, None])[:, :, 0]
+    nm = torch.ones(B, dtype=torch.bool, device=dev)
+    running = torch.ones(B, dtype=torch.bool, device=dev)
     for _ in range(max_iter):
         n_run = int(running.sum())
         if n_run == 0:
             break
         if n_run < running.numel() // 2:
-            lam_out[idx[~running]] = la[~running]
+            done = ~running
+            lam_out[idx[done]] = la[done]
+            S_out[idx[done]] = Sa[done]
             keep = running
-            idx, Gc, vc, la, Sa, fl, nm = (
+            idx, Gc, vc, la, Sa, fl, sc, nm = (
                 idx[keep],
                 Gc[keep],
                 vc[keep],
                 la[keep],
                 Sa[keep],
                 fl[keep],
+                sc[keep],
                 nm[keep],
             )
+            g, slot, cnt, R, fb = g[keep], slot[keep], cnt[keep], R[keep], fb[keep]
             if Yc is not None:
                 Yc = Yc[keep]
             running = running[keep]
+        Bc = running.numel()
+        ar = torch.arange(Bc, device=dev)
         # Major cycle: add the most violating point, or stop.
-        g = torch.bmm(Gc, la[:, :, None])[:, :, 0]
         n2 = (la * g).sum(dim=1)
         gmin, j = torch.where(vc & ~Sa, g, inf).min(dim=1)
         thresh = torch.maximum(stop_rel * n2.clamp_min(0).sqrt(), fl)
         running = running & ~(nm & (n2 - gmin <= thresh))
         add = nm & running
-        Sa[add, j[add]] = True
+        Sa[ar[add], j[add]] = True
         iters[idx[running]] += 1
+        fast_add = add & ~fb
+        if bool(fast_add.any()):
+            if int(cnt[fast_add].max()) >= cap:
+                cap = min(m, cap + 16)
+                R, slot = _grow(R, slot, cap)
+            # Append y_j: R^T r = e + G_{S j} / c, new diagonal sqrt(1 + G_jj / c - |r|^2).
+            slots = torch.arange(cap, device=dev)[None, :]
+            live = slots < cnt[:, None]
+            colj = Gc.gather(2, j[:, None, None].expand(Bc, m, 1))[:, :, 0]
+            col = torch.where(live, colj.gather(1, slot) / sc[:, None] + 1.0, 0.0)
+            r = torch.linalg.solve_triangular(R.transpose(1, 2), col[:, :, None], upper=False)
+            r = r[:, :, 0]
+            djj = Gc.diagonal(dim1=1, dim2=2).gather(1, j[:, None])[:, 0] / sc + 1.0
+            rho2 = djj - (r * r).sum(dim=1)
+            indep = rho2 > 1e-10 * djj
+            fb = fb | (fast_add & ~indep)
+            fast_add = fast_add & indep
+            at = slots == cnt[:, None]
+            newcol = torch.where(at, rho2.clamp_min(0).sqrt()[:, None], r)
+            where = cnt.clamp_max(cap - 1)[:, None, None].expand(Bc, cap, 1)
+            newcol = torch.where(fast_add[:, None], newcol, R.gather(2, where)[:, :, 0])
+            R.scatter_(2, where, newcol[:, :, None])
+            slot = torch.where(fast_add[:, None] & at, j[:, None], slot)
+            cnt = cnt + fast_add.long()
         # Minor cycle step: affine minimizer of the corral; step back to the hull if needed.
-        alpha = _affine_minimizers(Gc, Sa, Yc)
+        e = (torch.arange(cap, device=dev)[None, :] < cnt[:, None]).to(dt)
+        a = torch.cholesky_solve(e[:, :, None], R, upper=True)[:, :, 0] * e
+        a = a / a.sum(dim=1, keepdim=True)
+        alpha = torch.zeros(Bc, m, dtype=dt, device=dev).scatter_add_(1, slot, a)
+        ga = torch.bmm(Gc, alpha[:, :, None])[:, :, 0]
+        # Affine optimality <y_i, x> = |x|^2 on the corral; where the factor lost it, switch
+        # the element to the accurate path.
+        n2a = (alpha * ga).sum(dim=1, keepdim=True)
+        resid = torch.where(Sa, (ga - n2a).abs(), 0.0).amax(dim=1)
+        fb = fb | ~(resid <= 1e-11 * sc)
+        slow = fb & running
+        if bool(slow.any()):
+            alpha[slow] = _affine_minimizers(Gc[slow], Sa[slow], None if Yc is None else Yc[slow])
+            ga[slow] = torch.bmm(Gc[slow], alpha[slow][:, :, None])[:, :, 0]
         pos = torch.where(Sa, alpha > 0, torch.ones_like(Sa)).all(dim=1)
         neg = Sa & (alpha <= 0)
         ratio = torch.where(neg, la / (la - alpha), inf)
         theta = ratio.min(dim=1).values.clamp(0.0, 1.0)
         theta = torch.where(pos, torch.ones_like(theta), theta)
         new = la + theta[:, None] * (alpha - la)
+        g_new = g + theta[:, None] * (ga - g)
         # Drop corral points that reached zero (at least the one attaining theta).
         hit = neg & (ratio <= theta[:, None])
         drop = (~pos)[:, None] & (hit | (new <= 0))
         S_new = Sa & ~drop
         new = torch.where(S_new, new.clamp_min(0.0), torch.zeros_like(new))
-        new = new / new.sum(dim=1, keepdim=True)
-        r = running[:, None]
-        la = torch.where(r, new, la)
-        Sa = torch.where(r, S_new, Sa)
+        tot = new.sum(dim=1, keepdim=True)
+        new = new / tot
+        g_new = g_new / tot
+        rr = running[:, None]
+        la = torch.where(rr, new, la)
+        g = torch.where(rr, g_new, g)
+        Sa = torch.where(rr, S_new, Sa)
         nm = torch.where(running, pos, nm)
+        # Refactor the elements that dropped points (fast path only).
+        redo = (running & ~pos & ~fb).nonzero().squeeze(1)
+        if redo.numel():
+            slot_d, cnt_d = _corral_slots(Sa[redo], cap)
+            R_d, ok_d = _factor(Gc[redo], slot_d, cnt_d, sc[redo])
+            R[redo], slot[redo], cnt[redo] = R_d, slot_d, cnt_d
+            fb[redo] = fb[redo] | ~ok_d
     lam_out[idx] = la
+    S_out[idx] = Sa
+    # Polish: the accurate affine minimizer of every final corral, kept where it is convex.
+    alpha = _affine_minimizers(G, S_out & valid, Y)
+    good = torch.where(S_out, alpha > 0, torch.ones_like(S_out)).all(dim=1)
+    lam_out = torch.where(good[:, None], alpha, lam_out)
+    # A point at the origin (a duplicate row) is the min-norm point itself: D = 0 exactly.
+    zero, jz = torch.where(valid, gdiag, inf).min(dim=1)
+    at_zero = zero == 0
+    if bool(at_zero.any()):
+        lam_out[at_zero] = 0.0
+        lam_out[at_zero, jz[at_zero]] = 1.0
     return lam_out, iters
