@@ -122,19 +122,16 @@ def _corral_slots(S: torch.Tensor, cap: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 def _factor(
-    G: torch.Tensor, slot: torch.Tensor, cnt: torch.Tensor, scale: torch.Tensor
+    G: torch.Tensor, rows: torch.Tensor, slot: torch.Tensor, cnt: torch.Tensor, scale: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upper Cholesky factors of ``e e^T + G_S / scale`` in slot order, identity on the padding.
+    """Upper Cholesky factors of ``e e^T + G_S / scale`` for the batch elements ``rows`` of ``G``.
 
-    Returns ``(R, ok)``: ``ok`` is False where the factorization failed (affinely dependent
-    corral to working precision).
+    In slot order, identity on the padding. Returns ``(R, ok)``: ``ok`` is False where the
+    factorization failed (affinely dependent corral to working precision).
     """
-    B, cap = slot.shape
-    m = G.shape[1]
+    cap = slot.shape[1]
     live = (torch.arange(cap, device=G.device)[None, :] < cnt[:, None]).to(G.dtype)
-    Gs = G.gather(1, slot[:, :, None].expand(B, cap, m)).gather(
-        2, slot[:, None, :].expand(B, cap, cap)
-    )
+    Gs = G[rows[:, None, None], slot[:, :, None], slot[:, None, :]]
     M = (Gs / scale[:, None, None] + 1.0) * live[:, :, None] * live[:, None, :]
     M = M + torch.diag_embed(1.0 - live)
     R, info = torch.linalg.cholesky_ex(M, upper=True)
@@ -187,13 +184,13 @@ def _wolfe_batched(
     # Corral slots and factors; capacity grows with the largest corral.
     cap = min(m, max(8, int(S.sum(dim=1).max()) + 8))
     slot, cnt = _corral_slots(S, cap)
-    R, ok = _factor(G, slot, cnt, gscale)
+    R, ok = _factor(G, torch.arange(B, device=dev), slot, cnt, gscale)
     # Elements on the accurate path (their factor is not trusted any more).
     fb = ~ok
-    # Working copies, compacted when fewer than half of the elements are still running.
+    # Working copies, compacted when fewer than half of the elements are still running (not
+    # the points Y, which are read only for the elements on the accurate path).
     idx = torch.arange(B, device=dev)
     Gc, vc, la, Sa, fl, sc = G, valid, lam.clone(), S.clone(), stop_floor, gscale
-    Yc = Y
     g = torch.bmm(Gc, la[:, :, None])[:, :, 0]
     nm = torch.ones(B, dtype=torch.bool, device=dev)
     running = torch.ones(B, dtype=torch.bool, device=dev)
@@ -217,8 +214,6 @@ def _wolfe_batched(
                 nm[keep],
             )
             g, slot, cnt, R, fb = g[keep], slot[keep], cnt[keep], R[keep], fb[keep]
-            if Yc is not None:
-                Yc = Yc[keep]
             running = running[keep]
         Bc = running.numel()
         ar = torch.arange(Bc, device=dev)
@@ -267,7 +262,8 @@ def _wolfe_batched(
         fb = fb | ~(resid <= 1e-11 * sc)
         slow = fb & running
         if bool(slow.any()):
-            alpha[slow] = _affine_minimizers(Gc[slow], Sa[slow], None if Yc is None else Yc[slow])
+            Ys = None if Y is None else Y[idx[slow]]
+            alpha[slow] = _affine_minimizers(Gc[slow], Sa[slow], Ys)
             ga[slow] = torch.bmm(Gc[slow], alpha[slow][:, :, None])[:, :, 0]
         pos = torch.where(Sa, alpha > 0, torch.ones_like(Sa)).all(dim=1)
         neg = Sa & (alpha <= 0)
@@ -293,7 +289,7 @@ def _wolfe_batched(
         redo = (running & ~pos & ~fb).nonzero().squeeze(1)
         if redo.numel():
             slot_d, cnt_d = _corral_slots(Sa[redo], cap)
-            R_d, ok_d = _factor(Gc[redo], slot_d, cnt_d, sc[redo])
+            R_d, ok_d = _factor(Gc, redo, slot_d, cnt_d, sc[redo])
             R[redo], slot[redo], cnt[redo] = R_d, slot_d, cnt_d
             fb[redo] = fb[redo] | ~ok_d
     lam_out[idx] = la
