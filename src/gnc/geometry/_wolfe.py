@@ -146,6 +146,53 @@ def _grow(R: torch.Tensor, slot: torch.Tensor, cap: int) -> tuple[torch.Tensor, 
     return R2, torch.nn.functional.pad(slot, (0, cap - c))
 
 
+def _append(
+    G: torch.Tensor,
+    R: torch.Tensor,
+    slot: torch.Tensor,
+    cnt: torch.Tensor,
+    j: torch.Tensor,
+    scale: torch.Tensor,
+    mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Append working-set column ``j`` to the corrals of the elements in ``mask`` (``O(s^2)``).
+
+    ``R^T r = e + G_{S j} / scale`` gives the new column of the factor, ``sqrt(1 + G_jj / scale
+    - |r|^2)`` its diagonal. Needs ``cnt < cap`` where ``mask``. Returns ``(R, slot, cnt,
+    indep)``, updated in place where ``mask & indep``; ``indep`` is False where the new point
+    is (to working precision) in the affine hull of the corral (that element is left as is).
+    """
+    B, cap = slot.shape
+    m = G.shape[1]
+    slots = torch.arange(cap, device=G.device)[None, :]
+    live = slots < cnt[:, None]
+    colj = G.gather(2, j[:, None, None].expand(B, m, 1))[:, :, 0]
+    col = torch.where(live, colj.gather(1, slot) / scale[:, None] + 1.0, 0.0)
+    r = torch.linalg.solve_triangular(R.transpose(1, 2), col[:, :, None], upper=False)[:, :, 0]
+    djj = G.diagonal(dim1=1, dim2=2).gather(1, j[:, None])[:, 0] / scale + 1.0
+    rho2 = djj - (r * r).sum(dim=1)
+    indep = rho2 > 1e-10 * djj
+    ok = mask & indep
+    at = slots == cnt[:, None]
+    newcol = torch.where(at, rho2.clamp_min(0).sqrt()[:, None], r)
+    where = cnt.clamp_max(cap - 1)[:, None, None].expand(B, cap, 1)
+    newcol = torch.where(ok[:, None], newcol, R.gather(2, where)[:, :, 0])
+    R.scatter_(2, where, newcol[:, :, None])
+    slot = torch.where(ok[:, None] & at, j[:, None], slot)
+    return R, slot, cnt + ok.long(), indep
+
+
+def _factor_minimizers(
+    R: torch.Tensor, slot: torch.Tensor, cnt: torch.Tensor, m: int
+) -> torch.Tensor:
+    """Affine minimizers ``R^{-1} R^{-T} e`` (normalized) as ``(B, m)`` working-set weights."""
+    e = (torch.arange(slot.shape[1], device=R.device)[None, :] < cnt[:, None]).to(R.dtype)
+    a = torch.cholesky_solve(e[:, :, None], R, upper=True)[:, :, 0] * e
+    a = a / a.sum(dim=1, keepdim=True)
+    # Padding slots add 0 (they may repeat a corral column).
+    return torch.zeros(slot.shape[0], m, dtype=R.dtype, device=R.device).scatter_add_(1, slot, a)
+
+
 def _wolfe_batched(
     G: torch.Tensor,
     Y: torch.Tensor | None,
@@ -230,30 +277,10 @@ def _wolfe_batched(
             if int(cnt[fast_add].max()) >= cap:
                 cap = min(m, cap + 16)
                 R, slot = _grow(R, slot, cap)
-            # Append y_j: R^T r = e + G_{S j} / c, new diagonal sqrt(1 + G_jj / c - |r|^2).
-            slots = torch.arange(cap, device=dev)[None, :]
-            live = slots < cnt[:, None]
-            colj = Gc.gather(2, j[:, None, None].expand(Bc, m, 1))[:, :, 0]
-            col = torch.where(live, colj.gather(1, slot) / sc[:, None] + 1.0, 0.0)
-            r = torch.linalg.solve_triangular(R.transpose(1, 2), col[:, :, None], upper=False)
-            r = r[:, :, 0]
-            djj = Gc.diagonal(dim1=1, dim2=2).gather(1, j[:, None])[:, 0] / sc + 1.0
-            rho2 = djj - (r * r).sum(dim=1)
-            indep = rho2 > 1e-10 * djj
+            R, slot, cnt, indep = _append(Gc, R, slot, cnt, j, sc, fast_add)
             fb = fb | (fast_add & ~indep)
-            fast_add = fast_add & indep
-            at = slots == cnt[:, None]
-            newcol = torch.where(at, rho2.clamp_min(0).sqrt()[:, None], r)
-            where = cnt.clamp_max(cap - 1)[:, None, None].expand(Bc, cap, 1)
-            newcol = torch.where(fast_add[:, None], newcol, R.gather(2, where)[:, :, 0])
-            R.scatter_(2, where, newcol[:, :, None])
-            slot = torch.where(fast_add[:, None] & at, j[:, None], slot)
-            cnt = cnt + fast_add.long()
         # Minor cycle step: affine minimizer of the corral; step back to the hull if needed.
-        e = (torch.arange(cap, device=dev)[None, :] < cnt[:, None]).to(dt)
-        a = torch.cholesky_solve(e[:, :, None], R, upper=True)[:, :, 0] * e
-        a = a / a.sum(dim=1, keepdim=True)
-        alpha = torch.zeros(Bc, m, dtype=dt, device=dev).scatter_add_(1, slot, a)
+        alpha = _factor_minimizers(R, slot, cnt, m)
         ga = torch.bmm(Gc, alpha[:, :, None])[:, :, 0]
         # Affine optimality <y_i, x> = |x|^2 on the corral; where the factor lost it, switch
         # the element to the accurate path.
