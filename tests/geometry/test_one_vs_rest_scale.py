@@ -275,7 +275,7 @@ def test_wolfe_kernel_meets_optimality_conditions(with_points: bool) -> None:
     valid = torch.ones(B, m, dtype=torch.bool)
     floor = 64 * torch.finfo(torch.float64).eps * G.diagonal(dim1=1, dim2=2).amax(dim=1)
     lam, it = wolfe._wolfe_batched(
-        G, Yt if with_points else None, valid, lam, S, 1e-13, floor, 5000
+        G, (lambda i: Yt[i]) if with_points else None, valid, lam, S, 1e-13, floor, 5000
     )
     L = lam.numpy()
     assert np.all(L >= 0) and np.allclose(L.sum(axis=1), 1.0, atol=1e-13)

@@ -44,13 +44,18 @@ class _ClassSolution:
     rechecked: int
 
 
+# Budget (MiB) of the point coordinates built at once for the Grams (a few classes' worth).
+_POINTS_MIB = 16.0
+
+
 def _solve_bytes(K: int, d: int, m: int) -> int:
     """Bytes per class of one solve round with working sets of ``m`` rows.
 
-    Float32 scores against all ``K`` rows (a copy and two masks), and the working set's points
-    ``Y`` (``m x d``), Gram ``G`` and solver temporaries in float64.
+    Float32 scores against all ``K`` rows (a copy and two masks), the Gram ``G`` of the working
+    set and the solver's temporaries in float64, and the solution ``x`` (the points themselves
+    are built a few classes at a time, within ``_POINTS_MIB``).
     """
-    return 10 * K + 8 * (2 * m * d + 6 * m * m)
+    return 10 * K + 8 * (2 * d + 6 * m * m)
 
 
 def _solve_classes(
@@ -228,16 +233,28 @@ def _solve_round(
     Updates ``lam``, ``S`` and ``x`` at ``t`` in place; returns the largest Wolfe iteration
     count and the certification.
     """
-    # Padding columns point at the class itself: their y is 0 already.
-    Y = W[ws[t]]
-    Y -= W[rows[t]][:, None, :]
-    G = torch.bmm(Y, Y.transpose(1, 2))
+    ws_t, rows_t = ws[t], rows[t]
+
+    def points(i: torch.Tensor) -> torch.Tensor:
+        # Padding columns point at the class itself: their y is 0 already.
+        Y = W[ws_t[i]]
+        Y -= W[rows_t[i]][:, None, :]
+        return Y
+
+    # The Grams, and later the solutions x, from the points a few classes at a time: the
+    # (T, m, d) coordinates are never held at once.
+    T, m = ws_t.shape
+    chunk = rows_per_budget(8 * m * W.shape[1], _POINTS_MIB, num_rows=T)
+    G = torch.empty(T, m, m, dtype=W.dtype, device=W.device)
+    for a, b in iter_blocks(T, chunk):
+        Y = points(torch.arange(a, b, device=W.device))
+        torch.bmm(Y, Y.transpose(1, 2), out=G[a:b])
     scale = torch.where(ws_valid[t], G.diagonal(dim1=1, dim2=2), 0).amax(dim=1)
     # Stop when the gap in D is below a small fraction of tol (or at rounding level).
     floor = 64 * _EPS * scale.clamp_min(1e-300)
     lam_t, it = _wolfe_batched(
         G,
-        Y,
+        points,
         ws_valid[t],
         lam[t],
         S[t] & ws_valid[t],
@@ -245,8 +262,12 @@ def _solve_round(
         floor,
         50 * ws.shape[1] + 100,
     )
-    x_t = torch.bmm(lam_t[:, None, :], Y)[:, 0, :]
-    del G, Y
+    del G
+    x_t = torch.empty(T, W.shape[1], dtype=W.dtype, device=W.device)
+    for a, b in iter_blocks(T, chunk):
+        x_t[a:b] = torch.bmm(lam_t[a:b, None, :], points(torch.arange(a, b, device=W.device)))[
+            :, 0, :
+        ]
     lam[t] = lam_t
     S[t] = lam_t > 0
     x[t] = x_t

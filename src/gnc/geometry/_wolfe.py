@@ -15,13 +15,19 @@ not accurate either), which also polishes every final minimizer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+# Points of some batch elements: ``points(i)`` is ``(len(i), m, d)`` for batch indices ``i``
+# (built on demand: only elements on the accurate path need coordinates).
+Points = Callable[[torch.Tensor], torch.Tensor]
 
 __all__: list[str] = []
 
 
 def _affine_minimizers(
-    G: torch.Tensor, S: torch.Tensor, Y: torch.Tensor | None = None
+    G: torch.Tensor, S: torch.Tensor, points: Points | None = None
 ) -> torch.Tensor:
     """Affine min-norm weights on the corral ``S`` for each batch element.
 
@@ -31,8 +37,9 @@ def _affine_minimizers(
     Args:
         G: ``(B, m, m)`` Gram matrices of the working sets.
         S: ``(B, m)`` boolean corral masks (each non-empty).
-        Y: Optional ``(B, m, d)`` point coordinates. When given (and the corral has at most
-            ``d + 1`` points), the minimizer is computed by QR of the edge vectors
+        points: Optional point coordinates by batch element (``(n, m, d)``). When given (and the
+            corral has at most ``d + 1`` points), inaccurate minimizers are recomputed by QR of
+            the edge vectors
             ``y_i - y_0``, whose condition number is the square root of the Gram's: corrals that
             are nearly flat (optimized codes, with many near-ties) stay accurate.
 
@@ -64,7 +71,7 @@ def _affine_minimizers(
     alpha_s = sol[:, :s, 0] * vf
     alpha = torch.zeros(B, m, dtype=G.dtype, device=G.device)
     alpha.scatter_(1, order, alpha_s)
-    if Y is not None and s > 1 and s - 1 <= Y.shape[2]:
+    if points is not None and s > 1:
         # Check the affine optimality <y_i, x> = |x|^2 on the corral; where the Gram solve lost
         # it (nearly flat corrals), redo those elements by QR on the point coordinates.
         g = torch.bmm(G, alpha[:, :, None])[:, :, 0]
@@ -73,9 +80,11 @@ def _affine_minimizers(
         gscale = G.diagonal(dim1=1, dim2=2).amax(dim=1)
         inaccurate = ~(resid <= 1e-11 * gscale)
         if bool(inaccurate.any()):
-            alpha[inaccurate] = _affine_minimizers_qr(
-                Y[inaccurate], order[inaccurate], valid[inaccurate], m
-            )
+            Y = points(inaccurate.nonzero().squeeze(1))
+            if s - 1 <= Y.shape[2]:
+                alpha[inaccurate] = _affine_minimizers_qr(
+                    Y, order[inaccurate], valid[inaccurate], m
+                )
     return alpha
 
 
@@ -195,7 +204,7 @@ def _factor_minimizers(
 
 def _wolfe_batched(
     G: torch.Tensor,
-    Y: torch.Tensor | None,
+    points: Points | None,
     valid: torch.Tensor,
     lam: torch.Tensor,
     S: torch.Tensor,
@@ -207,8 +216,8 @@ def _wolfe_batched(
 
     Args:
         G: ``(B, m, m)`` Gram matrices ``<y_i, y_j>``.
-        Y: Optional ``(B, m, d)`` points, for accurate affine minimizers (see
-            :func:`_affine_minimizers`).
+        points: Optional coordinates of the points by batch element, for accurate affine
+            minimizers (see :func:`_affine_minimizers`).
         valid: ``(B, m)`` which working-set columns are real points.
         lam: ``(B, m)`` starting convex weights: the affine minimizer of the corral ``S``.
         S: ``(B, m)`` starting corral (affinely independent, ``lam > 0`` on it).
@@ -234,8 +243,7 @@ def _wolfe_batched(
     R, ok = _factor(G, torch.arange(B, device=dev), slot, cnt, gscale)
     # Elements on the accurate path (their factor is not trusted any more).
     fb = ~ok
-    # Working copies, compacted when fewer than half of the elements are still running (not
-    # the points Y, which are read only for the elements on the accurate path).
+    # Working copies, compacted when fewer than half of the elements are still running.
     idx = torch.arange(B, device=dev)
     Gc, vc, la, Sa, fl, sc = G, valid, lam.clone(), S.clone(), stop_floor, gscale
     g = torch.bmm(Gc, la[:, :, None])[:, :, 0]
@@ -289,8 +297,9 @@ def _wolfe_batched(
         fb = fb | ~(resid <= 1e-11 * sc)
         slow = fb & running
         if bool(slow.any()):
-            Ys = None if Y is None else Y[idx[slow]]
-            alpha[slow] = _affine_minimizers(Gc[slow], Sa[slow], Ys)
+            ids = idx[slow]
+            pts = None if points is None else (lambda i, ids=ids: points(ids[i]))
+            alpha[slow] = _affine_minimizers(Gc[slow], Sa[slow], pts)
             ga[slow] = torch.bmm(Gc[slow], alpha[slow][:, :, None])[:, :, 0]
         pos = torch.where(Sa, alpha > 0, torch.ones_like(Sa)).all(dim=1)
         neg = Sa & (alpha <= 0)
@@ -322,7 +331,7 @@ def _wolfe_batched(
     lam_out[idx] = la
     S_out[idx] = Sa
     # Polish: the accurate affine minimizer of every final corral, kept where it is convex.
-    alpha = _affine_minimizers(G, S_out & valid, Y)
+    alpha = _affine_minimizers(G, S_out & valid, points)
     good = torch.where(S_out, alpha > 0, torch.ones_like(S_out)).all(dim=1)
     lam_out = torch.where(good[:, None], alpha, lam_out)
     # A point at the origin (a duplicate row) is the min-norm point itself: D = 0 exactly.
