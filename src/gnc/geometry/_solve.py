@@ -121,6 +121,9 @@ def _solve_classes(
         x = torch.zeros(Bn, d, dtype=W.dtype, device=dev)
         gmin_all = torch.zeros(Bn, dtype=W.dtype, device=dev)
         retried = torch.zeros(Bn, dtype=torch.bool, device=dev)
+        # The working sets' Grams, kept over the rounds: a round computes only the columns
+        # of the rows that joined.
+        G = _gram_columns(W, ws, rows, 0)
         for rnd in range(max_rounds):
             total_rounds = max(total_rounds, rnd + 1)
             t_all = todo.nonzero().squeeze(1)
@@ -133,7 +136,20 @@ def _solve_classes(
             for ta, tb in iter_blocks(t_all.numel(), sub):
                 t = t_all[ta:tb]
                 it, cert = _solve_round(
-                    W, W32, rows, t, ws, ws_valid, lam, S, x, tol, n_add, max_memory_mib, max_norm
+                    W,
+                    W32,
+                    rows,
+                    t,
+                    ws,
+                    ws_valid,
+                    G,
+                    lam,
+                    S,
+                    x,
+                    tol,
+                    n_add,
+                    max_memory_mib,
+                    max_norm,
                 )
                 max_iters = max(max_iters, it)
                 rechecked += cert.rechecked
@@ -176,6 +192,12 @@ def _solve_classes(
             todo[vt] = True
             # Padding columns point at the class itself (y = 0) but are never valid.
             ws[~ws_valid] = rows[:, None].expand_as(ws)[~ws_valid]
+            c = G.shape[1]
+            G = torch.nn.functional.pad(G, (0, n_add, 0, n_add))
+            cols = _gram_columns(W, ws[vt], rows[vt], c)
+            G[vt, :, c:] = cols
+            G[vt, c:, :] = cols.transpose(1, 2)
+        del G
         n2 = (x * x).sum(dim=1)
         Dk = n2.sqrt()
         pos = Dk > 0
@@ -213,6 +235,30 @@ def _solve_classes(
     )
 
 
+def _points(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``y = w_j - w_k`` for the working sets ``ws`` ``(n, m)`` of the classes ``rows``.
+
+    Padding columns point at the class itself: their y is 0.
+    """
+    Y = W[ws]
+    Y -= W[rows][:, None, :]
+    return Y
+
+
+def _gram_columns(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor, c: int) -> torch.Tensor:
+    """``<y_i, y_j>`` for every working-set row ``i`` and the columns ``j >= c``: ``(n, m, m - c)``.
+
+    Built from the points a few classes at a time (within ``_POINTS_MIB``).
+    """
+    n, m = ws.shape
+    out = torch.empty(n, m, m - c, dtype=W.dtype, device=W.device)
+    chunk = rows_per_budget(8 * m * W.shape[1], _POINTS_MIB, num_rows=n)
+    for a, b in iter_blocks(n, chunk):
+        Y = _points(W, ws[a:b], rows[a:b])
+        torch.bmm(Y, Y[:, c:].transpose(1, 2), out=out[a:b])
+    return out
+
+
 def _solve_round(
     W: torch.Tensor,
     W32: torch.Tensor,
@@ -220,6 +266,7 @@ def _solve_round(
     t: torch.Tensor,
     ws: torch.Tensor,
     ws_valid: torch.Tensor,
+    G_block: torch.Tensor,
     lam: torch.Tensor,
     S: torch.Tensor,
     x: torch.Tensor,
@@ -230,25 +277,18 @@ def _solve_round(
 ) -> tuple[int, Certification]:
     """Solve the classes ``rows[t]`` on their working sets and certify them against all rows.
 
+    ``G_block`` holds the Grams of the block's working sets.
+
     Updates ``lam``, ``S`` and ``x`` at ``t`` in place; returns the largest Wolfe iteration
     count and the certification.
     """
     ws_t, rows_t = ws[t], rows[t]
+    T = t.numel()
 
     def points(i: torch.Tensor) -> torch.Tensor:
-        # Padding columns point at the class itself: their y is 0 already.
-        Y = W[ws_t[i]]
-        Y -= W[rows_t[i]][:, None, :]
-        return Y
+        return _points(W, ws_t[i], rows_t[i])
 
-    # The Grams, and later the solutions x, from the points a few classes at a time: the
-    # (T, m, d) coordinates are never held at once.
-    T, m = ws_t.shape
-    chunk = rows_per_budget(8 * m * W.shape[1], _POINTS_MIB, num_rows=T)
-    G = torch.empty(T, m, m, dtype=W.dtype, device=W.device)
-    for a, b in iter_blocks(T, chunk):
-        Y = points(torch.arange(a, b, device=W.device))
-        torch.bmm(Y, Y.transpose(1, 2), out=G[a:b])
+    G = G_block[t]
     scale = torch.where(ws_valid[t], G.diagonal(dim1=1, dim2=2), 0).amax(dim=1)
     # Stop when the gap in D is below a small fraction of tol (or at rounding level).
     floor = 64 * _EPS * scale.clamp_min(1e-300)
@@ -264,10 +304,10 @@ def _solve_round(
     )
     del G
     x_t = torch.empty(T, W.shape[1], dtype=W.dtype, device=W.device)
+    chunk = rows_per_budget(8 * ws.shape[1] * W.shape[1], _POINTS_MIB, num_rows=T)
     for a, b in iter_blocks(T, chunk):
-        x_t[a:b] = torch.bmm(lam_t[a:b, None, :], points(torch.arange(a, b, device=W.device)))[
-            :, 0, :
-        ]
+        Y = points(torch.arange(a, b, device=W.device))
+        x_t[a:b] = torch.bmm(lam_t[a:b, None, :], Y)[:, 0, :]
     lam[t] = lam_t
     S[t] = lam_t > 0
     x[t] = x_t
