@@ -123,7 +123,8 @@ def _solve_classes(
         retried = torch.zeros(Bn, dtype=torch.bool, device=dev)
         # The working sets' Grams, kept over the rounds: a round computes only the columns
         # of the rows that joined.
-        G = _gram_columns(W, ws, rows, 0)
+        G_buf = _gram_columns(W, ws, rows, 0)
+        G = G_buf
         for rnd in range(max_rounds):
             total_rounds = max(total_rounds, rnd + 1)
             t_all = todo.nonzero().squeeze(1)
@@ -192,12 +193,17 @@ def _solve_classes(
             todo[vt] = True
             # Padding columns point at the class itself (y = 0) but are never valid.
             ws[~ws_valid] = rows[:, None].expand_as(ws)[~ws_valid]
-            c = G.shape[1]
-            G = torch.nn.functional.pad(G, (0, n_add, 0, n_add))
+            c = ws.shape[1] - n_add
+            if ws.shape[1] > G_buf.shape[1]:  # grow the buffer geometrically
+                cap = max(ws.shape[1], 2 * G_buf.shape[1])
+                G_buf = torch.nn.functional.pad(G_buf, (0, cap - c, 0, cap - c))
+            G = G_buf[:, : ws.shape[1], : ws.shape[1]]
+            G[:, c:, :] = 0.0
+            G[:, :, c:] = 0.0
             cols = _gram_columns(W, ws[vt], rows[vt], c)
             G[vt, :, c:] = cols
             G[vt, c:, :] = cols.transpose(1, 2)
-        del G
+        del G, G_buf
         n2 = (x * x).sum(dim=1)
         Dk = n2.sqrt()
         pos = Dk > 0
@@ -303,11 +309,17 @@ def _solve_round(
         50 * ws.shape[1] + 100,
     )
     del G
+    # x = sum_i lam_i y_i over the support only.
+    on = lam_t > 0
+    s = max(1, int(on.sum(dim=1).max()))
+    order = torch.argsort((~on).to(torch.int8), dim=1, stable=True)[:, :s]
+    lam_s = lam_t.gather(1, order)  # 0 past the support
+    ws_s = ws_t.gather(1, order)
     x_t = torch.empty(T, W.shape[1], dtype=W.dtype, device=W.device)
-    chunk = rows_per_budget(8 * ws.shape[1] * W.shape[1], _POINTS_MIB, num_rows=T)
+    chunk = rows_per_budget(8 * s * W.shape[1], _POINTS_MIB, num_rows=T)
     for a, b in iter_blocks(T, chunk):
-        Y = points(torch.arange(a, b, device=W.device))
-        x_t[a:b] = torch.bmm(lam_t[a:b, None, :], Y)[:, 0, :]
+        Y = _points(W, ws_s[a:b], rows_t[a:b])
+        x_t[a:b] = torch.bmm(lam_s[a:b, None, :], Y)[:, 0, :]
     lam[t] = lam_t
     S[t] = lam_t > 0
     x[t] = x_t
