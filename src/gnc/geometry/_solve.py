@@ -2,10 +2,12 @@
 
 Each block of classes takes its working sets from one float32 neighbour pass, is solved on them by
 the batched Wolfe kernel (:mod:`gnc.geometry._wolfe`), checked against all rows with one GEMM per
-batch (:mod:`gnc.geometry._screening`), and re-solved with the violators until none is left; every
-tile, round and batch is sized by the memory budget. The sharded variant splits the classes over a
-``torch.distributed`` group. The public functions and records are in
-:mod:`gnc.geometry.one_vs_rest`; this module is private (split out to keep both readable).
+batch (:mod:`gnc.geometry._screening`), and re-solved with the violators until none is left; the
+working sets' Grams are kept over the rounds (a round computes the columns of the rows that joined),
+built from the points a few classes at a time. Every tile, round and batch is sized by the memory
+budget. The sharded variant splits the classes over a ``torch.distributed`` group. The public
+functions and records are in :mod:`gnc.geometry.one_vs_rest`; this module is private (split out to
+keep both readable).
 """
 
 from __future__ import annotations
