@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gnc.geometry import _solve as solve_module
+from gnc.geometry import _wolfe as wolfe
 from gnc.geometry import configurations as cfg
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry._screening import rounding_factor
@@ -179,3 +180,121 @@ def test_rounds_split_by_budget_change_nothing(monkeypatch: pytest.MonkeyPatch) 
     assert torch.allclose(whole.distances, split.distances, atol=1e-13, rtol=0)
     Wn = (W / W.norm(dim=1, keepdim=True)).numpy()
     _check_certificate(Wn, split)
+
+
+# --------------------------------------------------------------------------------------------
+# The Wolfe kernel: incremental Cholesky factor of the corral, against from-scratch solves
+# --------------------------------------------------------------------------------------------
+
+
+def _affine_reference(Y: np.ndarray, corral: list[int]) -> np.ndarray:
+    """Affine min-norm weights on ``corral`` by the bordered KKT system in NumPy."""
+    Gs = Y[corral] @ Y[corral].T
+    s = len(corral)
+    A = np.block([[Gs, np.ones((s, 1))], [np.ones((1, s)), np.zeros((1, 1))]])
+    rhs = np.zeros(s + 1)
+    rhs[-1] = 1.0
+    return np.linalg.solve(A, rhs)[:s]
+
+
+def test_incremental_factor_matches_from_scratch_solves() -> None:
+    # Random corrals grown one point at a time and shrunk by drops, in a batch of 3 elements
+    # moving differently; after every step the factor equals the from-scratch Cholesky factor
+    # in the same slot order, and its minimizer equals the bordered KKT solve in NumPy.
+    rng = np.random.default_rng(11)
+    B, m, d = 3, 14, 20
+    Y = rng.standard_normal((B, m, d))
+    G = torch.from_numpy(Y @ Y.transpose(0, 2, 1))
+    scale = G.diagonal(dim1=1, dim2=2).amax(dim=1)
+    cap = m
+    S = torch.zeros(B, m, dtype=torch.bool)
+    S[:, 0] = True
+    slot, cnt = wolfe._corral_slots(S, cap)
+    R, ok = wolfe._factor(G, torch.arange(B), slot, cnt, scale)
+    assert bool(ok.all())
+    orders = [list(rng.permutation(np.arange(1, m))) for _ in range(B)]
+    for step in range(18):
+        if step % 5 == 4:  # drop a random corral point of every element with two or more
+            for b in range(B):
+                live = slot[b, : int(cnt[b])].tolist()
+                if len(live) > 1:
+                    S[b, live[int(rng.integers(len(live)))]] = False
+            slot, cnt = wolfe._corral_slots(S, cap)
+            R, ok = wolfe._factor(G, torch.arange(B), slot, cnt, scale)
+            assert bool(ok.all())
+        else:
+            mask = torch.tensor([bool(orders[b]) and rng.random() < 0.8 for b in range(B)])
+            j = torch.tensor([int(orders[b][0]) if orders[b] else 0 for b in range(B)])
+            for b in range(B):
+                if mask[b]:
+                    orders[b].pop(0)
+            R, slot, cnt, indep = wolfe._append(G, R, slot, cnt, j, scale, mask)
+            assert bool(indep[mask].all())
+            S[torch.arange(B)[mask], j[mask]] = True
+        R0, _ = wolfe._factor(G, torch.arange(B), slot, cnt, scale)
+        assert torch.allclose(R, R0, atol=1e-12, rtol=0)
+        alpha = wolfe._factor_minimizers(R, slot, cnt, m)
+        for b in range(B):
+            corral = slot[b, : int(cnt[b])].tolist()
+            assert sorted(corral) == S[b].nonzero().squeeze(1).tolist()
+            ref = _affine_reference(Y[b], corral)
+            assert np.allclose(alpha[b, corral].numpy(), ref, atol=1e-10, rtol=0)
+            assert float(alpha[b].sum()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_append_flags_points_in_the_affine_hull() -> None:
+    # A point that is an affine combination of the corral cannot extend the factor.
+    rng = np.random.default_rng(12)
+    Y = rng.standard_normal((1, 4, 6))
+    Y[0, 3] = 0.3 * Y[0, 0] + 0.7 * Y[0, 1]
+    G = torch.from_numpy(Y @ Y.transpose(0, 2, 1))
+    scale = G.diagonal(dim1=1, dim2=2).amax(dim=1)
+    S = torch.tensor([[True, True, False, False]])
+    slot, cnt = wolfe._corral_slots(S, 4)
+    R, _ = wolfe._factor(G, torch.arange(1), slot, cnt, scale)
+    mask = torch.tensor([True])
+    R2, _, cnt2, indep = wolfe._append(G, R.clone(), slot, cnt, torch.tensor([3]), scale, mask)
+    assert not bool(indep[0]) and int(cnt2[0]) == 2 and torch.equal(R2, R)
+    _, _, cnt3, indep3 = wolfe._append(G, R.clone(), slot, cnt, torch.tensor([2]), scale, mask)
+    assert bool(indep3[0]) and int(cnt3[0]) == 3
+
+
+@pytest.mark.parametrize("with_points", [True, False])
+def test_wolfe_kernel_meets_optimality_conditions(with_points: bool) -> None:
+    # Min-norm points of random polytopes (origin outside and inside the hull, duplicate
+    # points): convex weights with <y_j, x> >= |x|^2 - tol for every j (KKT), checked in NumPy.
+    rng = np.random.default_rng(13)
+    B, m, d = 24, 40, 12
+    Y = rng.standard_normal((B, m, d)) + np.where(np.arange(B) % 3 == 0, 0.0, 2.0)[:, None, None]
+    Y[::4, 5] = Y[::4, 2]  # duplicates: the corral can never hold both
+    Yt = torch.from_numpy(Y)
+    G = torch.bmm(Yt, Yt.transpose(1, 2))
+    lam = torch.zeros(B, m, dtype=torch.float64)
+    lam[:, 0] = 1.0
+    S = lam > 0
+    valid = torch.ones(B, m, dtype=torch.bool)
+    floor = 64 * torch.finfo(torch.float64).eps * G.diagonal(dim1=1, dim2=2).amax(dim=1)
+    lam, it = wolfe._wolfe_batched(
+        G, (lambda i: Yt[i]) if with_points else None, valid, lam, S, 1e-13, floor, 5000
+    )
+    L = lam.numpy()
+    assert np.all(L >= 0) and np.allclose(L.sum(axis=1), 1.0, atol=1e-13)
+    for b in range(B):
+        x = L[b] @ Y[b]
+        n2 = x @ x
+        assert np.min(Y[b] @ x) >= n2 - 1e-11 * max(1.0, np.sqrt(n2))
+        assert np.count_nonzero(L[b]) <= d + 1
+    assert int(it.max()) < 5000
+
+
+def test_budgets_change_no_distance_in_higher_dimension() -> None:
+    # Supports of tens of points (the incremental factor's regime): tiles of every size give
+    # the same D_k, each certified independently.
+    W = _anisotropic(250, 32, seed=9)
+    big = one_vs_rest_distances(W, max_memory_mib=1024.0)
+    small = one_vs_rest_distances(W, max_memory_mib=2.0)
+    assert int((big.support >= 0).sum(dim=1).max()) >= 15
+    assert torch.allclose(big.distances, small.distances, atol=1e-12, rtol=0)
+    assert torch.allclose(big.lower_bounds, small.lower_bounds, atol=1e-12, rtol=0)
+    Wn = (W / W.norm(dim=1, keepdim=True)).numpy()
+    _check_certificate(Wn, small)

@@ -2,10 +2,12 @@
 
 Each block of classes takes its working sets from one float32 neighbour pass, is solved on them by
 the batched Wolfe kernel (:mod:`gnc.geometry._wolfe`), checked against all rows with one GEMM per
-batch (:mod:`gnc.geometry._screening`), and re-solved with the violators until none is left; every
-tile, round and batch is sized by the memory budget. The sharded variant splits the classes over a
-``torch.distributed`` group. The public functions and records are in
-:mod:`gnc.geometry.one_vs_rest`; this module is private (split out to keep both readable).
+batch (:mod:`gnc.geometry._screening`), and re-solved with the violators until none is left; the
+working sets' Grams are kept over the rounds (a round computes the columns of the rows that joined),
+built from the points a few classes at a time. Every tile, round and batch is sized by the memory
+budget. The sharded variant splits the classes over a ``torch.distributed`` group. The public
+functions and records are in :mod:`gnc.geometry.one_vs_rest`; this module is private (split out to
+keep both readable).
 """
 
 from __future__ import annotations
@@ -44,13 +46,18 @@ class _ClassSolution:
     rechecked: int
 
 
+# Budget (MiB) of the point coordinates built at once for the Grams (a few classes' worth).
+_POINTS_MIB = 16.0
+
+
 def _solve_bytes(K: int, d: int, m: int) -> int:
     """Bytes per class of one solve round with working sets of ``m`` rows.
 
-    Float32 scores against all ``K`` rows (a copy and two masks), and the working set's points
-    ``Y`` (``m x d``), Gram ``G`` and solver temporaries in float64.
+    Float32 scores against all ``K`` rows (a copy and two masks), the Gram ``G`` of the working
+    set and the solver's temporaries in float64, and the solution ``x`` (the points themselves
+    are built a few classes at a time, within ``_POINTS_MIB``).
     """
-    return 10 * K + 8 * (2 * m * d + 6 * m * m)
+    return 10 * K + 8 * (2 * d + 6 * m * m)
 
 
 def _solve_classes(
@@ -116,6 +123,10 @@ def _solve_classes(
         x = torch.zeros(Bn, d, dtype=W.dtype, device=dev)
         gmin_all = torch.zeros(Bn, dtype=W.dtype, device=dev)
         retried = torch.zeros(Bn, dtype=torch.bool, device=dev)
+        # The working sets' Grams, kept over the rounds: a round computes only the columns
+        # of the rows that joined.
+        G_buf = _gram_columns(W, ws, rows, 0)
+        G = G_buf
         for rnd in range(max_rounds):
             total_rounds = max(total_rounds, rnd + 1)
             t_all = todo.nonzero().squeeze(1)
@@ -128,7 +139,20 @@ def _solve_classes(
             for ta, tb in iter_blocks(t_all.numel(), sub):
                 t = t_all[ta:tb]
                 it, cert = _solve_round(
-                    W, W32, rows, t, ws, ws_valid, lam, S, x, tol, n_add, max_memory_mib, max_norm
+                    W,
+                    W32,
+                    rows,
+                    t,
+                    ws,
+                    ws_valid,
+                    G,
+                    lam,
+                    S,
+                    x,
+                    tol,
+                    n_add,
+                    max_memory_mib,
+                    max_norm,
                 )
                 max_iters = max(max_iters, it)
                 rechecked += cert.rechecked
@@ -171,6 +195,17 @@ def _solve_classes(
             todo[vt] = True
             # Padding columns point at the class itself (y = 0) but are never valid.
             ws[~ws_valid] = rows[:, None].expand_as(ws)[~ws_valid]
+            c = ws.shape[1] - n_add
+            if ws.shape[1] > G_buf.shape[1]:  # grow the buffer geometrically
+                cap = max(ws.shape[1], 2 * G_buf.shape[1])
+                G_buf = torch.nn.functional.pad(G_buf, (0, cap - c, 0, cap - c))
+            G = G_buf[:, : ws.shape[1], : ws.shape[1]]
+            G[:, c:, :] = 0.0
+            G[:, :, c:] = 0.0
+            cols = _gram_columns(W, ws[vt], rows[vt], c)
+            G[vt, :, c:] = cols
+            G[vt, c:, :] = cols.transpose(1, 2)
+        del G, G_buf
         n2 = (x * x).sum(dim=1)
         Dk = n2.sqrt()
         pos = Dk > 0
@@ -208,6 +243,30 @@ def _solve_classes(
     )
 
 
+def _points(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``y = w_j - w_k`` for the working sets ``ws`` ``(n, m)`` of the classes ``rows``.
+
+    Padding columns point at the class itself: their y is 0.
+    """
+    Y = W[ws]
+    Y -= W[rows][:, None, :]
+    return Y
+
+
+def _gram_columns(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor, c: int) -> torch.Tensor:
+    """``<y_i, y_j>`` for every working-set row ``i`` and the columns ``j >= c``: ``(n, m, m - c)``.
+
+    Built from the points a few classes at a time (within ``_POINTS_MIB``).
+    """
+    n, m = ws.shape
+    out = torch.empty(n, m, m - c, dtype=W.dtype, device=W.device)
+    chunk = rows_per_budget(8 * m * W.shape[1], _POINTS_MIB, num_rows=n)
+    for a, b in iter_blocks(n, chunk):
+        Y = _points(W, ws[a:b], rows[a:b])
+        torch.bmm(Y, Y[:, c:].transpose(1, 2), out=out[a:b])
+    return out
+
+
 def _solve_round(
     W: torch.Tensor,
     W32: torch.Tensor,
@@ -215,6 +274,7 @@ def _solve_round(
     t: torch.Tensor,
     ws: torch.Tensor,
     ws_valid: torch.Tensor,
+    G_block: torch.Tensor,
     lam: torch.Tensor,
     S: torch.Tensor,
     x: torch.Tensor,
@@ -225,18 +285,24 @@ def _solve_round(
 ) -> tuple[int, Certification]:
     """Solve the classes ``rows[t]`` on their working sets and certify them against all rows.
 
+    ``G_block`` holds the Grams of the block's working sets.
+
     Updates ``lam``, ``S`` and ``x`` at ``t`` in place; returns the largest Wolfe iteration
     count and the certification.
     """
-    Y = W[ws[t]] - W[rows[t]][:, None, :]
-    Y = Y * ws_valid[t][:, :, None]
-    G = torch.bmm(Y, Y.transpose(1, 2))
+    ws_t, rows_t = ws[t], rows[t]
+    T = t.numel()
+
+    def points(i: torch.Tensor) -> torch.Tensor:
+        return _points(W, ws_t[i], rows_t[i])
+
+    G = G_block[t]
     scale = torch.where(ws_valid[t], G.diagonal(dim1=1, dim2=2), 0).amax(dim=1)
     # Stop when the gap in D is below a small fraction of tol (or at rounding level).
     floor = 64 * _EPS * scale.clamp_min(1e-300)
     lam_t, it = _wolfe_batched(
         G,
-        Y,
+        points,
         ws_valid[t],
         lam[t],
         S[t] & ws_valid[t],
@@ -244,8 +310,18 @@ def _solve_round(
         floor,
         50 * ws.shape[1] + 100,
     )
-    x_t = torch.bmm(lam_t[:, None, :], Y)[:, 0, :]
-    del G, Y
+    del G
+    # x = sum_i lam_i y_i over the support only.
+    on = lam_t > 0
+    s = max(1, int(on.sum(dim=1).max()))
+    order = torch.argsort((~on).to(torch.int8), dim=1, stable=True)[:, :s]
+    lam_s = lam_t.gather(1, order)  # 0 past the support
+    ws_s = ws_t.gather(1, order)
+    x_t = torch.empty(T, W.shape[1], dtype=W.dtype, device=W.device)
+    chunk = rows_per_budget(8 * s * W.shape[1], _POINTS_MIB, num_rows=T)
+    for a, b in iter_blocks(T, chunk):
+        Y = _points(W, ws_s[a:b], rows_t[a:b])
+        x_t[a:b] = torch.bmm(lam_s[a:b, None, :], Y)[:, 0, :]
     lam[t] = lam_t
     S[t] = lam_t > 0
     x[t] = x_t
