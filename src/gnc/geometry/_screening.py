@@ -243,3 +243,111 @@ def certify(
         idx[v] = iv
         ok[v] = vals.to(torch.float64) < -viol_tol[v, None]
     return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+
+
+# Float64 tiles of the exact-max pass: rows x columns of one tile (8 MiB, cache-sized), and the
+# candidate density (entries the float32 bound leaves open, per entry of a row block) beyond
+# which gathering them one by one costs more than recomputing the block as float64 tiles.
+_F64_TILE_ROWS = 256
+_F64_TILE_COLS = 4096
+_DENSE_CANDIDATES = 1.0 / 64
+
+
+def exact_max_pass(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    rows: torch.Tensor,
+    *,
+    max_memory_mib: float,
+    float64_tiles: bool | None = None,
+    bar: Any = None,
+) -> NeighbourPass:
+    """Exact ``s_r = max_{j != r} <w_r, w_j>`` and a row attaining it, for every row of ``rows``.
+
+    Row blocks start as in :func:`neighbour_pass` (a float32 ``(rows, K)`` tile, float64
+    recomputation of the entries within twice the rounding bound of the row max). When a block
+    leaves too many entries open (codes in which every row ties with thousands of neighbours, each
+    of which the bound cannot separate from the max), that block and all later ones are computed
+    directly as float64 GEMM tiles of ``256 x 4096`` (cache-sized) with a running row max: one
+    float64 pass costs less than gathering the ties one by one. Either way ``s_r`` is a float64
+    dot product (error at most ``gamma_d |w_r| |w_j|``).
+
+    Args:
+        W: ``(K, d)`` float64 rows.
+        W32: The same rows in float32.
+        rows: ``(R,)`` the rows of this pass.
+        max_memory_mib: Budget of one tile.
+        float64_tiles: Force the float64 tiles (``True``) or the float32 screen (``False``);
+            ``None`` (default) starts with the screen and switches on dense ties.
+        bar: Optional tqdm bar, advanced by rows.
+
+    Returns:
+        A :class:`NeighbourPass` without neighbours.
+    """
+    K, d = W.shape
+    dev = W.device
+    R = rows.numel()
+    norms = W.norm(dim=1)
+    nmax = float(norms.max())
+    e = rounding_factor(d)
+    smax = torch.empty(R, dtype=W.dtype, device=dev)
+    arg = torch.empty(R, dtype=torch.long, device=dev)
+    rechecked = 0
+    dense = bool(float64_tiles)
+    step32 = rows_per_budget(14 * K, max_memory_mib, num_rows=R)
+    a = 0
+    with exact_float32_matmul(dev):
+        while a < R:
+            if dense:
+                b = min(R, a + _F64_TILE_ROWS)
+                smax[a:b], arg[a:b] = _float64_row_max(W, rows[a:b], max_memory_mib)
+            else:
+                b = min(R, a + step32)
+                r = rows[a:b]
+                ar = torch.arange(b - a, device=dev)
+                ip = W32[r] @ W32.T
+                ip[ar, r] = -torch.inf
+                s32, j32 = ip.max(dim=1)
+                # Every entry whose true value can reach the true max: fl >= fl_max - 2 err.
+                thr = s32.to(W.dtype) - 2.0 * e * norms[r] * nmax
+                thr = (thr - 2 * _U32 * thr.abs()).to(torch.float32)
+                cand = (ip >= thr[:, None]).nonzero()
+                del ip
+                if float64_tiles is None and cand.shape[0] > _DENSE_CANDIDATES * (b - a) * K:
+                    dense = True  # this block again, as float64 tiles
+                    continue
+                exact = _pairs_dot(W, W, r[cand[:, 0]], cand[:, 1], max_memory_mib / 4)
+                rechecked += cand.shape[0]
+                best = torch.full((b - a,), -torch.inf, dtype=W.dtype, device=dev)
+                best.scatter_reduce_(0, cand[:, 0], exact, reduce="amax")
+                hit = exact == best[cand[:, 0]]
+                first = torch.full((b - a,), K, dtype=torch.long, device=dev)
+                first.scatter_reduce_(0, cand[hit, 0], cand[hit, 1], reduce="amin")
+                smax[a:b] = best
+                arg[a:b] = torch.where(first < K, first, j32)
+            if bar is not None:
+                bar.update(b - a)
+            a = b
+    return NeighbourPass(None, smax, arg, rechecked)
+
+
+def _float64_row_max(
+    W: torch.Tensor, r: torch.Tensor, max_memory_mib: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``max_{j != r} <w_r, w_j>`` and a row attaining it, by float64 GEMM tiles."""
+    K = W.shape[0]
+    dev = W.device
+    n = r.numel()
+    cols = max(1, min(_F64_TILE_COLS, rows_per_budget(12 * n, max_memory_mib)))
+    Wr = W[r]
+    best = torch.full((n,), -torch.inf, dtype=W.dtype, device=dev)
+    arg = torch.zeros(n, dtype=torch.long, device=dev)
+    for c, e in iter_blocks(K, cols):
+        ip = Wr @ W[c:e].T
+        own = ((r >= c) & (r < e)).nonzero().squeeze(1)
+        ip[own, r[own] - c] = -torch.inf
+        v, j = ip.max(dim=1)
+        better = v > best  # strict: the first column attaining the max is kept
+        best = torch.where(better, v, best)
+        arg = torch.where(better, j + c, arg)
+    return best, arg

@@ -38,7 +38,7 @@ import torch
 
 from gnc._checks import check_int
 from gnc._runtime import resolve_budget, rows_per_budget
-from gnc.geometry._screening import neighbour_pass
+from gnc.geometry._screening import exact_max_pass
 from gnc.geometry._solve import (
     _all_gather_rows,
     _class_bar,
@@ -319,16 +319,7 @@ def min_one_vs_rest_distance(
     norms = W.norm(dim=1)
     parts = torch.tensor_split(torch.arange(K, device=W.device), world)
     with _class_bar(parts[rank].numel(), f"screening K={K}", progress and rank == 0) as bar:
-        nb = neighbour_pass(
-            W,
-            W32,
-            parts[rank],
-            0,
-            unit_rows=normalize,
-            exact_max=True,
-            max_memory_mib=max_memory_mib,
-            bar=bar,
-        )
+        nb = exact_max_pass(W, W32, parts[rank], max_memory_mib=max_memory_mib, bar=bar)
     s, arg = nb.max_inner, nb.argmax
     if world > 1:
         counts = [p.numel() for p in parts]
