@@ -268,9 +268,9 @@ def exact_max_pass(
     recomputation of the entries within twice the rounding bound of the row max). When a block
     leaves too many entries open (codes in which every row ties with thousands of neighbours, each
     of which the bound cannot separate from the max), that block and all later ones are computed
-    directly as float64 GEMM tiles of ``256 x 4096`` (cache-sized) with a running row max: one
-    float64 pass costs less than gathering the ties one by one. Either way ``s_r`` is a float64
-    dot product (error at most ``gamma_d |w_r| |w_j|``).
+    directly as float64 GEMM tiles with a running row max (``256 x 4096`` on a CPU, cache-sized;
+    budget-sized on an accelerator): one float64 pass costs less than gathering the ties one by
+    one. Either way ``s_r`` is a float64 dot product (error at most ``gamma_d |w_r| |w_j|``).
 
     Args:
         W: ``(K, d)`` float64 rows.
@@ -295,12 +295,15 @@ def exact_max_pass(
     rechecked = 0
     dense = bool(float64_tiles)
     step32 = rows_per_budget(14 * K, max_memory_mib, num_rows=R)
+    cpu = dev.type == "cpu"
+    step64 = _F64_TILE_ROWS if cpu else rows_per_budget(12 * K, max_memory_mib, num_rows=R)
     a = 0
     with exact_float32_matmul(dev):
         while a < R:
             if dense:
-                b = min(R, a + _F64_TILE_ROWS)
-                smax[a:b], arg[a:b] = _float64_row_max(W, rows[a:b], max_memory_mib)
+                b = min(R, a + step64)
+                cols = _F64_TILE_COLS if cpu else K
+                smax[a:b], arg[a:b] = _float64_row_max(W, rows[a:b], cols, max_memory_mib)
             else:
                 b = min(R, a + step32)
                 r = rows[a:b]
@@ -332,13 +335,13 @@ def exact_max_pass(
 
 
 def _float64_row_max(
-    W: torch.Tensor, r: torch.Tensor, max_memory_mib: float
+    W: torch.Tensor, r: torch.Tensor, max_cols: int, max_memory_mib: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``max_{j != r} <w_r, w_j>`` and a row attaining it, by float64 GEMM tiles."""
     K = W.shape[0]
     dev = W.device
     n = r.numel()
-    cols = max(1, min(_F64_TILE_COLS, rows_per_budget(12 * n, max_memory_mib)))
+    cols = max(1, min(max_cols, rows_per_budget(12 * n, max_memory_mib)))
     Wr = W[r]
     best = torch.full((n,), -torch.inf, dtype=W.dtype, device=dev)
     arg = torch.zeros(n, dtype=torch.long, device=dev)

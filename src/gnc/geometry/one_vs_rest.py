@@ -284,8 +284,9 @@ def min_one_vs_rest_distance(
     One float32 pass over ``W W^T`` gives every class the certified lower bound
     ``D_k >= |w_k| - s_k / |w_k|`` with ``s_k = max_{j != k} <w_j, w_k>`` (``1 - s_k`` for unit
     rows: the margin of ``h = w_k / |w_k|``), where ``s_k`` is exact: every entry the float32
-    rounding bound cannot rule out is recomputed in float64 (codes in which thousands of
-    neighbours tie included). Classes are then solved exactly in increasing order of that bound,
+    rounding bound cannot rule out is recomputed in float64, and where those are dense (codes in
+    which every class ties with thousands of neighbours) the rows are recomputed as float64 GEMM
+    tiles instead. Classes are then solved exactly in increasing order of that bound,
     and the search stops as soon as the next bound is at least the best distance found (less
     ``tol``).
 
