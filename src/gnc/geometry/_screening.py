@@ -245,11 +245,14 @@ def certify(
     return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
 
 
-# Float64 tiles of the exact-max pass: rows x columns of one tile (8 MiB, cache-sized), and the
+# Float64 tiles of the exact-max pass on a CPU: rows x columns of one tile (128 MiB: each
+# multithreaded GEMM must be large enough to amortize its synchronization, which on a busy
+# machine costs more than the arithmetic of a cache-sized tile: 256 x 4096 tiles took 2x the
+# time of one float32 pass with 2 threads, 0.4x with one), and the
 # candidate density (entries the float32 bound leaves open, per entry of a row block) beyond
 # which gathering them one by one costs more than recomputing the block as float64 tiles.
-_F64_TILE_ROWS = 256
-_F64_TILE_COLS = 4096
+_F64_TILE_ROWS = 2048
+_F64_TILE_COLS = 8192
 _DENSE_CANDIDATES = 1.0 / 64
 
 
@@ -268,9 +271,9 @@ def exact_max_pass(
     recomputation of the entries within twice the rounding bound of the row max). When a block
     leaves too many entries open (codes in which every row ties with thousands of neighbours, each
     of which the bound cannot separate from the max), that block and all later ones are computed
-    directly as float64 GEMM tiles with a running row max (``256 x 4096`` on a CPU, cache-sized;
-    budget-sized on an accelerator): one float64 pass costs less than gathering the ties one by
-    one. Either way ``s_r`` is a float64 dot product (error at most ``gamma_d |w_r| |w_j|``).
+    directly as float64 GEMM tiles with a running row max (``2048 x 8192`` on a CPU, within the
+    budget; budget-sized on an accelerator): one float64 pass costs less than gathering the ties
+    one by one. Either way ``s_r`` is a float64 dot product (error at most ``gamma_d |w_r| |w_j|``).
 
     Args:
         W: ``(K, d)`` float64 rows.
@@ -296,14 +299,16 @@ def exact_max_pass(
     dense = bool(float64_tiles)
     step32 = rows_per_budget(14 * K, max_memory_mib, num_rows=R)
     cpu = dev.type == "cpu"
-    step64 = _F64_TILE_ROWS if cpu else rows_per_budget(12 * K, max_memory_mib, num_rows=R)
+    width = min(K, _F64_TILE_COLS) if cpu else K
+    step64 = rows_per_budget(
+        12 * width, max_memory_mib, num_rows=min(R, _F64_TILE_ROWS) if cpu else R
+    )
     a = 0
     with exact_float32_matmul(dev):
         while a < R:
             if dense:
                 b = min(R, a + step64)
-                cols = _F64_TILE_COLS if cpu else K
-                smax[a:b], arg[a:b] = _float64_row_max(W, rows[a:b], cols, max_memory_mib)
+                smax[a:b], arg[a:b] = _float64_row_max(W, rows[a:b], width, max_memory_mib)
             else:
                 b = min(R, a + step32)
                 r = rows[a:b]
@@ -337,20 +342,30 @@ def exact_max_pass(
 def _float64_row_max(
     W: torch.Tensor, r: torch.Tensor, max_cols: int, max_memory_mib: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``max_{j != r} <w_r, w_j>`` and a row attaining it, by float64 GEMM tiles."""
+    """``max_{j != r} <w_r, w_j>`` and a row attaining it, by float64 GEMM tiles.
+
+    Two operations per tile (the GEMM into a reused buffer, the row max into a column of a small
+    table; the own entry is masked only in the tiles that hold it): on a busy machine every
+    multithreaded operation costs a synchronization, so the tiles do no more than that.
+    """
     K = W.shape[0]
     dev = W.device
     n = r.numel()
-    cols = max(1, min(max_cols, rows_per_budget(12 * n, max_memory_mib)))
+    cols = max(1, min(max_cols, K, rows_per_budget(12 * n, max_memory_mib)))
+    starts = range(0, K, cols)
+    vals = torch.empty(len(starts), n, dtype=W.dtype, device=dev)
+    idx = torch.empty(len(starts), n, dtype=torch.long, device=dev)
+    own_tile = torch.div(r, cols, rounding_mode="floor")
+    masked = set(torch.unique(own_tile).tolist())
     Wr = W[r]
-    best = torch.full((n,), -torch.inf, dtype=W.dtype, device=dev)
-    arg = torch.zeros(n, dtype=torch.long, device=dev)
-    for c, e in iter_blocks(K, cols):
-        ip = Wr @ W[c:e].T
-        own = ((r >= c) & (r < e)).nonzero().squeeze(1)
-        ip[own, r[own] - c] = -torch.inf
-        v, j = ip.max(dim=1)
-        better = v > best  # strict: the first column attaining the max is kept
-        best = torch.where(better, v, best)
-        arg = torch.where(better, j + c, arg)
+    buf = torch.empty(n, cols, dtype=W.dtype, device=dev)
+    for t, c in enumerate(starts):
+        e = min(K, c + cols)
+        ip = torch.matmul(Wr, W[c:e].T, out=buf) if e - c == cols else Wr @ W[c:e].T
+        if t in masked:
+            own = (own_tile == t).nonzero().squeeze(1)
+            ip[own, r[own] - c] = -torch.inf
+        torch.max(ip, dim=1, out=(vals[t], idx[t]))
+    best, tile = vals.max(dim=0)
+    arg = idx.gather(0, tile[None, :])[0] + tile * cols
     return best, arg
