@@ -63,6 +63,34 @@ def _pairs_dot(
     return out
 
 
+def _max_candidates(ip: torch.Tensor, s32: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+    """``(P, 2)`` (row, column) of the float32 entries whose true value can reach the row max.
+
+    ``err`` bounds each row's float32 error: a true value can reach the true max only where
+    ``fl >= fl_max - 2 err`` (the threshold itself rounded down in float32).
+    """
+    thr = s32.to(err.dtype) - 2.0 * err
+    thr = (thr - 2 * _U32 * thr.abs()).to(torch.float32)
+    return (ip >= thr[:, None]).nonzero()
+
+
+def _exact_max(
+    W: torch.Tensor, r: torch.Tensor, cand: torch.Tensor, j32: torch.Tensor, max_memory_mib: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 max over the candidates of each row of ``r``, and the first column attaining it."""
+    K = W.shape[0]
+    n = r.numel()
+    exact = _pairs_dot(W, W, r[cand[:, 0]], cand[:, 1], max_memory_mib / 4)
+    best = torch.full((n,), -torch.inf, dtype=W.dtype, device=W.device)
+    best.scatter_reduce_(0, cand[:, 0], exact, reduce="amax")
+    # Rows where the candidate set is empty cannot happen (the float32 max itself is a
+    # candidate); keep the argmax of the exact values.
+    hit = exact == best[cand[:, 0]]
+    first = torch.full((n,), K, dtype=torch.long, device=W.device)
+    first.scatter_reduce_(0, cand[hit, 0], cand[hit, 1], reduce="amin")
+    return best, torch.where(first < K, first, j32)
+
+
 @dataclass
 class NeighbourPass:
     """What one float32 pass over ``W W^T`` leaves behind.
@@ -139,23 +167,10 @@ def neighbour_pass(
                 if bar is not None:
                     bar.update(b - a)
                 continue
-            # Every entry whose true value can reach the true max: fl >= fl_max - 2 err.
-            err = e * norms[r] * nmax
-            thr = s32.to(W.dtype) - 2.0 * err
-            thr = (thr - 2 * _U32 * thr.abs()).to(torch.float32)
-            cand = (ip >= thr[:, None]).nonzero()
+            cand = _max_candidates(ip, s32, e * norms[r] * nmax)
             del ip
-            exact = _pairs_dot(W, W, r[cand[:, 0]], cand[:, 1], max_memory_mib / 4)
             rechecked += cand.shape[0]
-            best = torch.full((b - a,), -torch.inf, dtype=W.dtype, device=dev)
-            best.scatter_reduce_(0, cand[:, 0], exact, reduce="amax")
-            # Rows where the candidate set is empty cannot happen (the float32 max itself is
-            # a candidate); keep the argmax of the exact values.
-            hit = exact == best[cand[:, 0]]
-            first = torch.full((b - a,), K, dtype=torch.long, device=dev)
-            first.scatter_reduce_(0, cand[hit, 0], cand[hit, 1], reduce="amin")
-            smax[a:b] = best
-            arg[a:b] = torch.where(first < K, first, j32)
+            smax[a:b], arg[a:b] = _exact_max(W, r, cand, j32, max_memory_mib)
             if bar is not None:
                 bar.update(b - a)
     return NeighbourPass(nbrs, smax, arg, rechecked)
@@ -316,23 +331,13 @@ def exact_max_pass(
                 ip = W32[r] @ W32.T
                 ip[ar, r] = -torch.inf
                 s32, j32 = ip.max(dim=1)
-                # Every entry whose true value can reach the true max: fl >= fl_max - 2 err.
-                thr = s32.to(W.dtype) - 2.0 * e * norms[r] * nmax
-                thr = (thr - 2 * _U32 * thr.abs()).to(torch.float32)
-                cand = (ip >= thr[:, None]).nonzero()
+                cand = _max_candidates(ip, s32, e * norms[r] * nmax)
                 del ip
                 if float64_tiles is None and cand.shape[0] > _DENSE_CANDIDATES * (b - a) * K:
                     dense = True  # this block again, as float64 tiles
                     continue
-                exact = _pairs_dot(W, W, r[cand[:, 0]], cand[:, 1], max_memory_mib / 4)
                 rechecked += cand.shape[0]
-                best = torch.full((b - a,), -torch.inf, dtype=W.dtype, device=dev)
-                best.scatter_reduce_(0, cand[:, 0], exact, reduce="amax")
-                hit = exact == best[cand[:, 0]]
-                first = torch.full((b - a,), K, dtype=torch.long, device=dev)
-                first.scatter_reduce_(0, cand[hit, 0], cand[hit, 1], reduce="amin")
-                smax[a:b] = best
-                arg[a:b] = torch.where(first < K, first, j32)
+                smax[a:b], arg[a:b] = _exact_max(W, r, cand, j32, max_memory_mib)
             if bar is not None:
                 bar.update(b - a)
             a = b
