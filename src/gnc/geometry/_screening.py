@@ -63,6 +63,34 @@ def _pairs_dot(
     return out
 
 
+def _max_candidates(ip: torch.Tensor, s32: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+    """``(P, 2)`` (row, column) of the float32 entries whose true value can reach the row max.
+
+    ``err`` bounds each row's float32 error: a true value can reach the true max only where
+    ``fl >= fl_max - 2 err`` (the threshold itself rounded down in float32).
+    """
+    thr = s32.to(err.dtype) - 2.0 * err
+    thr = (thr - 2 * _U32 * thr.abs()).to(torch.float32)
+    return (ip >= thr[:, None]).nonzero()
+
+
+def _exact_max(
+    W: torch.Tensor, r: torch.Tensor, cand: torch.Tensor, j32: torch.Tensor, max_memory_mib: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 max over the candidates of each row of ``r``, and the first column attaining it."""
+    K = W.shape[0]
+    n = r.numel()
+    exact = _pairs_dot(W, W, r[cand[:, 0]], cand[:, 1], max_memory_mib / 4)
+    best = torch.full((n,), -torch.inf, dtype=W.dtype, device=W.device)
+    best.scatter_reduce_(0, cand[:, 0], exact, reduce="amax")
+    # Rows where the candidate set is empty cannot happen (the float32 max itself is a
+    # candidate); keep the argmax of the exact values.
+    hit = exact == best[cand[:, 0]]
+    first = torch.full((n,), K, dtype=torch.long, device=W.device)
+    first.scatter_reduce_(0, cand[hit, 0], cand[hit, 1], reduce="amin")
+    return best, torch.where(first < K, first, j32)
+
+
 @dataclass
 class NeighbourPass:
     """What one float32 pass over ``W W^T`` leaves behind.
@@ -139,23 +167,10 @@ def neighbour_pass(
                 if bar is not None:
                     bar.update(b - a)
                 continue
-            # Every entry whose true value can reach the true max: fl >= fl_max - 2 err.
-            err = e * norms[r] * nmax
-            thr = s32.to(W.dtype) - 2.0 * err
-            thr = (thr - 2 * _U32 * thr.abs()).to(torch.float32)
-            cand = (ip >= thr[:, None]).nonzero()
+            cand = _max_candidates(ip, s32, e * norms[r] * nmax)
             del ip
-            exact = _pairs_dot(W, W, r[cand[:, 0]], cand[:, 1], max_memory_mib / 4)
             rechecked += cand.shape[0]
-            best = torch.full((b - a,), -torch.inf, dtype=W.dtype, device=dev)
-            best.scatter_reduce_(0, cand[:, 0], exact, reduce="amax")
-            # Rows where the candidate set is empty cannot happen (the float32 max itself is
-            # a candidate); keep the argmax of the exact values.
-            hit = exact == best[cand[:, 0]]
-            first = torch.full((b - a,), K, dtype=torch.long, device=dev)
-            first.scatter_reduce_(0, cand[hit, 0], cand[hit, 1], reduce="amin")
-            smax[a:b] = best
-            arg[a:b] = torch.where(first < K, first, j32)
+            smax[a:b], arg[a:b] = _exact_max(W, r, cand, j32, max_memory_mib)
             if bar is not None:
                 bar.update(b - a)
     return NeighbourPass(nbrs, smax, arg, rechecked)
@@ -243,3 +258,119 @@ def certify(
         idx[v] = iv
         ok[v] = vals.to(torch.float64) < -viol_tol[v, None]
     return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+
+
+# Float64 tiles of the exact-max pass on a CPU: rows x columns of one tile (128 MiB: each
+# multithreaded GEMM must be large enough to amortize its synchronization, which on a busy
+# machine costs more than the arithmetic of a cache-sized tile: 256 x 4096 tiles took 2x the
+# time of one float32 pass with 2 threads, 0.4x with one), and the
+# candidate density (entries the float32 bound leaves open, per entry of a row block) beyond
+# which gathering them one by one costs more than recomputing the block as float64 tiles.
+_F64_TILE_ROWS = 2048
+_F64_TILE_COLS = 8192
+_DENSE_CANDIDATES = 1.0 / 64
+
+
+def exact_max_pass(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    rows: torch.Tensor,
+    *,
+    max_memory_mib: float,
+    float64_tiles: bool | None = None,
+    bar: Any = None,
+) -> NeighbourPass:
+    """Exact ``s_r = max_{j != r} <w_r, w_j>`` and a row attaining it, for every row of ``rows``.
+
+    Row blocks start as in :func:`neighbour_pass` (a float32 ``(rows, K)`` tile, float64
+    recomputation of the entries within twice the rounding bound of the row max). When a block
+    leaves too many entries open (codes in which every row ties with thousands of neighbours, each
+    of which the bound cannot separate from the max), that block and all later ones are computed
+    directly as float64 GEMM tiles with a running row max (``2048 x 8192`` on a CPU, within the
+    budget; budget-sized on an accelerator): one float64 pass costs less than gathering the ties
+    one by one. Either way ``s_r`` is a float64 dot product (error at most ``gamma_d |w_r| |w_j|``).
+
+    Args:
+        W: ``(K, d)`` float64 rows.
+        W32: The same rows in float32.
+        rows: ``(R,)`` the rows of this pass.
+        max_memory_mib: Budget of one tile.
+        float64_tiles: Force the float64 tiles (``True``) or the float32 screen (``False``);
+            ``None`` (default) starts with the screen and switches on dense ties.
+        bar: Optional tqdm bar, advanced by rows.
+
+    Returns:
+        A :class:`NeighbourPass` without neighbours.
+    """
+    K, d = W.shape
+    dev = W.device
+    R = rows.numel()
+    norms = W.norm(dim=1)
+    nmax = float(norms.max())
+    e = rounding_factor(d)
+    smax = torch.empty(R, dtype=W.dtype, device=dev)
+    arg = torch.empty(R, dtype=torch.long, device=dev)
+    rechecked = 0
+    dense = bool(float64_tiles)
+    step32 = rows_per_budget(14 * K, max_memory_mib, num_rows=R)
+    cpu = dev.type == "cpu"
+    width = min(K, _F64_TILE_COLS) if cpu else K
+    step64 = rows_per_budget(
+        12 * width, max_memory_mib, num_rows=min(R, _F64_TILE_ROWS) if cpu else R
+    )
+    a = 0
+    with exact_float32_matmul(dev):
+        while a < R:
+            if dense:
+                b = min(R, a + step64)
+                smax[a:b], arg[a:b] = _float64_row_max(W, rows[a:b], width, max_memory_mib)
+            else:
+                b = min(R, a + step32)
+                r = rows[a:b]
+                ar = torch.arange(b - a, device=dev)
+                ip = W32[r] @ W32.T
+                ip[ar, r] = -torch.inf
+                s32, j32 = ip.max(dim=1)
+                cand = _max_candidates(ip, s32, e * norms[r] * nmax)
+                del ip
+                if float64_tiles is None and cand.shape[0] > _DENSE_CANDIDATES * (b - a) * K:
+                    dense = True  # this block again, as float64 tiles
+                    continue
+                rechecked += cand.shape[0]
+                smax[a:b], arg[a:b] = _exact_max(W, r, cand, j32, max_memory_mib)
+            if bar is not None:
+                bar.update(b - a)
+            a = b
+    return NeighbourPass(None, smax, arg, rechecked)
+
+
+def _float64_row_max(
+    W: torch.Tensor, r: torch.Tensor, max_cols: int, max_memory_mib: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``max_{j != r} <w_r, w_j>`` and a row attaining it, by float64 GEMM tiles.
+
+    Two operations per tile (the GEMM into a reused buffer, the row max into a column of a small
+    table; the own entry is masked only in the tiles that hold it): on a busy machine every
+    multithreaded operation costs a synchronization, so the tiles do no more than that.
+    """
+    K = W.shape[0]
+    dev = W.device
+    n = r.numel()
+    cols = max(1, min(max_cols, K, rows_per_budget(12 * n, max_memory_mib)))
+    starts = range(0, K, cols)
+    vals = torch.empty(len(starts), n, dtype=W.dtype, device=dev)
+    idx = torch.empty(len(starts), n, dtype=torch.long, device=dev)
+    own_tile = torch.div(r, cols, rounding_mode="floor")
+    masked = set(torch.unique(own_tile).tolist())
+    Wr = W[r]
+    buf = torch.empty(n, cols, dtype=W.dtype, device=dev)
+    for t, c in enumerate(starts):
+        e = min(K, c + cols)
+        ip = torch.matmul(Wr, W[c:e].T, out=buf) if e - c == cols else Wr @ W[c:e].T
+        if t in masked:
+            own = (own_tile == t).nonzero().squeeze(1)
+            ip[own, r[own] - c] = -torch.inf
+        torch.max(ip, dim=1, out=(vals[t], idx[t]))
+    best, tile = vals.max(dim=0)
+    arg = idx.gather(0, tile[None, :])[0] + tile * cols
+    return best, arg

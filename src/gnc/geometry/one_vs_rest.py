@@ -38,7 +38,7 @@ import torch
 
 from gnc._checks import check_int
 from gnc._runtime import resolve_budget, rows_per_budget
-from gnc.geometry._screening import neighbour_pass
+from gnc.geometry._screening import exact_max_pass
 from gnc.geometry._solve import (
     _all_gather_rows,
     _class_bar,
@@ -284,8 +284,9 @@ def min_one_vs_rest_distance(
     One float32 pass over ``W W^T`` gives every class the certified lower bound
     ``D_k >= |w_k| - s_k / |w_k|`` with ``s_k = max_{j != k} <w_j, w_k>`` (``1 - s_k`` for unit
     rows: the margin of ``h = w_k / |w_k|``), where ``s_k`` is exact: every entry the float32
-    rounding bound cannot rule out is recomputed in float64 (codes in which thousands of
-    neighbours tie included). Classes are then solved exactly in increasing order of that bound,
+    rounding bound cannot rule out is recomputed in float64, and where those are dense (codes in
+    which every class ties with thousands of neighbours) the rows are recomputed as float64 GEMM
+    tiles instead. Classes are then solved exactly in increasing order of that bound,
     and the search stops as soon as the next bound is at least the best distance found (less
     ``tol``).
 
@@ -319,16 +320,7 @@ def min_one_vs_rest_distance(
     norms = W.norm(dim=1)
     parts = torch.tensor_split(torch.arange(K, device=W.device), world)
     with _class_bar(parts[rank].numel(), f"screening K={K}", progress and rank == 0) as bar:
-        nb = neighbour_pass(
-            W,
-            W32,
-            parts[rank],
-            0,
-            unit_rows=normalize,
-            exact_max=True,
-            max_memory_mib=max_memory_mib,
-            bar=bar,
-        )
+        nb = exact_max_pass(W, W32, parts[rank], max_memory_mib=max_memory_mib, bar=bar)
     s, arg = nb.max_inner, nb.argmax
     if world > 1:
         counts = [p.numel() for p in parts]
