@@ -22,18 +22,22 @@ coincide up to rounding (:mod:`gnc.analysis.duplicates`), so ``rho`` is 0 or num
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
+from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
-from gnc._runtime import make_generator, resolve_budget, resolve_device
+from gnc._runtime import make_generator, resolve_budget, resolve_device, rows_per_budget
 from gnc.analysis.duplicates import DuplicateGroups, duplicate_groups
 from gnc.analysis.reference import ReferenceValues, reduced_shape, reference_values
-from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-from gnc.geometry.argmax import ArgmaxResult, argmaxable
+from gnc.geometry import one_vs_rest_distances
+from gnc.geometry._row_maxima import row_maxima
+from gnc.geometry.argmax import ArgmaxResult, argmaxable, coinciding_rows
+from gnc.geometry.pairwise import iter_blocks
 from gnc.pretrained import Head
 
 __all__ = [
@@ -48,6 +52,14 @@ __all__ = [
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 1.0)
 #: Examples of each kind of argmax status that :meth:`HeadGeometry.to_dict` lists.
 ARGMAX_EXAMPLES = 20
+_EPS = torch.finfo(torch.float64).eps
+
+
+def _bar(cfg: HeadGeometryConfig, total: int, desc: str) -> Any:
+    """A transient tqdm bar of one phase on stderr (a no-op unless ``cfg.progress``)."""
+    return tqdm(
+        total=total, desc=desc, unit="row", disable=not cfg.progress, leave=False, file=sys.stderr
+    )
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,9 @@ class HeadGeometry:
             raw rows (``None`` unless asked for).
         argmax: Which classes can be the argmax (``None`` if skipped).
         argmax_labels: Decoded labels of the classes :meth:`to_dict` lists as argmax examples.
+        phase_seconds: Wall time of each phase: ``pass`` (the shared float32 pass), ``duplicates``,
+            ``rho``, ``distances`` (all or sampled ``D_k``), ``argmax`` (after the screen),
+            ``reference``, ``reduced``.
     """
 
     name: str
@@ -210,6 +225,7 @@ class HeadGeometry:
     raw_sample_distances: torch.Tensor | None = None
     argmax: ArgmaxResult | None = None
     argmax_labels: dict[int, str] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: scalars, quantiles of the per-class tensors, decoded examples.
@@ -278,6 +294,7 @@ class HeadGeometry:
             "code_shape": code_shape,
             "reference": self.reference.to_dict(),
             "reduced": reduced,
+            "phase_seconds": dict(self.phase_seconds),
             "seconds": self.seconds,
         }
 
@@ -365,27 +382,67 @@ def estimate_all_classes_seconds(
 # --------------------------------------------------------------------------------------------
 
 
-def _exact_rho(
-    head: Head, W: torch.Tensor, rows: torch.Tensor | None, config: HeadGeometryConfig
+def _rho_search(
+    head: Head,
+    W: torch.Tensor,
+    rows: torch.Tensor | None,
+    s: torch.Tensor,
+    nearest: torch.Tensor,
+    cfg: HeadGeometryConfig,
+    bar: Any,
 ) -> RhoSummary:
-    sub = W if rows is None else W[rows]
-    budget = resolve_budget(config.max_memory_mib)
-    res = min_one_vs_rest_distance(
-        sub, max_memory_mib=budget, tol=config.tol, progress=config.progress
-    )
-    arg = res.argmin if rows is None else int(rows[res.argmin])
+    """Exact ``rho`` of the unit rows ``W`` from their exact max cosines ``s`` (one shared pass).
+
+    ``D_k >= 1 - s_k`` (the margin of ``h = w_k``, less the float64 rounding of ``s_k``) and
+    ``D_k <= |w_k - w_nearest(k)|``; classes are solved exactly (:func:`one_vs_rest_distances`)
+    in increasing order of that lower bound, one first and then in growing chunks, until the
+    next bound is at least the best distance found less ``tol``. ``rows`` maps ``W``'s rows to
+    the head's (``None``: the same).
+    """
+    t0 = time.perf_counter()
+    K, d = W.shape
+    budget = resolve_budget(cfg.max_memory_mib)
+    lb = (1.0 - s - 2 * d * _EPS).clamp_min(0.0)
+    order = torch.argsort(lb)
+    lb_sorted = lb[order]
+    ub = torch.empty(K, dtype=W.dtype, device=W.device)
+    for a, b in iter_blocks(K, rows_per_budget(3 * d * 8, budget, num_rows=K)):
+        ub[a:b] = (W[a:b] - W[nearest[a:b]]).norm(dim=1)
+    best_i = int(ub.argmin())
+    best = float(ub[best_i])
+    lower_solved = float("inf")
+    pos, chunk, solved = 0, 1, 0
+    while pos < K and float(lb_sorted[pos]) < best - cfg.tol:
+        cut = int(torch.searchsorted(lb_sorted[pos : pos + chunk], best - cfg.tol))
+        cls = order[pos : pos + max(1, cut)]
+        res = one_vs_rest_distances(
+            W, classes=cls, max_memory_mib=budget, tol=cfg.tol, keep_points=False
+        )
+        if res.rho < best:
+            best, best_i = res.rho, res.argmin
+        lower_solved = min(lower_solved, float(res.lower_bounds.min()))
+        pos += cls.numel()
+        solved += cls.numel()
+        chunk = 256 if chunk == 1 else 4 * chunk
+        if bar is not None:
+            bar.update(cls.numel())
+            bar.set_postfix(rho=f"{best:.4g}", refresh=False)
+    if bar is not None:
+        bar.update(K - pos)
+    lower = min(lower_solved, float(lb_sorted[pos]) if pos < K else float("inf"), best)
+    arg = best_i if rows is None else int(rows[best_i])
     return RhoSummary(
-        rho=float(res.rho),
-        lower=float(res.lower),
-        upper=float(res.upper),
-        gap=float(res.gap),
-        certified=bool(res.certified),
+        rho=best,
+        lower=lower,
+        upper=best,
+        gap=best - lower,
+        certified=best - lower <= cfg.tol,
         argmin=arg,
         label=head.decode(arg),
-        classes_solved=int(res.classes_solved),
-        num_classes=int(sub.shape[0]),
-        seconds=float(res.seconds),
-        method="exact (min_one_vs_rest_distance)",
+        classes_solved=solved,
+        num_classes=K,
+        seconds=time.perf_counter() - t0,
+        method="exact (lower bounds 1 - s_k of the shared pass, then one_vs_rest_distances)",
     )
 
 
@@ -447,17 +504,37 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
     """
     cfg = config if config is not None else HeadGeometryConfig()
     start = time.perf_counter()
-    W = check_matrix("weights", head.weights, min_rows=3, nonzero_rows=True).to(torch.float64)
-    W = W / W.norm(dim=1, keepdim=True)
-    K, d = W.shape
+    phases: dict[str, float] = {}
+    raw = check_matrix("weights", head.weights, min_rows=3, nonzero_rows=True).to(torch.float64)
+    K, d = raw.shape
     budget = resolve_budget(cfg.max_memory_mib)
-    dup = duplicate_groups(W, tolerance=cfg.duplicate_tolerance, max_memory_mib=budget)
+    # One float32 pass shared by the duplicates, the lower bounds of rho and the argmax screen.
+    twin_free: torch.Tensor | None = None
+    if cfg.argmax:
+        bias = None if head.bias is None else head.bias.to(raw.device, torch.float64)
+        twin_free = coinciding_rows(raw, bias) == torch.arange(K, device=raw.device)
+    with _bar(cfg, K, f"shared pass K={K}") as bar:
+        maxima = row_maxima(
+            raw,
+            raw_columns=twin_free,
+            coincide_tol=cfg.duplicate_tolerance,
+            max_memory_mib=budget,
+            bar=bar,
+        )
+    phases["pass"] = time.perf_counter() - start
+    t0 = time.perf_counter()
+    dup = duplicate_groups(raw, tolerance=cfg.duplicate_tolerance, maxima=maxima)
+    W = raw / raw.norm(dim=1, keepdim=True)
+    del raw
+    phases["duplicates"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    distinct = dup.distinct
     if dup.num_merged == 0:
-        rho_all = _exact_rho(head, W, None, cfg)
+        with _bar(cfg, K, f"rho search K={K}") as bar:
+            rho_all = _rho_search(head, W, None, dup.max_cosines, dup.nearest_row, cfg, bar)
         rho_distinct = None
     else:
         # Coinciding rows: D_k <= |w_k - w_j| for the nearest row j; 0 is the lower bound.
-        t0 = time.perf_counter()
         arg = int(dup.nearest_distance.argmin())
         ub = float(dup.nearest_distance[arg])
         rho_all = RhoSummary(
@@ -470,10 +547,24 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             label=head.decode(arg),
             classes_solved=0,
             num_classes=K,
-            seconds=time.perf_counter() - t0,
+            seconds=0.0,
             method="coinciding rows: [0, nearest-row distance]",
         )
-        rho_distinct = _exact_rho(head, W, dup.distinct, cfg)
+        # The distinct rows' max cosines: the shared pass's, except where the nearest row was
+        # merged away (then one pass over those rows against the distinct ones).
+        sub = W[distinct]
+        local = torch.full((K,), -1, dtype=torch.long, device=W.device)
+        local[distinct] = torch.arange(distinct.numel(), device=W.device)
+        s_d = dup.max_cosines[distinct].clone()
+        near_d = local[dup.nearest_row[distinct]]
+        redo = (near_d < 0).nonzero(as_tuple=True)[0]
+        if redo.numel():
+            fix = row_maxima(sub, rows=redo, max_memory_mib=budget)
+            s_d[redo], near_d[redo] = fix.max_cosine, fix.argmax_cosine
+        with _bar(cfg, distinct.numel(), f"rho search K={distinct.numel()}") as bar:
+            rho_distinct = _rho_search(head, sub, distinct, s_d, near_d, cfg, bar)
+        del sub
+    phases["rho"] = time.perf_counter() - t0
     # Examples of the largest duplicate groups.
     rep = dup.representative.cpu()
     counts = torch.bincount(rep, minlength=K)
@@ -484,7 +575,8 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         members = (rep == root).nonzero(as_tuple=True)[0][:8].tolist()
         examples.append(tuple(head.decode(i) for i in members))
     # Exact D_k on all distinct directions when they fit the time budget, else on a sample.
-    distinct = dup.distinct.cpu()
+    t0 = time.perf_counter()
+    distinct = distinct.cpu()
     gen = make_generator(cfg.seed)
     estimate: float | None = None
     if cfg.sample_classes is None:
@@ -519,12 +611,15 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             classes=pick.to(W.device),
             max_memory_mib=budget,
             tol=cfg.tol,
+            keep_points=False,
             progress=cfg.progress,
         )
         classes = distinct[pick]
         dists, sample_cert, sample_seconds = ovr.distances.cpu(), ovr.certified, ovr.seconds
         if cfg.raw_distances:
             raw_dists = _raw_distances(head, classes, cfg)
+    phases["distances"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     argmax_res = None
     argmax_labels: dict[int, str] = {}
     if cfg.argmax:
@@ -533,10 +628,14 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             head.bias,
             max_memory_mib=budget,
             progress=cfg.progress,
+            maxima=maxima,
         )
         listed = (argmax_res.inside[:ARGMAX_EXAMPLES], argmax_res.coinciding[:ARGMAX_EXAMPLES])
         argmax_labels = {k: head.decode(k) for idx in listed for k in idx.tolist()}
+    del maxima
+    phases["argmax"] = time.perf_counter() - t0
     # Reference values at (K, d) and at a reduced (K', d') with the same K / d.
+    t0 = time.perf_counter()
     reference = reference_values(
         K,
         d,
@@ -550,6 +649,8 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         random_solved_classes=cfg.random_solved_classes,
         progress=cfg.progress,
     )
+    phases["reference"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     reduced = None
     K_red, d_red = reduced_shape(K, d, cfg.code_max_classes)
     if (K_red, d_red) != (K, d) and (cfg.code_baseline or cfg.random_baseline != "off"):
@@ -564,6 +665,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             code_time_limit=cfg.code_time_limit,
             progress=cfg.progress,
         )
+    phases["reduced"] = time.perf_counter() - t0
     return HeadGeometry(
         name=head.name,
         num_classes=K,
@@ -586,4 +688,5 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         raw_sample_distances=raw_dists,
         argmax=argmax_res,
         argmax_labels=argmax_labels,
+        phase_seconds=phases,
     )

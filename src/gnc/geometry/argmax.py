@@ -44,12 +44,20 @@ from tqdm import tqdm
 
 from gnc._checks import check_matrix, check_positive
 from gnc._runtime import resolve_budget, rows_per_budget
-from gnc.geometry._screening import neighbour_pass
+from gnc.geometry._row_maxima import RowMaxima, row_maxima
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
 from gnc.geometry.pairwise import iter_blocks
 from gnc.io import Record, record_to_dict, to_jsonable
 
-__all__ = ["ARGMAXABLE", "COINCIDING", "INSIDE_HULL", "UNDECIDED", "ArgmaxResult", "argmaxable"]
+__all__ = [
+    "ARGMAXABLE",
+    "COINCIDING",
+    "INSIDE_HULL",
+    "UNDECIDED",
+    "ArgmaxResult",
+    "argmaxable",
+    "coinciding_rows",
+]
 
 #: Status codes of :attr:`ArgmaxResult.status`.
 ARGMAXABLE, INSIDE_HULL, COINCIDING, UNDECIDED = 1, 0, 2, -1
@@ -155,8 +163,13 @@ class ArgmaxResult(Record):
         return self.solved_states[int(pos[0])]
 
 
-def _coinciding(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """``twin[k]`` = lowest index of a row equal to row ``k`` (bias included)."""
+def coinciding_rows(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``twin[k]`` = lowest index of a row equal to row ``k`` (bias included), bitwise.
+
+    Example:
+        >>> coinciding_rows(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), None).tolist()
+        [0, 1, 0]
+    """
     X = W if b is None else torch.cat([W, b[:, None]], dim=1)
     _, inverse = torch.unique(X.cpu(), dim=0, return_inverse=True)
     K = W.shape[0]
@@ -166,33 +179,23 @@ def _coinciding(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
 
 
 def _screen(
-    U: torch.Tensor, b: torch.Tensor | None, max_memory_mib: float, bar: Any = None
+    U: torch.Tensor, b: torch.Tensor | None, s: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Certified margins of ``h = alpha_k u_k`` on distinct rows ``U``: ``(margins, alpha)``.
 
     With ``a_j = |u_k|^2 - <u_j, u_k>`` and ``A_k = min_{j != k} a_j``: if ``A_k > 0``, ``h = u_k``
     (``alpha = 1``) has margin ``>= A_k`` when no other bias exceeds ``b_k``; otherwise, with the
     bias deficit ``delta_k = max_{j != k} b_j - b_k > 0``, ``alpha = 2 delta_k / A_k`` gives
-    ``alpha a_j + b_k - b_j >= 2 delta_k - delta_k = delta_k``. ``A_k`` comes from one tiled
-    float32 pass (:func:`~gnc.geometry._screening.neighbour_pass`) whose row max
-    ``s_k = max_{j != k} <u_j, u_k>`` is exact in float64 (entries the float32 rounding bound
-    leaves open are recomputed), less the float64 rounding of ``|u_k|^2`` and of ``s_k``.
+    ``alpha a_j + b_k - b_j >= 2 delta_k - delta_k = delta_k``. ``s`` holds the exact (float64)
+    ``s_k = max_{j != k} <u_j, u_k>`` of one float32 pass
+    (:func:`~gnc.geometry._row_maxima.row_maxima`); ``A_k`` is ``|u_k|^2 - s_k`` less the float64
+    rounding of both.
     """
     K, d = U.shape
     dev = U.device
     norms = U.norm(dim=1)
     g64 = _gamma(d + 2, _U64)
-    nb = neighbour_pass(
-        U,
-        U.to(torch.float32),
-        torch.arange(K, device=dev),
-        0,
-        unit_rows=False,
-        exact_max=True,
-        max_memory_mib=max_memory_mib,
-        bar=bar,
-    )
-    A = (U * U).sum(dim=1) * (1.0 - g64) - nb.max_inner - g64 * norms * float(norms.max())
+    A = (U * U).sum(dim=1) * (1.0 - g64) - s - g64 * norms * float(norms.max())
     ok = A > 0
     alpha = torch.ones(K, dtype=torch.float64, device=dev)
     margin = A.clone()
@@ -287,6 +290,7 @@ def argmaxable(
     max_memory_mib: float | None = None,
     tol: float = 1e-9,
     progress: bool = False,
+    maxima: RowMaxima | None = None,
 ) -> ArgmaxResult:
     """Decide for every class whether some hidden state makes it the argmax (exact, certified).
 
@@ -297,6 +301,10 @@ def argmaxable(
         tol: A class is inside the hull when its convex combination's residual is at most
             ``tol * max_k |w_k|`` (and its bias excess at least ``-tol * max |b|``).
         progress: Show a tqdm bar of the exact solves on stderr.
+        maxima: The screening pass when the caller already ran it (shared with other analyses
+            of the same head): :func:`gnc.geometry._row_maxima.row_maxima` of ``weights`` as
+            float64 over all rows with ``raw_columns = coinciding_rows(weights, bias) ==
+            arange(K)``; run here otherwise.
 
     Returns:
         An :class:`ArgmaxResult`.
@@ -331,8 +339,17 @@ def argmaxable(
     margins = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
     scales = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
     raw = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
-    twin = _coinciding(W, b)
+    twin = coinciding_rows(W, b)
     ar = torch.arange(K, device=dev)
+    if maxima is not None and (
+        maxima.rows.numel() != K
+        or maxima.raw_columns is None
+        or not torch.equal(maxima.raw_columns, twin == ar)
+    ):
+        raise ValueError(
+            f"Expected `maxima` of all {K} rows with raw_columns = the rows that coincide with no "
+            "earlier row (bias included), but got a pass over other rows or columns."
+        )
     status[twin != ar] = COINCIDING
     status[twin[twin != ar]] = COINCIDING
     distinct = (twin == ar).nonzero(as_tuple=True)[0]
@@ -355,14 +372,20 @@ def argmaxable(
     else:
         local = torch.full((n,), UNDECIDED, dtype=torch.int8, device=dev)
         with tqdm(
-            total=n,
-            desc=f"argmax screen K={n}",
+            total=K,
+            desc=f"argmax screen K={K}",
             unit="class",
             disable=not progress,
             leave=False,
             file=sys.stderr,
         ) as bar:
-            m, alpha = _screen(U, bu, max_memory_mib, bar)
+            if maxima is None:
+                maxima = row_maxima(
+                    W, raw_columns=twin == ar, cosines=False, max_memory_mib=max_memory_mib, bar=bar
+                )
+            else:
+                bar.update(K)
+            m, alpha = _screen(U, bu, maxima.max_inner[distinct])
         hit = m > 0
         local[hit] = ARGMAXABLE
         if bu is not None:  # h = 0 for the strictly largest bias
