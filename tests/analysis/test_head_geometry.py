@@ -218,6 +218,20 @@ def test_reference_values_routing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert geo.sample_classes.numel() == 0
 
 
+def test_auto_random_baseline_follows_the_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gnc.analysis.head_geometry as hg
+
+    W = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    config = HeadGeometryConfig(sample_classes=0, code_baseline=False, code_max_classes=20)
+    assert config.random_baseline == "auto"
+    geo = analyze_head_geometry(Head(W, None, "r"), config)  # a pass of 40 rows fits
+    assert geo.reference.random_rho is not None and geo.reference.random_certified
+    monkeypatch.setattr(hg, "estimate_all_classes_seconds", lambda K, d, device: 1e9)
+    geo = analyze_head_geometry(Head(W, None, "r"), config)
+    assert geo.reference.random_rho is None and "reduced shape" in geo.reference.notes[-1]
+    assert geo.reduced is not None and geo.reduced.random_rho is not None
+
+
 def test_zero_row_is_rejected() -> None:
     W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
     with pytest.raises(ValueError, match="nonzero rows"):

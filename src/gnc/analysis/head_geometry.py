@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -75,8 +75,10 @@ class HeadGeometryConfig:
             working-memory setting of :mod:`gnc._runtime`).
         duplicate_tolerance: Rows with ``1 - cos <= duplicate_tolerance`` count as one direction.
         tol: Certificate tolerance (gap) of the exact solvers.
-        random_baseline: ``"full"`` (same ``(K, d)``), ``"reduced"`` (only at ``(K', d')``) or
-            ``"off"``.
+        random_baseline: ``"auto"`` (the default: ``"full"`` when one pass over ``K`` random rows
+            is estimated to fit ``time_budget``, else ``"reduced"``; at ``K = 262,144`` that pass
+            would cost as much as the whole analysis of the head), ``"full"`` (same ``(K, d)``),
+            ``"reduced"`` (only at ``(K', d')``) or ``"off"``.
         code_baseline: Compute a numerical softmax code at the reduced ``(K', d')``.
         code_max_classes: Largest ``K'`` of the reduced comparison.
         code_time_limit: Seconds given to the softmax-code solver.
@@ -97,7 +99,7 @@ class HeadGeometryConfig:
     max_memory_mib: float | None = None
     duplicate_tolerance: float = 1e-9
     tol: float = 1e-9
-    random_baseline: Literal["full", "reduced", "off"] = "full"
+    random_baseline: Literal["auto", "full", "reduced", "off"] = "auto"
     code_baseline: bool = True
     code_max_classes: int = 512
     code_time_limit: float = 60.0
@@ -122,9 +124,9 @@ class HeadGeometryConfig:
             raise ValueError(
                 f"Expected `duplicate_tolerance` in [0, 1), but got {self.duplicate_tolerance}."
             )
-        if self.random_baseline not in ("full", "reduced", "off"):
+        if self.random_baseline not in ("auto", "full", "reduced", "off"):
             raise ValueError(
-                "Expected `random_baseline` in ('full', 'reduced', 'off'), but got "
+                "Expected `random_baseline` in ('auto', 'full', 'reduced', 'off'), but got "
                 f"{self.random_baseline!r}."
             )
         check_int("code_max_classes", self.code_max_classes, minimum=3)
@@ -636,10 +638,14 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
     phases["argmax"] = time.perf_counter() - t0
     # Reference values at (K, d) and at a reduced (K', d') with the same K / d.
     t0 = time.perf_counter()
+    random_full = cfg.random_baseline == "full"
+    if cfg.random_baseline == "auto":
+        one_pass = estimate_all_classes_seconds(K, d, W.device) / PASSES_PER_ALL_CLASSES
+        random_full = one_pass <= cfg.time_budget
     reference = reference_values(
         K,
         d,
-        random_baseline=cfg.random_baseline == "full",
+        random_baseline=random_full,
         code_baseline=cfg.code_baseline and cfg.code_max_classes >= K,
         seed=cfg.seed,
         max_memory_mib=budget,
@@ -649,6 +655,12 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         random_solved_classes=cfg.random_solved_classes,
         progress=cfg.progress,
     )
+    if cfg.random_baseline == "auto" and not random_full:
+        note = (
+            f"random rows at (K, d) = ({K}, {d}) only at the reduced shape: one pass over them "
+            f"is estimated at {one_pass:.0f} s > budget {cfg.time_budget:.0f} s"
+        )
+        reference = replace(reference, notes=(*reference.notes, note))
     phases["reference"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     reduced = None

@@ -95,9 +95,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--random",
-        choices=("full", "reduced", "off"),
-        default="full",
-        help="random-rows baseline at the same (K, d) (full), only at the reduced shape, or off",
+        choices=("auto", "full", "reduced", "off"),
+        default="auto",
+        help=(
+            "random-rows baseline at the same (K, d) (full), only at the reduced shape, or off; "
+            "auto (default): full when one pass over K random rows fits --time-budget"
+        ),
     )
     parser.add_argument(
         "--random-exact-max-classes",
