@@ -396,9 +396,11 @@ def _rho_search(
     """Exact ``rho`` of the unit rows ``W`` from their exact max cosines ``s`` (one shared pass).
 
     ``D_k >= 1 - s_k`` (the margin of ``h = w_k``, less the float64 rounding of ``s_k``) and
-    ``D_k <= |w_k - w_nearest(k)|``; classes are solved exactly (:func:`one_vs_rest_distances`)
-    in increasing order of that lower bound, one first and then in growing chunks, until the
-    next bound is at least the best distance found less ``tol``. ``rows`` maps ``W``'s rows to
+    ``D_k <= |w_k - w_nearest(k)|``; classes are taken in increasing order of that lower bound,
+    one first and then in growing chunks, until the next bound is at least the best distance
+    found less ``tol``. Each chunk gets one working-set round of :func:`one_vs_rest_distances`
+    (an upper bound and a dual lower bound per class); only the classes whose lower bound is
+    still below the best are solved exactly. ``rows`` maps ``W``'s rows to
     the head's (``None``: the same).
     """
     t0 = time.perf_counter()
@@ -417,12 +419,20 @@ def _rho_search(
     while pos < K and float(lb_sorted[pos]) < best - cfg.tol:
         cut = int(torch.searchsorted(lb_sorted[pos : pos + chunk], best - cfg.tol))
         cls = order[pos : pos + max(1, cut)]
-        res = one_vs_rest_distances(
-            W, classes=cls, max_memory_mib=budget, tol=cfg.tol, keep_points=False
-        )
+        # One working-set round first: an upper bound |x| >= D_k and a dual lower bound against
+        # all rows; exact solves only for the classes whose lower bound stays below the best.
+        kw: dict[str, Any] = {"max_memory_mib": budget, "tol": cfg.tol, "keep_points": False}
+        res = one_vs_rest_distances(W, classes=cls, max_rounds=1, **kw)
         if res.rho < best:
             best, best_i = res.rho, res.argmin
-        lower_solved = min(lower_solved, float(res.lower_bounds.min()))
+        open_ = res.lower_bounds < best - cfg.tol
+        if not bool(open_.all()):
+            lower_solved = min(lower_solved, float(res.lower_bounds[~open_].min()))
+        if bool(open_.any()):
+            res = one_vs_rest_distances(W, classes=cls[open_], **kw)
+            if res.rho < best:
+                best, best_i = res.rho, res.argmin
+            lower_solved = min(lower_solved, float(res.lower_bounds.min()))
         pos += cls.numel()
         solved += cls.numel()
         chunk = 256 if chunk == 1 else 4 * chunk
