@@ -77,12 +77,13 @@ def _exact_max(
     r: torch.Tensor,
     err: torch.Tensor | float,
     max_memory_mib: float,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Exact (float64) row max of a float32 ``tile`` of ``W[r] W^T`` (scaled by ``scale``).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Exact (float64) row max of a float32 ``tile`` approximating ``<w_r, w_j> scale_r scale_j``.
 
-    Every entry whose true value can reach the true max (``fl >= fl_max - 2 err``) is recomputed;
-    ``scale`` (inverse norms) turns inner products into cosines. Rows that are all ``-inf``
-    (no column counts) get ``-inf`` and argmax ``-1``.
+    Every entry whose true value can reach the true max (``fl >= fl_max - 2 err``, ``err`` the
+    entry's rounding bound) is recomputed in float64 from ``W`` (times ``scale``, if given).
+    Returns ``(max, argmax, float32 max, entries recomputed)``; rows that are all ``-inf`` (no
+    column counts) get ``-inf`` and argmax ``-1``.
     """
     n = r.numel()
     dev = W.device
@@ -99,7 +100,7 @@ def _exact_max(
     K = W.shape[0]
     first = torch.full((n,), K, dtype=torch.long, device=dev)
     first.scatter_reduce_(0, cand[hit, 0], cand[hit, 1], reduce="amin")
-    return best, torch.where(first < K, first, -1), int(cand.shape[0])
+    return best, torch.where(first < K, first, -1), s32, int(cand.shape[0])
 
 
 def row_maxima(
@@ -132,55 +133,59 @@ def row_maxima(
     rows = torch.arange(K, device=dev) if rows is None else rows
     R = rows.numel()
     norms = W.norm(dim=1)
+    nmax = float(norms.max())
     inv = 1.0 / norms
-    unit = bool(((norms - 1.0).abs() <= 4 * torch.finfo(torch.float64).eps).all())
-    W32 = W.to(torch.float32)
-    inv32 = inv.to(torch.float32)
     e = rounding_factor(d)
-    # Cosines from scaled float32 products: e, the inverse norms' and the two products' rounding.
-    err_cos = e + 8 * _U32
-    err_raw = e * norms * float(norms.max())
+    normalized = cosines or coincide_tol is not None
+    # The GEMM runs on the unit rows (its entries are the cosines) unless only raw maxima are
+    # asked for; the raw maxima then come from the same tile scaled by the column norms.
+    G32 = (W * inv[:, None] if normalized else W).to(torch.float32)
+    # Bounds: e covers float64 -> float32 and the dot product; unit rows in float64 have norms
+    # 1 +- a few eps, and scaling by a float32 norm adds two roundings.
+    err_cos = e + 4 * _U32
+    err_raw: torch.Tensor | float = nmax * (err_cos + 4 * _U32) if normalized else e * norms * nmax
+    n32 = norms.to(torch.float32)
     s = torch.full((R,), torch.nan, dtype=torch.float64, device=dev)
     arg = torch.full((R,), -1, dtype=torch.long, device=dev)
     smax = torch.full((R,), torch.nan, dtype=torch.float64, device=dev)
     pairs: list[torch.Tensor] = []
     rechecked = 0
     cols_off = None if raw_columns is None else (~raw_columns).nonzero(as_tuple=True)[0]
-    per_row = (10 if unit and raw_columns is None else 16) * K
-    step = rows_per_budget(per_row, max_memory_mib, num_rows=R)
+    step = rows_per_budget(8 * K, max_memory_mib, num_rows=R)
+    dup_thr = None
+    if coincide_tol is not None:
+        dup_thr = _lowered(torch.tensor(1.0 - coincide_tol - err_cos, dtype=torch.float64))
     with exact_float32_matmul(dev):
         for a, b in iter_blocks(R, step):
             r = rows[a:b]
             ar = torch.arange(b - a, device=dev)
-            ip = W32[r] @ W32.T
-            ip[ar, r] = -torch.inf
-            if cosines or coincide_tol is not None:
-                cos = ip if unit else ip * inv32[r, None] * inv32[None, :]
+            tile = G32[r] @ G32.T
+            tile[ar, r] = -torch.inf
             if cosines:
-                scale = None if unit else inv
-                s[a:b], arg[a:b], n = _exact_max(W, scale, cos, r, err_cos, max_memory_mib)
+                s[a:b], arg[a:b], s32, n = _exact_max(W, inv, tile, r, err_cos, max_memory_mib)
                 rechecked += n
-            if coincide_tol is not None:
-                thr = _lowered(torch.tensor(1.0 - coincide_tol - err_cos, dtype=torch.float64))
-                cand = (cos >= thr).nonzero()
-                i, j = r[cand[:, 0]], cand[:, 1]
+            if dup_thr is not None and coincide_tol is not None:
+                if not cosines:
+                    s32 = tile.max(dim=1).values
+                near = (s32 >= dup_thr).nonzero(as_tuple=True)[0]  # rows with a candidate
+                cand = (tile[near] >= dup_thr).nonzero()
+                i, j = r[near[cand[:, 0]]], cand[:, 1]
                 keep = i < j
                 i, j = i[keep], j[keep]
                 exact = _dots(W, i, j, max_memory_mib) * inv[i] * inv[j]
                 rechecked += int(i.numel())
                 ok = exact >= 1.0 - coincide_tol
                 pairs.append(torch.stack([i[ok], j[ok]], dim=1))
-            cos = None
-            if raw_columns is not None:
-                mine = raw_columns[r]
-                if bool(mine.any()):
-                    if cols_off is not None and cols_off.numel():
-                        ip[:, cols_off] = -torch.inf
-                    sel = mine.nonzero(as_tuple=True)[0]
-                    v, _, n = _exact_max(W, None, ip[sel], r[sel], err_raw[r[sel]], max_memory_mib)
-                    smax[a + sel] = v
-                    rechecked += n
-            del ip
+            if raw_columns is not None and bool(raw_columns[r].any()):
+                if normalized:
+                    tile.mul_(n32[None, :])  # n_j cos(w_r, w_j) = <w_r, w_j> / n_r
+                if cols_off is not None and cols_off.numel():
+                    tile[:, cols_off] = -torch.inf
+                er = err_raw if normalized else err_raw[r]  # type: ignore[index]
+                v, _, _, n = _exact_max(W, None, tile, r, er, max_memory_mib)
+                smax[a:b] = torch.where(raw_columns[r], v, torch.nan)
+                rechecked += n
+            del tile
             if bar is not None:
                 bar.update(b - a)
     return RowMaxima(
