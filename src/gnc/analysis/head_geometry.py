@@ -429,7 +429,7 @@ def _rho_search(
         if not bool(open_.all()):
             lower_solved = min(lower_solved, float(res.lower_bounds[~open_].min()))
         if bool(open_.any()):
-            res = one_vs_rest_distances(W, classes=cls[open_], **kw)
+            res = one_vs_rest_distances(W, classes=cls[open_], progress=cfg.progress, **kw)
             if res.rho < best:
                 best, best_i = res.rho, res.argmin
             lower_solved = min(lower_solved, float(res.lower_bounds.min()))
