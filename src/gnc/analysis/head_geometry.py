@@ -437,8 +437,8 @@ def _rho_search(
         solved += cls.numel()
         chunk = 256 if chunk == 1 else 4 * chunk
         if bar is not None:
-            bar.update(cls.numel())
             bar.set_postfix(rho=f"{best:.4g}", refresh=False)
+            bar.update(cls.numel())
     if bar is not None:
         bar.update(K - pos)
     lower = min(lower_solved, float(lb_sorted[pos]) if pos < K else float("inf"), best)
