@@ -67,3 +67,19 @@ def test_raw_maxima_only() -> None:
     G = W.numpy() @ W.numpy().T
     np.fill_diagonal(G, -np.inf)
     np.testing.assert_allclose(res.max_inner.numpy(), G.max(axis=1), rtol=1e-15, atol=1e-13)
+
+
+def test_centred_raw_maxima_with_zero_rows() -> None:
+    W = _head()
+    W[30] = 0.0
+    W[31] = 0.0
+    c = W.mean(dim=0) + 0.3
+    cols = torch.ones(40, dtype=torch.bool)
+    cols[31] = False
+    res = row_maxima(W, raw_columns=cols, center=c, cosines=False, max_memory_mib=1e-3)
+    V = (W - c).numpy()
+    G = V @ V.T
+    np.fill_diagonal(G, -np.inf)
+    G[:, 31] = -np.inf
+    expected = np.where(cols.numpy(), G.max(axis=1), np.nan)
+    np.testing.assert_allclose(res.max_inner.numpy(), expected, rtol=1e-14, atol=1e-13)

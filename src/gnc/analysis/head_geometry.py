@@ -36,7 +36,7 @@ from gnc.analysis.duplicates import DuplicateGroups, duplicate_groups
 from gnc.analysis.reference import ReferenceValues, reduced_shape, reference_values
 from gnc.geometry import one_vs_rest_distances
 from gnc.geometry._row_maxima import row_maxima
-from gnc.geometry.argmax import ArgmaxResult, argmaxable, coinciding_rows
+from gnc.geometry.argmax import ArgmaxResult, argmaxable, coinciding_rows, screen_center
 from gnc.geometry.pairwise import iter_blocks
 from gnc.pretrained import Head
 
@@ -522,13 +522,16 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
     budget = resolve_budget(cfg.max_memory_mib)
     # One float32 pass shared by the duplicates, the lower bounds of rho and the argmax screen.
     twin_free: torch.Tensor | None = None
+    center: torch.Tensor | None = None
     if cfg.argmax:
         bias = None if head.bias is None else head.bias.to(raw.device, torch.float64)
         twin_free = coinciding_rows(raw, bias) == torch.arange(K, device=raw.device)
+        center = screen_center(raw, twin_free.nonzero(as_tuple=True)[0])
     with _bar(cfg, K, f"shared pass K={K}") as bar:
         maxima = row_maxima(
             raw,
             raw_columns=twin_free,
+            center=center,
             coincide_tol=cfg.duplicate_tolerance,
             max_memory_mib=budget,
             bar=bar,

@@ -20,7 +20,9 @@ with the residual ``|w_k - sum_j lam_j w_j|`` (float64) and the bias excess
 
 **Method.** Rows that coincide exactly with another (bias included) are set apart first: they can
 tie for the maximum but never win it strictly. On the distinct rows one tiled float32 pass of
-``W W^T`` screens every class with ``h = alpha_k w_k`` (``alpha_k`` large enough to beat the
+``W W^T`` screens every class with ``h = alpha_k (w_k - c)``, ``c`` the mean row (margins do not
+change under translation, and centring exposes the rows that a large common component of the
+head hides from ``h = w_k``; ``alpha_k`` large enough to beat the
 bias): it needs only ``s_k = max_{j != k} <w_j, w_k>``, which the pass makes exact in float64 by
 recomputing the few entries that the rounding bound ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``
 cannot rule out (the GEMM dominates; no float64 work on whole tiles). The class with the strictly
@@ -57,6 +59,7 @@ __all__ = [
     "ArgmaxResult",
     "argmaxable",
     "coinciding_rows",
+    "screen_center",
 ]
 
 #: Status codes of :attr:`ArgmaxResult.status`.
@@ -86,8 +89,10 @@ class ArgmaxResult(Record):
         twin: ``(K,)`` long, the lowest index of the row each row coincides with (itself if none).
         margins: ``(K,)`` float64 certified lower bound on the margin of the certificate state
             of each argmaxable class.
-        scales: ``(K,)`` float64 ``alpha_k`` where the certificate state is ``h = alpha_k w_k``
-            (0 for ``h = 0``), NaN where it is a solved state (see ``solved_states``).
+        scales: ``(K,)`` float64 ``alpha_k`` where the certificate state is
+            ``h = alpha_k (w_k - center)`` (0 for ``h = 0``), NaN where it is a solved state (see
+            ``solved_states``).
+        center: ``(d,)`` float64 centre of the screen's states (the mean of the distinct rows).
         solved_classes: ``(M,)`` classes whose certificate state came from an exact solve.
         solved_states: ``(M, d)`` float64 those hidden states.
         inside: ``(U,)`` the classes inside the hull (``status == INSIDE_HULL``).
@@ -103,7 +108,12 @@ class ArgmaxResult(Record):
         seconds: Wall time.
     """
 
-    _omit_from_dict: ClassVar[tuple[str, ...]] = ("solved_states", "support", "support_weights")
+    _omit_from_dict: ClassVar[tuple[str, ...]] = (
+        "solved_states",
+        "support",
+        "support_weights",
+        "center",
+    )
 
     num_classes: int
     feature_dim: int
@@ -112,6 +122,7 @@ class ArgmaxResult(Record):
     twin: torch.Tensor
     margins: torch.Tensor
     scales: torch.Tensor
+    center: torch.Tensor
     solved_classes: torch.Tensor
     solved_states: torch.Tensor
     inside: torch.Tensor
@@ -157,8 +168,8 @@ class ArgmaxResult(Record):
         if int(self.status[k]) != ARGMAXABLE:
             return None
         scale = float(self.scales[k])
-        if scale == scale:  # not NaN: h = alpha_k w_k
-            return scale * weights[k].to(torch.float64)
+        if scale == scale:  # not NaN: h = alpha_k (w_k - center)
+            return scale * (weights[k].to(torch.float64) - self.center)
         pos = (self.solved_classes == k).nonzero(as_tuple=True)[0]
         return self.solved_states[int(pos[0])]
 
@@ -178,24 +189,39 @@ def coinciding_rows(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     return first[inverse].to(W.device)
 
 
-def _screen(
-    U: torch.Tensor, b: torch.Tensor | None, s: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Certified margins of ``h = alpha_k u_k`` on distinct rows ``U``: ``(margins, alpha)``.
+def screen_center(weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The centre of the argmax screen: the float64 mean of ``weights[rows]`` (the distinct rows).
 
-    With ``a_j = |u_k|^2 - <u_j, u_k>`` and ``A_k = min_{j != k} a_j``: if ``A_k > 0``, ``h = u_k``
+    Example:
+        >>> screen_center(torch.tensor([[1.0, 0.0], [3.0, 2.0], [1.0, 0.0]]), torch.tensor([0, 1]))
+        tensor([2., 1.], dtype=torch.float64)
+    """
+    return weights[rows].to(torch.float64).mean(dim=0)
+
+
+def _screen(
+    U: torch.Tensor, b: torch.Tensor | None, s: torch.Tensor, center: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Certified margins of ``h = alpha_k (u_k - c)`` on distinct rows ``U``: ``(margins, alpha)``.
+
+    The margins ``<u_k - u_j, h> + b_k - b_j`` do not change when every row moves by ``-c``, so
+    the screen works on the centred rows (written ``u`` below; real heads share a large common
+    component, which hides most rows from ``h = u_k`` uncentred). With
+    ``a_j = |u_k|^2 - <u_j, u_k>`` and ``A_k = min_{j != k} a_j``: if ``A_k > 0``, ``h = u_k``
     (``alpha = 1``) has margin ``>= A_k`` when no other bias exceeds ``b_k``; otherwise, with the
     bias deficit ``delta_k = max_{j != k} b_j - b_k > 0``, ``alpha = 2 delta_k / A_k`` gives
     ``alpha a_j + b_k - b_j >= 2 delta_k - delta_k = delta_k``. ``s`` holds the exact (float64)
     ``s_k = max_{j != k} <u_j, u_k>`` of one float32 pass
     (:func:`~gnc.geometry._row_maxima.row_maxima`); ``A_k`` is ``|u_k|^2 - s_k`` less the float64
-    rounding of both.
+    rounding of both and of the centring ``u - c`` itself.
     """
     K, d = U.shape
     dev = U.device
-    norms = U.norm(dim=1)
-    g64 = _gamma(d + 2, _U64)
-    A = (U * U).sum(dim=1) * (1.0 - g64) - s - g64 * norms * float(norms.max())
+    V = U - center
+    norms = V.norm(dim=1)
+    g64 = _gamma(d + 2, _U64) + 3 * _U64
+    A = (V * V).sum(dim=1) * (1.0 - g64) - s - g64 * norms * float(norms.max())
+    del V
     ok = A > 0
     alpha = torch.ones(K, dtype=torch.float64, device=dev)
     margin = A.clone()
@@ -304,7 +330,8 @@ def argmaxable(
         maxima: The screening pass when the caller already ran it (shared with other analyses
             of the same head): :func:`gnc.geometry._row_maxima.row_maxima` of ``weights`` as
             float64 over all rows with ``raw_columns = coinciding_rows(weights, bias) ==
-            arange(K)``; run here otherwise.
+            arange(K)`` and ``center = screen_center(weights, raw_columns.nonzero())``; run here
+            otherwise.
 
     Returns:
         An :class:`ArgmaxResult`.
@@ -341,14 +368,18 @@ def argmaxable(
     raw = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
     twin = coinciding_rows(W, b)
     ar = torch.arange(K, device=dev)
+    center = screen_center(W, (twin == ar).nonzero(as_tuple=True)[0])
     if maxima is not None and (
         maxima.rows.numel() != K
         or maxima.raw_columns is None
         or not torch.equal(maxima.raw_columns, twin == ar)
+        or maxima.center is None
+        or not torch.equal(maxima.center, center)
     ):
         raise ValueError(
             f"Expected `maxima` of all {K} rows with raw_columns = the rows that coincide with no "
-            "earlier row (bias included), but got a pass over other rows or columns."
+            "earlier row (bias included) and center = screen_center of those rows, but got a "
+            "pass over other rows, columns or centre."
         )
     status[twin != ar] = COINCIDING
     status[twin[twin != ar]] = COINCIDING
@@ -381,11 +412,16 @@ def argmaxable(
         ) as bar:
             if maxima is None:
                 maxima = row_maxima(
-                    W, raw_columns=twin == ar, cosines=False, max_memory_mib=max_memory_mib, bar=bar
+                    W,
+                    raw_columns=twin == ar,
+                    center=center,
+                    cosines=False,
+                    max_memory_mib=max_memory_mib,
+                    bar=bar,
                 )
             else:
                 bar.update(K)
-            m, alpha = _screen(U, bu, maxima.max_inner[distinct])
+            m, alpha = _screen(U, bu, maxima.max_inner[distinct], center)
         hit = m > 0
         local[hit] = ARGMAXABLE
         if bu is not None:  # h = 0 for the strictly largest bias
@@ -519,6 +555,7 @@ def argmaxable(
         twin=twin,
         margins=margins,
         scales=scales,
+        center=center,
         solved_classes=solved_cls,
         solved_states=solved_h,
         inside=inside_idx,
