@@ -22,20 +22,18 @@ coincide up to rounding (:mod:`gnc.analysis.duplicates`), so ``rho`` is 0 or num
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import torch
-from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import make_generator, resolve_budget, resolve_device, rows_per_budget
 from gnc.analysis.duplicates import DuplicateGroups, duplicate_groups
 from gnc.analysis.reference import ReferenceValues, reduced_shape, reference_values
 from gnc.geometry import one_vs_rest_distances
-from gnc.geometry._row_maxima import row_maxima
+from gnc.geometry._row_maxima import row_bar, row_maxima
 from gnc.geometry.argmax import ArgmaxResult, argmaxable, coinciding_rows, screen_center
 from gnc.geometry.pairwise import iter_blocks
 from gnc.pretrained import Head
@@ -57,9 +55,7 @@ _EPS = torch.finfo(torch.float64).eps
 
 def _bar(cfg: HeadGeometryConfig, total: int, desc: str) -> Any:
     """A transient tqdm bar of one phase on stderr (a no-op unless ``cfg.progress``)."""
-    return tqdm(
-        total=total, desc=desc, unit="row", disable=not cfg.progress, leave=False, file=sys.stderr
-    )
+    return row_bar(total, desc, cfg.progress)
 
 
 @dataclass(frozen=True)

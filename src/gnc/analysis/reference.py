@@ -14,18 +14,16 @@ A real head's ``rho`` means little alone. For its shape ``(K, d)`` this module g
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 
 import torch
-from tqdm import tqdm
 
 from gnc._checks import check_int
 from gnc._runtime import make_generator, resolve_budget
 from gnc.codes import softmax_code
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-from gnc.geometry._row_maxima import row_maxima
+from gnc.geometry._row_maxima import row_bar, row_maxima
 from gnc.geometry.bounds import rho_star_upper
 
 __all__ = [
@@ -155,14 +153,7 @@ def random_rho_bracket(
     W = torch.randn(K, d, generator=gen, dtype=torch.float64)
     W = W / W.norm(dim=1, keepdim=True)
     budget = resolve_budget(max_memory_mib)
-    with tqdm(
-        total=K,
-        desc=f"random rows K={K}",
-        unit="row",
-        disable=not progress,
-        leave=False,
-        file=sys.stderr,
-    ) as bar:
+    with row_bar(K, f"random rows K={K}", progress) as bar:
         s = row_maxima(W, max_memory_mib=budget, bar=bar).max_cosine
     # s_k is exact up to the float64 rounding of a d-term dot product.
     lb = 1.0 - s - 2 * d * torch.finfo(torch.float64).eps

@@ -15,16 +15,18 @@ cannot decide, so the GEMM dominates and the pass replaces three (one of them fl
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from gnc._runtime import rows_per_budget
 from gnc.geometry._screening import exact_float32_matmul, rounding_factor
 from gnc.geometry.pairwise import iter_blocks
 
-__all__ = ["RowMaxima", "row_maxima"]
+__all__ = ["RowMaxima", "row_bar", "row_maxima"]
 
 _U32 = 2.0**-24
 
@@ -74,6 +76,20 @@ def _dots(
             x, y = x - center, y - center
         out[a:b] = (x * y).sum(dim=1)
     return out
+
+
+def row_bar(total: int, desc: str, progress: bool) -> Any:
+    """A transient tqdm bar of rows on stderr (a no-op unless ``progress``)."""
+    return tqdm(
+        total=total, desc=desc, unit="row", disable=not progress, leave=False, file=sys.stderr
+    )
+
+
+def _gram_tile(G32: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """``G32[r] G32^T`` with ``-inf`` where a row meets itself."""
+    tile = G32[r] @ G32.T
+    tile[torch.arange(r.numel(), device=G32.device), r] = -torch.inf
+    return tile
 
 
 def _lowered(x: torch.Tensor) -> torch.Tensor:
@@ -183,9 +199,7 @@ def row_maxima(
     with exact_float32_matmul(dev):
         for a, b in iter_blocks(R, step):
             r = rows[a:b]
-            ar = torch.arange(b - a, device=dev)
-            tile = G32[r] @ G32.T
-            tile[ar, r] = -torch.inf
+            tile = _gram_tile(G32, r)
             if cosines:
                 s[a:b], arg[a:b], s32, n = _exact_max(W, inv, tile, r, err_cos, max_memory_mib)
                 rechecked += n

@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from gnc._checks import check_matrix, check_positive
 from gnc._runtime import resolve_budget, rows_per_budget
-from gnc.geometry._row_maxima import RowMaxima, row_maxima
+from gnc.geometry._row_maxima import RowMaxima, row_bar, row_maxima
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
 from gnc.geometry.pairwise import iter_blocks
 from gnc.io import Record, record_to_dict, to_jsonable
@@ -402,14 +402,7 @@ def argmaxable(
         status[:] = COINCIDING
     else:
         local = torch.full((n,), UNDECIDED, dtype=torch.int8, device=dev)
-        with tqdm(
-            total=K,
-            desc=f"argmax screen K={K}",
-            unit="class",
-            disable=not progress,
-            leave=False,
-            file=sys.stderr,
-        ) as bar:
+        with row_bar(K, f"argmax screen K={K}", progress) as bar:
             if maxima is None:
                 maxima = row_maxima(
                     W,
