@@ -100,7 +100,8 @@ class ArgmaxResult(Record):
         support_weights: ``(U, s)`` the convex weights (0 on padding).
         residuals: ``(U,)`` float64 ``|w_k - sum_j lam_j w_j|`` evaluated in float64.
         bias_excess: ``(U,)`` float64 ``sum_j lam_j b_j - b_k`` (0 without a bias).
-        raw_distances: ``(K,)`` float64 raw ``D_k`` (no bias) of the classes solved exactly.
+        raw_distances: ``(K,)`` float64 raw ``D_k`` (no bias) of the classes solved to the end
+            (those that one working-set round did not already certify).
         num_screened: Classes decided by the screen.
         num_solved: Classes sent to the exact solver.
         tol: Residual tolerance (relative to the largest row norm) for "inside the hull".
@@ -430,24 +431,30 @@ def argmaxable(
         states: list[torch.Tensor] = []
         state_cls: list[int] = []
         lp_todo: list[int] = []
-        if todo.numel():
-            # The raw one-vs-rest engine (no bias): a positive distance gives a direction h_k
-            # with margin >= lb_k per unit; with a bias, alpha h_k wins once alpha lb_k exceeds
-            # the largest bias deficit max_j b_j - b_k.
+        # The raw one-vs-rest engine (no bias): a positive distance gives a direction h_k with
+        # margin >= lb_k per unit; with a bias, alpha h_k wins once alpha lb_k exceeds the largest
+        # bias deficit max_j b_j - b_k. One working-set round first (its dual bound is checked
+        # against all rows, so a positive one is a certificate): most classes are settled there,
+        # and only the rest are solved to the end.
+        open_cls = todo
+        for rounds in (1, 100):
+            if open_cls.numel() == 0:
+                break
             res = one_vs_rest_distances(
                 U,
                 normalize=False,
-                classes=todo,
+                classes=open_cls,
                 max_memory_mib=max_memory_mib,
                 tol=tol * max(scale_max, 1e-300),
+                max_rounds=rounds,
                 progress=progress,
             )
-            if bu is None:
-                raw[distinct[todo]] = res.distances
+            if bu is None and rounds > 1:
+                raw[distinct[open_cls]] = res.distances
             pos = res.lower_bounds > 0
             good = torch.zeros_like(pos)
             if bool(pos.any()):
-                cand = todo[pos]
+                cand = open_cls[pos]
                 H = res.directions[pos]
                 if bu is not None:
                     top2 = torch.topk(bu, 2)
@@ -463,13 +470,16 @@ def argmaxable(
                 m[cand[mv > 0]] = mv[mv > 0]
                 states.extend(H[mv > 0])
                 state_cls.extend(cand[mv > 0].tolist())
+            if rounds == 1:
+                open_cls = open_cls[~good]
+                continue
             for i in (~good).nonzero(as_tuple=True)[0].tolist():
                 if bu is not None:  # inside the raw hull: a bias may still rescue it
-                    lp_todo.append(int(todo[i]))
+                    lp_todo.append(int(open_cls[i]))
                     continue
                 sup = res.support[i]
                 live = sup >= 0
-                inside_local.append(int(todo[i]))
+                inside_local.append(int(open_cls[i]))
                 inside_sup.append(sup[live].cpu().numpy())
                 inside_w.append(res.support_weights[i][live].cpu().numpy())
         if lp_todo:
