@@ -18,30 +18,34 @@ coincide up to rounding (:mod:`gnc.analysis.duplicates`), so ``rho`` is 0 or num
   :func:`gnc.geometry.argmax.argmaxable`);
 - reference values (:mod:`gnc.analysis.reference`) at ``(K, d)`` and at a reduced ``(K', d')``
   with the same ratio ``K / d``.
+
+The duplicates, the lower bounds ``1 - s_k`` of the rho search and the argmax screen share one
+tiled float32 pass over ``W W^T`` (:func:`gnc.geometry._row_maxima.row_maxima`), exact in float64
+wherever its rounding bound does not decide; each phase's wall time is in
+:attr:`HeadGeometry.phase_seconds`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
 
 from gnc._checks import check_int, check_matrix, check_positive
-from gnc._runtime import make_generator, resolve_budget, resolve_device, rows_per_budget
+from gnc._runtime import make_generator, resolve_budget, resolve_device
 from gnc.analysis.duplicates import DuplicateGroups, duplicate_groups
+from gnc.analysis.head_rho import RhoSummary, rho_search
 from gnc.analysis.reference import ReferenceValues, reduced_shape, reference_values
 from gnc.geometry import one_vs_rest_distances
 from gnc.geometry._row_maxima import row_bar, row_maxima
 from gnc.geometry.argmax import ArgmaxResult, argmaxable, coinciding_rows, screen_center
-from gnc.geometry.pairwise import iter_blocks
 from gnc.pretrained import Head
 
 __all__ = [
     "HeadGeometry",
     "HeadGeometryConfig",
-    "RhoSummary",
     "analyze_head_geometry",
     "estimate_all_classes_seconds",
 ]
@@ -129,41 +133,6 @@ class HeadGeometryConfig:
         check_positive("code_time_limit", self.code_time_limit)
         check_int("random_exact_max_classes", self.random_exact_max_classes, minimum=2)
         check_int("random_solved_classes", self.random_solved_classes, minimum=1)
-
-
-@dataclass(frozen=True)
-class RhoSummary:
-    """``rho`` of a set of unit rows with its argmin and certificate.
-
-    Attributes:
-        rho: The value reported (the solver's primal value, an upper bound within ``gap``).
-        lower: Certified lower bound on ``rho``.
-        upper: Certified upper bound on ``rho``.
-        gap: ``upper - lower``.
-        certified: Whether ``gap <= tol``.
-        argmin: The class attaining ``rho`` (index into the head's rows).
-        label: Its decoded token or character.
-        classes_solved: Classes solved exactly (the rest excluded by their lower bound).
-        num_classes: Number of rows considered.
-        seconds: Wall time.
-        method: How it was obtained.
-    """
-
-    rho: float
-    lower: float
-    upper: float
-    gap: float
-    certified: bool
-    argmin: int
-    label: str
-    classes_solved: int
-    num_classes: int
-    seconds: float
-    method: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -380,80 +349,6 @@ def estimate_all_classes_seconds(
 # --------------------------------------------------------------------------------------------
 
 
-def _rho_search(
-    head: Head,
-    W: torch.Tensor,
-    rows: torch.Tensor | None,
-    s: torch.Tensor,
-    nearest: torch.Tensor,
-    cfg: HeadGeometryConfig,
-    bar: Any,
-) -> RhoSummary:
-    """Exact ``rho`` of the unit rows ``W`` from their exact max cosines ``s`` (one shared pass).
-
-    ``D_k >= 1 - s_k`` (the margin of ``h = w_k``, less the float64 rounding of ``s_k``) and
-    ``D_k <= |w_k - w_nearest(k)|``; classes are taken in increasing order of that lower bound,
-    one first and then in growing chunks, until the next bound is at least the best distance
-    found less ``tol``. Each chunk gets one working-set round of :func:`one_vs_rest_distances`
-    (an upper bound and a dual lower bound per class); only the classes whose lower bound is
-    still below the best are solved exactly. ``rows`` maps ``W``'s rows to
-    the head's (``None``: the same).
-    """
-    t0 = time.perf_counter()
-    K, d = W.shape
-    budget = resolve_budget(cfg.max_memory_mib)
-    lb = (1.0 - s - 2 * d * _EPS).clamp_min(0.0)
-    order = torch.argsort(lb)
-    lb_sorted = lb[order]
-    ub = torch.empty(K, dtype=W.dtype, device=W.device)
-    for a, b in iter_blocks(K, rows_per_budget(3 * d * 8, budget, num_rows=K)):
-        ub[a:b] = (W[a:b] - W[nearest[a:b]]).norm(dim=1)
-    best_i = int(ub.argmin())
-    best = float(ub[best_i])
-    lower_solved = float("inf")
-    pos, chunk, solved = 0, 1, 0
-    while pos < K and float(lb_sorted[pos]) < best - cfg.tol:
-        cut = int(torch.searchsorted(lb_sorted[pos : pos + chunk], best - cfg.tol))
-        cls = order[pos : pos + max(1, cut)]
-        # One working-set round first: an upper bound |x| >= D_k and a dual lower bound against
-        # all rows; exact solves only for the classes whose lower bound stays below the best.
-        kw: dict[str, Any] = {"max_memory_mib": budget, "tol": cfg.tol, "keep_points": False}
-        res = one_vs_rest_distances(W, classes=cls, max_rounds=1, **kw)
-        if res.rho < best:
-            best, best_i = res.rho, res.argmin
-        open_ = res.lower_bounds < best - cfg.tol
-        if not bool(open_.all()):
-            lower_solved = min(lower_solved, float(res.lower_bounds[~open_].min()))
-        if bool(open_.any()):
-            res = one_vs_rest_distances(W, classes=cls[open_], progress=cfg.progress, **kw)
-            if res.rho < best:
-                best, best_i = res.rho, res.argmin
-            lower_solved = min(lower_solved, float(res.lower_bounds.min()))
-        pos += cls.numel()
-        solved += cls.numel()
-        chunk = 256 if chunk == 1 else 4 * chunk
-        if bar is not None:
-            bar.set_postfix(rho=f"{best:.4g}", refresh=False)
-            bar.update(cls.numel())
-    if bar is not None:
-        bar.update(K - pos)
-    lower = min(lower_solved, float(lb_sorted[pos]) if pos < K else float("inf"), best)
-    arg = best_i if rows is None else int(rows[best_i])
-    return RhoSummary(
-        rho=best,
-        lower=lower,
-        upper=best,
-        gap=best - lower,
-        certified=best - lower <= cfg.tol,
-        argmin=arg,
-        label=head.decode(arg),
-        classes_solved=solved,
-        num_classes=K,
-        seconds=time.perf_counter() - t0,
-        method="exact (lower bounds 1 - s_k of the shared pass, then one_vs_rest_distances)",
-    )
-
-
 def _raw_distances(head: Head, classes: torch.Tensor, cfg: HeadGeometryConfig) -> torch.Tensor:
     """Raw ``D_k`` (no normalization) of ``classes`` among the exactly distinct raw rows.
 
@@ -540,9 +435,10 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
     phases["duplicates"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     distinct = dup.distinct
+    search: dict[str, Any] = {"tol": cfg.tol, "max_memory_mib": budget, "progress": cfg.progress}
     if dup.num_merged == 0:
         with _bar(cfg, K, f"rho search K={K}") as bar:
-            rho_all = _rho_search(head, W, None, dup.max_cosines, dup.nearest_row, cfg, bar)
+            rho_all = rho_search(head, W, None, dup.max_cosines, dup.nearest_row, bar=bar, **search)
         rho_distinct = None
     else:
         # Coinciding rows: D_k <= |w_k - w_j| for the nearest row j; 0 is the lower bound.
@@ -573,7 +469,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             fix = row_maxima(sub, rows=redo, max_memory_mib=budget)
             s_d[redo], near_d[redo] = fix.max_cosine, fix.argmax_cosine
         with _bar(cfg, distinct.numel(), f"rho search K={distinct.numel()}") as bar:
-            rho_distinct = _rho_search(head, sub, distinct, s_d, near_d, cfg, bar)
+            rho_distinct = rho_search(head, sub, distinct, s_d, near_d, bar=bar, **search)
         del sub
     phases["rho"] = time.perf_counter() - t0
     # Examples of the largest duplicate groups.
