@@ -218,6 +218,43 @@ def test_reference_values_routing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert geo.sample_classes.numel() == 0
 
 
+def test_auto_random_baseline_follows_the_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gnc.analysis.head_geometry as hg
+
+    W = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    config = HeadGeometryConfig(sample_classes=0, code_baseline=False, code_max_classes=20)
+    assert config.random_baseline == "auto"
+    geo = analyze_head_geometry(Head(W, None, "r"), config)  # a pass of 40 rows fits
+    assert geo.reference.random_rho is not None and geo.reference.random_certified
+    monkeypatch.setattr(hg, "estimate_all_classes_seconds", lambda K, d, device: 1e9)
+    geo = analyze_head_geometry(Head(W, None, "r"), config)
+    assert geo.reference.random_rho is None and "reduced shape" in geo.reference.notes[-1]
+    assert geo.reduced is not None and geo.reduced.random_rho is not None
+
+
+@pytest.mark.parametrize("budget", [1024.0, 0.05])
+def test_rho_search_matches_min_one_vs_rest_distance(budget: float) -> None:
+    from gnc.geometry import min_one_vs_rest_distance
+
+    gen = torch.Generator().manual_seed(21)
+    W = torch.randn(600, 4, generator=gen, dtype=torch.float64)
+    W[:300] *= torch.linspace(0.2, 1.0, 4, dtype=torch.float64)  # anisotropic half
+    config = HeadGeometryConfig(
+        sample_classes=0, random_baseline="off", code_baseline=False, max_memory_mib=budget
+    )
+    geo = analyze_head_geometry(Head(W, None, "r"), config)
+    ref = min_one_vs_rest_distance(W)
+    assert geo.rho_distinct is None and geo.rho_all.certified
+    assert geo.rho_all.rho == pytest.approx(ref.rho, abs=1e-12)
+    assert geo.rho_all.lower <= ref.rho + 1e-12 and geo.rho_all.classes_solved > 1
+    # Rows merged into their twins: rho of the distinct rows, whose nearest rows were merged.
+    dup = torch.cat([W, 2.0 * W[:50]])
+    geo = analyze_head_geometry(Head(dup, None, "r"), config)
+    assert geo.duplicates.num_merged == 50 and geo.rho_all.rho == pytest.approx(0.0, abs=1e-7)
+    assert geo.rho_distinct is not None and geo.rho_distinct.certified
+    assert geo.rho_distinct.rho == pytest.approx(ref.rho, abs=1e-12)
+
+
 def test_zero_row_is_rejected() -> None:
     W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
     with pytest.raises(ValueError, match="nonzero rows"):

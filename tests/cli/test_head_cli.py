@@ -161,3 +161,50 @@ def test_onnx_source_with_bias(main, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(argv) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["unargmaxable"] == 1 and s["argmax"]["examples"][0]["id"] == 4
+
+
+def test_gguf_source_prints_one_json_object(
+    main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """The shape of ``gnc head --source gemma3 --json`` on a tiny GGUF file of the same layout."""
+    gguf = pytest.importorskip("gguf")
+    import torch
+
+    from gnc.geometry import one_vs_rest_distances
+
+    rng = np.random.default_rng(4)
+    W = rng.integers(-8, 9, size=(14, 6)).astype(np.float32)
+    W[12] = (W[0] + W[1]) / 2  # exactly between rows 0 and 1: never the argmax
+    W[13] = W[5]  # exactly the same row: coincides
+    tokens = [f"tok{i}" for i in range(14)]
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="gemma3")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_tensor("token_embd.weight", W)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    argv = ["head", "--source", str(path), "--json", "--random", "off", "--no-code", "--no-cache"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    s = json.loads(out)  # one object, nothing else on stdout
+    assert (s["num_classes"], s["dim"], s["coinciding_rows"]) == (14, 6, 1)
+    assert s["certified"] is True and s["unargmaxable"] >= 1
+    assert "tok12" in [e["token"] for e in s["argmax"]["examples"]]
+    assert [e["token"] for e in s["argmax"]["coinciding_examples"]] == ["tok5", "tok13"]
+    U = torch.from_numpy(np.delete(W, 13, axis=0)).double()
+    assert s["rho"] == pytest.approx(one_vs_rest_distances(U).rho, abs=1e-9)
+    phases = s["phase_seconds"]
+    assert list(phases) == [
+        "read",
+        "pass",
+        "duplicates",
+        "rho",
+        "distances",
+        "argmax",
+        "reference",
+        "reduced",
+    ]
+    assert all(v >= 0 for v in phases.values()) and sum(phases.values()) <= s["seconds"] + 1e-6

@@ -157,3 +157,34 @@ def test_screen_margins_and_to_dict() -> None:
         assert out["unargmaxable"] == res.unargmaxable.tolist()
         assert len(out["margins"]) == 500 and None in out["margins"]
         assert "solved_states" not in out and "support" not in out
+
+
+def test_shared_pass_gives_the_same_result_and_is_checked() -> None:
+    from gnc.geometry._row_maxima import row_maxima
+    from gnc.geometry.argmax import coinciding_rows, screen_center
+
+    gen = torch.Generator().manual_seed(8)
+    W = torch.randn(60, 5, generator=gen, dtype=torch.float64)
+    W[50] = W[:4].mean(dim=0)  # inside the hull
+    W[51] = W[10]  # exact twin
+    b = torch.zeros(60, dtype=torch.float64)
+    for bias in (None, b):
+        free = coinciding_rows(W, bias) == torch.arange(60)
+        center = screen_center(W, free.nonzero(as_tuple=True)[0])
+        maxima = row_maxima(
+            W, raw_columns=free, center=center, coincide_tol=1e-9, max_memory_mib=1024.0
+        )
+        shared = argmaxable(W, bias, maxima=maxima)
+        alone = argmaxable(W, bias)
+        assert torch.equal(shared.status, alone.status)
+        assert 50 in shared.unargmaxable.tolist() and shared.coinciding.tolist() == [10, 51]
+        torch.testing.assert_close(shared.margins, alone.margins, equal_nan=True)
+        _check_certificates(W, bias, shared)
+    free = coinciding_rows(W, None) == torch.arange(60)
+    uncentred = row_maxima(W, raw_columns=free, max_memory_mib=1024.0)
+    all_columns = row_maxima(
+        W, raw_columns=torch.ones(60, dtype=torch.bool), center=center, max_memory_mib=1024.0
+    )
+    for wrong in (uncentred, all_columns):
+        with pytest.raises(ValueError, match="Expected `maxima`"):
+            argmaxable(W, maxima=wrong)

@@ -1,6 +1,7 @@
 """Geometry of real ``K >> d`` heads and GNC of real features (the networks: :mod:`gnc.pretrained`).
 
 - :mod:`~gnc.analysis.head_geometry`: exact GNC2 of a head, its ``D_k``, argmaxable classes.
+- :mod:`~gnc.analysis.head_rho`: exact ``rho`` of a head from its shared pass's max cosines.
 - :mod:`~gnc.analysis.duplicates`: rows that point the same way (dead classes).
 - :mod:`~gnc.analysis.reference`: reference values of ``rho`` for a shape ``(K, d)``.
 - :mod:`~gnc.analysis.feature_gnc`: GNC1/GNC3/NCC of features grouped by predicted class.
@@ -16,10 +17,10 @@ from gnc.analysis.feature_gnc import (
 from gnc.analysis.head_geometry import (
     HeadGeometry,
     HeadGeometryConfig,
-    RhoSummary,
     analyze_head_geometry,
     estimate_all_classes_seconds,
 )
+from gnc.analysis.head_rho import RhoSummary, rho_search
 from gnc.analysis.reference import (
     ReferenceValues,
     random_rho,
@@ -45,4 +46,5 @@ __all__ = [
     "random_rho_bracket",
     "reduced_shape",
     "reference_values",
+    "rho_search",
 ]

@@ -1,9 +1,10 @@
 """Rows of a head that point the same way: groups, max cosines and nearest-row distances.
 
 Real heads hold *dead classes* (tokens or characters that training never or hardly saw): their
-rows drift to one common direction, so several rows coincide up to rounding. One tiled pass over
-the ``K x K`` inner products (never materialized) groups them and also gives every row's max
-cosine ``s_k`` and nearest-row distance ``sqrt(2 - 2 s_k)``.
+rows drift to one common direction, so several rows coincide up to rounding. One tiled float32
+pass over the ``K x K`` inner products (never materialized; exact in float64 where the rounding
+bound does not decide) groups them and also gives every row's max cosine ``s_k`` and nearest-row
+distance ``sqrt(2 - 2 s_k)``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gnc._checks import check_matrix
-from gnc._runtime import rows_per_budget
+from gnc._runtime import resolve_budget
+from gnc.geometry._row_maxima import RowMaxima, row_maxima
 
 __all__ = ["DuplicateGroups", "duplicate_groups"]
 
@@ -33,6 +35,7 @@ class DuplicateGroups:
         largest: Size of the largest group.
         nearest_distance: ``(K,)`` float64 distance of each unit row to its nearest other row.
         max_cosines: ``(K,)`` float64 ``s_k = max_{j != k} <w_k, w_j>``.
+        nearest_row: ``(K,)`` long, a row attaining ``s_k``.
         tolerance: The tolerance used.
     """
 
@@ -42,6 +45,7 @@ class DuplicateGroups:
     largest: int
     nearest_distance: torch.Tensor
     max_cosines: torch.Tensor
+    nearest_row: torch.Tensor
     tolerance: float
 
     @property
@@ -69,15 +73,27 @@ class DuplicateGroups:
 
 
 def duplicate_groups(
-    weights: torch.Tensor, *, tolerance: float = 1e-9, max_memory_mib: float | None = None
+    weights: torch.Tensor,
+    *,
+    tolerance: float = 1e-9,
+    max_memory_mib: float | None = None,
+    maxima: RowMaxima | None = None,
+    bar: Any = None,
 ) -> DuplicateGroups:
     """Group rows whose directions coincide: ``1 - cos(w_i, w_j) <= tolerance`` (transitively).
+
+    One tiled float32 pass over ``W W^T`` (:func:`gnc.geometry._row_maxima.row_maxima`) gives the
+    max cosines and the candidate pairs; both are made exact in float64 wherever the float32
+    rounding bound does not decide.
 
     Args:
         weights: ``(K, d)`` rows (normalized here), ``K >= 2``.
         tolerance: Largest ``1 - cos`` of two rows counted as the same direction (>= 0).
         max_memory_mib: Memory budget of one block of inner products (``None``: the
             working-memory setting of :mod:`gnc._runtime`).
+        maxima: The pass, when the caller already ran it over all rows of ``weights`` with
+            ``coincide_tol=tolerance`` (shared with other analyses); computed here otherwise.
+        bar: Optional tqdm bar of the pass, advanced by rows.
 
     Returns:
         A :class:`DuplicateGroups`.
@@ -91,22 +107,19 @@ def duplicate_groups(
     W = check_matrix("weights", weights, min_rows=2, nonzero_rows=True).to(torch.float64)
     if not 0.0 <= float(tolerance) < 1.0:
         raise ValueError(f"Expected `tolerance` in [0, 1), but got {tolerance}.")
-    W = W / W.norm(dim=1, keepdim=True)
     K = W.shape[0]
-    s = torch.empty(K, dtype=torch.float64, device=W.device)
-    pairs: list[torch.Tensor] = []
-    step = rows_per_budget(2 * K * 8, max_memory_mib, num_rows=K)
-    for a in range(0, K, step):
-        b = min(K, a + step)
-        block = W[a:b] @ W.T
-        block[torch.arange(b - a, device=W.device), torch.arange(a, b, device=W.device)] = -2.0
-        s[a:b] = block.max(dim=1).values
-        hit = (block >= 1.0 - tolerance).nonzero()
-        if hit.numel():
-            hit[:, 0] += a
-            pairs.append(hit[hit[:, 0] < hit[:, 1]].cpu())
-    if pairs:
-        edges = torch.cat(pairs).numpy()
+    if maxima is None:
+        maxima = row_maxima(
+            W, coincide_tol=float(tolerance), max_memory_mib=resolve_budget(max_memory_mib), bar=bar
+        )
+    elif maxima.coincide_tol != float(tolerance) or maxima.rows.numel() != K:
+        raise ValueError(
+            f"Expected `maxima` of all {K} rows with coincide_tol={tolerance}, but got "
+            f"{maxima.rows.numel()} rows with coincide_tol={maxima.coincide_tol}."
+        )
+    s = maxima.max_cosine
+    if maxima.pairs.numel():
+        edges = maxima.pairs.cpu().numpy()
         graph = coo_matrix(
             (np.ones(edges.shape[0], dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(K, K)
         )
@@ -127,5 +140,6 @@ def duplicate_groups(
         largest=int(counts.max()),
         nearest_distance=nearest,
         max_cosines=s,
+        nearest_row=maxima.argmax_cosine,
         tolerance=float(tolerance),
     )

@@ -18,12 +18,17 @@ coincide up to rounding (:mod:`gnc.analysis.duplicates`), so ``rho`` is 0 or num
   :func:`gnc.geometry.argmax.argmaxable`);
 - reference values (:mod:`gnc.analysis.reference`) at ``(K, d)`` and at a reduced ``(K', d')``
   with the same ratio ``K / d``.
+
+The duplicates, the lower bounds ``1 - s_k`` of the rho search and the argmax screen share one
+tiled float32 pass over ``W W^T`` (:func:`gnc.geometry._row_maxima.row_maxima`), exact in float64
+wherever its rounding bound does not decide; each phase's wall time is in
+:attr:`HeadGeometry.phase_seconds`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -31,15 +36,16 @@ import torch
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import make_generator, resolve_budget, resolve_device
 from gnc.analysis.duplicates import DuplicateGroups, duplicate_groups
+from gnc.analysis.head_rho import RhoSummary, rho_search
 from gnc.analysis.reference import ReferenceValues, reduced_shape, reference_values
-from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-from gnc.geometry.argmax import ArgmaxResult, argmaxable
+from gnc.geometry import one_vs_rest_distances
+from gnc.geometry._row_maxima import row_bar, row_maxima
+from gnc.geometry.argmax import ArgmaxResult, argmaxable, coinciding_rows, screen_center
 from gnc.pretrained import Head
 
 __all__ = [
     "HeadGeometry",
     "HeadGeometryConfig",
-    "RhoSummary",
     "analyze_head_geometry",
     "estimate_all_classes_seconds",
 ]
@@ -48,6 +54,12 @@ __all__ = [
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 1.0)
 #: Examples of each kind of argmax status that :meth:`HeadGeometry.to_dict` lists.
 ARGMAX_EXAMPLES = 20
+_EPS = torch.finfo(torch.float64).eps
+
+
+def _bar(cfg: HeadGeometryConfig, total: int, desc: str) -> Any:
+    """A transient tqdm bar of one phase on stderr (a no-op unless ``cfg.progress``)."""
+    return row_bar(total, desc, cfg.progress)
 
 
 @dataclass(frozen=True)
@@ -63,8 +75,10 @@ class HeadGeometryConfig:
             working-memory setting of :mod:`gnc._runtime`).
         duplicate_tolerance: Rows with ``1 - cos <= duplicate_tolerance`` count as one direction.
         tol: Certificate tolerance (gap) of the exact solvers.
-        random_baseline: ``"full"`` (same ``(K, d)``), ``"reduced"`` (only at ``(K', d')``) or
-            ``"off"``.
+        random_baseline: ``"auto"`` (the default: ``"full"`` when one pass over ``K`` random rows
+            is estimated to fit ``time_budget``, else ``"reduced"``; at ``K = 262,144`` that pass
+            would cost as much as the whole analysis of the head), ``"full"`` (same ``(K, d)``),
+            ``"reduced"`` (only at ``(K', d')``) or ``"off"``.
         code_baseline: Compute a numerical softmax code at the reduced ``(K', d')``.
         code_max_classes: Largest ``K'`` of the reduced comparison.
         code_time_limit: Seconds given to the softmax-code solver.
@@ -85,7 +99,7 @@ class HeadGeometryConfig:
     max_memory_mib: float | None = None
     duplicate_tolerance: float = 1e-9
     tol: float = 1e-9
-    random_baseline: Literal["full", "reduced", "off"] = "full"
+    random_baseline: Literal["auto", "full", "reduced", "off"] = "auto"
     code_baseline: bool = True
     code_max_classes: int = 512
     code_time_limit: float = 60.0
@@ -110,50 +124,15 @@ class HeadGeometryConfig:
             raise ValueError(
                 f"Expected `duplicate_tolerance` in [0, 1), but got {self.duplicate_tolerance}."
             )
-        if self.random_baseline not in ("full", "reduced", "off"):
+        if self.random_baseline not in ("auto", "full", "reduced", "off"):
             raise ValueError(
-                "Expected `random_baseline` in ('full', 'reduced', 'off'), but got "
+                "Expected `random_baseline` in ('auto', 'full', 'reduced', 'off'), but got "
                 f"{self.random_baseline!r}."
             )
         check_int("code_max_classes", self.code_max_classes, minimum=3)
         check_positive("code_time_limit", self.code_time_limit)
         check_int("random_exact_max_classes", self.random_exact_max_classes, minimum=2)
         check_int("random_solved_classes", self.random_solved_classes, minimum=1)
-
-
-@dataclass(frozen=True)
-class RhoSummary:
-    """``rho`` of a set of unit rows with its argmin and certificate.
-
-    Attributes:
-        rho: The value reported (the solver's primal value, an upper bound within ``gap``).
-        lower: Certified lower bound on ``rho``.
-        upper: Certified upper bound on ``rho``.
-        gap: ``upper - lower``.
-        certified: Whether ``gap <= tol``.
-        argmin: The class attaining ``rho`` (index into the head's rows).
-        label: Its decoded token or character.
-        classes_solved: Classes solved exactly (the rest excluded by their lower bound).
-        num_classes: Number of rows considered.
-        seconds: Wall time.
-        method: How it was obtained.
-    """
-
-    rho: float
-    lower: float
-    upper: float
-    gap: float
-    certified: bool
-    argmin: int
-    label: str
-    classes_solved: int
-    num_classes: int
-    seconds: float
-    method: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -187,6 +166,9 @@ class HeadGeometry:
             raw rows (``None`` unless asked for).
         argmax: Which classes can be the argmax (``None`` if skipped).
         argmax_labels: Decoded labels of the classes :meth:`to_dict` lists as argmax examples.
+        phase_seconds: Wall time of each phase: ``pass`` (the shared float32 pass), ``duplicates``,
+            ``rho``, ``distances`` (all or sampled ``D_k``), ``argmax`` (after the screen),
+            ``reference``, ``reduced``.
     """
 
     name: str
@@ -210,6 +192,7 @@ class HeadGeometry:
     raw_sample_distances: torch.Tensor | None = None
     argmax: ArgmaxResult | None = None
     argmax_labels: dict[int, str] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: scalars, quantiles of the per-class tensors, decoded examples.
@@ -278,6 +261,7 @@ class HeadGeometry:
             "code_shape": code_shape,
             "reference": self.reference.to_dict(),
             "reduced": reduced,
+            "phase_seconds": dict(self.phase_seconds),
             "seconds": self.seconds,
         }
 
@@ -365,30 +349,6 @@ def estimate_all_classes_seconds(
 # --------------------------------------------------------------------------------------------
 
 
-def _exact_rho(
-    head: Head, W: torch.Tensor, rows: torch.Tensor | None, config: HeadGeometryConfig
-) -> RhoSummary:
-    sub = W if rows is None else W[rows]
-    budget = resolve_budget(config.max_memory_mib)
-    res = min_one_vs_rest_distance(
-        sub, max_memory_mib=budget, tol=config.tol, progress=config.progress
-    )
-    arg = res.argmin if rows is None else int(rows[res.argmin])
-    return RhoSummary(
-        rho=float(res.rho),
-        lower=float(res.lower),
-        upper=float(res.upper),
-        gap=float(res.gap),
-        certified=bool(res.certified),
-        argmin=arg,
-        label=head.decode(arg),
-        classes_solved=int(res.classes_solved),
-        num_classes=int(sub.shape[0]),
-        seconds=float(res.seconds),
-        method="exact (min_one_vs_rest_distance)",
-    )
-
-
 def _raw_distances(head: Head, classes: torch.Tensor, cfg: HeadGeometryConfig) -> torch.Tensor:
     """Raw ``D_k`` (no normalization) of ``classes`` among the exactly distinct raw rows.
 
@@ -447,17 +407,41 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
     """
     cfg = config if config is not None else HeadGeometryConfig()
     start = time.perf_counter()
-    W = check_matrix("weights", head.weights, min_rows=3, nonzero_rows=True).to(torch.float64)
-    W = W / W.norm(dim=1, keepdim=True)
-    K, d = W.shape
+    phases: dict[str, float] = {}
+    raw = check_matrix("weights", head.weights, min_rows=3, nonzero_rows=True).to(torch.float64)
+    K, d = raw.shape
     budget = resolve_budget(cfg.max_memory_mib)
-    dup = duplicate_groups(W, tolerance=cfg.duplicate_tolerance, max_memory_mib=budget)
+    # One float32 pass shared by the duplicates, the lower bounds of rho and the argmax screen.
+    twin_free: torch.Tensor | None = None
+    center: torch.Tensor | None = None
+    if cfg.argmax:
+        bias = None if head.bias is None else head.bias.to(raw.device, torch.float64)
+        twin_free = coinciding_rows(raw, bias) == torch.arange(K, device=raw.device)
+        center = screen_center(raw, twin_free.nonzero(as_tuple=True)[0])
+    with _bar(cfg, K, f"shared pass K={K}") as bar:
+        maxima = row_maxima(
+            raw,
+            raw_columns=twin_free,
+            center=center,
+            coincide_tol=cfg.duplicate_tolerance,
+            max_memory_mib=budget,
+            bar=bar,
+        )
+    phases["pass"] = time.perf_counter() - start
+    t0 = time.perf_counter()
+    dup = duplicate_groups(raw, tolerance=cfg.duplicate_tolerance, maxima=maxima)
+    W = raw / raw.norm(dim=1, keepdim=True)
+    del raw
+    phases["duplicates"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    distinct = dup.distinct
+    search: dict[str, Any] = {"tol": cfg.tol, "max_memory_mib": budget, "progress": cfg.progress}
     if dup.num_merged == 0:
-        rho_all = _exact_rho(head, W, None, cfg)
+        with _bar(cfg, K, f"rho search K={K}") as bar:
+            rho_all = rho_search(head, W, None, dup.max_cosines, dup.nearest_row, bar=bar, **search)
         rho_distinct = None
     else:
         # Coinciding rows: D_k <= |w_k - w_j| for the nearest row j; 0 is the lower bound.
-        t0 = time.perf_counter()
         arg = int(dup.nearest_distance.argmin())
         ub = float(dup.nearest_distance[arg])
         rho_all = RhoSummary(
@@ -470,10 +454,24 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             label=head.decode(arg),
             classes_solved=0,
             num_classes=K,
-            seconds=time.perf_counter() - t0,
+            seconds=0.0,
             method="coinciding rows: [0, nearest-row distance]",
         )
-        rho_distinct = _exact_rho(head, W, dup.distinct, cfg)
+        # The distinct rows' max cosines: the shared pass's, except where the nearest row was
+        # merged away (then one pass over those rows against the distinct ones).
+        sub = W[distinct]
+        local = torch.full((K,), -1, dtype=torch.long, device=W.device)
+        local[distinct] = torch.arange(distinct.numel(), device=W.device)
+        s_d = dup.max_cosines[distinct].clone()
+        near_d = local[dup.nearest_row[distinct]]
+        redo = (near_d < 0).nonzero(as_tuple=True)[0]
+        if redo.numel():
+            fix = row_maxima(sub, rows=redo, max_memory_mib=budget)
+            s_d[redo], near_d[redo] = fix.max_cosine, fix.argmax_cosine
+        with _bar(cfg, distinct.numel(), f"rho search K={distinct.numel()}") as bar:
+            rho_distinct = rho_search(head, sub, distinct, s_d, near_d, bar=bar, **search)
+        del sub
+    phases["rho"] = time.perf_counter() - t0
     # Examples of the largest duplicate groups.
     rep = dup.representative.cpu()
     counts = torch.bincount(rep, minlength=K)
@@ -484,7 +482,8 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         members = (rep == root).nonzero(as_tuple=True)[0][:8].tolist()
         examples.append(tuple(head.decode(i) for i in members))
     # Exact D_k on all distinct directions when they fit the time budget, else on a sample.
-    distinct = dup.distinct.cpu()
+    t0 = time.perf_counter()
+    distinct = distinct.cpu()
     gen = make_generator(cfg.seed)
     estimate: float | None = None
     if cfg.sample_classes is None:
@@ -519,12 +518,15 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             classes=pick.to(W.device),
             max_memory_mib=budget,
             tol=cfg.tol,
+            keep_points=False,
             progress=cfg.progress,
         )
         classes = distinct[pick]
         dists, sample_cert, sample_seconds = ovr.distances.cpu(), ovr.certified, ovr.seconds
         if cfg.raw_distances:
             raw_dists = _raw_distances(head, classes, cfg)
+    phases["distances"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     argmax_res = None
     argmax_labels: dict[int, str] = {}
     if cfg.argmax:
@@ -533,14 +535,22 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             head.bias,
             max_memory_mib=budget,
             progress=cfg.progress,
+            maxima=maxima,
         )
         listed = (argmax_res.inside[:ARGMAX_EXAMPLES], argmax_res.coinciding[:ARGMAX_EXAMPLES])
         argmax_labels = {k: head.decode(k) for idx in listed for k in idx.tolist()}
+    del maxima
+    phases["argmax"] = time.perf_counter() - t0
     # Reference values at (K, d) and at a reduced (K', d') with the same K / d.
+    t0 = time.perf_counter()
+    random_full = cfg.random_baseline == "full"
+    if cfg.random_baseline == "auto":
+        one_pass = estimate_all_classes_seconds(K, d, W.device) / PASSES_PER_ALL_CLASSES
+        random_full = one_pass <= cfg.time_budget
     reference = reference_values(
         K,
         d,
-        random_baseline=cfg.random_baseline == "full",
+        random_baseline=random_full,
         code_baseline=cfg.code_baseline and cfg.code_max_classes >= K,
         seed=cfg.seed,
         max_memory_mib=budget,
@@ -550,6 +560,14 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         random_solved_classes=cfg.random_solved_classes,
         progress=cfg.progress,
     )
+    if cfg.random_baseline == "auto" and not random_full:
+        note = (
+            f"random rows at (K, d) = ({K}, {d}) only at the reduced shape: one pass over them "
+            f"is estimated at {one_pass:.0f} s > budget {cfg.time_budget:.0f} s"
+        )
+        reference = replace(reference, notes=(*reference.notes, note))
+    phases["reference"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     reduced = None
     K_red, d_red = reduced_shape(K, d, cfg.code_max_classes)
     if (K_red, d_red) != (K, d) and (cfg.code_baseline or cfg.random_baseline != "off"):
@@ -564,6 +582,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             code_time_limit=cfg.code_time_limit,
             progress=cfg.progress,
         )
+    phases["reduced"] = time.perf_counter() - t0
     return HeadGeometry(
         name=head.name,
         num_classes=K,
@@ -586,4 +605,5 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         raw_sample_distances=raw_dists,
         argmax=argmax_res,
         argmax_labels=argmax_labels,
+        phase_seconds=phases,
     )

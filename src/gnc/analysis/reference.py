@@ -23,8 +23,8 @@ from gnc._checks import check_int
 from gnc._runtime import make_generator, resolve_budget
 from gnc.codes import softmax_code
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+from gnc.geometry._row_maxima import row_bar, row_maxima
 from gnc.geometry.bounds import rho_star_upper
-from gnc.geometry.pairwise import max_cosines
 
 __all__ = [
     "ReferenceValues",
@@ -153,7 +153,10 @@ def random_rho_bracket(
     W = torch.randn(K, d, generator=gen, dtype=torch.float64)
     W = W / W.norm(dim=1, keepdim=True)
     budget = resolve_budget(max_memory_mib)
-    lb = 1.0 - max_cosines(W, max_memory_mib=budget)[0]
+    with row_bar(K, f"random rows K={K}", progress) as bar:
+        s = row_maxima(W, max_memory_mib=budget, bar=bar).max_cosine
+    # s_k is exact up to the float64 rounding of a d-term dot product.
+    lb = 1.0 - s - 2 * d * torch.finfo(torch.float64).eps
     order = torch.argsort(lb)
     res = one_vs_rest_distances(
         W, classes=order[:m], max_memory_mib=budget, tol=tol, progress=progress

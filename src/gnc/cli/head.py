@@ -95,9 +95,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--random",
-        choices=("full", "reduced", "off"),
-        default="full",
-        help="random-rows baseline at the same (K, d) (full), only at the reduced shape, or off",
+        choices=("auto", "full", "reduced", "off"),
+        default="auto",
+        help=(
+            "random-rows baseline at the same (K, d) (full), only at the reduced shape, or off; "
+            "auto (default): full when one pass over K random rows fits --time-budget"
+        ),
     )
     parser.add_argument(
         "--random-exact-max-classes",
@@ -132,8 +135,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     parser.add_argument("--out", type=Path, default=None, help="run folder to write")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
-    parser.add_argument(
+    bars = parser.add_mutually_exclusive_group()
+    bars.add_argument(
         "--no-progress", action="store_true", help="no progress bars (shown only on a terminal)"
+    )
+    bars.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress bars of every phase on stderr even when it is not a terminal (logs)",
     )
     parser.set_defaults(func=run)
 
@@ -345,7 +354,8 @@ def _print_text(s: dict[str, Any]) -> None:
         )
     for note in [*s["reference"]["notes"], *((red or {}).get("notes") or ())]:
         print(f"  note: {note}")
-    print(f"  total {s['seconds']:.1f} s")
+    phases = ", ".join(f"{k} {v:.1f}" for k, v in s["phase_seconds"].items())
+    print(f"  total {s['seconds']:.1f} s ({phases})")
     sys.stdout.flush()
 
 
@@ -361,6 +371,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=config["cache_dir"],
         use_cache=config["use_cache"],
     )
+    read_seconds = time.time() - started
     if config["device"] != "cpu":
         head = dataclasses.replace(head, weights=head.weights.to(config["device"]))
     sample = config["sample_classes"]
@@ -387,10 +398,11 @@ def run(args: argparse.Namespace) -> int:
             code_time_limit=config["code_time_limit"],
             random_exact_max_classes=config["random_exact_max_classes"],
             random_solved_classes=config["random_solved_classes"],
-            progress=not args.no_progress and sys.stderr.isatty(),
+            progress=args.progress or (not args.no_progress and sys.stderr.isatty()),
         ),
     )
     summary = _summary(geo, head, config)
+    summary["phase_seconds"] = {"read": read_seconds, **summary["phase_seconds"]}
     summary["seconds"] = time.time() - started  # loading included
     if config["per_class"] is not None:
         _write_per_class(Path(config["per_class"]), geo, head, config["max_memory_mib"])

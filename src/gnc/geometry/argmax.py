@@ -20,7 +20,9 @@ with the residual ``|w_k - sum_j lam_j w_j|`` (float64) and the bias excess
 
 **Method.** Rows that coincide exactly with another (bias included) are set apart first: they can
 tie for the maximum but never win it strictly. On the distinct rows one tiled float32 pass of
-``W W^T`` screens every class with ``h = alpha_k w_k`` (``alpha_k`` large enough to beat the
+``W W^T`` screens every class with ``h = alpha_k (w_k - c)``, ``c`` the mean row (margins do not
+change under translation, and centring exposes the rows that a large common component of the
+head hides from ``h = w_k``; ``alpha_k`` large enough to beat the
 bias): it needs only ``s_k = max_{j != k} <w_j, w_k>``, which the pass makes exact in float64 by
 recomputing the few entries that the rounding bound ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``
 cannot rule out (the GEMM dominates; no float64 work on whole tiles). The class with the strictly
@@ -44,12 +46,21 @@ from tqdm import tqdm
 
 from gnc._checks import check_matrix, check_positive
 from gnc._runtime import resolve_budget, rows_per_budget
-from gnc.geometry._screening import neighbour_pass
+from gnc.geometry._row_maxima import RowMaxima, row_bar, row_maxima
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
 from gnc.geometry.pairwise import iter_blocks
 from gnc.io import Record, record_to_dict, to_jsonable
 
-__all__ = ["ARGMAXABLE", "COINCIDING", "INSIDE_HULL", "UNDECIDED", "ArgmaxResult", "argmaxable"]
+__all__ = [
+    "ARGMAXABLE",
+    "COINCIDING",
+    "INSIDE_HULL",
+    "UNDECIDED",
+    "ArgmaxResult",
+    "argmaxable",
+    "coinciding_rows",
+    "screen_center",
+]
 
 #: Status codes of :attr:`ArgmaxResult.status`.
 ARGMAXABLE, INSIDE_HULL, COINCIDING, UNDECIDED = 1, 0, 2, -1
@@ -78,8 +89,10 @@ class ArgmaxResult(Record):
         twin: ``(K,)`` long, the lowest index of the row each row coincides with (itself if none).
         margins: ``(K,)`` float64 certified lower bound on the margin of the certificate state
             of each argmaxable class.
-        scales: ``(K,)`` float64 ``alpha_k`` where the certificate state is ``h = alpha_k w_k``
-            (0 for ``h = 0``), NaN where it is a solved state (see ``solved_states``).
+        scales: ``(K,)`` float64 ``alpha_k`` where the certificate state is
+            ``h = alpha_k (w_k - center)`` (0 for ``h = 0``), NaN where it is a solved state (see
+            ``solved_states``).
+        center: ``(d,)`` float64 centre of the screen's states (the mean of the distinct rows).
         solved_classes: ``(M,)`` classes whose certificate state came from an exact solve.
         solved_states: ``(M, d)`` float64 those hidden states.
         inside: ``(U,)`` the classes inside the hull (``status == INSIDE_HULL``).
@@ -87,7 +100,8 @@ class ArgmaxResult(Record):
         support_weights: ``(U, s)`` the convex weights (0 on padding).
         residuals: ``(U,)`` float64 ``|w_k - sum_j lam_j w_j|`` evaluated in float64.
         bias_excess: ``(U,)`` float64 ``sum_j lam_j b_j - b_k`` (0 without a bias).
-        raw_distances: ``(K,)`` float64 raw ``D_k`` (no bias) of the classes solved exactly.
+        raw_distances: ``(K,)`` float64 raw ``D_k`` (no bias) of the classes solved to the end
+            (those that one working-set round did not already certify).
         num_screened: Classes decided by the screen.
         num_solved: Classes sent to the exact solver.
         tol: Residual tolerance (relative to the largest row norm) for "inside the hull".
@@ -95,7 +109,12 @@ class ArgmaxResult(Record):
         seconds: Wall time.
     """
 
-    _omit_from_dict: ClassVar[tuple[str, ...]] = ("solved_states", "support", "support_weights")
+    _omit_from_dict: ClassVar[tuple[str, ...]] = (
+        "solved_states",
+        "support",
+        "support_weights",
+        "center",
+    )
 
     num_classes: int
     feature_dim: int
@@ -104,6 +123,7 @@ class ArgmaxResult(Record):
     twin: torch.Tensor
     margins: torch.Tensor
     scales: torch.Tensor
+    center: torch.Tensor
     solved_classes: torch.Tensor
     solved_states: torch.Tensor
     inside: torch.Tensor
@@ -149,14 +169,19 @@ class ArgmaxResult(Record):
         if int(self.status[k]) != ARGMAXABLE:
             return None
         scale = float(self.scales[k])
-        if scale == scale:  # not NaN: h = alpha_k w_k
-            return scale * weights[k].to(torch.float64)
+        if scale == scale:  # not NaN: h = alpha_k (w_k - center)
+            return scale * (weights[k].to(torch.float64) - self.center)
         pos = (self.solved_classes == k).nonzero(as_tuple=True)[0]
         return self.solved_states[int(pos[0])]
 
 
-def _coinciding(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """``twin[k]`` = lowest index of a row equal to row ``k`` (bias included)."""
+def coinciding_rows(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``twin[k]`` = lowest index of a row equal to row ``k`` (bias included), bitwise.
+
+    Example:
+        >>> coinciding_rows(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), None).tolist()
+        [0, 1, 0]
+    """
     X = W if b is None else torch.cat([W, b[:, None]], dim=1)
     _, inverse = torch.unique(X.cpu(), dim=0, return_inverse=True)
     K = W.shape[0]
@@ -165,34 +190,39 @@ def _coinciding(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     return first[inverse].to(W.device)
 
 
-def _screen(
-    U: torch.Tensor, b: torch.Tensor | None, max_memory_mib: float, bar: Any = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Certified margins of ``h = alpha_k u_k`` on distinct rows ``U``: ``(margins, alpha)``.
+def screen_center(weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The centre of the argmax screen: the float64 mean of ``weights[rows]`` (the distinct rows).
 
-    With ``a_j = |u_k|^2 - <u_j, u_k>`` and ``A_k = min_{j != k} a_j``: if ``A_k > 0``, ``h = u_k``
+    Example:
+        >>> screen_center(torch.tensor([[1.0, 0.0], [3.0, 2.0], [1.0, 0.0]]), torch.tensor([0, 1]))
+        tensor([2., 1.], dtype=torch.float64)
+    """
+    return weights[rows].to(torch.float64).mean(dim=0)
+
+
+def _screen(
+    U: torch.Tensor, b: torch.Tensor | None, s: torch.Tensor, center: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Certified margins of ``h = alpha_k (u_k - c)`` on distinct rows ``U``: ``(margins, alpha)``.
+
+    The margins ``<u_k - u_j, h> + b_k - b_j`` do not change when every row moves by ``-c``, so
+    the screen works on the centred rows (written ``u`` below; real heads share a large common
+    component, which hides most rows from ``h = u_k`` uncentred). With
+    ``a_j = |u_k|^2 - <u_j, u_k>`` and ``A_k = min_{j != k} a_j``: if ``A_k > 0``, ``h = u_k``
     (``alpha = 1``) has margin ``>= A_k`` when no other bias exceeds ``b_k``; otherwise, with the
     bias deficit ``delta_k = max_{j != k} b_j - b_k > 0``, ``alpha = 2 delta_k / A_k`` gives
-    ``alpha a_j + b_k - b_j >= 2 delta_k - delta_k = delta_k``. ``A_k`` comes from one tiled
-    float32 pass (:func:`~gnc.geometry._screening.neighbour_pass`) whose row max
-    ``s_k = max_{j != k} <u_j, u_k>`` is exact in float64 (entries the float32 rounding bound
-    leaves open are recomputed), less the float64 rounding of ``|u_k|^2`` and of ``s_k``.
+    ``alpha a_j + b_k - b_j >= 2 delta_k - delta_k = delta_k``. ``s`` holds the exact (float64)
+    ``s_k = max_{j != k} <u_j, u_k>`` of one float32 pass
+    (:func:`~gnc.geometry._row_maxima.row_maxima`); ``A_k`` is ``|u_k|^2 - s_k`` less the float64
+    rounding of both and of the centring ``u - c`` itself.
     """
     K, d = U.shape
     dev = U.device
-    norms = U.norm(dim=1)
-    g64 = _gamma(d + 2, _U64)
-    nb = neighbour_pass(
-        U,
-        U.to(torch.float32),
-        torch.arange(K, device=dev),
-        0,
-        unit_rows=False,
-        exact_max=True,
-        max_memory_mib=max_memory_mib,
-        bar=bar,
-    )
-    A = (U * U).sum(dim=1) * (1.0 - g64) - nb.max_inner - g64 * norms * float(norms.max())
+    V = U - center
+    norms = V.norm(dim=1)
+    g64 = _gamma(d + 2, _U64) + 3 * _U64
+    A = (V * V).sum(dim=1) * (1.0 - g64) - s - g64 * norms * float(norms.max())
+    del V
     ok = A > 0
     alpha = torch.ones(K, dtype=torch.float64, device=dev)
     margin = A.clone()
@@ -287,6 +317,7 @@ def argmaxable(
     max_memory_mib: float | None = None,
     tol: float = 1e-9,
     progress: bool = False,
+    maxima: RowMaxima | None = None,
 ) -> ArgmaxResult:
     """Decide for every class whether some hidden state makes it the argmax (exact, certified).
 
@@ -297,6 +328,11 @@ def argmaxable(
         tol: A class is inside the hull when its convex combination's residual is at most
             ``tol * max_k |w_k|`` (and its bias excess at least ``-tol * max |b|``).
         progress: Show a tqdm bar of the exact solves on stderr.
+        maxima: The screening pass when the caller already ran it (shared with other analyses
+            of the same head): :func:`gnc.geometry._row_maxima.row_maxima` of ``weights`` as
+            float64 over all rows with ``raw_columns = coinciding_rows(weights, bias) ==
+            arange(K)`` and ``center = screen_center(weights, raw_columns.nonzero())``; run here
+            otherwise.
 
     Returns:
         An :class:`ArgmaxResult`.
@@ -331,8 +367,21 @@ def argmaxable(
     margins = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
     scales = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
     raw = torch.full((K,), torch.nan, dtype=torch.float64, device=dev)
-    twin = _coinciding(W, b)
+    twin = coinciding_rows(W, b)
     ar = torch.arange(K, device=dev)
+    center = screen_center(W, (twin == ar).nonzero(as_tuple=True)[0])
+    if maxima is not None and (
+        maxima.rows.numel() != K
+        or maxima.raw_columns is None
+        or not torch.equal(maxima.raw_columns, twin == ar)
+        or maxima.center is None
+        or not torch.equal(maxima.center, center)
+    ):
+        raise ValueError(
+            f"Expected `maxima` of all {K} rows with raw_columns = the rows that coincide with no "
+            "earlier row (bias included) and center = screen_center of those rows, but got a "
+            "pass over other rows, columns or centre."
+        )
     status[twin != ar] = COINCIDING
     status[twin[twin != ar]] = COINCIDING
     distinct = (twin == ar).nonzero(as_tuple=True)[0]
@@ -354,15 +403,19 @@ def argmaxable(
         status[:] = COINCIDING
     else:
         local = torch.full((n,), UNDECIDED, dtype=torch.int8, device=dev)
-        with tqdm(
-            total=n,
-            desc=f"argmax screen K={n}",
-            unit="class",
-            disable=not progress,
-            leave=False,
-            file=sys.stderr,
-        ) as bar:
-            m, alpha = _screen(U, bu, max_memory_mib, bar)
+        with row_bar(K, f"argmax screen K={K}", progress) as bar:
+            if maxima is None:
+                maxima = row_maxima(
+                    W,
+                    raw_columns=twin == ar,
+                    center=center,
+                    cosines=False,
+                    max_memory_mib=max_memory_mib,
+                    bar=bar,
+                )
+            else:
+                bar.update(K)
+            m, alpha = _screen(U, bu, maxima.max_inner[distinct], center)
         hit = m > 0
         local[hit] = ARGMAXABLE
         if bu is not None:  # h = 0 for the strictly largest bias
@@ -378,24 +431,30 @@ def argmaxable(
         states: list[torch.Tensor] = []
         state_cls: list[int] = []
         lp_todo: list[int] = []
-        if todo.numel():
-            # The raw one-vs-rest engine (no bias): a positive distance gives a direction h_k
-            # with margin >= lb_k per unit; with a bias, alpha h_k wins once alpha lb_k exceeds
-            # the largest bias deficit max_j b_j - b_k.
+        # The raw one-vs-rest engine (no bias): a positive distance gives a direction h_k with
+        # margin >= lb_k per unit; with a bias, alpha h_k wins once alpha lb_k exceeds the largest
+        # bias deficit max_j b_j - b_k. One working-set round first (its dual bound is checked
+        # against all rows, so a positive one is a certificate): most classes are settled there,
+        # and only the rest are solved to the end.
+        open_cls = todo
+        for rounds in (1, 100):
+            if open_cls.numel() == 0:
+                break
             res = one_vs_rest_distances(
                 U,
                 normalize=False,
-                classes=todo,
+                classes=open_cls,
                 max_memory_mib=max_memory_mib,
                 tol=tol * max(scale_max, 1e-300),
+                max_rounds=rounds,
                 progress=progress,
             )
-            if bu is None:
-                raw[distinct[todo]] = res.distances
+            if bu is None and rounds > 1:
+                raw[distinct[open_cls]] = res.distances
             pos = res.lower_bounds > 0
             good = torch.zeros_like(pos)
             if bool(pos.any()):
-                cand = todo[pos]
+                cand = open_cls[pos]
                 H = res.directions[pos]
                 if bu is not None:
                     top2 = torch.topk(bu, 2)
@@ -411,13 +470,16 @@ def argmaxable(
                 m[cand[mv > 0]] = mv[mv > 0]
                 states.extend(H[mv > 0])
                 state_cls.extend(cand[mv > 0].tolist())
+            if rounds == 1:
+                open_cls = open_cls[~good]
+                continue
             for i in (~good).nonzero(as_tuple=True)[0].tolist():
                 if bu is not None:  # inside the raw hull: a bias may still rescue it
-                    lp_todo.append(int(todo[i]))
+                    lp_todo.append(int(open_cls[i]))
                     continue
                 sup = res.support[i]
                 live = sup >= 0
-                inside_local.append(int(todo[i]))
+                inside_local.append(int(open_cls[i]))
                 inside_sup.append(sup[live].cpu().numpy())
                 inside_w.append(res.support_weights[i][live].cpu().numpy())
         if lp_todo:
@@ -496,6 +558,7 @@ def argmaxable(
         twin=twin,
         margins=margins,
         scales=scales,
+        center=center,
         solved_classes=solved_cls,
         solved_states=solved_h,
         inside=inside_idx,
