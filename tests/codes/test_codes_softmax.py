@@ -50,7 +50,12 @@ def test_closed_form_none_beyond_2d() -> None:
 
 
 def test_icosahedron_from_random_start() -> None:
-    res = softmax_code(12, 3, restarts=1, steps=(300, 300), seed=3)
+    # The icosahedron attains the Tammes bound: the search stops there, certified.
+    hit = softmax_code(12, 3, restarts=4, steps=(300, 300), seed=3)
+    assert hit.stop_reason == "bound-reached" and hit.restarts == 1
+    assert abs(hit.rho - ICOSA) < 1e-9 and hit.certified
+    assert hit.trace[0][1] >= ICOSA - 1e-9
+    res = softmax_code(12, 3, restarts=1, steps=(300, 300), seed=3, stop_at_bound=False)
     assert res.method == "optimized"
     assert abs(res.rho - ICOSA) < 1e-6
     assert res.certified and res.gap <= 1e-9

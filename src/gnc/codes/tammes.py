@@ -8,6 +8,7 @@ Tammes code too, so softmax and Tammes codes can be compared (``T^2 / 2 <= rho* 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 
@@ -34,6 +35,9 @@ def tammes_code(
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
     start_codes: Sequence[torch.Tensor] = (),
+    clock: Literal["wall", "cpu"] = "wall",
+    target: float | None = None,
+    stop_at_bound: bool = True,
 ) -> CodeResult:
     """A Tammes code for ``(K, d)``: ``K`` unit vectors with the largest minimum distance.
 
