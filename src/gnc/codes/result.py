@@ -41,7 +41,7 @@ class CodeResult(Record):
             ``"start-code+polish"`` (a given start code, e.g. the catalogue's, won).
         iterations: Surrogate steps plus polishing linear programs, over all restarts.
         seconds: Wall time including certification.
-        stop_reason: ``"bound-reached"`` when the search stopped at its stop value (see
+        stop_reason: ``"bound-reached"`` or ``"target-reached"`` when the search stopped early (see
             :func:`gnc.codes.softmax_code`'s ``target`` and ``stop_at_bound``), else why the
             polishing of the returned code stopped (or ``"closed-form"``).
         history: Objective after each accepted polishing step (non-decreasing): the HardMax

@@ -140,17 +140,17 @@ def default_steps(num_classes: int, feature_dim: int) -> tuple[int, int]:
     return 300, 600
 
 
-def _stop_value(
+def _stop_values(
     kind: str, K: int, d: int, target: float | None, stop_at_bound: bool
-) -> float | None:
-    """Objective (internal units) at which the search stops early, or ``None``."""
+) -> list[tuple[float, str]]:
+    """Objectives (internal units) at which the search stops early, with the stop reason."""
     goals = []
     if target is not None:
         t = check_positive("target", target)
-        goals.append(t if kind == "softmax" else t * t / 2.0)
+        goals.append((t if kind == "softmax" else t * t / 2.0, "target-reached"))
     if stop_at_bound and d >= 2:
-        goals.append(min_distance_upper(K, d) ** 2 / 2.0 - STOP_TOLERANCE)
-    return min(goals) if goals else None
+        goals.append((min_distance_upper(K, d) ** 2 / 2.0 - STOP_TOLERANCE, "bound-reached"))
+    return goals
 
 
 def solve_code(
@@ -198,13 +198,17 @@ def solve_code(
         if init.shape[0] != K:
             raise ValueError(f"Expected `init` of shape ({K}, {d}), but got {tuple(init.shape)}.")
     deadline = None if limit is None else start + limit
-    goal = _stop_value(kind, K, d, target, stop_at_bound)
+    goals = _stop_values(kind, K, d, target, stop_at_bound)
+    goal = min(g for g, _ in goals) if goals else None
 
     def should_stop() -> bool:
         return deadline is not None and now() > deadline
 
     def reached(value: float) -> bool:
         return goal is not None and value >= goal
+
+    def reason(value: float) -> str:
+        return next(name for g, name in goals if value >= g)
 
     closed = closed_form_code(K, d, dtype=torch.float64, device=dev) if init is None else None
     if closed is not None:
@@ -285,7 +289,7 @@ def solve_code(
             W = polished.code
         if best is None or value > best[0]:
             best, from_start = (value, W, [], polished), True
-    stop_reason: str | None = "bound-reached" if best is not None and reached(best[0]) else None
+    stop_reason = reason(best[0]) if best is not None and reached(best[0]) else None
 
     def starts(r: int, count: int) -> list[torch.Tensor]:
         # Restart r draws from the stream seed * 1_000_003 + r (part r - 1), the stream the
@@ -410,7 +414,7 @@ def solve_code(
             best, from_start = (value, W, hist, polished), False
         trace.append((now() - start, best[0]))
         if reached(best[0]):
-            stop_reason = "bound-reached"
+            stop_reason = reason(best[0])
         bar.set_postfix(best=f"{best[0]:.6f}", refresh=False)
         bar.update(1)
         restart_seconds.append(now() - t_restart)
