@@ -3,17 +3,22 @@
 Pipeline for each random start (closed forms are returned directly); ``restarts`` starts, or
 with a time limit and ``restarts=None`` (the default) as many as the budget allows:
 
-1. Softmax codes, three restarts in four: Riesz-energy descent (exponent
-   ``min(12, max(1, d - 2))``; 4000 steps from ``K = 100``) spreads the points so the run lands
-   in the basin of the highly symmetric optima (E8, 600-cell) more often than the hard
-   objectives do from raw random points. Every fourth restart starts from the raw random
-   points on the Tammes surrogate (``rho >= 1 - max cosine``, and that landscape reaches other
-   basins).
+1. Softmax codes, three restarts in four: Riesz-energy minimization (below; past
+   ``K = 2048`` normalized gradient steps, exponent ``min(12, max(1, d - 2))``) spreads the
+   points so the run lands in the basin of the highly symmetric optima (E8, 600-cell) more
+   often than the hard objectives do from raw random points. Every fourth restart starts from
+   the raw random points on the Tammes surrogate (``rho >= 1 - max cosine``, and that landscape
+   reaches other basins).
 2. Annealed surrogate of the HardMax problem (:mod:`gnc.codes.surrogate`): Riemannian steps on
    ``(W, H)`` over the product of spheres with the log-sum-exp temperature ``tau -> 0``.
-   Tammes codes (``K <= 2048``) replace steps 1-2 by the classic recipe, batched: 16 starts as
-   one ``(R, K, d)`` tensor descend the Riesz energy with the exponent rising from 1 to 64
+   Tammes codes (``K <= 2048``) alternate it (4 restarts on the Tammes surrogate from raw
+   random points) with the classic recipe, batched: 16 starts as one ``(R, K, d)`` tensor
+   descend the Riesz energy with the exponent rising from 1 to 8-64
    (:func:`gnc.codes.surrogate.riesz_batch`), so the closest pairs dominate at the end.
+   Softmax codes spread each restart's start as the best of 8 L-BFGS Riesz minima
+   (:func:`gnc.codes.surrogate.riesz_lbfgs`, exponent ``min(20, max(1, d - 2))``); one near the
+   stop value (a sharp code's basin) gets its near-tied pairs tied exactly
+   (:func:`gnc.codes.polish.equalize_ties`) and, if still short, the Tammes polish.
 3. Every restart (``K <= 160``; best spread first for Tammes batches), or the best after
    annealing and every restart near the stop value, is polished by trust-region
    sequential linear programming on the true max-min objective (:mod:`gnc.codes.polish`),
