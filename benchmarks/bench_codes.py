@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 
 import torch
@@ -162,7 +163,8 @@ def reliability_case(
 
     The search runs with default settings (random restarts while the budget lasts, no
     catalogue start); ``target`` only stops it at the first success so the time to success is
-    measured (the trace gives the time the winning restart finished).
+    measured (the trace gives the time the winning restart finished). One line per seed goes
+    to stderr as it ends.
     """
     if kind == "softmax":
         target = 1.0 - SHARP_CODES[(K, d)][1]
@@ -180,10 +182,18 @@ def reliability_case(
         res = solver(K, d, seed=seed, time_limit=time_limit, clock=clock, target=stop)
         value = res.rho if kind == "softmax" else res.min_pairwise_distance
         wall.append(res.seconds)
-        if value >= stop:
+        hit = value >= stop
+        if hit:
             hit_times.append(next(t for t, v in res.trace if v >= objective - 1e-12))
         else:
             fails.append(value)
+        seed_row = {
+            "case": f"{kind}:{K}x{d}",
+            "seed": seed,
+            "value": value,
+            "seconds_to_success": hit_times[-1] if hit else None,
+        }
+        print(json.dumps(seed_row), file=sys.stderr, flush=True)
     hit_times.sort()
     return {
         "kind": kind,
