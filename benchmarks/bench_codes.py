@@ -32,6 +32,7 @@ import json
 import math
 import sys
 import time
+from typing import Literal
 
 import torch
 
@@ -157,7 +158,7 @@ RELIABILITY_TAMMES = [13, 24, 48, 70, 120]  # N = 72 is not in the offline table
 
 
 def reliability_case(
-    kind: str, K: int, d: int, seeds: int, time_limit: float, clock: str
+    kind: str, K: int, d: int, seeds: int, time_limit: float, clock: Literal["wall", "cpu"]
 ) -> dict[str, object]:
     """One row: successes over seeds, median time to success, best value on failures.
 
@@ -212,7 +213,11 @@ def reliability_case(
 
 
 def reliability(
-    seeds: int, time_limit: float, cases: list[str] | None, clock: str, large_seeds: int
+    seeds: int,
+    time_limit: float,
+    cases: list[str] | None,
+    clock: Literal["wall", "cpu"],
+    large_seeds: int,
 ) -> list[dict[str, object]]:
     """Success rates of the default search from random starts over ``seeds`` seeds."""
     todo: list[tuple[str, int, int, int]] = [("softmax", K, d, seeds) for K, d in RELIABILITY_SHARP]
