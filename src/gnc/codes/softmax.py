@@ -11,8 +11,8 @@ with a time limit and ``restarts=None`` (the default) as many as the budget allo
    reaches other basins).
 2. Annealed surrogate of the HardMax problem (:mod:`gnc.codes.surrogate`): Riemannian steps on
    ``(W, H)`` over the product of spheres with the log-sum-exp temperature ``tau -> 0``.
-   Tammes codes (``K <= 2048``) alternate it (4 restarts on the Tammes surrogate from raw
-   random points) with the classic recipe, batched: 16 starts as one ``(R, K, d)`` tensor
+   Tammes codes (``K <= 2048``) alternate it (8 restarts on the Tammes surrogate from raw
+   random points first) with the classic recipe, batched: 16 starts as one ``(R, K, d)`` tensor
    descend the Riesz energy with the exponent rising from 1 to 8-64
    (:func:`gnc.codes.surrogate.riesz_batch`), so the closest pairs dominate at the end.
    Softmax codes spread each restart's start as the best of 8 L-BFGS Riesz minima
@@ -74,8 +74,8 @@ TAMMES_EXPONENTS = (8.0, 16.0, 8.0, 64.0)
 #: Tammes restarts spread together as one ``(R, K, d)`` batch (fewer when memory is short).
 TAMMES_BATCH = 16
 
-#: Tammes restarts on the annealed surrogate after each batch.
-TAMMES_ANNEALED = 4
+#: Tammes restarts on the annealed surrogate before each batch.
+TAMMES_ANNEALED = 8
 
 #: The search stops once the objective is within this of the stop value (see ``stop_at_bound``).
 STOP_TOLERANCE = 1e-9
@@ -329,10 +329,10 @@ def solve_code(
         return size if until_deadline else max(1, min(size, R - r))
 
     pending: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []
-    # Tammes codes alternate a Riesz batch with TAMMES_ANNEALED restarts on the annealed
-    # Tammes surrogate (from raw random points): each reaches optima the other misses
-    # (measured: N = 13 only by annealing, N = 15 only by the Riesz batch).
-    annealed_left = 0
+    # Tammes codes alternate TAMMES_ANNEALED restarts on the annealed Tammes surrogate (from
+    # raw random points) with a Riesz batch: each reaches optima the other misses (measured:
+    # N = 13, 14, 19, 21 by annealing, N = 15 only by the Riesz batch).
+    annealed_left = TAMMES_ANNEALED
     r = 0
     while stop_reason is None:
         if r >= R and not until_deadline:
@@ -350,7 +350,7 @@ def solve_code(
                 W = normalize_rows(init.to(device=dev, dtype=dtype))
                 if batched:
                     pending.append((W, W, []))
-            if not pending and batched and annealed_left == 0:
+            if not pending and batched and annealed_left == 0 and r:
                 annealed_left = TAMMES_ANNEALED
                 size = batch_size()
                 ends = [TAMMES_EXPONENTS[(r + i) % len(TAMMES_EXPONENTS)] for i in range(size)]
@@ -498,8 +498,8 @@ def softmax_code(
         num_classes: ``K >= 2``.
         feature_dim: ``d >= 1`` (``K <= 2`` when ``d = 1``).
         restarts: Random starts (each is polished up to ``K = 160``, else the best after
-            annealing and any near the stop value). ``None``: 4 (Tammes codes: one batch of
-            16), and with a ``time_limit`` more while the budget lasts.
+            annealing and any near the stop value). ``None``: 4 (Tammes codes: 8 annealed, then
+            a batch of 16), and with a ``time_limit`` more while the budget lasts.
         seed: Seed of the random starts (same seed, same code).
         time_limit: Seconds for optimization (restarts and polishing stop when it passes; the
             final certification runs regardless).

@@ -1,8 +1,8 @@
 """Tammes codes: unit vectors maximizing the minimum pairwise distance (Jiang et al., ICML 2024).
 
-Same driver as :mod:`gnc.codes.softmax`: batches of 16 starts descend the Riesz energy with a
-rising exponent (the classic recipe), alternating with restarts on the annealed soft max
-cosine, and each is polished by SLP on ``max_{i != j} <w_i, w_j>``; the record carries the
+Same driver as :mod:`gnc.codes.softmax`: 8 restarts on the annealed soft max cosine alternate
+with batches of 16 starts descending the Riesz energy with a rising exponent (the classic
+recipe), and each is polished by SLP on ``max_{i != j} <w_i, w_j>``; the record carries the
 exact one-vs-rest ``rho`` of the Tammes code too, so softmax and Tammes codes can be compared
 (``T^2 / 2 <= rho* <= T``).
 """
