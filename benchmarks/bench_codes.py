@@ -16,7 +16,10 @@ our certified rho next to the paper's number and the upper bound.
 
 ``--reliability`` measures, with default settings (``restarts=None``: random restarts while the
 time limit lasts; no catalogue start), over seeds, how often the search reaches the sharp codes
-(``rho >= 1 - s - 1e-6``) and the best-known Tammes codes on ``S^2`` (relative 1e-4).
+(``rho >= 1 - s - 1e-6``) and the best-known Tammes codes on ``S^2`` (relative 1e-4), and the
+median time to success. ``--clock cpu`` (the default) budgets CPU time of one thread
+(``time.process_time``), so a loaded machine does not shorten the search; ``--clock wall``
+budgets wall time.
 
 Usage: ``python benchmarks/bench_codes.py [--quick] [--paper-lines] [--large]`` or
 ``python benchmarks/bench_codes.py --reliability --seeds 10 --time-limit 60``.
@@ -27,7 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
+from typing import Literal
 
 import torch
 
@@ -147,44 +152,82 @@ def paper_line(d: int, K: int, paper: float, time_limit: float | None) -> dict[s
     }
 
 
-RELIABILITY_SHARP = [(16, 5), (27, 6), (56, 7), (120, 4), (240, 8)]
+RELIABILITY_SHARP = [(12, 3), (16, 5), (27, 6), (56, 7), (120, 4), (240, 8)]
+RELIABILITY_LARGE = [(100, 22), (112, 21), (162, 21), (275, 22)]  # d = 21-22: 3 seeds
 RELIABILITY_TAMMES = [13, 24, 48, 70, 120]  # N = 72 is not in the offline table: 70 instead
 
 
-def reliability(seeds: int, time_limit: float, cases: list[str] | None) -> list[dict[str, object]]:
+def reliability_case(
+    kind: str, K: int, d: int, seeds: int, time_limit: float, clock: Literal["wall", "cpu"]
+) -> dict[str, object]:
+    """One row: successes over seeds, median time to success, best value on failures.
+
+    The search runs with default settings (random restarts while the budget lasts, no
+    catalogue start); ``target`` only stops it at the first success so the time to success is
+    measured (the trace gives the time the winning restart finished). One line per seed goes
+    to stderr as it ends.
+    """
+    if kind == "softmax":
+        target = 1.0 - SHARP_CODES[(K, d)][1]
+        stop, objective = target - 1e-6, target - 1e-6
+        solver = softmax_code
+    else:
+        target = tammes_s2_best_known_distance(K)
+        stop = target * (1 - 1e-4)
+        objective = stop * stop / 2.0
+        solver = tammes_code
+    hit_times: list[float] = []
+    fails: list[float] = []
+    wall: list[float] = []
+    for seed in range(seeds):
+        res = solver(K, d, seed=seed, time_limit=time_limit, clock=clock, target=stop)
+        value = res.rho if kind == "softmax" else res.min_pairwise_distance
+        wall.append(res.seconds)
+        hit = value >= stop
+        if hit:
+            hit_times.append(next(t for t, v in res.trace if v >= objective - 1e-12))
+        else:
+            fails.append(value)
+        seed_row = {
+            "case": f"{kind}:{K}x{d}",
+            "seed": seed,
+            "value": value,
+            "seconds_to_success": hit_times[-1] if hit else None,
+        }
+        print(json.dumps(seed_row), file=sys.stderr, flush=True)
+    hit_times.sort()
+    return {
+        "kind": kind,
+        "K": K,
+        "d": d,
+        "target": target,
+        "objective": "rho" if kind == "softmax" else "min_pairwise_distance",
+        "clock": clock,
+        "time_limit": time_limit,
+        "seeds": seeds,
+        "successes": len(hit_times),
+        "median_seconds_to_success": hit_times[len(hit_times) // 2] if hit_times else None,
+        "best_on_failures": max(fails) if fails else None,
+        "mean_wall_seconds": sum(wall) / len(wall),
+    }
+
+
+def reliability(
+    seeds: int,
+    time_limit: float,
+    cases: list[str] | None,
+    clock: Literal["wall", "cpu"],
+    large_seeds: int,
+) -> list[dict[str, object]]:
     """Success rates of the default search from random starts over ``seeds`` seeds."""
-    rows: list[dict[str, object]] = []
-    todo: list[tuple[str, int, int]] = [("softmax", K, d) for K, d in RELIABILITY_SHARP]
-    todo += [("tammes", N, 3) for N in RELIABILITY_TAMMES]
+    todo: list[tuple[str, int, int, int]] = [("softmax", K, d, seeds) for K, d in RELIABILITY_SHARP]
+    todo += [("tammes", N, 3, seeds) for N in RELIABILITY_TAMMES]
+    todo += [("softmax", K, d, large_seeds) for K, d in RELIABILITY_LARGE]
     if cases:
         todo = [c for c in todo if f"{c[0]}:{c[1]}x{c[2]}" in cases]
-    for kind, K, d in todo:
-        values, secs, hits = [], [], 0
-        for seed in range(seeds):
-            if kind == "softmax":
-                target = 1.0 - SHARP_CODES[(K, d)][1]
-                res = softmax_code(K, d, seed=seed, time_limit=time_limit)
-                value = res.rho
-                hits += value >= target - 1e-6
-            else:
-                target = tammes_s2_best_known_distance(K)
-                res = tammes_code(K, d, seed=seed, time_limit=time_limit)
-                value = res.min_pairwise_distance
-                hits += value >= target * (1 - 1e-4)
-            values.append(value)
-            secs.append(res.seconds)
-        row = {
-            "kind": kind,
-            "K": K,
-            "d": d,
-            "target": target,
-            "time_limit": time_limit,
-            "seeds": seeds,
-            "successes": hits,
-            "best": max(values),
-            "worst": min(values),
-            "mean_seconds": sum(secs) / len(secs),
-        }
+    rows = []
+    for kind, K, d, n in todo:
+        row = reliability_case(kind, K, d, n, time_limit, clock)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -201,10 +244,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--reliability-cases", default=None, help="e.g. softmax:240x8,tammes:48x3")
+    ap.add_argument("--large-seeds", type=int, default=3, help="seeds of the d = 21-22 codes")
+    ap.add_argument(
+        "--clock", choices=("wall", "cpu"), default="cpu", help="budget kind (cpu: one thread)"
+    )
     args = ap.parse_args()
     if args.reliability:
+        if args.clock == "cpu":
+            torch.set_num_threads(1)
         cases_r = args.reliability_cases.split(",") if args.reliability_cases else None
-        rows = reliability(args.seeds, args.time_limit, cases_r)
+        rows = reliability(args.seeds, args.time_limit, cases_r, args.clock, args.large_seeds)
         print(json.dumps({"reliability": rows}, indent=2))
         return
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

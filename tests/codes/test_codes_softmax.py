@@ -15,8 +15,14 @@ from gnc.codes import (
     softmax_code,
     tammes_code,
 )
-from gnc.codes.polish import hardmax_value, max_cosine_value
-from gnc.codes.surrogate import competitors, softmax_surrogate, tammes_surrogate
+from gnc.codes.polish import equalize_ties, hardmax_value, max_cosine_value
+from gnc.codes.surrogate import (
+    competitors,
+    riesz_batch,
+    riesz_lbfgs,
+    softmax_surrogate,
+    tammes_surrogate,
+)
 from gnc.geometry import configurations, one_vs_rest_distances
 from gnc.sphere import normalize_rows, random_points
 
@@ -50,7 +56,12 @@ def test_closed_form_none_beyond_2d() -> None:
 
 
 def test_icosahedron_from_random_start() -> None:
-    res = softmax_code(12, 3, restarts=1, steps=(300, 300), seed=3)
+    # The icosahedron attains the Tammes bound: the search stops there, certified.
+    hit = softmax_code(12, 3, restarts=4, steps=(300, 300), seed=3)
+    assert hit.stop_reason == "bound-reached" and hit.restarts == 1
+    assert abs(hit.rho - ICOSA) < 1e-9 and hit.certified
+    assert hit.trace[0][1] >= ICOSA - 1e-9
+    res = softmax_code(12, 3, restarts=1, steps=(300, 300), seed=3, stop_at_bound=False)
     assert res.method == "optimized"
     assert abs(res.rho - ICOSA) < 1e-6
     assert res.certified and res.gap <= 1e-9
@@ -227,3 +238,59 @@ def test_start_codes_compete_with_restarts() -> None:
     assert res.rho == pytest.approx(1 - 5**-0.5, abs=1e-9)
     with pytest.raises(ValueError, match="start_codes"):
         softmax_code(12, 3, restarts=1, steps=(5, 5), start_codes=[icosahedron()[:5]])
+
+
+def test_equalize_ties_restores_e8_exactly() -> None:
+    # E8's 240 roots have max cosine 1/2 with 56 ties per root; a 1e-7 jitter breaks the ties
+    # and the Gauss-Newton tie polish restores 1/2 to rounding (closed-form oracle).
+    g = torch.Generator().manual_seed(0)
+    e8 = configurations.e8_roots()
+    W = normalize_rows(e8 + 1e-7 * torch.randn(e8.shape, generator=g, dtype=e8.dtype))
+    assert max_cosine_value(W.numpy()) > 0.5 + 1e-8
+    X = equalize_ties(W)
+    assert abs(max_cosine_value(X.numpy()) - 0.5) < 1e-12
+    assert torch.allclose(X.norm(dim=1), torch.ones(240, dtype=X.dtype), atol=1e-14)
+    # Nothing to equalize below the max: the input comes back unchanged.
+    assert equalize_ties(e8) is e8
+
+
+def test_riesz_lbfgs_minimizes_and_reaches_the_600_cell() -> None:
+    # The 600-cell is universally optimal (Cohn and Kumar): the Riesz minimum from a random
+    # start is it (max cosine (1 + sqrt 5) / 4) for this seed, and the energy went down.
+    W0 = random_points(120, 4, generator=torch.Generator().manual_seed(0))
+
+    def energy(W: torch.Tensor) -> float:
+        sq = (2 - 2 * W @ W.T)[torch.triu_indices(120, 120, 1).unbind()]
+        return float(sq.pow(-1.0).sum())
+
+    W, n = riesz_lbfgs(W0, 2.0)
+    assert n > 0 and energy(W) < energy(W0)
+    assert abs(max_cosine_value(W.numpy()) - (1 + math.sqrt(5)) / 4) < 1e-5
+
+
+def test_riesz_batch_matches_one_by_one() -> None:
+    g = torch.Generator().manual_seed(2)
+    W0 = torch.stack([random_points(8, 3, generator=g) for _ in range(3)])
+    ends = torch.tensor([8.0, 16.0, 64.0], dtype=W0.dtype)
+    W, n = riesz_batch(W0, steps=200, exponent_end=ends)
+    assert n == 200
+    for i in range(3):
+        Wi, _ = riesz_batch(W0[i : i + 1], steps=200, exponent_end=float(ends[i]))
+        assert torch.allclose(W[i], Wi[0], atol=1e-10)
+
+
+@pytest.mark.slow
+def test_e8_from_random_starts_stops_at_the_bound() -> None:
+    # E8 attains the Tammes (Levenshtein) bound: the search stops there with rho = 1/2.
+    res = softmax_code(240, 8, seed=0, time_limit=120, clock="cpu")
+    assert res.stop_reason == "bound-reached" and abs(res.rho - 0.5) < 1e-9 and res.certified
+    assert res.trace and res.trace[-1][1] >= 0.5 - 1e-9
+
+
+def test_target_and_clock() -> None:
+    # A target below what the first restart reaches stops after one restart.
+    t = tammes_code(13, 3, seed=0, restarts=32, target=0.5, steps=(300, 500))
+    assert t.stop_reason == "target-reached" and t.restarts == 1
+    assert t.min_pairwise_distance >= 0.5
+    with pytest.raises(ValueError, match="Expected `clock`"):
+        softmax_code(12, 3, clock="bogus")  # type: ignore[arg-type]

@@ -41,13 +41,19 @@ class CodeResult(Record):
             ``"start-code+polish"`` (a given start code, e.g. the catalogue's, won).
         iterations: Surrogate steps plus polishing linear programs, over all restarts.
         seconds: Wall time including certification.
-        stop_reason: Why the polishing of the returned code stopped (or ``"closed-form"``).
+        stop_reason: ``"bound-reached"`` or ``"target-reached"`` when the search stopped early (see
+            :func:`gnc.codes.softmax_code`'s ``target`` and ``stop_at_bound``), else why the
+            polishing of the returned code stopped (or ``"closed-form"``).
         history: Objective after each accepted polishing step (non-decreasing): the HardMax
             value ``min_k min_j <w_k - w_j, h_k>`` for softmax codes, ``1 - max cosine`` for
             Tammes codes; the first entry is the annealed start.
         anneal_history: Hard objective seen during annealing of the returned restart.
         restarts: Restarts run (each from its own random start).
-        restart_values: Objective of every restart after annealing.
+        restart_values: Objective of every restart after annealing (Tammes codes: after the
+            Riesz phase).
+        trace: ``(seconds, best objective so far)`` after every restart, seconds on the
+            search's clock (wall or CPU time, ``clock``) from its start; the objective is the
+            certified HardMax lower bound on ``rho`` (softmax) or ``1 - max cosine`` (Tammes).
     """
 
     code: torch.Tensor
@@ -70,6 +76,7 @@ class CodeResult(Record):
     anneal_history: list[float] = field(default_factory=list)
     restarts: int = 0
     restart_values: list[float] = field(default_factory=list)
+    trace: list[tuple[float, float]] = field(default_factory=list)
 
     _omit_from_dict: ClassVar[tuple[str, ...]] = ("code",)
 
@@ -86,6 +93,7 @@ def certify_code(
     anneal_history: list[float] | None = None,
     restarts: int = 0,
     restart_values: list[float] | None = None,
+    trace: list[tuple[float, float]] | None = None,
     max_memory_mib: float | None = None,
 ) -> CodeResult:
     """Evaluate ``code`` exactly (certified ``rho``, pairwise statistics, bounds) into a record.
@@ -120,4 +128,5 @@ def certify_code(
         anneal_history=list(anneal_history or []),
         restarts=restarts,
         restart_values=list(restart_values or []),
+        trace=list(trace or []),
     )

@@ -3,19 +3,28 @@
 Pipeline for each random start (closed forms are returned directly); ``restarts`` starts, or
 with a time limit and ``restarts=None`` (the default) as many as the budget allows:
 
-1. Softmax codes, three restarts in four: Riesz-energy descent (exponent
-   ``min(12, max(1, d - 2))``; 4000 steps from ``K = 100``) spreads the points so the run lands
-   in the basin of the highly symmetric optima (E8, 600-cell) more often than the hard
-   objectives do from raw random points. Every fourth restart of softmax codes, and all
-   restarts of Tammes codes, start from the raw random points on the Tammes surrogate
-   (``rho >= 1 - max cosine``, and that landscape reaches other basins).
+1. Softmax codes, three restarts in four: Riesz-energy minimization (below; past
+   ``K = 2048`` normalized gradient steps, exponent ``min(12, max(1, d - 2))``) spreads the
+   points so the run lands in the basin of the highly symmetric optima (E8, 600-cell) more
+   often than the hard objectives do from raw random points. Every fourth restart starts from
+   the raw random points on the Tammes surrogate (``rho >= 1 - max cosine``, and that landscape
+   reaches other basins).
 2. Annealed surrogate of the HardMax problem (:mod:`gnc.codes.surrogate`): Riemannian steps on
    ``(W, H)`` over the product of spheres with the log-sum-exp temperature ``tau -> 0``.
-3. Every restart (``K <= 160``) or the best after annealing (by its certified HardMax lower
-   bound) is polished by trust-region
+   Tammes codes (``K <= 2048``) alternate it (8 restarts on the Tammes surrogate from raw
+   random points first) with the classic recipe, batched: 16 starts as one ``(R, K, d)`` tensor
+   descend the Riesz energy with the exponent rising from 1 to 8-64
+   (:func:`gnc.codes.surrogate.riesz_batch`), so the closest pairs dominate at the end.
+   Softmax codes spread each restart's start as the best of 8 L-BFGS Riesz minima
+   (:func:`gnc.codes.surrogate.riesz_lbfgs`, exponent ``min(20, max(1, d - 2))``); one near the
+   stop value (a sharp code's basin) gets its near-tied pairs tied exactly
+   (:func:`gnc.codes.polish.equalize_ties`) and, if still short, the Tammes polish.
+3. Every restart (``K <= 160``; best spread first for Tammes batches), or the best after
+   annealing and every restart near the stop value, is polished by trust-region
    sequential linear programming on the true max-min objective (:mod:`gnc.codes.polish`),
    starting from the exact max-margin directions, until the gain drops under ``1e-10``.
-4. The result is certified by :func:`gnc.geometry.one_vs_rest_distances`.
+4. The search stops early when the objective reaches its stop value (``stop_at_bound``,
+   ``target``). The result is certified by :func:`gnc.geometry.one_vs_rest_distances`.
 """
 
 from __future__ import annotations
@@ -29,17 +38,19 @@ import torch
 from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
-from gnc._runtime import make_generator, resolve_device
+from gnc._runtime import make_generator, resolve_device, rows_per_budget
 from gnc.codes.polish import (
     PolishResult,
+    equalize_ties,
     hardmax_value,
     max_cosine_value,
     polish_softmax,
     polish_tammes,
 )
 from gnc.codes.result import CodeResult, certify_code
-from gnc.codes.surrogate import AnnealSchedule, anneal
+from gnc.codes.surrogate import AnnealSchedule, anneal, riesz_batch, riesz_lbfgs
 from gnc.geometry import configurations, one_vs_rest_distances
+from gnc.geometry.bounds import min_distance_upper
 from gnc.sphere import normalize_rows, random_points
 
 __all__ = ["closed_form_code", "softmax_code"]
@@ -52,6 +63,26 @@ DEFAULT_RESTARTS = 4
 
 #: Largest ``K`` for which every class is every other's competitor (one dense block).
 DENSE_LIMIT = 2048
+
+#: Random starts spread by L-BFGS per softmax restart (the best spread one is annealed).
+SPREAD_BATCH = 8
+
+#: Final Riesz exponents of the Tammes batch, cycled over its codes (low ones reach more
+#: varied basins, high ones approach the max-min objective).
+TAMMES_EXPONENTS = (8.0, 16.0, 8.0, 64.0)
+
+#: Tammes restarts spread together as one ``(R, K, d)`` batch (fewer when memory is short).
+TAMMES_BATCH = 16
+
+#: Tammes restarts on the annealed surrogate before each batch.
+TAMMES_ANNEALED = 8
+
+#: The search stops once the objective is within this of the stop value (see ``stop_at_bound``).
+STOP_TOLERANCE = 1e-9
+
+#: Restarts past ``POLISH_EACH_LIMIT`` whose annealed value is this close to the stop value
+#: are polished at once.
+NEAR_GOAL = 1e-3
 
 
 def closed_form_code(
@@ -117,6 +148,19 @@ def default_steps(num_classes: int, feature_dim: int) -> tuple[int, int]:
     return 300, 600
 
 
+def _stop_values(
+    kind: str, K: int, d: int, target: float | None, stop_at_bound: bool
+) -> list[tuple[float, str]]:
+    """Objectives (internal units) at which the search stops early, with the stop reason."""
+    goals = []
+    if target is not None:
+        t = check_positive("target", target)
+        goals.append((t if kind == "softmax" else t * t / 2.0, "target-reached"))
+    if stop_at_bound and d >= 2:
+        goals.append((min_distance_upper(K, d) ** 2 / 2.0 - STOP_TOLERANCE, "bound-reached"))
+    return goals
+
+
 def solve_code(
     kind: Literal["softmax", "tammes"],
     num_classes: Any,
@@ -136,9 +180,16 @@ def solve_code(
     max_memory_mib: float = 256.0,
     alternate_starts: bool = True,
     start_codes: Sequence[torch.Tensor] = (),
+    clock: Literal["wall", "cpu"] = "wall",
+    target: float | None = None,
+    stop_at_bound: bool = True,
 ) -> CodeResult:
     """Shared driver of :func:`softmax_code` and :func:`gnc.codes.tammes_code`."""
-    start = time.perf_counter()
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"Expected `clock` 'wall' or 'cpu', but got {clock!r}.")
+    now = time.perf_counter if clock == "wall" else time.process_time
+    wall_start = time.perf_counter()
+    start = now()
     R_given = restarts
     K, d, R, seed_, limit = _validate(
         num_classes,
@@ -155,9 +206,17 @@ def solve_code(
         if init.shape[0] != K:
             raise ValueError(f"Expected `init` of shape ({K}, {d}), but got {tuple(init.shape)}.")
     deadline = None if limit is None else start + limit
+    goals = _stop_values(kind, K, d, target, stop_at_bound)
+    goal = min(g for g, _ in goals) if goals else None
 
     def should_stop() -> bool:
-        return deadline is not None and time.perf_counter() > deadline
+        return deadline is not None and now() > deadline
+
+    def reached(value: float) -> bool:
+        return goal is not None and value >= goal
+
+    def reason(value: float) -> str:
+        return next(name for g, name in goals if value >= g)
 
     closed = closed_form_code(K, d, dtype=torch.float64, device=dev) if init is None else None
     if closed is not None:
@@ -167,13 +226,16 @@ def solve_code(
             kind=kind,
             method=name,
             iterations=0,
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - wall_start,
             stop_reason="closed-form",
             max_memory_mib=max_memory_mib,
         )
 
     energy_steps, anneal_steps = steps if steps is not None else default_steps(K, d)
     dense = K <= DENSE_LIMIT and num_competitors is None
+    batched = kind == "tammes" and dense
+    if batched and R_given is None:
+        R = TAMMES_BATCH + TAMMES_ANNEALED
     m = None if dense else min(K - 1, num_competitors or 32)
     refresh = 10 if dense else 50
     energy = AnnealSchedule(
@@ -204,10 +266,10 @@ def solve_code(
     )
     polish_each = polish and K <= POLISH_EACH_LIMIT
     alternate = kind == "softmax" and alternate_starts
-    polish_end = time.perf_counter() + check_positive("polish_seconds", polish_seconds)
+    polish_end = now() + check_positive("polish_seconds", polish_seconds)
 
     def polish_stop() -> bool:
-        return should_stop() or time.perf_counter() > polish_end
+        return should_stop() or now() > polish_end
 
     def polish_one(W: torch.Tensor) -> PolishResult:
         W = W.to(torch.float64)
@@ -218,6 +280,7 @@ def solve_code(
 
     best: tuple[float, torch.Tensor, list[float], PolishResult | None] | None = None
     values: list[float] = []
+    trace: list[tuple[float, float]] = []
     iterations = 0
     done_restarts = 0
     restart_seconds: list[float] = []
@@ -234,81 +297,163 @@ def solve_code(
             W = polished.code
         if best is None or value > best[0]:
             best, from_start = (value, W, [], polished), True
+    stop_reason = reason(best[0]) if best is not None and reached(best[0]) else None
+
+    def starts(r: int, count: int) -> list[torch.Tensor]:
+        # Restart r draws from the stream seed * 1_000_003 + r (part r - 1), the stream the
+        # shipped catalogue's searches were run with.
+        return [
+            random_points(K, d, generator=make_generator(seed_, i - 1), dtype=dtype).to(dev)
+            for i in range(r, r + count)
+        ]
+
+    def spread(W: torch.Tensor, r: int) -> tuple[torch.Tensor, int]:
+        # SPREAD_BATCH random starts minimize the Riesz energy by L-BFGS (cheap); the best
+        # spread one (least max cosine) goes on to annealing and polishing.
+        exponent = float(min(20, max(1, d - 2)))
+        best_w, best_cos, total = W, float("inf"), 0
+        for i in range(SPREAD_BATCH):
+            if i and should_stop():
+                break
+            X = W if i == 0 else random_points(K, d, generator=make_generator(seed_, r - 1, i))
+            X, n = riesz_lbfgs(X.to(device=dev, dtype=dtype), exponent)
+            total += n
+            cos = max_cosine_value(X.detach().to("cpu", torch.float64).numpy())
+            if cos < best_cos:
+                best_w, best_cos = X, cos
+        return best_w, total
+
+    def batch_size() -> int:
+        # About five dense (K, K) float64 blocks per code in the batched Riesz phase.
+        size = rows_per_budget(40 * K * K, max_memory_mib, num_rows=TAMMES_BATCH)
+        return size if until_deadline else max(1, min(size, R - r))
+
+    pending: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []
+    # Tammes codes alternate TAMMES_ANNEALED restarts on the annealed Tammes surrogate (from
+    # raw random points) with a Riesz batch: each reaches optima the other misses (measured:
+    # N = 13, 14, 19, 21 by annealing, N = 15 only by the Riesz batch).
+    annealed_left = TAMMES_ANNEALED
     r = 0
-    while True:
+    while stop_reason is None:
         if r >= R and not until_deadline:
             break
         if r and should_stop():
             break
-        if r >= R and deadline is not None and restart_seconds:
-            left = deadline - time.perf_counter() - reserve
+        if r >= R and not pending and deadline is not None and restart_seconds:
+            left = deadline - now() - reserve
             if left < max(restart_seconds):
                 break
-        t_restart = time.perf_counter()
-        # Part r - 1 gives the seed seed * 1_000_003 + r, the stream the shipped catalogue's
-        # searches were run with.
-        gen = make_generator(seed_, r - 1)
-        # Softmax codes mix two start types: Riesz spreading, then the softmax surrogate (three
-        # restarts in four), and the Tammes surrogate alone (every fourth): rho >= 1 - max
-        # cosine, and the Tammes landscape reaches other basins.
-        surrogate = "tammes" if kind == "tammes" or (alternate and r % 4 == 3) else "softmax"
-        if r == 0 and init is not None:
-            W = normalize_rows(init.to(device=dev, dtype=dtype))
-        else:
-            W = random_points(K, d, generator=gen, dtype=dtype).to(dev)
-            if surrogate == "softmax":
-                W, _, _, n = anneal(
+        t_restart = now()
+        if not pending:
+            # Fill the queue: one restart, or for Tammes codes a batch spread at once.
+            if r == 0 and init is not None:
+                W = normalize_rows(init.to(device=dev, dtype=dtype))
+                if batched:
+                    pending.append((W, W, []))
+            if not pending and batched and annealed_left == 0 and r:
+                annealed_left = TAMMES_ANNEALED
+                size = batch_size()
+                ends = [TAMMES_EXPONENTS[(r + i) % len(TAMMES_EXPONENTS)] for i in range(size)]
+                X, n = riesz_batch(
+                    torch.stack(starts(r, size)),
+                    steps=energy_steps + anneal_steps,
+                    exponent_end=torch.tensor(ends, dtype=dtype),
+                    should_stop=should_stop,
+                )
+                iterations += n * X.shape[0]
+                cos = X @ X.transpose(1, 2) - 2.0 * torch.eye(K, dtype=dtype, device=dev)
+                order = cos.amax(dim=(1, 2)).argsort().tolist()  # best spread first
+                pending += [(X[i], X[i], []) for i in order]
+            if not pending:
+                annealed_left = max(0, annealed_left - 1)
+                surrogate = (
+                    "tammes" if kind == "tammes" or (alternate and r % 4 == 3) else "softmax"
+                )
+                if r != 0 or init is None:
+                    W = starts(r, 1)[0]
+                    if surrogate == "softmax" and dense:
+                        W, n = spread(W, r)
+                        iterations += n
+                        # Near the stop value (a sharp code's basin) the ties are made exact
+                        # (then, if need be, the Tammes polish): rho >= 1 - max cosine is
+                        # certified at once and no annealing is needed.
+                        if (
+                            polish
+                            and goal is not None
+                            and _hard_value(kind, W, W) >= goal - NEAR_GOAL
+                        ):
+                            W = equalize_ties(W)
+                            if not reached(_hard_value(kind, W, W)):
+                                near = polish_tammes(W.to(torch.float64), should_stop=polish_stop)
+                                iterations += near.iterations
+                                W = near.code.to(dtype)
+                            if reached(_hard_value(kind, W, W)):
+                                pending.append((W, W, []))
+                    elif surrogate == "softmax":
+                        W, _, _, n = anneal(
+                            W,
+                            None,
+                            energy,
+                            kind="riesz",
+                            should_stop=should_stop,
+                            max_memory_mib=max_memory_mib,
+                            dense_limit=DENSE_LIMIT,
+                        )
+                        iterations += n
+            if not pending:
+                W, H, hist, n = anneal(
                     W,
                     None,
-                    energy,
-                    kind="riesz",
+                    schedule,
+                    kind=surrogate,  # type: ignore[arg-type]
                     should_stop=should_stop,
                     max_memory_mib=max_memory_mib,
                     dense_limit=DENSE_LIMIT,
                 )
                 iterations += n
-        W, H, hist, n = anneal(
-            W,
-            None,
-            schedule,
-            kind=surrogate,  # type: ignore[arg-type]
-            should_stop=should_stop,
-            max_memory_mib=max_memory_mib,
-            dense_limit=DENSE_LIMIT,
-        )
-        iterations += n
+                pending.append((W, H, hist))
+        W, H, hist = pending.pop(0)
         done_restarts += 1
         value = _hard_value(kind, W, H)
         values.append(value)
         polished = None
-        if polish_each:
+        # Past POLISH_EACH_LIMIT a restart is polished only when it is near the stop value
+        # (a sharp code's basin): the polish then certifies it and the search ends.
+        near_goal = goal is not None and goal - NEAR_GOAL <= value < goal
+        if not reached(value) and (polish_each or (polish and near_goal)):
             polished = polish_one(W)
             iterations += polished.iterations
             W, value = polished.code, polished.value
         if best is None or value > best[0]:
             best, from_start = (value, W, hist, polished), False
+        trace.append((now() - start, best[0]))
+        if reached(best[0]):
+            stop_reason = reason(best[0])
         bar.set_postfix(best=f"{best[0]:.6f}", refresh=False)
         bar.update(1)
-        restart_seconds.append(time.perf_counter() - t_restart)
+        restart_seconds.append(now() - t_restart)
         r += 1
     assert best is not None
     _, W, anneal_hist, result = best
-    if polish and result is None:
+    if polish and result is None and stop_reason is None:
         result = polish_one(W)
         iterations += result.iterations
         W = result.code
     bar.close()
+    if stop_reason is None:
+        stop_reason = result.stop_reason if result is not None else "not-polished"
     return certify_code(
         W.to(dtype),
         kind=kind,
         method="start-code+polish" if from_start else "optimized",
         iterations=iterations,
-        seconds=time.perf_counter() - start,
-        stop_reason=result.stop_reason if result is not None else "not-polished",
+        seconds=time.perf_counter() - wall_start,
+        stop_reason=stop_reason,
         history=result.history if result is not None else [],
         anneal_history=anneal_hist,
         restarts=done_restarts,
         restart_values=values,
+        trace=trace,
         max_memory_mib=max_memory_mib,
     )
 
@@ -338,6 +483,9 @@ def softmax_code(
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
     start_codes: Sequence[torch.Tensor] = (),
+    clock: Literal["wall", "cpu"] = "wall",
+    target: float | None = None,
+    stop_at_bound: bool = True,
 ) -> CodeResult:
     """A softmax code for ``(K, d)``: ``K`` unit vectors in ``R^d`` maximizing ``rho``.
 
@@ -350,7 +498,8 @@ def softmax_code(
         num_classes: ``K >= 2``.
         feature_dim: ``d >= 1`` (``K <= 2`` when ``d = 1``).
         restarts: Random starts (each is polished up to ``K = 160``, else the best after
-            annealing). ``None``: 4, and with a ``time_limit`` more while the budget lasts.
+            annealing and any near the stop value). ``None``: 4 (Tammes codes: 8 annealed, then
+            a batch of 16), and with a ``time_limit`` more while the budget lasts.
         seed: Seed of the random starts (same seed, same code).
         time_limit: Seconds for optimization (restarts and polishing stop when it passes; the
             final certification runs regardless).
@@ -368,6 +517,18 @@ def softmax_code(
         max_memory_mib: Memory budget of one block.
         start_codes: ``(K, d)`` codes polished and compared before the random restarts (e.g.
             :func:`gnc.codes.best_known`'s); ``method`` is ``"start-code+polish"`` when one wins.
+        clock: ``"wall"`` (``time.perf_counter``) or ``"cpu"`` (``time.process_time``: CPU
+            time of this process, all its threads) for ``time_limit``, ``polish_seconds`` and
+            ``trace``; ``seconds`` is wall time either way.
+        target: Stop as soon as a restart reaches this ``rho`` (its certified HardMax lower
+            bound); for Tammes codes this minimum pairwise distance.
+        stop_at_bound: Stop as soon as the objective reaches ``T_bound^2 / 2``, where
+            ``T_bound`` is the proven bound on the minimum distance
+            (:func:`gnc.geometry.bounds.min_distance_upper`). For Tammes codes the code is then
+            proven optimal. For softmax codes it is the ``rho = 1 - max cosine`` of a code
+            attaining the Tammes bound (the sharp codes: icosahedron, 600-cell, E8, ...), where
+            ``rho*`` is expected to be reached (Jiang et al., ICML 2024); pass ``False`` to search
+            on for more.
 
     Returns:
         A :class:`gnc.codes.CodeResult` with ``kind="softmax"``.

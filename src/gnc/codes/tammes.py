@@ -1,13 +1,16 @@
 """Tammes codes: unit vectors maximizing the minimum pairwise distance (Jiang et al., ICML 2024).
 
-Same pipeline as :mod:`gnc.codes.softmax` with the soft max cosine as surrogate and the SLP
-polishing on ``max_{i != j} <w_i, w_j>``; the record carries the exact one-vs-rest ``rho`` of the
-Tammes code too, so softmax and Tammes codes can be compared (``T^2 / 2 <= rho* <= T``).
+Same driver as :mod:`gnc.codes.softmax`: 8 restarts on the annealed soft max cosine alternate
+with batches of 16 starts descending the Riesz energy with a rising exponent (the classic
+recipe), and each is polished by SLP on ``max_{i != j} <w_i, w_j>``; the record carries the
+exact one-vs-rest ``rho`` of the Tammes code too, so softmax and Tammes codes can be compared
+(``T^2 / 2 <= rho* <= T``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 
@@ -34,6 +37,9 @@ def tammes_code(
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
     start_codes: Sequence[torch.Tensor] = (),
+    clock: Literal["wall", "cpu"] = "wall",
+    target: float | None = None,
+    stop_at_bound: bool = True,
 ) -> CodeResult:
     """A Tammes code for ``(K, d)``: ``K`` unit vectors with the largest minimum distance.
 
