@@ -1,5 +1,8 @@
 """GNC2 of a real classifier head: exact ``rho`` with its argmin, duplicates, ``D_k`` and baselines.
 
+(Over 600 lines: one idea, the analysis of one head; its configuration, its result record with
+the JSON that `gnc head` prints, and the pipeline that fills it are kept together.)
+
 For the unit rows ``w_k = W_k / |W_k|`` of a head, ``rho(W) = min_k D_k`` with
 ``D_k = dist(w_k, conv{w_j : j != k})`` is the GNC2 metric of Jiang et al., "Generalized Neural
 Collapse for a Large Number of Classes", ICML 2024. Real heads hold *dead classes* whose rows

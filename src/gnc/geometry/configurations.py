@@ -1,7 +1,8 @@
 """Exact known configurations of unit vectors (softmax codes and spherical codes).
 
-(Over 600 lines: most of it is the exact coordinates of the ten configurations and the table
-of the registered ones.)
+(Over 600 lines: most of it is the exact coordinates of the ten configurations built here and
+the table of every registered one; the d = 21-23 sharp codes are built in
+:mod:`gnc.geometry.sharp_codes`.)
 
 Every builder returns a float64 (by default) tensor of shape ``(K, d)`` whose rows are unit
 vectors, built from exact integer or closed-form coordinates. Their softmax-code values
