@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from gnc._runtime import rows_per_budget
-from gnc.geometry import one_vs_rest_distances
+from gnc.geometry._dual_bounds import search_rho
+from gnc.geometry._solve import _default_working_set
 from gnc.geometry.pairwise import iter_blocks
 from gnc.pretrained import Head
 
@@ -75,9 +76,10 @@ def rho_search(
     ``D_k >= 1 - s_k`` (the margin of ``h = w_k``, less the float64 rounding of ``s_k``) and
     ``D_k <= |w_k - w_nearest(k)|``; classes are taken in increasing order of that lower bound,
     one first and then in growing chunks, until the next bound is at least the best distance
-    found less ``tol``. Each chunk gets one working-set round of :func:`one_vs_rest_distances`
-    (an upper bound and a dual lower bound per class); only the classes whose lower bound is
-    still below the best are solved exactly.
+    found less ``tol``. Each chunk after the first class gets certified dual lower bounds (the
+    margins of approximate min-norm points of small working sets, one float32 GEMM per block of
+    classes); only the classes whose bound is still below the best are solved exactly (as
+    :func:`gnc.geometry.one_vs_rest_distances` does).
 
     Args:
         head: The head (for the argmin's label).
@@ -107,41 +109,23 @@ def rho_search(
     t0 = time.perf_counter()
     K, d = W.shape
     lb = (1.0 - s - 2 * d * _EPS).clamp_min(0.0)
-    order = torch.argsort(lb)
-    lb_sorted = lb[order]
     ub = torch.empty(K, dtype=W.dtype, device=W.device)
     for a, b in iter_blocks(K, rows_per_budget(3 * d * 8, max_memory_mib, num_rows=K)):
         ub[a:b] = (W[a:b] - W[nearest[a:b]]).norm(dim=1)
-    best_i = int(ub.argmin())
-    best = float(ub[best_i])
-    lower_solved = float("inf")
-    pos, chunk, solved = 0, 1, 0
-    while pos < K and float(lb_sorted[pos]) < best - tol:
-        cut = int(torch.searchsorted(lb_sorted[pos : pos + chunk], best - tol))
-        cls = order[pos : pos + max(1, cut)]
-        # One working-set round first: an upper bound |x| >= D_k and a dual lower bound against
-        # all rows; exact solves only for the classes whose lower bound stays below the best.
-        kw: dict[str, Any] = {"max_memory_mib": max_memory_mib, "tol": tol, "keep_points": False}
-        res = one_vs_rest_distances(W, classes=cls, max_rounds=1, **kw)
-        if res.rho < best:
-            best, best_i = res.rho, res.argmin
-        open_ = res.lower_bounds < best - tol
-        if not bool(open_.all()):
-            lower_solved = min(lower_solved, float(res.lower_bounds[~open_].min()))
-        if bool(open_.any()):
-            res = one_vs_rest_distances(W, classes=cls[open_], progress=progress, **kw)
-            if res.rho < best:
-                best, best_i = res.rho, res.argmin
-            lower_solved = min(lower_solved, float(res.lower_bounds.min()))
-        pos += cls.numel()
-        solved += cls.numel()
-        chunk = 256 if chunk == 1 else 4 * chunk
-        if bar is not None:
-            bar.set_postfix(rho=f"{best:.4g}", refresh=False)
-            bar.update(cls.numel())
-    if bar is not None:
-        bar.update(K - pos)
-    lower = min(lower_solved, float(lb_sorted[pos]) if pos < K else float("inf"), best)
+    found = search_rho(
+        W,
+        W.to(torch.float32),
+        lb,
+        ub,
+        neighbours=None,
+        working_set_size=_default_working_set(K, d),
+        unit_rows=True,
+        tol=tol,
+        max_memory_mib=max_memory_mib,
+        progress=progress,
+        bar=bar,
+    )
+    best, best_i, lower = found.rho, found.argmin, found.lower
     arg = best_i if rows is None else int(rows[best_i])
     return RhoSummary(
         rho=best,
@@ -151,8 +135,8 @@ def rho_search(
         certified=best - lower <= tol,
         argmin=arg,
         label=head.decode(arg),
-        classes_solved=solved,
+        classes_solved=found.classes_solved,
         num_classes=K,
         seconds=time.perf_counter() - t0,
-        method="exact (lower bounds 1 - s_k of the shared pass, then one_vs_rest_distances)",
+        method="exact (lower bounds 1 - s_k of the shared pass, dual bounds, exact solves)",
     )

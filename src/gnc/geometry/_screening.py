@@ -278,6 +278,8 @@ def exact_max_pass(
     *,
     max_memory_mib: float,
     float64_tiles: bool | None = None,
+    num_neighbours: int = 0,
+    unit_rows: bool = True,
     bar: Any = None,
 ) -> NeighbourPass:
     """Exact ``s_r = max_{j != r} <w_r, w_j>`` and a row attaining it, for every row of ``rows``.
@@ -297,10 +299,14 @@ def exact_max_pass(
         max_memory_mib: Budget of one tile.
         float64_tiles: Force the float64 tiles (``True``) or the float32 screen (``False``);
             ``None`` (default) starts with the screen and switches on dense ties.
+        num_neighbours: ``m``: also keep each row's ``m`` nearest other rows (Euclidean) from
+            the float32 tiles (a top-``m`` of each tile row, a few percent of the pass); rows
+            computed as float64 tiles get ``-1`` (their neighbours are left to the caller).
+        unit_rows: Rows have norm 1 (neighbours by inner product, no norm correction).
         bar: Optional tqdm bar, advanced by rows.
 
     Returns:
-        A :class:`NeighbourPass` without neighbours.
+        A :class:`NeighbourPass` (``neighbours`` is ``None`` when ``num_neighbours`` is 0).
     """
     K, d = W.shape
     dev = W.device
@@ -310,6 +316,9 @@ def exact_max_pass(
     e = rounding_factor(d)
     smax = torch.empty(R, dtype=W.dtype, device=dev)
     arg = torch.empty(R, dtype=torch.long, device=dev)
+    m = min(num_neighbours, K - 1)
+    nbrs = torch.full((R, m), -1, dtype=torch.long, device=dev) if m > 0 else None
+    sq32 = None if unit_rows or m == 0 else (W * W).sum(dim=1).to(torch.float32)
     rechecked = 0
     dense = bool(float64_tiles)
     step32 = rows_per_budget(14 * K, max_memory_mib, num_rows=R)
@@ -332,16 +341,20 @@ def exact_max_pass(
                 ip[ar, r] = -torch.inf
                 s32, j32 = ip.max(dim=1)
                 cand = _max_candidates(ip, s32, e * norms[r] * nmax)
-                del ip
                 if float64_tiles is None and cand.shape[0] > _DENSE_CANDIDATES * (b - a) * K:
                     dense = True  # this block again, as float64 tiles
+                    del ip
                     continue
+                if nbrs is not None:
+                    score = ip if sq32 is None else 2.0 * ip - sq32[None, :]
+                    nbrs[a:b] = score.topk(m, dim=1, sorted=False).indices
+                del ip
                 rechecked += cand.shape[0]
                 smax[a:b], arg[a:b] = _exact_max(W, r, cand, j32, max_memory_mib)
             if bar is not None:
                 bar.update(b - a)
             a = b
-    return NeighbourPass(None, smax, arg, rechecked)
+    return NeighbourPass(nbrs, smax, arg, rechecked)
 
 
 def _float64_row_max(

@@ -38,6 +38,7 @@ import torch
 
 from gnc._checks import check_int
 from gnc._runtime import resolve_budget, rows_per_budget
+from gnc.geometry._dual_bounds import NEIGHBOURS, search_rho
 from gnc.geometry._screening import exact_max_pass
 from gnc.geometry._solve import (
     _all_gather_rows,
@@ -286,8 +287,13 @@ def min_one_vs_rest_distance(
     rows: the margin of ``h = w_k / |w_k|``), where ``s_k`` is exact: every entry the float32
     rounding bound cannot rule out is recomputed in float64, and where those are dense (codes in
     which every class ties with thousands of neighbours) the rows are recomputed as float64 GEMM
-    tiles instead. Classes are then solved exactly in increasing order of that bound,
-    and the search stops as soon as the next bound is at least the best distance found (less
+    tiles instead; the same pass keeps each class's 32 nearest rows. Classes are then taken in
+    increasing order of that bound: the first is solved exactly; the later chunks get certified
+    dual bounds ``(<w_k, h> - max_{j != k} <w_j, h>) / |h|`` from approximate min-norm points of
+    small working sets (their nearest rows, then the rows most violating the first direction)
+    and one float32 GEMM ``h W^T`` per block of classes, and only the classes whose dual bound
+    is below the best distance found (less ``tol``) are solved exactly, the most promising first.
+    The search stops as soon as the next first bound is at least the best distance found (less
     ``tol``).
 
     Args:
@@ -296,7 +302,7 @@ def min_one_vs_rest_distance(
         max_memory_mib: Memory budget (MiB) of every tile (default: the working memory).
         working_set_size: Initial working-set size (see :func:`one_vs_rest_distances`).
         tol: Gap tolerance for ``certified``.
-        chunk_size: Classes solved per batch after the first class (quadruples as the search
+        chunk_size: Classes bounded per batch after the first class (quadruples as the search
             goes on).
         progress: Show tqdm bars on stderr: the screening pass, then classes settled.
         distributed: Split the pass and the solves over the default ``torch.distributed`` group.
@@ -320,84 +326,53 @@ def min_one_vs_rest_distance(
     norms = W.norm(dim=1)
     parts = torch.tensor_split(torch.arange(K, device=W.device), world)
     with _class_bar(parts[rank].numel(), f"screening K={K}", progress and rank == 0) as bar:
-        nb = exact_max_pass(W, W32, parts[rank], max_memory_mib=max_memory_mib, bar=bar)
-    s, arg = nb.max_inner, nb.argmax
+        nb = exact_max_pass(
+            W,
+            W32,
+            parts[rank],
+            max_memory_mib=max_memory_mib,
+            num_neighbours=NEIGHBOURS,
+            unit_rows=normalize,
+            bar=bar,
+        )
+    s, arg, nbrs = nb.max_inner, nb.argmax, nb.neighbours
     if world > 1:
         counts = [p.numel() for p in parts]
         s = _all_gather_rows(s, counts, group)
         arg = _all_gather_rows(arg, counts, group)
+        nbrs = None if nbrs is None else _all_gather_rows(nbrs, counts, group)
     # s is exact up to float64 rounding of a d-term dot product: allow for it.
     slack = 2 * d * _EPS * norms * norms.max()
     lb = (norms - (s + slack) / norms).clamp_min(0.0)
     ub = torch.empty(K, dtype=W.dtype, device=W.device)
     for a, b in iter_blocks(K, rows_per_budget(3 * d * 8, max_memory_mib, num_rows=K)):
         ub[a:b] = (W[a:b] - W[arg[a:b]]).norm(dim=1)
-    order = torch.argsort(lb)
-    lb_sorted = lb[order]
-    best = float(ub.min())
-    best_arg = int(ub.argmin())
-    solved_lower = torch.inf
-    pos = 0
-    solved = 0
-    # One class first (in codes where every class ties it settles the search at once), then
-    # chunks of `chunk_size`, growing fourfold.
-    chunk = 1
-    have_solution = False
-    # A class whose lower bound is >= best - tol cannot lower rho by more than tol: skipping it
-    # keeps the certificate (gap <= tol), and stops the search at once when rho is at rounding
-    # level (near-duplicate rows), where the lower bounds 1 - s_k are all ~0.
     with _class_bar(K, f"rho search K={K}", progress and rank == 0) as bar:
-        while pos < K and (float(lb_sorted[pos]) < best - tol or not have_solution):
-            stop = min(K, pos + chunk)
-            # Only classes whose lower bound is still below the best distance.
-            cut = int(torch.searchsorted(lb_sorted[pos:stop], lb_sorted.new_tensor(best - tol)))
-            stop = max(pos + 1, pos + cut)
-            cls = order[pos:stop]
-            kw: dict[str, Any] = {
-                "unit_rows": normalize,
-                "max_memory_mib": max_memory_mib,
-                "tol": tol,
-                "group": group,
-                "rank": rank,
-                "world": world,
-                "progress": False,
-                "keep_points": False,
-            }
-            # Subset solves on the nearest-neighbour working sets (one round): |x| >= D_k is an
-            # upper bound, min_j <w_k - w_j, h> a dual lower bound from the same GEMM.
-            sub = _solve_sharded(W, W32, cls, m0, max_rounds=1, **kw)
-            i = int(sub.D.argmin())
-            if not have_solution or float(sub.D[i]) < best:
-                best, best_arg = float(sub.D[i]), int(cls[i])
-            have_solution = True
-            settled = sub.lower >= best - tol
-            if bool(settled.any()):
-                solved_lower = min(solved_lower, float(sub.lower[settled].min()))
-            # Exact solves only for the survivors.
-            survivors = cls[~settled]
-            if survivors.numel():
-                sol = _solve_sharded(W, W32, survivors, m0, max_rounds=100, **kw)
-                i = int(sol.D.argmin())
-                if float(sol.D[i]) < best:
-                    best, best_arg = float(sol.D[i]), int(survivors[i])
-                solved_lower = min(solved_lower, float(sol.lower.min()))
-            bar.update(cls.numel())
-            solved += cls.numel()
-            pos = stop
-            chunk = max(1, chunk_size) if chunk == 1 else 4 * chunk
-            bar.set_postfix(rho=f"{best:.4g}", refresh=False)
-        bar.update(K - pos)  # the rest is excluded by its lower bound
-    rest_lower = float(lb_sorted[pos]) if pos < K else torch.inf
-    best_lower = min(solved_lower, rest_lower, best)
-    gap = best - best_lower
+        found = search_rho(
+            W,
+            W32,
+            lb,
+            ub,
+            neighbours=nbrs,
+            working_set_size=m0,
+            unit_rows=normalize,
+            tol=tol,
+            max_memory_mib=max_memory_mib,
+            chunk_size=chunk_size,
+            group=group,
+            rank=rank,
+            world=world,
+            bar=bar,
+        )
+    gap = found.rho - found.lower
     return MinDistanceResult(
-        rho=best,
-        argmin=best_arg,
-        lower=best_lower,
-        upper=best,
+        rho=found.rho,
+        argmin=found.argmin,
+        lower=found.lower,
+        upper=found.rho,
         gap=gap,
         certified=gap <= tol,
-        classes_solved=solved,
+        classes_solved=found.classes_solved,
         num_classes=K,
         seconds=time.perf_counter() - start,
         tol=tol,

@@ -1,0 +1,139 @@
+"""Dual lower bounds on D_k (the rho search's screen) and the rho search built on them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gnc.geometry import configurations as cfg
+from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+from gnc.geometry._dual_bounds import dual_bounds, simplex_min_norm
+from gnc.geometry._screening import exact_max_pass
+
+
+def _anisotropic(K: int, d: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    scale = 0.3 + 1.2 * torch.rand(d, generator=g, dtype=torch.float64)
+    return torch.randn(K, d, generator=g, dtype=torch.float64) * scale
+
+
+def _unit(W: torch.Tensor) -> torch.Tensor:
+    return W / W.norm(dim=1, keepdim=True)
+
+
+CASES = {
+    "anisotropic": lambda: _unit(_anisotropic(600, 24, seed=0)),
+    "random": lambda: _unit(
+        torch.randn(400, 8, generator=torch.Generator().manual_seed(1)).double()
+    ),
+    "e8": lambda: _unit(cfg.e8_roots()),  # 240 roots, 56 ties per class
+    "cell600": lambda: cfg.cell600(),  # 120 vertices, 12 ties per class
+    "leech23": lambda: cfg.leech_kissing_23()[::5],  # hundreds of ties per class
+    "duplicates": lambda: torch.cat([_unit(_anisotropic(150, 6, seed=2))] * 2),  # D_k = 0
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_dual_bounds_never_exceed_exact_distances(name: str) -> None:
+    W = CASES[name]()
+    K = W.shape[0]
+    cls = torch.randperm(K, generator=torch.Generator().manual_seed(3))[:96]
+    db = dual_bounds(W, W.float(), cls, None, threshold=2.0, unit_rows=True, max_memory_mib=64.0)
+    ref = one_vs_rest_distances(W, classes=cls, keep_points=False)
+    assert ref.certified
+    # Certified: never above D_k (nor its certified lower bound, beyond the certificate's gap).
+    assert bool((db.lower <= ref.lower_bounds + 1e-12).all())
+    assert bool((db.lower >= 0).all())
+    # Approximate hull points: |x| estimates D_k from above up to float32 rounding.
+    assert bool((db.estimate >= ref.distances - 1e-5).all())
+    if name != "duplicates":  # a useful bound, not just a valid one
+        assert float((ref.distances - db.lower).median()) < 0.05
+    else:
+        assert bool((db.lower == 0).all())
+
+
+def test_dual_bounds_tight_on_symmetric_codes() -> None:
+    # E8: every D_k is attained on the 56 nearest roots' face; the bound is (nearly) exact.
+    W = _unit(cfg.e8_roots())
+    cls = torch.arange(W.shape[0])
+    db = dual_bounds(W, W.float(), cls, None, threshold=2.0, unit_rows=True, max_memory_mib=64.0)
+    ref = one_vs_rest_distances(W, keep_points=False)
+    assert float((ref.distances - db.lower).max()) < 1e-3
+
+
+def test_dual_bounds_float32_input_and_tiles_agree() -> None:
+    W = _unit(_anisotropic(500, 16, seed=4))
+    cls = torch.arange(0, 500, 3)
+    nb = exact_max_pass(W, W.float(), cls, max_memory_mib=1024.0, num_neighbours=32)
+    assert nb.neighbours is not None
+    kw = {"threshold": 2.0, "unit_rows": True}
+    whole = dual_bounds(W, W.float(), cls, nb.neighbours, max_memory_mib=1024.0, **kw)
+    tiled = dual_bounds(W, W.float(), cls, nb.neighbours, max_memory_mib=0.05, **kw)
+    fresh = dual_bounds(W, W.float(), cls, None, max_memory_mib=1024.0, **kw)
+    # Blocks of any size, neighbours from the pass or fresh: the float32 solves differ in
+    # rounding (batched kernels sum in other orders), the certified bounds stay valid and close.
+    ref = one_vs_rest_distances(W, classes=cls, keep_points=False)
+    for db in (whole, tiled, fresh):
+        assert bool((db.lower <= ref.lower_bounds + 1e-12).all())
+        assert torch.allclose(db.lower, whole.lower, atol=1e-2, rtol=0)
+    # float32 rows (upcast at the boundary) give the same rho as their float64 copy.
+    W32 = W.float()
+    a = min_one_vs_rest_distance(W32, chunk_size=4)
+    b = min_one_vs_rest_distance(W32.double(), chunk_size=4)
+    assert a.certified and b.certified
+    assert a.rho == b.rho and a.argmin == b.argmin
+
+
+def test_exact_max_pass_neighbours_are_the_nearest_rows() -> None:
+    W = _anisotropic(400, 12, seed=5) * torch.linspace(0.5, 2.0, 400)[:, None].double()
+    rows = torch.arange(0, 400, 7)
+    for unit in (True, False):
+        V = _unit(W) if unit else W
+        nb = exact_max_pass(
+            V, V.float(), rows, max_memory_mib=0.05, num_neighbours=8, unit_rows=unit
+        )
+        assert nb.neighbours is not None
+        dist = torch.cdist(V[rows], V)
+        dist[torch.arange(rows.numel()), rows] = torch.inf
+        kth = dist.topk(8, dim=1, largest=False).values[:, -1]
+        got = dist.gather(1, nb.neighbours)
+        assert bool((got <= kth[:, None] + 1e-5).all())
+        assert bool((nb.neighbours != rows[:, None]).all())
+    # Rows computed as float64 tiles leave their neighbours to the caller.
+    f64 = exact_max_pass(
+        W, W.float(), rows, max_memory_mib=1.0, float64_tiles=True, num_neighbours=4
+    )
+    assert f64.neighbours is not None and bool((f64.neighbours == -1).all())
+
+
+def test_simplex_min_norm_weights_and_value() -> None:
+    # Points of a square's far side in 2-D: the min-norm point of conv{(1, -1), (1, 1)} is (1, 0).
+    Y = torch.tensor([[[1.0, -1.0], [1.0, 1.0], [3.0, 0.0]]], dtype=torch.float64)
+    lam = simplex_min_norm(Y @ Y.transpose(1, 2), 200)
+    assert torch.allclose(lam.sum(dim=1), torch.ones(1, dtype=torch.float64))
+    assert bool((lam >= 0).all())
+    x = (lam[:, :, None] * Y).sum(dim=1)
+    assert torch.allclose(x, torch.tensor([[1.0, 0.0]], dtype=torch.float64), atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["anisotropic", "random", "e8", "leech23", "duplicates"])
+@pytest.mark.parametrize("chunk_size", [4, 256])
+def test_rho_search_equals_exact_minimum(name: str, chunk_size: int) -> None:
+    W = CASES[name]()
+    ref = one_vs_rest_distances(W, keep_points=False)
+    m = min_one_vs_rest_distance(W, chunk_size=chunk_size)
+    assert m.certified and m.gap <= 1e-9
+    assert abs(m.rho - ref.rho) <= 1e-9
+    assert m.lower <= float(ref.distances.min()) + 1e-12
+    assert float(ref.distances[m.argmin]) <= ref.rho + 1e-9
+
+
+def test_rho_search_raw_rows_and_small_budget() -> None:
+    W = _anisotropic(300, 10, seed=6) * torch.linspace(0.5, 2.0, 300)[:, None].double()
+    ref = one_vs_rest_distances(W, normalize=False, keep_points=False)
+    m = min_one_vs_rest_distance(W, normalize=False, chunk_size=4, max_memory_mib=0.05)
+    assert m.certified
+    assert abs(m.rho - ref.rho) <= 1e-9
+    # The dual bounds settle most classes: far fewer exact solves than classes.
+    a = min_one_vs_rest_distance(_unit(_anisotropic(600, 24, seed=0)), chunk_size=4)
+    assert a.classes_solved < 100
