@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -154,6 +155,7 @@ def run_case(
         t = time.perf_counter() - t0
         row.update(max_gap=m.gap, certified=m.certified, rho=m.rho, classes_solved=m.classes_solved)
     row.update(seconds=t, pass_seconds=t_pass, ratio=t / t_pass, peak_memory_gib=peak_gib(device))
+    row.update(load_average=os.getloadavg()[0])  # timings on a shared machine are inflated
     return row
 
 

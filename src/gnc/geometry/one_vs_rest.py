@@ -287,7 +287,7 @@ def min_one_vs_rest_distance(
     rows: the margin of ``h = w_k / |w_k|``), where ``s_k`` is exact: every entry the float32
     rounding bound cannot rule out is recomputed in float64, and where those are dense (codes in
     which every class ties with thousands of neighbours) the rows are recomputed as float64 GEMM
-    tiles instead; the same pass keeps each class's 32 nearest rows. Classes are then taken in
+    tiles instead; the same pass keeps each class's 96 nearest rows. Classes are then taken in
     increasing order of that bound: the first is solved exactly; the later chunks get certified
     dual bounds ``(<w_k, h> - max_{j != k} <w_j, h>) / |h|`` from approximate min-norm points of
     small working sets (their nearest rows, then the rows most violating the first direction)
