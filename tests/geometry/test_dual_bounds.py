@@ -95,10 +95,28 @@ def test_exact_max_pass_neighbours_are_the_nearest_rows() -> None:
         assert nb.neighbours is not None
         dist = torch.cdist(V[rows], V)
         dist[torch.arange(rows.numel()), rows] = torch.inf
+        # Kept for the rows whose bound is below the least nearest-row distance seen so far.
+        have = (nb.neighbours >= 0).all(dim=1)
+        assert bool(have.any()) and bool(((nb.neighbours >= 0) == have[:, None]).all())
+        dist, nbrs = dist[have], nb.neighbours[have]
         kth = dist.topk(8, dim=1, largest=False).values[:, -1]
-        got = dist.gather(1, nb.neighbours)
+        got = dist.gather(1, nbrs)
         assert bool((got <= kth[:, None] + 1e-5).all())
-        assert bool((nb.neighbours != rows[:, None]).all())
+        assert bool((nbrs != rows[have][:, None]).all())
+    # A row whose bound is above the nearest distances (far outside the others) is left out.
+    near = _unit(torch.randn(240, 8, generator=torch.Generator().manual_seed(7)).double())
+    far = torch.cat([near, 3 * _unit(torch.ones(1, 8).double())])
+    nb = exact_max_pass(
+        far,
+        far.float(),
+        torch.arange(241),
+        max_memory_mib=1024.0,
+        num_neighbours=4,
+        unit_rows=False,
+    )
+    assert nb.neighbours is not None
+    assert float((nb.neighbours[:240] >= 0).all(dim=1).double().mean()) > 0.9
+    assert bool((nb.neighbours[240] == -1).all())
     # Rows computed as float64 tiles leave their neighbours to the caller.
     f64 = exact_max_pass(
         W, W.float(), rows, max_memory_mib=1.0, float64_tiles=True, num_neighbours=4

@@ -87,7 +87,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
             dist.init_process_group("gloo")
             W = torch.from_numpy(np.load({str(tmp_path / "w.npy")!r}))
             r = one_vs_rest_distances(W, distributed=True, max_memory_mib=0.05)
-            m = min_one_vs_rest_distance(W, process_group=dist.group.WORLD)
+            m = min_one_vs_rest_distance(W, process_group=dist.group.WORLD, chunk_size=4)
             if dist.get_rank() == 0:
                 np.save({str(tmp_path / "d.npy")!r}, r.distances.numpy())
                 np.save({str(tmp_path / "lo.npy")!r}, r.lower_bounds.numpy())
@@ -104,7 +104,9 @@ def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
     assert np.abs(D - single.distances.numpy()).max() <= 1e-12
     assert np.abs(np.load(tmp_path / "lo.npy") - single.lower_bounds.numpy()).max() <= 1e-12
     assert D[5] == 0.0 and D[17] == 0.0
-    assert abs(float(rho) - min_one_vs_rest_distance(torch.from_numpy(W)).rho) <= 1e-12
+    assert (
+        abs(float(rho) - min_one_vs_rest_distance(torch.from_numpy(W), chunk_size=4).rho) <= 1e-12
+    )
 
 
 def test_torchrun_cli_per_class(tmp_path: Path) -> None:

@@ -299,9 +299,11 @@ def exact_max_pass(
         max_memory_mib: Budget of one tile.
         float64_tiles: Force the float64 tiles (``True``) or the float32 screen (``False``);
             ``None`` (default) starts with the screen and switches on dense ties.
-        num_neighbours: ``m``: also keep each row's ``m`` nearest other rows (Euclidean) from
-            the float32 tiles (a top-``m`` of each tile row, a few percent of the pass); rows
-            computed as float64 tiles get ``-1`` (their neighbours are left to the caller).
+        num_neighbours: ``m``: also keep the ``m`` nearest other rows (Euclidean) from the
+            float32 tiles (a top-``m`` of a tile row, ~10 % of its GEMM) of the rows whose
+            bound ``|w_r| - s_r / |w_r|`` is below the smallest nearest-row distance seen so far
+            (the rows a rho search may bound further); the other rows, and rows computed as
+            float64 tiles, get ``-1`` (their neighbours are left to the caller).
         unit_rows: Rows have norm 1 (neighbours by inner product, no norm correction).
         bar: Optional tqdm bar, advanced by rows.
 
@@ -319,6 +321,7 @@ def exact_max_pass(
     m = min(num_neighbours, K - 1)
     nbrs = torch.full((R, m), -1, dtype=torch.long, device=dev) if m > 0 else None
     sq32 = None if unit_rows or m == 0 else (W * W).sum(dim=1).to(torch.float32)
+    least = float("inf")
     rechecked = 0
     dense = bool(float64_tiles)
     step32 = rows_per_budget(14 * K, max_memory_mib, num_rows=R)
@@ -346,8 +349,15 @@ def exact_max_pass(
                     del ip
                     continue
                 if nbrs is not None:
-                    score = ip if sq32 is None else 2.0 * ip - sq32[None, :]
-                    nbrs[a:b] = score.topk(m, dim=1, sorted=False).indices
+                    # Only rows whose bound |w_r| - s_r / |w_r| is below the smallest distance
+                    # to a nearest row seen so far can need them (float32 estimates: speed only).
+                    s64, n_r = s32.to(W.dtype), norms[r]
+                    near = (n_r**2 + norms[j32] ** 2 - 2 * s64).clamp_min(0.0).sqrt()
+                    least = min(least, float(near.min()))
+                    want = (n_r - s64 / n_r < least).nonzero().squeeze(1)
+                    if want.numel():
+                        score = ip[want] if sq32 is None else 2.0 * ip[want] - sq32[None, :]
+                        nbrs[a + want] = score.topk(m, dim=1, sorted=False).indices
                 del ip
                 rechecked += cand.shape[0]
                 smax[a:b], arg[a:b] = _exact_max(W, r, cand, j32, max_memory_mib)
