@@ -232,7 +232,7 @@ def dual_bounds(
         if neighbours is None:
             ws = torch.full((b - a, m0), -1, dtype=torch.long, device=dev)
         else:
-            ws = neighbours[a:b, :m0]
+            ws = neighbours[a:b, :m0].long()
         unknown = (ws < 0).any(dim=1).nonzero().squeeze(1)
         if unknown.numel():
             nb = neighbour_pass(

@@ -303,7 +303,7 @@ def exact_max_pass(
             float32 tiles (a top-``m`` of a tile row, ~10 % of its GEMM) of the rows whose
             bound ``|w_r| - s_r / |w_r|`` is below the smallest nearest-row distance seen so far
             (the rows a rho search may bound further); the other rows, and rows computed as
-            float64 tiles, get ``-1`` (their neighbours are left to the caller).
+            float64 tiles, get ``-1`` (their neighbours are left to the caller). Int32.
         unit_rows: Rows have norm 1 (neighbours by inner product, no norm correction).
         bar: Optional tqdm bar, advanced by rows.
 
@@ -319,7 +319,7 @@ def exact_max_pass(
     smax = torch.empty(R, dtype=W.dtype, device=dev)
     arg = torch.empty(R, dtype=torch.long, device=dev)
     m = min(num_neighbours, K - 1)
-    nbrs = torch.full((R, m), -1, dtype=torch.long, device=dev) if m > 0 else None
+    nbrs = torch.full((R, m), -1, dtype=torch.int32, device=dev) if m > 0 else None
     sq32 = None if unit_rows or m == 0 else (W * W).sum(dim=1).to(torch.float32)
     least = float("inf")
     rechecked = 0
@@ -357,7 +357,7 @@ def exact_max_pass(
                     want = (n_r - s64 / n_r < least).nonzero().squeeze(1)
                     if want.numel():
                         score = ip[want] if sq32 is None else 2.0 * ip[want] - sq32[None, :]
-                        nbrs[a + want] = score.topk(m, dim=1, sorted=False).indices
+                        nbrs[a + want] = score.topk(m, dim=1, sorted=False).indices.int()
                 del ip
                 rechecked += cand.shape[0]
                 smax[a:b], arg[a:b] = _exact_max(W, r, cand, j32, max_memory_mib)

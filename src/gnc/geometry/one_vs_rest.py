@@ -287,7 +287,8 @@ def min_one_vs_rest_distance(
     rows: the margin of ``h = w_k / |w_k|``), where ``s_k`` is exact: every entry the float32
     rounding bound cannot rule out is recomputed in float64, and where those are dense (codes in
     which every class ties with thousands of neighbours) the rows are recomputed as float64 GEMM
-    tiles instead; the same pass keeps each class's 96 nearest rows. Classes are then taken in
+    tiles instead; the same pass keeps the 96 nearest rows of the classes that may need them (when
+    they fit a quarter of the budget; else they are found per chunk). Classes are then taken in
     increasing order of that bound: the first is solved exactly; the later chunks get certified
     dual bounds ``(<w_k, h> - max_{j != k} <w_j, h>) / |h|`` from approximate min-norm points of
     small working sets (their nearest rows, then the rows most violating the first direction)
@@ -331,7 +332,8 @@ def min_one_vs_rest_distance(
             W32,
             parts[rank],
             max_memory_mib=max_memory_mib,
-            num_neighbours=NEIGHBOURS,
+            # Kept when they fit a quarter of the budget (int32), else found per chunk.
+            num_neighbours=NEIGHBOURS if max_memory_mib * 2**18 >= 4 * NEIGHBOURS * K else 0,
             unit_rows=normalize,
             bar=bar,
         )
