@@ -161,7 +161,13 @@ TAMMES_SWEEP = [N for N in TAMMES_S2_DEGREES if 75 <= N <= 130]
 
 
 def reliability_case(
-    kind: str, K: int, d: int, seeds: int, time_limit: float, clock: Literal["wall", "cpu"]
+    kind: str,
+    K: int,
+    d: int,
+    seeds: int,
+    time_limit: float,
+    clock: Literal["wall", "cpu"],
+    first_seed: int = 0,
 ) -> dict[str, object]:
     """One row: successes over seeds, median time to success, best value on failures.
 
@@ -182,7 +188,7 @@ def reliability_case(
     hit_times: list[float] = []
     fails: list[float] = []
     wall: list[float] = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         res = solver(K, d, seed=seed, time_limit=time_limit, clock=clock, target=stop)
         value = res.rho if kind == "softmax" else res.min_pairwise_distance
         wall.append(res.seconds)
@@ -208,6 +214,7 @@ def reliability_case(
         "clock": clock,
         "time_limit": time_limit,
         "seeds": seeds,
+        "first_seed": first_seed,
         "successes": len(hit_times),
         "median_seconds_to_success": hit_times[len(hit_times) // 2] if hit_times else None,
         "best_on_failures": max(fails) if fails else None,
@@ -222,6 +229,7 @@ def reliability(
     clock: Literal["wall", "cpu"],
     large_seeds: int,
     sweep_seeds: int = 0,
+    first_seed: int = 0,
 ) -> list[dict[str, object]]:
     """Success rates of the default search from random starts over ``seeds`` seeds.
 
@@ -236,7 +244,7 @@ def reliability(
         todo = [c for c in todo if f"{c[0]}:{c[1]}x{c[2]}" in cases]
     rows = []
     for kind, K, d, n in todo:
-        row = reliability_case(kind, K, d, n, time_limit, clock)
+        row = reliability_case(kind, K, d, n, time_limit, clock, first_seed)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -254,6 +262,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--reliability-cases", default=None, help="e.g. softmax:240x8,tammes:48x3")
     ap.add_argument("--large-seeds", type=int, default=3, help="seeds of the d = 21-22 codes")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+n-1")
     ap.add_argument(
         "--tammes-sweep", type=int, default=0, metavar="SEEDS", help="also N = 75, 80, ..., 130"
     )
@@ -266,7 +275,13 @@ def main() -> None:
             torch.set_num_threads(1)
         cases_r = args.reliability_cases.split(",") if args.reliability_cases else None
         rows = reliability(
-            args.seeds, args.time_limit, cases_r, args.clock, args.large_seeds, args.tammes_sweep
+            args.seeds,
+            args.time_limit,
+            cases_r,
+            args.clock,
+            args.large_seeds,
+            args.tammes_sweep,
+            args.first_seed,
         )
         print(json.dumps({"reliability": rows}, indent=2))
         return
