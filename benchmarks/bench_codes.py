@@ -22,7 +22,8 @@ median time to success. ``--clock cpu`` (the default) budgets CPU time of one th
 budgets wall time.
 
 Usage: ``python benchmarks/bench_codes.py [--quick] [--paper-lines] [--large]`` or
-``python benchmarks/bench_codes.py --reliability --seeds 10 --time-limit 60``.
+``python benchmarks/bench_codes.py --reliability --seeds 10 --time-limit 60``
+(``--tammes-sweep 3``: also Tammes on ``S^2`` at N = 75, 80, ..., 130 with 3 seeds each).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Literal
 import torch
 
 from gnc.codes import softmax_code, tammes_code
-from gnc.codes.reference import SHARP_CODES, tammes_s2_best_known_distance
+from gnc.codes.reference import SHARP_CODES, TAMMES_S2_DEGREES, tammes_s2_best_known_distance
 from gnc.geometry import one_vs_rest_distances
 from gnc.geometry.bounds import rho_star_upper
 from gnc.sphere import normalize_rows, random_points
@@ -155,10 +156,18 @@ def paper_line(d: int, K: int, paper: float, time_limit: float | None) -> dict[s
 RELIABILITY_SHARP = [(12, 3), (16, 5), (27, 6), (56, 7), (120, 4), (240, 8)]
 RELIABILITY_LARGE = [(100, 22), (112, 21), (162, 21), (275, 22)]  # d = 21-22: 3 seeds
 RELIABILITY_TAMMES = [13, 24, 48, 70, 120]  # N = 72 is not in the offline table: 70 instead
+#: ``--tammes-sweep``: every tabulated N from 75 to 130 (Sloane's table steps by 5 past N = 50).
+TAMMES_SWEEP = [N for N in TAMMES_S2_DEGREES if 75 <= N <= 130]
 
 
 def reliability_case(
-    kind: str, K: int, d: int, seeds: int, time_limit: float, clock: Literal["wall", "cpu"]
+    kind: str,
+    K: int,
+    d: int,
+    seeds: int,
+    time_limit: float,
+    clock: Literal["wall", "cpu"],
+    first_seed: int = 0,
 ) -> dict[str, object]:
     """One row: successes over seeds, median time to success, best value on failures.
 
@@ -179,7 +188,7 @@ def reliability_case(
     hit_times: list[float] = []
     fails: list[float] = []
     wall: list[float] = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         res = solver(K, d, seed=seed, time_limit=time_limit, clock=clock, target=stop)
         value = res.rho if kind == "softmax" else res.min_pairwise_distance
         wall.append(res.seconds)
@@ -205,6 +214,7 @@ def reliability_case(
         "clock": clock,
         "time_limit": time_limit,
         "seeds": seeds,
+        "first_seed": first_seed,
         "successes": len(hit_times),
         "median_seconds_to_success": hit_times[len(hit_times) // 2] if hit_times else None,
         "best_on_failures": max(fails) if fails else None,
@@ -218,16 +228,23 @@ def reliability(
     cases: list[str] | None,
     clock: Literal["wall", "cpu"],
     large_seeds: int,
+    sweep_seeds: int = 0,
+    first_seed: int = 0,
 ) -> list[dict[str, object]]:
-    """Success rates of the default search from random starts over ``seeds`` seeds."""
+    """Success rates of the default search from random starts over ``seeds`` seeds.
+
+    ``sweep_seeds > 0`` adds Tammes on ``S^2`` at every tabulated ``N`` in 75..130.
+    """
     todo: list[tuple[str, int, int, int]] = [("softmax", K, d, seeds) for K, d in RELIABILITY_SHARP]
     todo += [("tammes", N, 3, seeds) for N in RELIABILITY_TAMMES]
     todo += [("softmax", K, d, large_seeds) for K, d in RELIABILITY_LARGE]
+    if sweep_seeds:
+        todo += [("tammes", N, 3, sweep_seeds) for N in TAMMES_SWEEP]
     if cases:
         todo = [c for c in todo if f"{c[0]}:{c[1]}x{c[2]}" in cases]
     rows = []
     for kind, K, d, n in todo:
-        row = reliability_case(kind, K, d, n, time_limit, clock)
+        row = reliability_case(kind, K, d, n, time_limit, clock, first_seed)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -245,6 +262,10 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--reliability-cases", default=None, help="e.g. softmax:240x8,tammes:48x3")
     ap.add_argument("--large-seeds", type=int, default=3, help="seeds of the d = 21-22 codes")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+n-1")
+    ap.add_argument(
+        "--tammes-sweep", type=int, default=0, metavar="SEEDS", help="also N = 75, 80, ..., 130"
+    )
     ap.add_argument(
         "--clock", choices=("wall", "cpu"), default="cpu", help="budget kind (cpu: one thread)"
     )
@@ -253,7 +274,15 @@ def main() -> None:
         if args.clock == "cpu":
             torch.set_num_threads(1)
         cases_r = args.reliability_cases.split(",") if args.reliability_cases else None
-        rows = reliability(args.seeds, args.time_limit, cases_r, args.clock, args.large_seeds)
+        rows = reliability(
+            args.seeds,
+            args.time_limit,
+            cases_r,
+            args.clock,
+            args.large_seeds,
+            args.tammes_sweep,
+            args.first_seed,
+        )
         print(json.dumps({"reliability": rows}, indent=2))
         return
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
