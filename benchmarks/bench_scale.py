@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -153,7 +154,13 @@ def run_case(
         sync(device)
         t = time.perf_counter() - t0
         row.update(max_gap=m.gap, certified=m.certified, rho=m.rho, classes_solved=m.classes_solved)
-    row.update(seconds=t, pass_seconds=t_pass, ratio=t / t_pass, peak_memory_gib=peak_gib(device))
+    row.update(
+        seconds=t,
+        pass_seconds=t_pass,
+        ratio=t / t_pass,
+        peak_memory_gib=peak_gib(device),
+        load_average=os.getloadavg()[0],
+    )
     return row
 
 
