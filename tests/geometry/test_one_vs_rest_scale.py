@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gnc.geometry import _screening as screening
 from gnc.geometry import _solve as solve_module
 from gnc.geometry import _wolfe as wolfe
 from gnc.geometry import configurations as cfg
@@ -226,6 +227,41 @@ def test_next_working_sets_keep_corral_and_grams() -> None:
     assert float(lam2.sum(dim=1).sub(1).abs().max()) < 1e-15
     Y2 = W[ws2] - W[rows][:, None, :]
     assert torch.allclose(G2, Y2 @ Y2.transpose(1, 2), atol=1e-13, rtol=0)
+
+
+def test_certify_against_float64_reference() -> None:
+    # Candidate points x_k of three kinds: far from optimal (certain violators), exactly at a
+    # vertex tie (undecided by the float32 bound, recomputed), and optimal solutions. Whether a
+    # class violates, its dual bound and its candidates are checked against float64 products.
+    W = _anisotropic(300, 16, seed=14)
+    W = W / W.norm(dim=1, keepdim=True)
+    W32 = W.float()
+    opt = one_vs_rest_distances(W, classes=torch.arange(20))
+    rows = torch.arange(60)
+    x = torch.empty(60, 16, dtype=torch.float64)
+    x[:20] = opt.nearest_points - W[:20]
+    x[20:40] = W[(rows[20:40] + 1) % 300] - W[20:40]  # a neighbouring vertex: violators
+    x[40:] = 0.5 * (W[rows[40:] + 100] + W[rows[40:] + 101]) - W[40:60]  # an edge midpoint
+    ws = torch.stack([(rows + 1) % 300, rows + 100], dim=1)
+    tol = torch.full((60,), 1e-12, dtype=torch.float64)
+    cert = screening.certify(W, W32, rows, x, ws, tol, 8, 64.0, 1.0)
+    viol = (W[None, :, :] - W[rows][:, None, :]) @ x[:, :, None]  # <w_j - w_k, x_k>
+    viol = viol[:, :, 0] - (x * x).sum(dim=1)[:, None]  # < 0: violator
+    viol[rows, rows] = torch.inf
+    worst = viol.min(dim=1).values
+    assert torch.equal(cert.violated, worst < -1e-12)
+    n2 = (x * x).sum(dim=1)
+    true_gmin = torch.minimum(n2, worst + n2)
+    assert bool((cert.gmin <= true_gmin + 1e-12).all())
+    assert torch.allclose(cert.gmin[~cert.violated], true_gmin[~cert.violated], atol=1e-12)
+    for t in cert.violated.nonzero().squeeze(1).tolist():
+        ok = cert.candidates[t][cert.candidates_ok[t]]
+        assert ok.numel() > 0 and bool((viol[t, ok] < -1e-12).all())
+        assert not set(ok.tolist()) & set(ws[t].tolist())
+        # The best candidate is the worst violator off the working set (to float32 ranking).
+        off = viol[t].clone()
+        off[ws[t]] = torch.inf
+        assert float(viol[t, ok].min()) <= float(off.min()) + 1e-6
 
 
 # --------------------------------------------------------------------------------------------
