@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gnc.geometry import _screening as screening
 from gnc.geometry import _solve as solve_module
 from gnc.geometry import _wolfe as wolfe
 from gnc.geometry import configurations as cfg
@@ -162,9 +163,10 @@ def test_without_points_same_distances_and_bounds() -> None:
 
 
 def test_rounds_split_by_budget_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Working sets that start at one row grow over many rounds. With a cost model in which a
-    # grown working set no longer fits, each later round is split into single classes: the
-    # answer is the same as when the whole block is solved at once.
+    # Working sets that start at one row grow over many rounds (corral plus violators). With a
+    # cost model in which a working set wider than the first one no longer fits, each later
+    # round is split into single classes: the answer is the same as when the whole block is
+    # solved at once.
     W = _anisotropic(150, 6, seed=8)
     whole = one_vs_rest_distances(W, working_set_size=1)
     assert whole.rounds > 1
@@ -172,14 +174,94 @@ def test_rounds_split_by_budget_change_nothing(monkeypatch: pytest.MonkeyPatch) 
 
     def cost(K: int, d: int, m: int) -> int:
         calls.append(m)
-        return 1 if m <= 1 + 64 else 1 << 40
+        return 1 if m <= calls[0] else 1 << 40
 
     monkeypatch.setattr(solve_module, "_solve_bytes", cost)
     split = one_vs_rest_distances(W, working_set_size=1)
-    assert max(calls) > 1 + 64  # some round was split
+    assert max(calls) > calls[0]  # some round was split
     assert torch.allclose(whole.distances, split.distances, atol=1e-13, rtol=0)
     Wn = (W / W.norm(dim=1, keepdim=True)).numpy()
     _check_certificate(Wn, split)
+
+
+@pytest.mark.parametrize(
+    ("name", "W"),
+    [
+        ("anisotropic", _anisotropic(90, 7, seed=11)),
+        (
+            "unit",
+            _anisotropic(120, 12, seed=12) / _anisotropic(120, 12, seed=12).norm(dim=1)[:, None],
+        ),
+        ("e8", cfg.e8_roots()),
+    ],
+)
+def test_pruned_working_sets_equal_the_plain_algorithm(name: str, W: torch.Tensor) -> None:
+    # Working sets pruned to their corral every round (one row to start, many rounds) against
+    # the plain algorithm: every other row in the working set from the start (one round, no
+    # pruning, no violator search). Same D_k at every class; the certificate is re-derived over
+    # all rows, so a violator the pruning skipped would show.
+    K = W.shape[0]
+    pruned = one_vs_rest_distances(W, working_set_size=1)
+    plain = one_vs_rest_distances(W, working_set_size=K - 1)
+    assert pruned.rounds >= 2 and plain.rounds == 1
+    assert torch.allclose(pruned.distances, plain.distances, atol=1e-12, rtol=0)
+    _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), pruned)
+
+
+def test_next_working_sets_keep_corral_and_grams() -> None:
+    # The corral (lam > 0) is kept with its weights, the violators join, padding is invalid and
+    # points at the class itself; the Gram equals one computed from scratch.
+    W = _anisotropic(40, 5, seed=13)
+    rows = torch.tensor([3, 7])
+    ws = torch.tensor([[0, 1, 2, 4], [5, 6, 8, 9]])
+    lam = torch.tensor([[0.0, 0.6, 0.0, 0.4], [0.0, 0.0, 1.0, 0.0]], dtype=torch.float64)
+    Y = W[ws] - W[rows][:, None, :]
+    G = Y @ Y.transpose(1, 2)
+    new_idx = torch.tensor([[10, 11, 12], [13, 14, 15]])
+    new_ok = torch.tensor([[True, False, True], [True, True, True]])
+    vt = torch.tensor([0, 1])
+    ws2, valid, lam2, G2 = solve_module._next_working_sets(W, rows, vt, ws, lam, G, new_idx, new_ok)
+    assert ws2.tolist() == [[1, 4, 10, 3, 12], [8, 7, 13, 14, 15]]
+    assert valid.tolist() == [[True, True, True, False, True], [True, False, True, True, True]]
+    assert lam2[0, :2].tolist() == [0.6, 0.4] and lam2[1, 0] == 1.0
+    assert float(lam2.sum(dim=1).sub(1).abs().max()) < 1e-15
+    Y2 = W[ws2] - W[rows][:, None, :]
+    assert torch.allclose(G2, Y2 @ Y2.transpose(1, 2), atol=1e-13, rtol=0)
+
+
+def test_certify_against_float64_reference() -> None:
+    # Candidate points x_k of three kinds: far from optimal (certain violators), exactly at a
+    # vertex tie (undecided by the float32 bound, recomputed), and optimal solutions. Whether a
+    # class violates, its dual bound and its candidates are checked against float64 products.
+    W = _anisotropic(300, 16, seed=14)
+    W = W / W.norm(dim=1, keepdim=True)
+    W32 = W.float()
+    opt = one_vs_rest_distances(W, classes=torch.arange(20))
+    rows = torch.arange(60)
+    x = torch.empty(60, 16, dtype=torch.float64)
+    x[:20] = opt.nearest_points - W[:20]
+    x[20:40] = W[(rows[20:40] + 1) % 300] - W[20:40]  # a neighbouring vertex: violators
+    x[40:] = 0.5 * (W[rows[40:] + 100] + W[rows[40:] + 101]) - W[40:60]  # an edge midpoint
+    ws = torch.stack([(rows + 1) % 300, rows + 100], dim=1)
+    tol = torch.full((60,), 1e-12, dtype=torch.float64)
+    cert = screening.certify(W, W32, rows, x, ws, tol, 8, 64.0, 1.0)
+    viol = (W[None, :, :] - W[rows][:, None, :]) @ x[:, :, None]  # <w_j - w_k, x_k>
+    viol = viol[:, :, 0] - (x * x).sum(dim=1)[:, None]  # < 0: violator
+    viol[rows, rows] = torch.inf
+    worst = viol.min(dim=1).values
+    assert torch.equal(cert.violated, worst < -1e-12)
+    n2 = (x * x).sum(dim=1)
+    true_gmin = torch.minimum(n2, worst + n2)
+    assert bool((cert.gmin <= true_gmin + 1e-12).all())
+    assert torch.allclose(cert.gmin[~cert.violated], true_gmin[~cert.violated], atol=1e-12)
+    for t in cert.violated.nonzero().squeeze(1).tolist():
+        ok = cert.candidates[t][cert.candidates_ok[t]]
+        assert ok.numel() > 0 and bool((viol[t, ok] < -1e-12).all())
+        assert not set(ok.tolist()) & set(ws[t].tolist())
+        # The best candidate is the worst violator off the working set (to float32 ranking).
+        off = viol[t].clone()
+        off[ws[t]] = torch.inf
+        assert float(viol[t, ok].min()) <= float(off.min()) + 1e-6
 
 
 # --------------------------------------------------------------------------------------------

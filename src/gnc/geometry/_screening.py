@@ -235,9 +235,11 @@ def certify(
     lo = (base - err - viol_tol).to(torch.float64)
     fmin = g.min(dim=1).values
     definite = fmin.to(torch.float64) < lo
-    # Entries the bound does not decide, for the classes without a certain violator.
-    und = (g < hi[:, None]) & ~definite[:, None]
-    pairs = und.nonzero()
+    # Entries the bound does not decide, for the classes without a certain violator only (the
+    # (T, K) tile is not swept again for the others).
+    nd = (~definite).nonzero().squeeze(1)
+    und = (g[nd] < hi[nd, None]).nonzero()
+    pairs = torch.stack([nd[und[:, 0]], und[:, 1]], dim=1)
     del und
     exact = _pairs_dot(W, x, pairs[:, 1], pairs[:, 0], max_memory_mib) - c[pairs[:, 0]]
     gmin = torch.minimum(n2, (fmin.to(torch.float64) - err - 4 * _U32 * fmin.abs()) - c)
@@ -245,18 +247,33 @@ def certify(
     emin.scatter_reduce_(0, pairs[:, 0], exact, reduce="amin")
     gmin = torch.where(definite, gmin, torch.minimum(n2, emin))
     violated = definite | (n2 - emin > viol_tol)
-    # Violation scores (< 0: violator), exact where recomputed; working-set rows excluded.
-    g = g - base.to(torch.float32)[:, None]
-    g[pairs[:, 0], pairs[:, 1]] = (exact - n2[pairs[:, 0]]).to(torch.float32)
+    # The most violating rows off the working set: ranked by the float32 scores themselves (a
+    # constant per class away from the violation) where a violator is certain, by the
+    # violations (exact where recomputed) for the few others.
     g.scatter_(1, working_set, torch.inf)
     n = min(num_candidates, K - 1)
     idx = torch.zeros(T, n, dtype=torch.long, device=dev)
     ok = torch.zeros(T, n, dtype=torch.bool, device=dev)
-    v = violated.nonzero().squeeze(1)
-    if v.numel():
-        vals, iv = g[v].topk(n, dim=1, largest=False)
-        idx[v] = iv
-        ok[v] = vals.to(torch.float64) < -viol_tol[v, None]
+    vd = definite.nonzero().squeeze(1)
+    if vd.numel():
+        if 2 * vd.numel() > T:  # most rows: no copy of the tile
+            vals, iv = g.topk(n, dim=1, largest=False)
+            vals, iv = vals[vd], iv[vd]
+        else:
+            vals, iv = g[vd].topk(n, dim=1, largest=False)
+        idx[vd] = iv
+        ok[vd] = vals.to(torch.float64) - base[vd, None] < -viol_tol[vd, None]
+    vu = (violated & ~definite).nonzero().squeeze(1)
+    if vu.numel():
+        pos = torch.full((T,), -1, dtype=torch.long, device=dev)
+        pos[vu] = torch.arange(vu.numel(), device=dev)
+        gu = g[vu] - base[vu].to(torch.float32)[:, None]
+        at = pos[pairs[:, 0]]
+        mine = (at >= 0) & torch.isfinite(gu[at.clamp_min(0), pairs[:, 1]])
+        gu[at[mine], pairs[mine, 1]] = (exact[mine] - n2[pairs[mine, 0]]).to(torch.float32)
+        vals, iv = gu.topk(n, dim=1, largest=False)
+        idx[vu] = iv
+        ok[vu] = vals.to(torch.float64) < -viol_tol[vu, None]
     return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
 
 
