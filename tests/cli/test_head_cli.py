@@ -102,6 +102,9 @@ def test_unargmaxable_json_and_per_class(
     assert am["coinciding"] == 2 and am["undecided"] == 0
     assert [e["id"] for e in am["examples"]] == [4, 5]
     assert all(e["raw_distance_at_most"] <= 1e-9 for e in am["examples"])
+    # Rows 4 and 5 (6 is 5's twin) are decided in their own frame: inside, residual at rounding.
+    assert am["refined"] == am["refined_inside"] == 2 and am["refined_argmaxable"] == 0
+    assert all(e["raw_distance_at_most"] <= 1e-14 for e in am["examples"])
     assert s["distances_sample"]["is_all"]
     rows = [line.split("\t") for line in table.read_text().splitlines()]
     assert rows[0] == [

@@ -328,6 +328,9 @@ class HeadGeometry:
             "has_bias": res.has_bias,
             "screened": res.num_screened,
             "solved_exactly": res.num_solved,
+            "refined": int(res.refined.numel()),
+            "refined_argmaxable": int((res.status[res.refined] == 1).sum()),
+            "refined_inside": int((res.status[res.refined] == 0).sum()),
             "min_certified_margin": (
                 float(res.margins[finite].min()) if bool(finite.any()) else None
             ),
