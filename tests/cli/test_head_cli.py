@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -101,9 +102,13 @@ def test_unargmaxable_json_and_per_class(
     assert am["coinciding"] == 2 and am["undecided"] == 0
     assert [e["id"] for e in am["examples"]] == [4, 5]
     assert all(e["raw_distance_at_most"] <= 1e-9 for e in am["examples"])
+    # Rows 4 and 5 (6 is 5's twin) are decided in their own frame: inside, residual at rounding.
+    assert am["refined"] == am["refined_inside"] == 2 and am["refined_argmaxable"] == 0
+    assert all(e["raw_distance_at_most"] <= 1e-14 for e in am["examples"])
     assert s["distances_sample"]["is_all"]
     rows = [line.split("\t") for line in table.read_text().splitlines()]
-    assert rows[0] == ["id", "token", "argmax", "D_k_raw", "D_k_normalized", "nearest_rows"]
+    header = "id token argmax D_k_raw D_k_normalized D_k_normalized_lower D_k_normalized_upper"
+    assert rows[0] == [*header.split(), "nearest_rows"]
     assert len(rows) == 9
     by_id = {int(r[0]): r for r in rows[1:]}
     assert by_id[4][2] == "unargmaxable" and by_id[0][2] == "coinciding"
@@ -113,7 +118,8 @@ def test_unargmaxable_json_and_per_class(
     assert float(by_id[1][3]) == pytest.approx(2 / math.sqrt(3.25), abs=1e-9)
     assert float(by_id[4][3]) == pytest.approx(0.0, abs=1e-9)
     assert float(by_id[7][4]) == 0.0  # same direction as row 0
-    assert len(by_id[2][5].split()) == 3
+    assert by_id[1][4] == by_id[1][5] == by_id[1][6]  # exact: the bracket is one value
+    assert len(by_id[2][7].split()) == 3
 
 
 def test_sample_classes_options(main, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
@@ -124,10 +130,22 @@ def test_sample_classes_options(main, tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([*argv, "--sample-classes", "5"]) == 0
     ds = json.loads(capsys.readouterr().out)["distances_sample"]
     assert ds["size"] == 5 and not ds["is_all"] and ds["estimated_all_seconds"] is None
-    # A budget too small for all classes falls back to a sample and says why.
-    assert main([*argv, "--time-budget", "1e-9"]) == 0
-    ds = json.loads(capsys.readouterr().out)["distances_sample"]
-    assert ds["is_all"] and "budget" in ds["reason"]  # 40 classes < the 1024 fallback
+    # A budget too small for the exact run brackets every class instead and says why; the
+    # brackets hold the exact values of a run with --sample-classes all.
+    table = tmp_path / "b.csv"
+    assert main([*argv, "--time-budget", "1e-9", "--per-class", str(table)]) == 0
+    s = json.loads(capsys.readouterr().out)
+    ds, da = s["distances_sample"], s["distances_all"]
+    assert ds["size"] == 0 and not ds["is_all"] and "budget" in ds["reason"]
+    assert not da["exact"] and da["size"] == 40 and da["rounds"] <= 2
+    assert main([*argv, "--sample-classes", "all"]) == 0
+    exact = json.loads(capsys.readouterr().out)["distances_all"]
+    assert exact["exact"] and exact["size"] == 40
+    for key, q in exact["quantiles"].items():
+        lo, hi = da["quantiles"][key]["lower"], da["quantiles"][key]["upper"]
+        assert lo - 1e-12 <= q["lower"] == q["upper"] <= hi + 1e-12
+    rows = list(csv.reader(table.read_text().splitlines()))[1:]
+    assert all(float(r[5]) <= float(r[6]) for r in rows)
     assert main([*argv, "--sample-classes", "many"]) == 2
     assert "--sample-classes" in capsys.readouterr().err
     assert main([*argv, "--per-class", str(tmp_path / "x.txt")]) == 2

@@ -14,9 +14,11 @@ coincide up to rounding (:mod:`gnc.analysis.duplicates`), so ``rho`` is 0 or num
   zero-distance problems;
 - ``rho_distinct``: the exact, certified ``rho`` after merging each group of coinciding rows into
   one class (its lowest index), with the argmin decoded to its token or character;
-- the distribution of ``D_k`` on every distinct class when that fits a time budget, else on a
-  random sample (exact per class, certified), and the cheap lower bounds ``1 - s_k`` (``s_k`` =
-  max cosine) for every class;
+- the distribution of ``D_k`` on every distinct class: exact when that fits a time budget, else
+  a certified bracket ``[lower_k, upper_k]`` of every class from a few working-set rounds
+  (:mod:`gnc.analysis.distance_brackets`; its quantiles are certified intervals), or exact on a
+  random sample when one is asked for; and the cheap lower bounds ``1 - s_k`` (``s_k`` = max
+  cosine) for every class;
 - which classes can be the argmax at all (raw rows and bias;
   :func:`gnc.geometry.argmax.argmaxable`);
 - reference values (:mod:`gnc.analysis.reference`) at ``(K, d)`` and at a reduced ``(K', d')``
@@ -38,6 +40,7 @@ import torch
 
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import make_generator, resolve_budget, resolve_device
+from gnc.analysis.distance_brackets import QUANTILES, DistanceBrackets, distance_brackets
 from gnc.analysis.duplicates import DuplicateGroups, duplicate_groups
 from gnc.analysis.head_rho import RhoSummary, rho_search
 from gnc.analysis.reference import ReferenceValues, reduced_shape, reference_values
@@ -53,8 +56,6 @@ __all__ = [
     "estimate_all_classes_seconds",
 ]
 
-#: Quantiles of the per-class values that :meth:`HeadGeometry.to_dict` reports.
-QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 1.0)
 #: Examples of each kind of argmax status that :meth:`HeadGeometry.to_dict` lists.
 ARGMAX_EXAMPLES = 20
 _EPS = torch.finfo(torch.float64).eps
@@ -70,9 +71,10 @@ class HeadGeometryConfig:
     """Options of :func:`analyze_head_geometry`.
 
     Attributes:
-        sample_classes: Classes whose exact ``D_k`` form the histogram; ``None`` (the default)
-            means every distinct class when :func:`estimate_all_classes_seconds` fits in
-            ``time_budget``, else a sample of ``fallback_sample_classes``.
+        sample_classes: Classes whose exact ``D_k`` are solved (a random sample of distinct
+            classes); ``None`` (the default) means every distinct class, exactly when
+            :func:`estimate_all_classes_seconds` fits in ``time_budget``, else bracketed by
+            ``bracket_rounds`` working-set rounds (:func:`distance_brackets`).
         seed: Seed of the class sample and the random baseline.
         max_memory_mib: Memory budget of one tile (solvers and pairwise passes; ``None``: the
             working-memory setting of :mod:`gnc._runtime`).
@@ -90,8 +92,9 @@ class HeadGeometryConfig:
             rows leave no class prunable and every class would have to be solved.
         random_solved_classes: Classes solved exactly for that bracket.
         progress: Show tqdm bars of the exact solves on stderr.
-        time_budget: Seconds the all-classes ``D_k`` may take (estimated beforehand).
-        fallback_sample_classes: Sample size when all classes do not fit the budget.
+        time_budget: Seconds the exact all-classes ``D_k`` may take (estimated beforehand).
+        bracket_rounds: Working-set rounds of the all-classes brackets (each round after the
+            first re-solves, warm-started, the classes whose check found violators).
         argmax: Decide which classes can be the argmax (raw rows and bias; see
             :func:`gnc.geometry.argmax.argmaxable`).
         raw_distances: Also solve the raw (unnormalized) ``D_k`` of the sampled classes.
@@ -110,7 +113,7 @@ class HeadGeometryConfig:
     random_solved_classes: int = 256
     progress: bool = False
     time_budget: float = 300.0
-    fallback_sample_classes: int = 1024
+    bracket_rounds: int = 2
     argmax: bool = False
     raw_distances: bool = False
 
@@ -118,7 +121,7 @@ class HeadGeometryConfig:
         if self.sample_classes is not None:
             check_int("sample_classes", self.sample_classes, minimum=0)
         check_positive("time_budget", self.time_budget)
-        check_int("fallback_sample_classes", self.fallback_sample_classes, minimum=0)
+        check_int("bracket_rounds", self.bracket_rounds, minimum=1)
         check_int("seed", self.seed, minimum=0)
         if self.max_memory_mib is not None:
             resolve_budget(self.max_memory_mib)
@@ -152,7 +155,8 @@ class HeadGeometry:
         duplicates: The duplicate groups (sizes, nearest distances, max cosines).
         duplicate_examples: Decoded labels of the largest groups (up to 5 groups, 8 labels each).
         max_cosine: ``max_k s_k`` over all rows.
-        sample_classes: ``(C,)`` classes of the ``D_k`` sample (sorted row indices).
+        sample_classes: ``(C,)`` classes of the exact ``D_k`` (sorted row indices; empty when
+            every class is bracketed instead).
         sample_distances: ``(C,)`` their exact ``D_k`` among the distinct directions (all rows
             when none coincide).
         sample_is_all: Whether the sample is every distinct direction.
@@ -170,8 +174,10 @@ class HeadGeometry:
         argmax: Which classes can be the argmax (``None`` if skipped).
         argmax_labels: Decoded labels of the classes :meth:`to_dict` lists as argmax examples.
         phase_seconds: Wall time of each phase: ``pass`` (the shared float32 pass), ``duplicates``,
-            ``rho``, ``distances`` (all or sampled ``D_k``), ``argmax`` (after the screen),
-            ``reference``, ``reduced``.
+            ``rho``, ``distances`` (all, bracketed or sampled ``D_k``), ``argmax`` (after the
+            screen), ``reference``, ``reduced``.
+        brackets: Certified ``[lower_k, upper_k]`` of every distinct class's ``D_k`` (classes
+            are row indices of ``W``), ``None`` unless the exact all-classes run did not fit.
     """
 
     name: str
@@ -196,6 +202,7 @@ class HeadGeometry:
     argmax: ArgmaxResult | None = None
     argmax_labels: dict[int, str] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    brackets: DistanceBrackets | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: scalars, quantiles of the per-class tensors, decoded examples.
@@ -252,11 +259,14 @@ class HeadGeometry:
                 "label": (
                     "all distinct classes"
                     if self.sample_is_all
+                    else "none"
+                    if size == 0
                     else f"random sample of {size} distinct classes"
                 ),
                 "reason": self.sample_reason,
                 "estimated_all_seconds": self.estimated_all_seconds,
             },
+            "distances_all": self._distances_all(),
             "rho_star_upper": self.reference.rho_star_upper,
             "random_rho": self.reference.random_rho,
             "random_lower": self.reference.random_lower,
@@ -266,6 +276,28 @@ class HeadGeometry:
             "reduced": reduced,
             "phase_seconds": dict(self.phase_seconds),
             "seconds": self.seconds,
+        }
+
+    def _distances_all(self) -> dict[str, Any] | None:
+        """Quantiles of every distinct class's ``D_k``: exact, or certified intervals."""
+        if self.brackets is not None:
+            br = self.brackets
+            return {
+                "exact": False,
+                "label": f"all distinct classes, certified brackets ({br.rounds} rounds)",
+                **br.to_dict(),
+            }
+        if not self.sample_is_all or self.sample_distances.numel() == 0:
+            return None
+        exact = _quantiles(self.sample_distances)
+        assert exact is not None
+        return {
+            "exact": True,
+            "label": "all distinct classes, exact",
+            "size": int(self.sample_distances.numel()),
+            "exact_classes": int(self.sample_distances.numel()),
+            "seconds": self.sample_seconds,
+            "quantiles": {k: {"lower": v, "upper": v, "width": 0.0} for k, v in exact.items()},
         }
 
     def _argmax_dict(self) -> dict[str, Any] | None:
@@ -296,6 +328,9 @@ class HeadGeometry:
             "has_bias": res.has_bias,
             "screened": res.num_screened,
             "solved_exactly": res.num_solved,
+            "refined": int(res.refined.numel()),
+            "refined_argmaxable": int((res.status[res.refined] == 1).sum()),
+            "refined_inside": int((res.status[res.refined] == 0).sum()),
             "min_certified_margin": (
                 float(res.margins[finite].min()) if bool(finite.any()) else None
             ),
@@ -484,22 +519,34 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             break
         members = (rep == root).nonzero(as_tuple=True)[0][:8].tolist()
         examples.append(tuple(head.decode(i) for i in members))
-    # Exact D_k on all distinct directions when they fit the time budget, else on a sample.
+    # Exact D_k on all distinct directions when they fit the time budget, else certified
+    # brackets of all of them (or an exact sample when one is asked for).
     t0 = time.perf_counter()
     distinct = distinct.cpu()
     gen = make_generator(cfg.seed)
     estimate: float | None = None
+    brackets: DistanceBrackets | None = None
+    sub = W if dup.num_merged == 0 else W[distinct.to(W.device)]
     if cfg.sample_classes is None:
         estimate = estimate_all_classes_seconds(distinct.numel(), d, W.device)
         if estimate <= cfg.time_budget:
             n_sample = distinct.numel()
             reason = f"all classes (estimated {estimate:.0f} s <= budget {cfg.time_budget:.0f} s)"
         else:
-            n_sample = min(distinct.numel(), cfg.fallback_sample_classes)
+            n_sample = 0
             reason = (
-                f"random sample of {n_sample}: all classes estimated at {estimate:.0f} s > "
-                f"budget {cfg.time_budget:.0f} s"
+                f"all classes bracketed ({cfg.bracket_rounds} working-set rounds): exact "
+                f"estimated at {estimate:.0f} s > budget {cfg.time_budget:.0f} s"
             )
+            brackets = distance_brackets(
+                sub,
+                rounds=cfg.bracket_rounds,
+                normalize=False,
+                tol=cfg.tol,
+                max_memory_mib=budget,
+                progress=cfg.progress,
+            )
+            brackets = replace(brackets, classes=distinct[brackets.classes.cpu()])
     else:
         n_sample = min(distinct.numel(), cfg.sample_classes)
         reason = f"sample of {n_sample} requested"
@@ -511,11 +558,11 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         classes = torch.empty(0, dtype=torch.long)
         dists = torch.empty(0, dtype=torch.float64)
         sample_cert, sample_seconds = True, 0.0
+        sample_is_all = False
     else:
         pick = torch.randperm(distinct.numel(), generator=gen)[:n_sample].sort()[0]
         if sample_is_all:
             pick = torch.arange(distinct.numel())
-        sub = W if dup.num_merged == 0 else W[distinct.to(W.device)]
         ovr = one_vs_rest_distances(
             sub,
             classes=pick.to(W.device),
@@ -528,6 +575,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         dists, sample_cert, sample_seconds = ovr.distances.cpu(), ovr.certified, ovr.seconds
         if cfg.raw_distances:
             raw_dists = _raw_distances(head, classes, cfg)
+    del sub
     phases["distances"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     argmax_res = None
@@ -606,6 +654,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         sample_reason=reason,
         estimated_all_seconds=estimate,
         raw_sample_distances=raw_dists,
+        brackets=brackets,
         argmax=argmax_res,
         argmax_labels=argmax_labels,
         phase_seconds=phases,

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gnc._checks import check_int, check_positive
@@ -68,9 +69,16 @@ def register(subparsers: Any) -> None:
         "--sample-classes",
         default="auto",
         help=(
-            "classes whose exact D_k form the histogram: auto (all when they fit --time-budget, "
-            "else 1024), all, or a number"
+            "classes whose D_k form the quantiles and the histogram: auto (all: exact when "
+            "estimated to fit --time-budget, else certified brackets [lower, upper] of every "
+            "class), all (exact), or a number (exact on a random sample)"
         ),
+    )
+    parser.add_argument(
+        "--bracket-rounds",
+        type=int,
+        default=2,
+        help="working-set rounds of the all-classes D_k brackets (default 2)",
     )
     parser.add_argument(
         "--time-budget",
@@ -175,6 +183,7 @@ def _validate(args: argparse.Namespace) -> dict[str, Any]:
         "key": args.key,
         "sample_classes": sample,
         "time_budget": check_positive("--time-budget", args.time_budget),
+        "bracket_rounds": check_int("--bracket-rounds", args.bracket_rounds, minimum=1),
         "per_class": None if args.per_class is None else str(args.per_class),
         "argmax": not args.no_argmax,
         "duplicate_tolerance": tol_dup,
@@ -212,17 +221,26 @@ def _summary(geo: HeadGeometry, head: Head, config: dict[str, Any]) -> dict[str,
 
 
 def _write_per_class(path: Path, geo: HeadGeometry, head: Head, max_memory_mib: float) -> None:
-    """One row per class: id, token, argmax status, D_k raw, D_k normalized, 3 nearest rows."""
+    """One row per class: id, token, argmax, D_k raw, D_k normalized and its bracket, 3 nearest."""
     K = geo.num_classes
     raw: list[float | None] = [None] * K
     normalized: list[float | None] = [None] * K
+    lower: list[float | None] = [None] * K
+    upper: list[float | None] = [None] * K
     rep = geo.duplicates.representative.cpu()
     for k in (rep != torch.arange(K)).nonzero(as_tuple=True)[0].tolist():
-        normalized[k] = 0.0  # same direction as an earlier row
+        normalized[k] = lower[k] = upper[k] = 0.0  # same direction as an earlier row
     for i, k in enumerate(geo.sample_classes.tolist()):
-        normalized[k] = float(geo.sample_distances[i])
+        normalized[k] = lower[k] = upper[k] = float(geo.sample_distances[i])
         if geo.raw_sample_distances is not None:
             raw[k] = float(geo.raw_sample_distances[i])
+    br = geo.brackets
+    if br is not None:
+        lo, hi, gaps = br.lower_bounds.tolist(), br.distances.tolist(), br.gaps.tolist()
+        for i, k in enumerate(br.classes.tolist()):
+            lower[k], upper[k] = lo[i], hi[i]
+            if gaps[i] <= br.tol:
+                normalized[k] = hi[i]
     W = head.weights.to(torch.float64)
     W = W / W.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
     m = min(3, K - 1)
@@ -231,7 +249,18 @@ def _write_per_class(path: Path, geo: HeadGeometry, head: Head, max_memory_mib: 
     status = None if geo.argmax is None else geo.argmax.status.cpu().tolist()
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    writer.writerow(["id", "token", "argmax", "D_k_raw", "D_k_normalized", "nearest_rows"])
+    writer.writerow(
+        [
+            "id",
+            "token",
+            "argmax",
+            "D_k_raw",
+            "D_k_normalized",
+            "D_k_normalized_lower",
+            "D_k_normalized_upper",
+            "nearest_rows",
+        ]
+    )
 
     def _num(v: float | None) -> str:
         return "" if v is None else repr(v)
@@ -244,6 +273,8 @@ def _write_per_class(path: Path, geo: HeadGeometry, head: Head, max_memory_mib: 
                 "" if status is None else names[int(status[k])],
                 _num(raw[k]),
                 _num(normalized[k]),
+                _num(lower[k]),
+                _num(upper[k]),
                 " ".join(str(j) for j in near[k].tolist()),
             ]
         )
@@ -257,10 +288,15 @@ def _write_run(
     results = dict(summary)
     results["metadata"] = run_metadata(config["seed"], started)
     atomic_write_text(out / "results.json", dump_json(results) + "\n")
+    br = geo.brackets
+    empty_i, empty_f = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
     atomic_save_npz(
         out / "distances.npz",
         sample_classes=geo.sample_classes.cpu().numpy(),
         sample_distances=geo.sample_distances.cpu().numpy(),
+        bracket_classes=empty_i if br is None else br.classes.cpu().numpy(),
+        bracket_lower_bounds=empty_f if br is None else br.lower_bounds.cpu().numpy(),
+        bracket_distances=empty_f if br is None else br.distances.cpu().numpy(),
         max_cosines=geo.duplicates.max_cosines.cpu().numpy(),
         representative=geo.duplicates.representative.cpu().numpy(),
     )
@@ -276,10 +312,14 @@ def _write_run(
     lines["softmax code" + ("" if same else f" (K'={K_c}, d'={d_c})")] = summary["code_rho"]
     lines["upper bound rho*(K, d)"] = summary["rho_star_upper"]
     label = "D_k, " + summary["distances_sample"]["label"]
+    shown = geo.sample_distances
+    if br is not None:
+        label = "D_k upper bound, all classes (certified bracket)"
+        shown = br.distances
     title = f"{summary['head']}: K={summary['num_classes']}, d={summary['feature_dim']}"
     for log_x, name in ((False, "distances.png"), (True, "distances_log.png")):
         fig, _ = plot_distance_histogram(
-            geo.sample_distances.cpu().numpy(),
+            shown.cpu().numpy(),
             lower_bounds=(1.0 - geo.duplicates.max_cosines).cpu().numpy(),
             lines=lines,
             log_x=log_x,
@@ -318,6 +358,15 @@ def _print_text(s: dict[str, Any]) -> None:
     print(f"  max cosine              {s['max_cosine']:.6f}")
     ds = s["distances_sample"]
     q = ds["quantiles"]
+    da = s["distances_all"]
+    if da is not None and not da["exact"]:
+        qa = da["quantiles"]
+        parts = ", ".join(
+            f"{name} [{qa[key]['lower']:.4g}, {qa[key]['upper']:.4g}]"
+            for name, key in (("min", "q00"), ("5%", "q05"), ("median", "q50"), ("max", "q100"))
+        )
+        print(f"  D_k ({da['label']}): {parts}")
+        print(f"    ({da['exact_classes']} of {da['size']} classes exact; {da['seconds']:.1f} s)")
     if q is not None:
         print(
             f"  D_k ({ds['label']}): min {q['q00']:.4g}, 5% {q['q05']:.4g}, "
@@ -386,6 +435,7 @@ def run(args: argparse.Namespace) -> int:
             if sample == "all"
             else sample,
             time_budget=config["time_budget"],
+            bracket_rounds=config["bracket_rounds"],
             argmax=config["argmax"],
             raw_distances=config["per_class"] is not None,
             seed=config["seed"],

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from gnc._checks import check_matrix, check_positive
 from gnc._runtime import resolve_budget, rows_per_budget
+from gnc.geometry._boundary import refine_row
 from gnc.geometry._row_maxima import RowMaxima, row_bar, row_maxima
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
 from gnc.geometry.pairwise import iter_blocks
@@ -102,9 +103,14 @@ class ArgmaxResult(Record):
         bias_excess: ``(U,)`` float64 ``sum_j lam_j b_j - b_k`` (0 without a bias).
         raw_distances: ``(K,)`` float64 raw ``D_k`` (no bias) of the classes solved to the end
             (those that one working-set round did not already certify).
+        refined: ``(R,)`` classes (no bias) that the solve left on the hull boundary within its
+            resolution, decided in the frame of their own row
+            (:func:`gnc.geometry._boundary.refine_row`): their status says which certificate
+            each got (a margin, or a convex combination whose rigorous residual bound is at the
+            float64 rounding level of the rows, in ``residuals``); still ``UNDECIDED`` if neither.
         num_screened: Classes decided by the screen.
         num_solved: Classes sent to the exact solver.
-        tol: Residual tolerance (relative to the largest row norm) for "inside the hull".
+        tol: The solves' tolerance (relative to the largest row norm; see :func:`argmaxable`).
         certified: Whether every class was decided with a certificate (none ``UNDECIDED``).
         seconds: Wall time.
     """
@@ -132,6 +138,7 @@ class ArgmaxResult(Record):
     residuals: torch.Tensor
     bias_excess: torch.Tensor
     raw_distances: torch.Tensor
+    refined: torch.Tensor
     num_screened: int
     num_solved: int
     tol: float
@@ -325,8 +332,12 @@ def argmaxable(
         weights: ``(K, d)`` raw classifier rows (not normalized), ``K >= 2``.
         bias: ``(K,)`` bias or ``None``.
         max_memory_mib: Memory budget (MiB) of every tile (default: the working memory).
-        tol: A class is inside the hull when its convex combination's residual is at most
-            ``tol * max_k |w_k|`` (and its bias excess at least ``-tol * max |b|``).
+        tol: Tolerance of the solves (relative to ``max_k |w_k|``). With a bias, a class is
+            inside when the LP's convex combination has residual at most ``tol * max_k |w_k|``
+            and bias excess at least ``-tol * max |b|``; without one, the classes the solve
+            leaves within ``tol`` of the hull are decided by
+            :func:`gnc.geometry._boundary.refine_row` (a certified margin, or a residual bound at
+            the float64 rounding level).
         progress: Show a tqdm bar of the exact solves on stderr.
         maxima: The screening pass when the caller already ran it (shared with other analyses
             of the same head): :func:`gnc.geometry._row_maxima.row_maxima` of ``weights`` as
@@ -390,6 +401,7 @@ def argmaxable(
     n = U.shape[0]
     empty_i = torch.empty(0, dtype=torch.long, device=dev)
     empty_f = torch.empty(0, dtype=torch.float64, device=dev)
+    refined_idx = empty_i
     solved_cls, solved_h = empty_i, torch.empty(0, d, dtype=torch.float64, device=dev)
     # The convex-combination certificates of rows inside the hull (none unless found below).
     inside_idx, residuals, excess = empty_i, empty_f, empty_f
@@ -431,6 +443,8 @@ def argmaxable(
         states: list[torch.Tensor] = []
         state_cls: list[int] = []
         lp_todo: list[int] = []
+        refined: list[int] = []
+        refined_residual: dict[int, float] = {}
         # The raw one-vs-rest engine (no bias): a positive distance gives a direction h_k with
         # margin >= lb_k per unit; with a bias, alpha h_k wins once alpha lb_k exceeds the largest
         # bias deficit max_j b_j - b_k. One working-set round first (its dual bound is checked
@@ -477,11 +491,22 @@ def argmaxable(
                 if bu is not None:  # inside the raw hull: a bias may still rescue it
                     lp_todo.append(int(open_cls[i]))
                     continue
+                # On the hull within the engine's resolution: decide in the frame of w_k.
+                k = int(open_cls[i])
                 sup = res.support[i]
-                live = sup >= 0
-                inside_local.append(int(open_cls[i]))
-                inside_sup.append(sup[live].cpu().numpy())
-                inside_w.append(res.support_weights[i][live].cpu().numpy())
+                dec = refine_row(U, k, sup[sup >= 0])
+                refined.append(k)
+                if dec.status == "argmaxable":
+                    assert dec.state is not None
+                    local[k] = ARGMAXABLE
+                    m[k] = dec.margin
+                    states.append(dec.state)
+                    state_cls.append(k)
+                elif dec.status == "inside":
+                    refined_residual[k] = dec.residual
+                    inside_local.append(k)
+                    inside_sup.append(dec.support.cpu().numpy())
+                    inside_w.append(dec.weights.cpu().numpy())
         if lp_todo:
             assert bu is not None
             Un, bn = U.cpu().numpy(), bu.cpu().numpy()
@@ -518,9 +543,14 @@ def argmaxable(
         for k, sup_np, wts in zip(inside_local, inside_sup, inside_w, strict=True):
             lam_t = torch.from_numpy(np.asarray(wts, dtype=np.float64)).to(dev)
             idx = torch.from_numpy(np.asarray(sup_np, dtype=np.int64)).to(dev)
-            r = float((U[k] - lam_t @ U[idx]).norm()) if idx.numel() else float(U[k].norm())
+            if k in refined_residual:  # rigorous bound, at the rounding level (refine_row)
+                r = refined_residual[k]
+            else:
+                r = float((U[k] - lam_t @ U[idx]).norm()) if idx.numel() else float(U[k].norm())
             e = 0.0 if bu is None else float(lam_t @ bu[idx] - bu[k])
-            if idx.numel() and r <= tol * scale_max and e >= -tol * max(bscale, 1e-300):
+            if k in refined_residual or (
+                idx.numel() and r <= tol * scale_max and e >= -tol * max(bscale, 1e-300)
+            ):
                 local[k] = INSIDE_HULL
                 keep.append(len(resid_l))
             resid_l.append(r)
@@ -549,6 +579,8 @@ def argmaxable(
             support[row, :cnt] = distinct[torch.from_numpy(np.asarray(inside_sup[i])).to(dev)]
             sweights[row, :cnt] = torch.from_numpy(np.asarray(inside_w[i], dtype=np.float64))
         residuals = torch.tensor([resid_l[i] for i in keep], dtype=torch.float64, device=dev)
+        if refined:
+            refined_idx = distinct[torch.tensor(refined, dtype=torch.long, device=dev)]
         excess = torch.tensor([excess_l[i] for i in keep], dtype=torch.float64, device=dev)
     return ArgmaxResult(
         num_classes=K,
@@ -567,6 +599,7 @@ def argmaxable(
         residuals=residuals,
         bias_excess=excess,
         raw_distances=raw,
+        refined=refined_idx,
         num_screened=num_screened,
         num_solved=num_solved,
         tol=tol,
