@@ -8,7 +8,12 @@ import torch
 from scipy.optimize import nnls
 
 from gnc.analysis.distance_brackets import QUANTILES, bracket_quantiles, distance_brackets
-from gnc.analysis.head_geometry import HeadGeometryConfig, analyze_head_geometry
+from gnc.analysis.head_geometry import (
+    PASSES_PER_ALL_CLASSES,
+    HeadGeometryConfig,
+    analyze_head_geometry,
+    estimate_bracket_seconds,
+)
 from gnc.geometry import one_vs_rest_distances
 from gnc.pretrained import Head
 
@@ -89,12 +94,21 @@ def test_bracket_quantiles_checks_and_degenerate_cases() -> None:
     assert q is not None and all(item["width"] == 0.0 for item in q.values())
 
 
-def test_head_geometry_brackets_every_class_when_the_exact_run_does_not_fit() -> None:
+def test_head_geometry_brackets_every_class_when_asked_or_within_budget() -> None:
     W = real_like_head(300, 8, 4)
     W[7] = 2.0 * W[3]  # same direction: merged before the brackets
     fast = {"random_baseline": "off", "code_baseline": False}
+    # A budget too small even for the brackets falls back to an exact sample.
+    small = analyze_head_geometry(
+        Head(W, None, "rl"),
+        HeadGeometryConfig(time_budget=1e-9, fallback_sample_classes=20, **fast),
+    )
+    assert small.brackets is None and small.sample_classes.numel() == 20
+    # The estimates: the brackets of r rounds cost (r + 1) of the exact run's passes.
+    assert estimate_bracket_seconds(PASSES_PER_ALL_CLASSES, 1) == pytest.approx(2.0)
     geo = analyze_head_geometry(
-        Head(W, None, "rl"), HeadGeometryConfig(time_budget=1e-9, bracket_rounds=1, **fast)
+        Head(W, None, "rl"),
+        HeadGeometryConfig(time_budget=1e-9, bracket_rounds=1, all_classes="brackets", **fast),
     )
     br = geo.brackets
     assert br is not None and geo.sample_classes.numel() == 0 and not geo.sample_is_all

@@ -130,13 +130,18 @@ def test_sample_classes_options(main, tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([*argv, "--sample-classes", "5"]) == 0
     ds = json.loads(capsys.readouterr().out)["distances_sample"]
     assert ds["size"] == 5 and not ds["is_all"] and ds["estimated_all_seconds"] is None
-    # A budget too small for the exact run brackets every class instead and says why; the
-    # brackets hold the exact values of a run with --sample-classes all.
+    # A budget too small for the exact run and for the brackets falls back to an exact sample
+    # (here all 40 classes) and says why.
+    assert main([*argv, "--time-budget", "1e-9"]) == 0
+    ds = json.loads(capsys.readouterr().out)["distances_sample"]
+    assert ds["size"] == 40 and "brackets at" in ds["reason"] and "budget" in ds["reason"]
+    # --sample-classes brackets brackets every class; the brackets hold the exact values of a
+    # run with --sample-classes all.
     table = tmp_path / "b.csv"
-    assert main([*argv, "--time-budget", "1e-9", "--per-class", str(table)]) == 0
+    assert main([*argv, "--sample-classes", "brackets", "--per-class", str(table)]) == 0
     s = json.loads(capsys.readouterr().out)
     ds, da = s["distances_sample"], s["distances_all"]
-    assert ds["size"] == 0 and not ds["is_all"] and "budget" in ds["reason"]
+    assert ds["size"] == 0 and not ds["is_all"] and "requested" in ds["reason"]
     assert not da["exact"] and da["size"] == 40 and da["rounds"] <= 2
     assert main([*argv, "--sample-classes", "all"]) == 0
     exact = json.loads(capsys.readouterr().out)["distances_all"]

@@ -21,6 +21,7 @@ from gnc.analysis.head_geometry import (
     HeadGeometryConfig,
     analyze_head_geometry,
     estimate_all_classes_seconds,
+    estimate_bracket_seconds,
 )
 from gnc.analysis.head_rho import RhoSummary, rho_search
 from gnc.analysis.reference import (
@@ -45,6 +46,7 @@ __all__ = [
     "distance_brackets",
     "duplicate_groups",
     "estimate_all_classes_seconds",
+    "estimate_bracket_seconds",
     "measure_head_features",
     "predict_classes",
     "random_rho",

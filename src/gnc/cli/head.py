@@ -71,7 +71,9 @@ def register(subparsers: Any) -> None:
         help=(
             "classes whose D_k form the quantiles and the histogram: auto (all: exact when "
             "estimated to fit --time-budget, else certified brackets [lower, upper] of every "
-            "class), all (exact), or a number (exact on a random sample)"
+            "class when those fit it, else an exact sample of 1024), all (exact), brackets "
+            "(certified brackets of every class, whatever the budget), or a number (exact on a "
+            "random sample)"
         ),
     )
     parser.add_argument(
@@ -157,14 +159,14 @@ def register(subparsers: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> dict[str, Any]:
     sample: int | str
-    if str(args.sample_classes) in ("auto", "all"):
+    if str(args.sample_classes) in ("auto", "all", "brackets"):
         sample = str(args.sample_classes)
     else:
         try:
             sample = int(args.sample_classes)
         except ValueError:
             raise ValueError(
-                "Expected `--sample-classes` to be auto, all or a number, but got "
+                "Expected `--sample-classes` to be auto, all, brackets or a number, but got "
                 f"{args.sample_classes!r}."
             ) from None
         check_int("--sample-classes", sample, minimum=0)
@@ -430,12 +432,13 @@ def run(args: argparse.Namespace) -> int:
         head,
         HeadGeometryConfig(
             sample_classes=None
-            if sample == "auto"
+            if sample in ("auto", "brackets")
             else head.num_classes
             if sample == "all"
             else sample,
             time_budget=config["time_budget"],
             bracket_rounds=config["bracket_rounds"],
+            all_classes="brackets" if sample == "brackets" else "auto",
             argmax=config["argmax"],
             raw_distances=config["per_class"] is not None,
             seed=config["seed"],
