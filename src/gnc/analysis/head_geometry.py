@@ -16,9 +16,9 @@ coincide up to rounding (:mod:`gnc.analysis.duplicates`), so ``rho`` is 0 or num
   one class (its lowest index), with the argmin decoded to its token or character;
 - the distribution of ``D_k`` on every distinct class: exact when that fits a time budget, else
   a certified bracket ``[lower_k, upper_k]`` of every class from a few working-set rounds
-  (:mod:`gnc.analysis.distance_brackets`; its quantiles are certified intervals), or exact on a
-  random sample when one is asked for; and the cheap lower bounds ``1 - s_k`` (``s_k`` = max
-  cosine) for every class;
+  (:mod:`gnc.analysis.distance_brackets`; its quantiles are certified intervals) when those fit
+  it, else exact on a random sample (as when one is asked for); and the cheap lower bounds
+  ``1 - s_k`` (``s_k`` = max cosine) for every class;
 - which classes can be the argmax at all (raw rows and bias;
   :func:`gnc.geometry.argmax.argmaxable`);
 - reference values (:mod:`gnc.analysis.reference`) at ``(K, d)`` and at a reduced ``(K', d')``
@@ -40,7 +40,12 @@ import torch
 
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import make_generator, resolve_budget, resolve_device
-from gnc.analysis.distance_brackets import QUANTILES, DistanceBrackets, distance_brackets
+from gnc.analysis.distance_brackets import (
+    QUANTILES,
+    DistanceBrackets,
+    bracket_quantiles,
+    distance_brackets,
+)
 from gnc.analysis.duplicates import DuplicateGroups, duplicate_groups
 from gnc.analysis.head_rho import RhoSummary, rho_search
 from gnc.analysis.reference import ReferenceValues, reduced_shape, reference_values
@@ -303,15 +308,13 @@ class HeadGeometry:
             }
         if not self.sample_is_all or self.sample_distances.numel() == 0:
             return None
-        exact = _quantiles(self.sample_distances)
-        assert exact is not None
         return {
             "exact": True,
             "label": "all distinct classes, exact",
             "size": int(self.sample_distances.numel()),
             "exact_classes": int(self.sample_distances.numel()),
             "seconds": self.sample_seconds,
-            "quantiles": {k: {"lower": v, "upper": v, "width": 0.0} for k, v in exact.items()},
+            "quantiles": bracket_quantiles(self.sample_distances, self.sample_distances),
         }
 
     def _argmax_dict(self) -> dict[str, Any] | None:

@@ -29,15 +29,10 @@ from dataclasses import dataclass
 
 import torch
 
+from gnc.geometry._screening import gamma
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
 
 __all__ = ["BoundaryDecision", "certified_margin", "inside_level", "refine_row"]
-
-_U64 = 2.0**-53
-
-
-def _gamma(n: int) -> float:
-    return n * _U64 / (1.0 - n * _U64)
 
 
 def inside_level(feature_dim: int, scale: float) -> float:
@@ -47,7 +42,7 @@ def inside_level(feature_dim: int, scale: float) -> float:
     ``gamma_{s+3} sum_j lam_j |y_j| <= 2 gamma_{d+4} scale`` for a support of ``s <= d + 1`` rows of
     norm at most ``scale``; the level leaves as much again for the computed residual.
     """
-    return 4.0 * _gamma(feature_dim + 4) * scale
+    return 4.0 * gamma(feature_dim + 4) * scale
 
 
 @dataclass(frozen=True)
@@ -88,7 +83,7 @@ def certified_margin(U: torch.Tensor, k: int, h: torch.Tensor) -> torch.Tensor:
         ([1.0, 2.0], True)
     """
     D = U[k] - U
-    m = D @ h - _gamma(U.shape[1] + 2) * (D.abs() @ h.abs())
+    m = D @ h - gamma(U.shape[1] + 2) * (D.abs() @ h.abs())
     m[k] = torch.inf
     return m
 
@@ -99,8 +94,8 @@ def _residual_bound(U: torch.Tensor, k: int, rows: torch.Tensor, lam: torch.Tens
     r = lam @ Y
     spread = lam.abs() @ Y.abs()  # covers the rounding of y_j (u |y_j|) and of the sum
     d = U.shape[1]
-    bound = (float(r.norm()) + _gamma(rows.numel() + 3) * float(spread.norm())) * (1 + _gamma(d))
-    return bound + abs(1.0 - math.fsum(lam.tolist())) * float(U[k].norm()) * (1 + _gamma(d))
+    bound = (float(r.norm()) + gamma(rows.numel() + 3) * float(spread.norm())) * (1 + gamma(d))
+    return bound + abs(1.0 - math.fsum(lam.tolist())) * float(U[k].norm()) * (1 + gamma(d))
 
 
 def _polish(Y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:

@@ -27,13 +27,24 @@ __all__: list[str] = []
 _U32 = 2.0**-24
 
 
+def gamma(n: int, u: float = 2.0**-53) -> float:
+    """``gamma_n = n u / (1 - n u)``: the relative error bound of ``n`` rounded operations.
+
+    ``u`` is the unit roundoff (default float64's; ``2^-24`` for float32).
+
+    Example:
+        >>> gamma(2, 0.25)
+        1.0
+    """
+    return n * u / (1.0 - n * u)
+
+
 def rounding_factor(d: int) -> float:
     """``e`` with ``|fl32(<a, b>) - <a, b>| <= e |a| |b|`` for float64 ``a, b`` of length ``d``.
 
     ``gamma_{d+2}`` with a 1 % margin, plus the rounding of the float32 result itself.
     """
-    n = d + 2
-    return 1.01 * n * _U32 / (1.0 - n * _U32) + 2 * _U32
+    return 1.01 * gamma(d + 2, _U32) + 2 * _U32
 
 
 @contextlib.contextmanager

@@ -1,5 +1,9 @@
 """Which classes of a linear head can ever be the argmax? Exact, with a certificate either way.
 
+(Just over 600 lines: one idea, the argmax decision for every row: its record, the shared
+screen, the exact solves and the LP path with a bias, which share their tolerances and
+certificates; the boundary refinement is in :mod:`gnc.geometry._boundary`.)
+
 A head with raw rows ``w_1..w_K`` (no normalization) and optional bias ``b`` predicts
 ``argmax_j <w_j, h> + b_j``. Class ``k`` is *argmaxable* iff some hidden state ``h`` gives
 
@@ -48,6 +52,7 @@ from gnc._checks import check_matrix, check_positive
 from gnc._runtime import resolve_budget, rows_per_budget
 from gnc.geometry._boundary import refine_row
 from gnc.geometry._row_maxima import RowMaxima, row_bar, row_maxima
+from gnc.geometry._screening import gamma
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
 from gnc.geometry.pairwise import iter_blocks
 from gnc.io import Record, record_to_dict, to_jsonable
@@ -67,10 +72,6 @@ __all__ = [
 ARGMAXABLE, INSIDE_HULL, COINCIDING, UNDECIDED = 1, 0, 2, -1
 
 _U64 = 2.0**-53
-
-
-def _gamma(n: int, u: float) -> float:
-    return n * u / (1.0 - n * u)
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def _screen(
     dev = U.device
     V = U - center
     norms = V.norm(dim=1)
-    g64 = _gamma(d + 2, _U64) + 3 * _U64
+    g64 = gamma(d + 2, _U64) + 3 * _U64
     A = (V * V).sum(dim=1) * (1.0 - g64) - s - g64 * norms * float(norms.max())
     del V
     ok = A > 0
@@ -262,7 +263,7 @@ def _verified_margins(
     norms = U.norm(dim=1)
     hn = H.norm(dim=1)
     bmax = 0.0 if b is None else float(b.abs().max())
-    err = _gamma(d + 4, _U64) * (2.0 * hn * float(norms.max()) + 2.0 * bmax) * 2.0
+    err = gamma(d + 4, _U64) * (2.0 * hn * float(norms.max()) + 2.0 * bmax) * 2.0
     out = torch.empty(cls.numel(), dtype=torch.float64, device=U.device)
     step = rows_per_budget(3 * 8 * K, max_memory_mib, num_rows=cls.numel())
     for a, c in iter_blocks(cls.numel(), step):
