@@ -380,3 +380,19 @@ def test_budgets_change_no_distance_in_higher_dimension() -> None:
     assert torch.allclose(big.lower_bounds, small.lower_bounds, atol=1e-12, rtol=0)
     Wn = (W / W.norm(dim=1, keepdim=True)).numpy()
     _check_certificate(Wn, small)
+
+
+def test_cache_sized_chunks_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lockstep batches of a few classes, point chunks of one class and float64 rechecks in
+    # chunks of a few pairs (the CPU's cache-sized chunks, made tiny) against one batch of every
+    # class: the same D_k and bounds, each certified independently.
+    W = _anisotropic(200, 24, seed=14)
+    whole = one_vs_rest_distances(W)
+    monkeypatch.setattr(solve_module, "_CPU_SOLVE_BATCH", 7)
+    monkeypatch.setattr(solve_module, "_POINTS_MIB", 1e-6)
+    monkeypatch.setattr(screening, "_PAIRS_CPU_MIB", 1e-6)
+    small = one_vs_rest_distances(W)
+    assert torch.allclose(whole.distances, small.distances, atol=1e-12, rtol=0)
+    assert torch.allclose(whole.lower_bounds, small.lower_bounds, atol=1e-12, rtol=0)
+    assert small.rechecked > 0
+    _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), small)

@@ -61,12 +61,20 @@ def exact_float32_matmul(device: torch.device) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
+# Chunks (MiB) of the gathered rows of the float64 rechecks on a CPU: chunks that stay in cache
+# are ~20x faster than budget-sized ones (120,000 pairs of 640-d rows, one thread: 0.16 s in
+# 4 MiB chunks, 0.28 s in 16 MiB, 3.4 s in 1 GiB).
+_PAIRS_CPU_MIB = 4.0
+
+
 def _pairs_dot(
     A: torch.Tensor, B: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, max_memory_mib: float
 ) -> torch.Tensor:
     """``<A[ia[p]], B[ib[p]]>`` in the dtype of ``A`` for every pair ``p``, chunked by memory."""
     P = ia.numel()
     d = A.shape[1]
+    if A.device.type == "cpu":
+        max_memory_mib = min(max_memory_mib, _PAIRS_CPU_MIB)
     out = torch.empty(P, dtype=A.dtype, device=A.device)
     step = rows_per_budget(2 * d * A.element_size(), max_memory_mib, num_rows=P)
     for a, b in iter_blocks(P, step):
