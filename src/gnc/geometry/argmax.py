@@ -327,7 +327,7 @@ def _lp(
 
 
 def _from_bases(
-    U: np.ndarray, b: np.ndarray, k: int, bases: list[tuple[np.ndarray, Any]], *, tries: int = 8
+    U: np.ndarray, b: np.ndarray, k: int, bases: list[tuple[np.ndarray, Any]], *, tries: int = 512
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """An inside certificate of row ``k`` from a basis of an earlier LP, without an LP.
 
