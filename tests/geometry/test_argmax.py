@@ -188,3 +188,34 @@ def test_shared_pass_gives_the_same_result_and_is_checked() -> None:
     for wrong in (uncentred, all_columns):
         with pytest.raises(ValueError, match="Expected `maxima`"):
             argmaxable(W, maxima=wrong)
+
+
+def test_bias_head_with_a_near_coinciding_group_and_duplicates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PP-OCRv6-like head: a tight group of never-trained rows (spread 1e-6, equal low bias)
+    inside the hull of the trained ones, two exact duplicates. The group shares one LP basis, so
+    it costs a few LPs, not one per row; every status matches an independent LP."""
+    import gnc.geometry.argmax as am
+
+    gen = np.random.default_rng(3)
+    d, outer, group = 4, 30, 40
+    X = gen.standard_normal((outer, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    centre = 0.05 * gen.standard_normal(d)
+    G = centre + 1e-6 * gen.standard_normal((group, d))
+    W = np.vstack([X, G, X[:2]])
+    b = np.r_[0.2 + 0.05 * gen.standard_normal(outer), -0.01 + 1e-9 * gen.standard_normal(group)]
+    b = np.r_[b, b[:2]]
+    calls = []
+    real_lp = am._lp
+    monkeypatch.setattr(am, "_lp", lambda *a, **k: calls.append(a[2]) or real_lp(*a, **k))
+    res = argmaxable(torch.from_numpy(W), torch.from_numpy(b))
+    K = W.shape[0]
+    assert res.coinciding.tolist() == [0, 1, K - 2, K - 1]
+    expected = [_lp_argmaxable(W, b, k) for k in range(2, outer + group)]
+    assert (res.status[2 : outer + group] == ARGMAXABLE).tolist() == expected
+    assert set(range(outer, outer + group)) <= set(res.unargmaxable.tolist())
+    assert res.certified
+    assert 0 < len(calls) < group // 4
+    _check_certificates(torch.from_numpy(W), torch.from_numpy(b), res)

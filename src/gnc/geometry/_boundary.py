@@ -32,7 +32,7 @@ import torch
 from gnc.geometry._screening import gamma
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
 
-__all__ = ["BoundaryDecision", "certified_margin", "inside_level", "refine_row"]
+__all__ = ["BoundaryDecision", "certified_margin", "inside_level", "refine_row", "residual_bound"]
 
 
 def inside_level(feature_dim: int, scale: float) -> float:
@@ -88,7 +88,7 @@ def certified_margin(U: torch.Tensor, k: int, h: torch.Tensor) -> torch.Tensor:
     return m
 
 
-def _residual_bound(U: torch.Tensor, k: int, rows: torch.Tensor, lam: torch.Tensor) -> float:
+def residual_bound(U: torch.Tensor, k: int, rows: torch.Tensor, lam: torch.Tensor) -> float:
     """Rigorous upper bound on ``|w_k - sum_j lam_j w_j|`` (float64, weights as given)."""
     Y = U[rows] - U[k]
     r = lam @ Y
@@ -164,7 +164,7 @@ def refine_row(
             live = sup >= 1
             rows = local[sup[live] - 1]
             lam = _polish(Y[sup[live] - 1], res.support_weights[0][live])
-            residual = _residual_bound(U, k, rows, lam)
+            residual = residual_bound(U, k, rows, lam)
             if residual <= level:
                 n = local.numel()
                 return BoundaryDecision("inside", math.nan, None, rows, lam, residual, n)
