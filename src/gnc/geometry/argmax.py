@@ -1,8 +1,9 @@
 """Which classes of a linear head can ever be the argmax? Exact, with a certificate either way.
 
-(Just over 600 lines: one idea, the argmax decision for every row: its record, the shared
+(About 670 lines, kept as one idea, the argmax decision for every row: its record, the shared
 screen, the exact solves and the LP path with a bias, which share their tolerances and
-certificates; the boundary refinement is in :mod:`gnc.geometry._boundary`.)
+certificates, and the reuse of LP bases; the boundary refinement is in
+:mod:`gnc.geometry._boundary`.)
 
 A head with raw rows ``w_1..w_K`` (no normalization) and optional bias ``b`` predicts
 ``argmax_j <w_j, h> + b_j``. Class ``k`` is *argmaxable* iff some hidden state ``h`` gives
