@@ -330,6 +330,7 @@ def _refine_pairs(
     pairs: torch.Tensor,
     c: torch.Tensor,
     n2: torch.Tensor,
+    max_norm: float,
     max_memory_mib: float,
 ) -> torch.Tensor:
     """``<w_j - w_k, x_k>`` for the pairs ``(k, j)``, or a rigorous lower bound ``>= |x_k|^2``.
@@ -341,9 +342,9 @@ def _refine_pairs(
     k, j = pairs[:, 0], pairs[:, 1]
     d = W.shape[1]
     f = _pairs_dot(W32, x.to(torch.float32), j, k, max_memory_mib).to(torch.float64)
-    err = rounding_factor(d) * W.norm(dim=1)[j] * n2.sqrt()[k] + 4 * _U32 * f.abs()
-    out = f - err - c[k]
-    out -= 4 * torch.finfo(torch.float64).eps * (f.abs() + c[k].abs())
+    err = rounding_factor(d) * max_norm * n2.sqrt()[k] + 4 * _U32 * f.abs()
+    eps = torch.finfo(torch.float64).eps
+    out: torch.Tensor = f - err - c[k] - 4 * eps * (f.abs() + c[k].abs())
     open_ = (out < n2[k]).nonzero().squeeze(1)
     out[open_] = _pairs_dot(W, x, j[open_], k[open_], max_memory_mib) - c[k[open_]]
     return out
@@ -401,7 +402,7 @@ def _certify_int8(
     und = (torch.addcmul(g[nd], b32[nd, None], err32[None, :], value=-1.0) < hi[:, None]).nonzero()
     pairs = torch.stack([nd[und[:, 0]], und[:, 1]], dim=1)
     del und
-    exact = _refine_pairs(W, W32, x, pairs, c, n2, max_memory_mib)
+    exact = _refine_pairs(W, W32, x, pairs, c, n2, q8.max_norm, max_memory_mib)
     gmin = torch.minimum(n2, sx * (fmin - a - b * q8.max_err) - c)
     emin = torch.full((T,), torch.inf, dtype=x.dtype, device=dev)
     emin.scatter_reduce_(0, pairs[:, 0], exact, reduce="amin")
