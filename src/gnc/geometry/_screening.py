@@ -7,7 +7,8 @@ Every inner product here is computed by a float32 GEMM and then decided with the
 which covers the rounding of both float64 operands to float32 (``2u``) and the float32 dot product
 in any summation order (``gamma_d``; Higham, *Accuracy and Stability of Numerical Algorithms*,
 3.1). Entries the bound does not decide are recomputed in float64 from their indices. TF32 is
-switched off for these GEMMs (it has no useful bound).
+switched off for these GEMMs (it has no useful bound). With enough rows on a CPU, the passes of
+the all-classes solver are int8 GEMMs instead, under the bounds of :mod:`gnc.geometry._int8`.
 """
 
 from __future__ import annotations
@@ -366,7 +367,8 @@ def _certify_int8(
     In units of ``s_x`` (the query's scale), entry ``g_kj`` is within ``a_k + b_k err_j`` of
     ``<w_j, x_k> / s_x`` (:mod:`gnc.geometry._int8`). A class certainly has a violator when its
     smallest entry is below the threshold by more than the largest error; otherwise every entry
-    whose interval reaches the threshold is recomputed in float64. The violators that join a
+    whose interval reaches the threshold is recomputed (:func:`_refine_pairs`). The violators that
+    join a
     working set are ranked by the int8 scores (exact values where recomputed) and their
     violations recomputed in float64, so ``candidates_ok`` is exact.
     """
