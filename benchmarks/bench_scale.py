@@ -15,7 +15,7 @@ minimal vectors of the Leech lattice (every class ties with 4,600 neighbours; D_
 
 Usage: python benchmarks/bench_scale.py [--quick] [--cases gemma65k,aniso,leech,gemma]
        [--modes all,rho] [--matrix head.npy | --q8 DIR] [--device cuda] [--threads N]
-       [--max-memory-mib M]
+       [--max-memory-mib M] [--screens auto | int8,float32]
        python benchmarks/bench_scale.py --export-q8 DIR   (raw Q8_0 int8 + float16 scales, for a
        machine without gguf: reconstructed there as q * scale)
 """
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import gnc.geometry._int8 as int8
 from gnc._runtime import rows_per_budget
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry._screening import exact_float32_matmul
@@ -130,17 +131,31 @@ def anisotropic(K: int, d: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(K, d, generator=g, dtype=torch.float64) * scale
 
 
+def set_screen(screen: str) -> None:
+    """``auto``: the library's choice; ``int8`` / ``float32``: force that screen (mode ``all``)."""
+    int8.ENABLED = screen != "float32"
+    int8.MIN_ROWS = 0 if screen == "int8" else 32768
+
+
 def run_case(
-    name: str, W: torch.Tensor, mode: str, max_memory_mib: float, progress: bool
+    name: str, W: torch.Tensor, mode: str, max_memory_mib: float, progress: bool, screen: str
 ) -> dict[str, Any]:
     device = W.device
+    set_screen(screen)
     K, d = W.shape
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t_pass, c_pass = one_pass(W, max_memory_mib)
     sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
-    row: dict[str, Any] = {"case": name, "mode": mode, "K": K, "d": d, "device": str(device)}
+    row: dict[str, Any] = {
+        "case": name,
+        "mode": mode,
+        "screen": screen,
+        "K": K,
+        "d": d,
+        "device": str(device),
+    }
     if mode == "all":
         r = one_vs_rest_distances(W, max_memory_mib=max_memory_mib, progress=progress)
         sync(device)
@@ -183,6 +198,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-memory-mib", type=float, default=1024.0)
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument(
+        "--screens",
+        default="auto",
+        help="all D_k: auto, or a comma list of int8 / float32 to time each screen (same run)",
+    )
     args = ap.parse_args()
     if args.export_q8:
         export_q8(args.export_q8)
@@ -206,8 +226,11 @@ def main() -> None:
             sys.exit(f"unknown case {name!r}: expected one of {sorted(builders)}")
         W = builders[name]().to(device)
         for mode in modes:
-            row = run_case(name, W, mode, args.max_memory_mib, args.progress)
-            print(json.dumps(row), flush=True)
+            for screen in args.screens.split(",") if mode == "all" else ["auto"]:
+                if screen not in ("auto", "int8", "float32"):
+                    sys.exit(f"unknown screen {screen!r}: expected auto, int8 or float32")
+                row = run_case(name, W, mode, args.max_memory_mib, args.progress, screen)
+                print(json.dumps(row), flush=True)
         del W
 
 

@@ -7,7 +7,8 @@ Every inner product here is computed by a float32 GEMM and then decided with the
 which covers the rounding of both float64 operands to float32 (``2u``) and the float32 dot product
 in any summation order (``gamma_d``; Higham, *Accuracy and Stability of Numerical Algorithms*,
 3.1). Entries the bound does not decide are recomputed in float64 from their indices. TF32 is
-switched off for these GEMMs (it has no useful bound).
+switched off for these GEMMs (it has no useful bound). With enough rows on a CPU, the passes of
+the all-classes solver are int8 GEMMs instead, under the bounds of :mod:`gnc.geometry._int8`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from gnc._runtime import rows_per_budget
+from gnc.geometry._int8 import Int8Rows, quantize, rounding_slack, scores
 from gnc.geometry.pairwise import iter_blocks
 
 __all__: list[str] = []
@@ -138,11 +140,15 @@ def neighbour_pass(
     exact_max: bool,
     max_memory_mib: float,
     bar: Any = None,
+    q8: Int8Rows | None = None,
 ) -> NeighbourPass:
     """One tiled float32 pass ``W[rows] W^T``: top-``m`` neighbours and the exact max inner product.
 
     The max ``s_r`` is exact in float64: every entry within twice the rounding bound of the
     float32 row max is recomputed in float64 (rows with thousands of exact ties included).
+    With ``q8`` (only without ``exact_max``) the tiles are int8 GEMMs instead: the neighbours are
+    then ranked by approximate inner products (they only seed working sets) and ``max_inner`` is
+    approximate too.
 
     Args:
         W: ``(K, d)`` float64 rows.
@@ -153,7 +159,10 @@ def neighbour_pass(
         exact_max: Recompute the max in float64 (otherwise ``max_inner`` is the float32 max).
         max_memory_mib: Budget of one ``(rows, K)`` tile.
         bar: Optional tqdm bar, advanced by rows.
+        q8: The rows quantized to int8 (:mod:`gnc.geometry._int8`), for an int8 pass.
     """
+    if q8 is not None and exact_max:
+        raise ValueError("The int8 pass gives approximate maxima only: pass exact_max=False.")
     K, d = W.shape
     dev = W.device
     R = rows.numel()
@@ -171,7 +180,15 @@ def neighbour_pass(
         for a, b in iter_blocks(R, step):
             r = rows[a:b]
             ar = torch.arange(b - a, device=dev)
-            ip = W32[r] @ W32.T
+            row_scale = None
+            if q8 is None:
+                ip = W32[r] @ W32.T
+            else:  # <q_r, q_j> s_j: the row's own scale only where the ranking needs it
+                ip = scores(q8, q8.qt[:, r].T.contiguous())
+                row_scale = q8.scale32[r]
+                if not unit_rows:
+                    ip.mul_(row_scale[:, None])
+                    row_scale = None
             ip[ar, r] = -torch.inf
             if nbrs is not None:
                 if unit_rows:
@@ -180,6 +197,8 @@ def neighbour_pass(
                     assert sq32 is not None
                     nbrs[a:b] = (2.0 * ip - sq32[None, :]).topk(m, dim=1, sorted=False).indices
             s32, j32 = ip.max(dim=1)
+            if row_scale is not None:
+                s32 = s32 * row_scale
             if not exact_max:
                 smax[a:b], arg[a:b] = s32.to(W.dtype), j32
                 del ip
@@ -225,8 +244,12 @@ def certify(
     num_candidates: int,
     max_memory_mib: float,
     max_norm: float,
+    q8: Int8Rows | None = None,
 ) -> Certification:
     """Check ``<w_j - w_k, x_k> >= |x_k|^2`` for all ``j != k`` with one float32 GEMM.
+
+    With ``q8`` the GEMM is an int8 one under the bounds of :mod:`gnc.geometry._int8`
+    (:func:`_certify_int8`); the result means the same.
 
     Args:
         W: ``(K, d)`` float64 rows.
@@ -238,7 +261,12 @@ def certify(
         num_candidates: Violators returned per class.
         max_memory_mib: Budget for the float64 rechecks.
         max_norm: ``max_j |w_j|``.
+        q8: The rows quantized to int8, for the int8 GEMM.
     """
+    if q8 is not None:
+        return _certify_int8(
+            W, W32, q8, rows, x, working_set, viol_tol, num_candidates, max_memory_mib
+        )
     K, d = W.shape
     dev = W.device
     T = rows.numel()
@@ -293,6 +321,127 @@ def certify(
         vals, iv = gu.topk(n, dim=1, largest=False)
         idx[vu] = iv
         ok[vu] = vals.to(torch.float64) < -viol_tol[vu, None]
+    return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+
+
+def _refine_pairs(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    x: torch.Tensor,
+    pairs: torch.Tensor,
+    c: torch.Tensor,
+    n2: torch.Tensor,
+    max_norm: float,
+    max_memory_mib: float,
+) -> torch.Tensor:
+    """``<w_j - w_k, x_k>`` for the pairs ``(k, j)``, or a rigorous lower bound ``>= |x_k|^2``.
+
+    Float32 dot products first (half the memory traffic of float64 gathers), decided with the
+    a-priori bound of :func:`rounding_factor`; the pairs that may fall below ``|x_k|^2`` (may
+    violate, or tie) are recomputed in float64.
+    """
+    k, j = pairs[:, 0], pairs[:, 1]
+    d = W.shape[1]
+    f = _pairs_dot(W32, x.to(torch.float32), j, k, max_memory_mib).to(torch.float64)
+    err = rounding_factor(d) * max_norm * n2.sqrt()[k] + 4 * _U32 * f.abs()
+    eps = torch.finfo(torch.float64).eps
+    out: torch.Tensor = f - err - c[k] - 4 * eps * (f.abs() + c[k].abs())
+    open_ = (out < n2[k]).nonzero().squeeze(1)
+    out[open_] = _pairs_dot(W, x, j[open_], k[open_], max_memory_mib) - c[k[open_]]
+    return out
+
+
+def _certify_int8(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    q8: Int8Rows,
+    rows: torch.Tensor,
+    x: torch.Tensor,
+    working_set: torch.Tensor,
+    viol_tol: torch.Tensor,
+    num_candidates: int,
+    max_memory_mib: float,
+) -> Certification:
+    """:func:`certify` with one int8 GEMM ``q_x Q^T`` (exact int32 sums) under rigorous bounds.
+
+    In units of ``s_x`` (the query's scale), entry ``g_kj`` is within ``a_k + b_k err_j`` of
+    ``<w_j, x_k> / s_x`` (:mod:`gnc.geometry._int8`). A class certainly has a violator when its
+    smallest entry is below the threshold by more than the largest error; otherwise every entry
+    whose interval reaches the threshold is recomputed (:func:`_refine_pairs`). The violators that
+    join a
+    working set are ranked by the int8 scores (exact values where recomputed) and their
+    violations recomputed in float64, so ``candidates_ok`` is exact.
+    """
+    K = W.shape[0]
+    dev = W.device
+    T = rows.numel()
+    ar = torch.arange(T, device=dev)
+    n2 = (x * x).sum(dim=1)
+    c = (W[rows] * x).sum(dim=1)
+    base = n2 + c  # optimality: <w_j, x> >= base
+    qx, sx, ex = quantize(x)
+    xn = n2.sqrt()
+    g = scores(q8, qx)  # (T, K): <w_j, x_k> / s_x within a + b err_j
+    g[ar, rows] = torch.inf
+    a = (q8.max_norm * ex + rounding_slack(q8, xn, ex)) / sx
+    b = (xn + ex) / sx
+    # |g_kj| <= b (max |w_j| + max err): the float32 rounding of g - b err_j stays below this.
+    slack32 = 8 * _U32 * b * (q8.max_norm + 2 * q8.max_err)
+    err32 = (q8.err * (1 + 2.0**-20)).to(torch.float32)  # rounded up
+    b32 = (b * (1 + 2.0**-20)).to(torch.float32)  # rounded up
+    fmin = g.min(dim=1).values.to(torch.float64)
+    lo = (base - viol_tol) / sx - a
+    definite = fmin + b * q8.max_err < lo
+    # The others, with each row's own error bound (the largest is several times the median).
+    nd = (~definite).nonzero().squeeze(1)
+    if nd.numel():
+        up = torch.addcmul(g[nd], b32[nd, None], err32[None, :]).amin(dim=1).to(torch.float64)
+        definite[nd] = up + slack32[nd] < lo[nd]
+        nd = (~definite).nonzero().squeeze(1)
+    # Entries that may violate (or reach the threshold), for the classes without a certain
+    # violator only.
+    hi = (base[nd] / sx[nd] + a[nd] + slack32[nd]).to(torch.float32)
+    und = (torch.addcmul(g[nd], b32[nd, None], err32[None, :], value=-1.0) < hi[:, None]).nonzero()
+    pairs = torch.stack([nd[und[:, 0]], und[:, 1]], dim=1)
+    del und
+    exact = _refine_pairs(W, W32, x, pairs, c, n2, q8.max_norm, max_memory_mib)
+    gmin = torch.minimum(n2, sx * (fmin - a - b * q8.max_err) - c)
+    emin = torch.full((T,), torch.inf, dtype=x.dtype, device=dev)
+    emin.scatter_reduce_(0, pairs[:, 0], exact, reduce="amin")
+    gmin = torch.where(definite, gmin, torch.minimum(n2, emin))
+    violated = definite | (n2 - emin > viol_tol)
+    g.scatter_(1, working_set, torch.inf)
+    n = min(num_candidates, K - 1)
+    idx = torch.zeros(T, n, dtype=torch.long, device=dev)
+    ok = torch.zeros(T, n, dtype=torch.bool, device=dev)
+    finite = torch.zeros(T, n, dtype=torch.bool, device=dev)
+    vd = definite.nonzero().squeeze(1)
+    if vd.numel():
+        if 2 * vd.numel() > T:  # most rows: no copy of the tile
+            vals, iv = g.topk(n, dim=1, largest=False)
+            vals, iv = vals[vd], iv[vd]
+        else:
+            vals, iv = g[vd].topk(n, dim=1, largest=False)
+        idx[vd], finite[vd] = iv, torch.isfinite(vals)
+    vu = (violated & ~definite).nonzero().squeeze(1)
+    if vu.numel():
+        pos = torch.full((T,), -1, dtype=torch.long, device=dev)
+        pos[vu] = torch.arange(vu.numel(), device=dev)
+        # Violations relative to the threshold (small numbers, so that float32 keeps the
+        # exact ones apart: violations far below float32's resolution of g itself do occur).
+        gu = g[vu] - (base[vu] / sx[vu]).to(torch.float32)[:, None]
+        at = pos[pairs[:, 0]]
+        mine = (at >= 0) & torch.isfinite(gu[at.clamp_min(0), pairs[:, 1]])
+        k_m = pairs[mine, 0]
+        gu[at[mine], pairs[mine, 1]] = ((exact[mine] - n2[k_m]) / sx[k_m]).to(torch.float32)
+        vals, iv = gu.topk(n, dim=1, largest=False)
+        idx[vu], finite[vu] = iv, torch.isfinite(vals)
+    vv = violated.nonzero().squeeze(1)
+    if vv.numel():
+        kk = vv[:, None].expand(-1, n).reshape(-1)
+        jj = idx[vv].reshape(-1)
+        viol = _pairs_dot(W, x, jj, kk, max_memory_mib) - base[kk]
+        ok[vv] = finite[vv] & (viol.view(-1, n) < -viol_tol[vv, None])
     return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
 
 

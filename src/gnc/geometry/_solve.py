@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import rows_per_budget
+from gnc.geometry._int8 import Int8Rows, int8_screen, quantize_rows
 from gnc.geometry._screening import Certification, certify, neighbour_pass
 from gnc.geometry._wolfe import _wolfe_batched
 from gnc.geometry.pairwise import iter_blocks
@@ -112,11 +113,19 @@ def _solve_classes(
     max_iters = 0
     rechecked = 0
     max_norm = float(W.norm(dim=1).max())
+    q8 = quantize_rows(W, max_memory_mib) if int8_screen(dev, K, d) else None
     for a, b in iter_blocks(C, step):
         rows = cls[a:b]
         Bn = rows.numel()
         nb = neighbour_pass(
-            W, W32, rows, m0, unit_rows=unit_rows, exact_max=False, max_memory_mib=max_memory_mib
+            W,
+            W32,
+            rows,
+            m0,
+            unit_rows=unit_rows,
+            exact_max=False,
+            max_memory_mib=max_memory_mib,
+            q8=q8,
         )
         assert nb.neighbours is not None
         x = torch.zeros(Bn, d, dtype=W.dtype, device=dev)
@@ -164,6 +173,7 @@ def _solve_classes(
                     n_add,
                     max_memory_mib,
                     max_norm,
+                    q8,
                 )
                 max_iters = max(max_iters, it)
                 rechecked += cert.rechecked
@@ -343,6 +353,7 @@ def _solve_round(
     n_add: int,
     max_memory_mib: float,
     max_norm: float,
+    q8: Int8Rows | None = None,
 ) -> tuple[int, Certification]:
     """Solve the classes ``rows[t]`` on their working sets and certify them against all rows.
 
@@ -391,7 +402,7 @@ def _solve_round(
     # Certify against all rows: one float32 GEMM, float64 where the bound is undecided.
     # Candidates exclude the corral only: rows the working set held off it may join again.
     corral = torch.where(lam_t > 0, ws_t, rows_t[:, None])
-    cert = certify(W, W32, rows_t, x_t, corral, viol_tol, n_add, max_memory_mib, max_norm)
+    cert = certify(W, W32, rows_t, x_t, corral, viol_tol, n_add, max_memory_mib, max_norm, q8)
     return (int(it.max()) if it.numel() else 0), cert
 
 
