@@ -289,39 +289,87 @@ def certify(
     pairs = torch.stack([nd[und[:, 0]], und[:, 1]], dim=1)
     del und
     exact = _pairs_dot(W, x, pairs[:, 1], pairs[:, 0], max_memory_mib) - c[pairs[:, 0]]
-    gmin = torch.minimum(n2, (fmin.to(torch.float64) - err - 4 * _U32 * fmin.abs()) - c)
-    emin = torch.full((T,), torch.inf, dtype=x.dtype, device=dev)
-    emin.scatter_reduce_(0, pairs[:, 0], exact, reduce="amin")
-    gmin = torch.where(definite, gmin, torch.minimum(n2, emin))
-    violated = definite | (n2 - emin > viol_tol)
+    gmin_definite = (fmin.to(torch.float64) - err - 4 * _U32 * fmin.abs()) - c
+    gmin, violated = _settle(definite, gmin_definite, pairs, exact, n2, viol_tol)
     # The most violating rows off the working set: ranked by the float32 scores themselves (a
     # constant per class away from the violation) where a violator is certain, by the
     # violations (exact where recomputed) for the few others.
     g.scatter_(1, working_set, torch.inf)
     n = min(num_candidates, K - 1)
-    idx = torch.zeros(T, n, dtype=torch.long, device=dev)
     ok = torch.zeros(T, n, dtype=torch.bool, device=dev)
+    idx, vd, vd_vals, vu, vu_vals = _rank_violators(
+        g, definite, violated, pairs, exact, n2, base, torch.ones_like(base), n
+    )
+    ok[vd] = vd_vals.to(torch.float64) - base[vd, None] < -viol_tol[vd, None]
+    ok[vu] = vu_vals.to(torch.float64) < -viol_tol[vu, None]
+    return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+
+
+def _settle(
+    definite: torch.Tensor,
+    gmin_definite: torch.Tensor,
+    pairs: torch.Tensor,
+    exact: torch.Tensor,
+    n2: torch.Tensor,
+    viol_tol: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(gmin, violated)`` of a certification from its recomputed pairs ``(k, j)``.
+
+    ``exact`` holds ``<w_j - w_k, x_k>`` (or a rigorous lower bound of it that is at least
+    ``|x_k|^2``) for every entry the screen left open; the classes with a certain violator keep
+    ``gmin_definite``.
+    """
+    emin = torch.full_like(n2, torch.inf)
+    emin.scatter_reduce_(0, pairs[:, 0], exact, reduce="amin")
+    gmin = torch.where(definite, torch.minimum(n2, gmin_definite), torch.minimum(n2, emin))
+    return gmin, definite | (n2 - emin > viol_tol)
+
+
+def _rank_violators(
+    g: torch.Tensor,
+    definite: torch.Tensor,
+    violated: torch.Tensor,
+    pairs: torch.Tensor,
+    exact: torch.Tensor,
+    n2: torch.Tensor,
+    base: torch.Tensor,
+    scale: torch.Tensor,
+    n: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``n`` most violating rows of each violated class, from the score tile ``g``.
+
+    ``g`` holds ``<w_j, x_k> / scale_k`` (``+inf`` where excluded). Classes with a certain
+    violator (``vd``) are ranked by the scores themselves; the others (``vu``) by their
+    violations relative to the threshold ``base / scale`` (small numbers, so that float32 keeps
+    the recomputed ones apart: violations far below its resolution of ``g`` itself do occur),
+    exact where recomputed. Returns ``(idx, vd, vd_vals, vu, vu_vals)``: ``vd_vals`` are scores,
+    ``vu_vals`` violations.
+    """
+    T = g.shape[0]
+    dev = g.device
+    idx = torch.zeros(T, n, dtype=torch.long, device=dev)
     vd = definite.nonzero().squeeze(1)
+    vd_vals = g.new_empty(0, n)
     if vd.numel():
         if 2 * vd.numel() > T:  # most rows: no copy of the tile
-            vals, iv = g.topk(n, dim=1, largest=False)
-            vals, iv = vals[vd], iv[vd]
+            vd_vals, iv = g.topk(n, dim=1, largest=False)
+            vd_vals, iv = vd_vals[vd], iv[vd]
         else:
-            vals, iv = g[vd].topk(n, dim=1, largest=False)
+            vd_vals, iv = g[vd].topk(n, dim=1, largest=False)
         idx[vd] = iv
-        ok[vd] = vals.to(torch.float64) - base[vd, None] < -viol_tol[vd, None]
     vu = (violated & ~definite).nonzero().squeeze(1)
+    vu_vals = g.new_empty(0, n)
     if vu.numel():
         pos = torch.full((T,), -1, dtype=torch.long, device=dev)
         pos[vu] = torch.arange(vu.numel(), device=dev)
-        gu = g[vu] - base[vu].to(torch.float32)[:, None]
+        gu = g[vu] - (base[vu] / scale[vu]).to(torch.float32)[:, None]
         at = pos[pairs[:, 0]]
         mine = (at >= 0) & torch.isfinite(gu[at.clamp_min(0), pairs[:, 1]])
-        gu[at[mine], pairs[mine, 1]] = (exact[mine] - n2[pairs[mine, 0]]).to(torch.float32)
-        vals, iv = gu.topk(n, dim=1, largest=False)
+        k_m = pairs[mine, 0]
+        gu[at[mine], pairs[mine, 1]] = ((exact[mine] - n2[k_m]) / scale[k_m]).to(torch.float32)
+        vu_vals, iv = gu.topk(n, dim=1, largest=False)
         idx[vu] = iv
-        ok[vu] = vals.to(torch.float64) < -viol_tol[vu, None]
-    return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+    return idx, vd, vd_vals, vu, vu_vals
 
 
 def _refine_pairs(
@@ -405,37 +453,17 @@ def _certify_int8(
     pairs = torch.stack([nd[und[:, 0]], und[:, 1]], dim=1)
     del und
     exact = _refine_pairs(W, W32, x, pairs, c, n2, q8.max_norm, max_memory_mib)
-    gmin = torch.minimum(n2, sx * (fmin - a - b * q8.max_err) - c)
-    emin = torch.full((T,), torch.inf, dtype=x.dtype, device=dev)
-    emin.scatter_reduce_(0, pairs[:, 0], exact, reduce="amin")
-    gmin = torch.where(definite, gmin, torch.minimum(n2, emin))
-    violated = definite | (n2 - emin > viol_tol)
+    gmin, violated = _settle(
+        definite, sx * (fmin - a - b * q8.max_err) - c, pairs, exact, n2, viol_tol
+    )
     g.scatter_(1, working_set, torch.inf)
     n = min(num_candidates, K - 1)
-    idx = torch.zeros(T, n, dtype=torch.long, device=dev)
     ok = torch.zeros(T, n, dtype=torch.bool, device=dev)
     finite = torch.zeros(T, n, dtype=torch.bool, device=dev)
-    vd = definite.nonzero().squeeze(1)
-    if vd.numel():
-        if 2 * vd.numel() > T:  # most rows: no copy of the tile
-            vals, iv = g.topk(n, dim=1, largest=False)
-            vals, iv = vals[vd], iv[vd]
-        else:
-            vals, iv = g[vd].topk(n, dim=1, largest=False)
-        idx[vd], finite[vd] = iv, torch.isfinite(vals)
-    vu = (violated & ~definite).nonzero().squeeze(1)
-    if vu.numel():
-        pos = torch.full((T,), -1, dtype=torch.long, device=dev)
-        pos[vu] = torch.arange(vu.numel(), device=dev)
-        # Violations relative to the threshold (small numbers, so that float32 keeps the
-        # exact ones apart: violations far below float32's resolution of g itself do occur).
-        gu = g[vu] - (base[vu] / sx[vu]).to(torch.float32)[:, None]
-        at = pos[pairs[:, 0]]
-        mine = (at >= 0) & torch.isfinite(gu[at.clamp_min(0), pairs[:, 1]])
-        k_m = pairs[mine, 0]
-        gu[at[mine], pairs[mine, 1]] = ((exact[mine] - n2[k_m]) / sx[k_m]).to(torch.float32)
-        vals, iv = gu.topk(n, dim=1, largest=False)
-        idx[vu], finite[vu] = iv, torch.isfinite(vals)
+    idx, vd, vd_vals, vu, vu_vals = _rank_violators(
+        g, definite, violated, pairs, exact, n2, base, sx, n
+    )
+    finite[vd], finite[vu] = torch.isfinite(vd_vals), torch.isfinite(vu_vals)
     vv = violated.nonzero().squeeze(1)
     if vv.numel():
         kk = vv[:, None].expand(-1, n).reshape(-1)
