@@ -30,6 +30,8 @@ from gnc.geometry._wolfe import _wolfe_batched
 from gnc.geometry.pairwise import iter_blocks
 
 _EPS = torch.finfo(torch.float64).eps
+#: Rounds without a fall of the norm after which a class within tolerance stops.
+_FLAT_ROUNDS = 8
 
 
 def _default_working_set(K: int, d: int) -> int:
@@ -131,6 +133,8 @@ def _solve_classes(
         x = torch.zeros(Bn, d, dtype=W.dtype, device=dev)
         gmin_all = torch.zeros(Bn, dtype=W.dtype, device=dev)
         retried = torch.zeros(Bn, dtype=torch.bool, device=dev)
+        last_n2 = torch.full((Bn,), torch.inf, dtype=W.dtype, device=dev)
+        flat = torch.zeros(Bn, dtype=torch.long, device=dev)
         # The classes still running (indices into the block) and their working sets: the
         # corral of the last solve and the violators that joined; their Grams are kept over
         # the rounds (a round computes only the columns of the rows that joined).
@@ -194,6 +198,17 @@ def _solve_classes(
                 sup_lam, (0, fin_lam.shape[1] - sup_lam.shape[1])
             )
             violated = torch.cat(violated_l)
+            # A class whose norm has not fallen for _FLAT_ROUNDS rounds (a near-degenerate face,
+            # where the corrals of successive rounds trade tied rows at rounding level) stops
+            # once its gap is within tol: its certificate holds as it is (measured: one class
+            # of the best-known 120-point Tammes code ran all 100 rounds at a gap of 1.5e-11).
+            n2_a = (x_a * x_a).sum(dim=1)
+            norm_a = n2_a.sqrt()
+            gap_a = norm_a - gmin_all[act] / norm_a.clamp_min(1e-300)
+            still = n2_a >= last_n2[act] * (1.0 - 8 * _EPS)
+            flat[act] = torch.where(still, flat[act] + 1, 0)
+            last_n2[act] = n2_a
+            violated = violated & ~((flat[act] >= _FLAT_ROUNDS) & (gap_a <= tol))
             if not bool(violated.any()) or rnd == max_rounds - 1:
                 break
             vt = violated.nonzero().squeeze(1)
