@@ -34,7 +34,10 @@ def test_rotation_group_is_a_group_of_rotations(name: str) -> None:
     for a in G:  # closed: every product is an element, and the elements are distinct
         prod = (a @ G).reshape(len(G), 9)
         assert (np.abs(prod[:, None, :] - flat[None, :, :]).max(axis=-1).min(axis=1) < 1e-9).all()
-    assert np.abs(flat[:, None, :] - flat[None, :, :]).max(axis=-1)[~np.eye(len(G), dtype=bool)].min() > 0.1
+    assert (
+        np.abs(flat[:, None, :] - flat[None, :, :]).max(axis=-1)[~np.eye(len(G), dtype=bool)].min()
+        > 0.1
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,10 @@ with a time limit and ``restarts=None`` (the default) as many as the budget allo
    Tammes codes (``K <= 2048``) alternate it (8 restarts on the Tammes surrogate from raw
    random points first) with the classic recipe, batched: 16 starts as one ``(R, K, d)`` tensor
    descend the Riesz energy with the exponent rising from 1 to 8-64
-   (:func:`gnc.codes.surrogate.riesz_batch`), so the closest pairs dominate at the end.
+   (:func:`gnc.codes.surrogate.riesz_batch`), so the closest pairs dominate at the end. On
+   ``S^2`` a round of symmetric starts comes first and again after every Riesz batch: unions of
+   orbits of rotation groups, each with a few free vectors (:mod:`gnc.codes.symmetric`), whose
+   20 best distinct configurations are polished like restarts.
    Softmax codes spread each restart's start as the best of 8 L-BFGS Riesz minima
    (:func:`gnc.codes.surrogate.riesz_lbfgs`, exponent ``min(20, max(1, d - 2))``); one near the
    stop value (a sharp code's basin) gets its near-tied pairs tied exactly

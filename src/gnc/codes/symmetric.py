@@ -165,9 +165,7 @@ def orbit_layouts(num_points: int, *, max_generic: int = 64) -> list[OrbitLayout
                 m, left = divmod(rest, len(group))
                 if rest <= 0 or left or m > max_generic:
                     continue
-                fixed = (
-                    np.concatenate([orbits[i] for i in subset]) if subset else np.zeros((0, 3))
-                )
+                fixed = np.concatenate([orbits[i] for i in subset]) if subset else np.zeros((0, 3))
                 layouts.append(OrbitLayout(name, m, fixed))
     return layouts
 
