@@ -15,9 +15,10 @@ with a time limit and ``restarts=None`` (the default) as many as the budget allo
    random points first) with the classic recipe, batched: 16 starts as one ``(R, K, d)`` tensor
    descend the Riesz energy with the exponent rising from 1 to 8-64
    (:func:`gnc.codes.surrogate.riesz_batch`), so the closest pairs dominate at the end. On
-   ``S^2`` a round of symmetric starts comes first and again after every Riesz batch: unions of
-   orbits of rotation groups, each with a few free vectors (:mod:`gnc.codes.symmetric`), whose
-   20 best distinct configurations are polished like restarts.
+   ``S^2`` with the default ``restarts`` a round of symmetric starts comes first (and, under a
+   time limit, again after every Riesz batch): unions of orbits of rotation groups, each with a
+   few free vectors (:mod:`gnc.codes.symmetric`), whose 20 best distinct configurations are
+   polished like restarts.
    Softmax codes spread each restart's start as the best of 8 L-BFGS Riesz minima
    (:func:`gnc.codes.surrogate.riesz_lbfgs`, exponent ``min(20, max(1, d - 2))``); one near the
    stop value (a sharp code's basin) gets its near-tied pairs tied exactly
@@ -343,10 +344,15 @@ def solve_code(
     # raw random points) with a Riesz batch: each reaches optima the other misses (measured:
     # N = 13, 14, 19, 21 by annealing, N = 15 only by the Riesz batch).
     annealed_left = TAMMES_ANNEALED
-    # On S^2 a round of symmetric starts (unions of orbits of rotation groups) comes first and
-    # again after every Riesz batch: it reaches the best-known N = 105..130 that random starts
-    # miss (measured: N = 120, 0 of 10 seeds before).
-    symmetric_due = batched and d == 3 and init is None
+    # On S^2, with the default restarts, a round of symmetric starts (unions of orbits of
+    # rotation groups) comes first, and while a time budget lasts again after every Riesz
+    # batch: it reaches best-known codes that random starts miss (N = 120: 10 of 10 seeds in
+    # 60 s, 0 of 10 before). Without a budget its starts come on top of the R restarts; an
+    # explicit `restarts` keeps the random restarts alone.
+    symmetric = batched and d == 3 and init is None and R_given is None
+    symmetric_due = symmetric
+    if symmetric and not until_deadline:
+        R += SYMMETRIC_COUNT
     r = 0
     while stop_reason is None:
         if r >= R and not until_deadline:
@@ -378,7 +384,7 @@ def solve_code(
                     pending.append((X, X, []))
             if not pending and batched and annealed_left == 0 and r:
                 annealed_left = TAMMES_ANNEALED
-                symmetric_due = d == 3
+                symmetric_due = symmetric and until_deadline
                 size = batch_size()
                 ends = [TAMMES_EXPONENTS[(r + i) % len(TAMMES_EXPONENTS)] for i in range(size)]
                 X, n = riesz_batch(
