@@ -110,3 +110,28 @@ def test_icosahedral_start_reaches_the_best_known_120_point_code() -> None:
     values = [polish_tammes(W).value for _, W in starts]
     dist = math.sqrt(2.0 * max(values))
     assert dist >= tammes_s2_best_known_distance(120) * (1 - 1e-8)
+
+
+def test_default_tammes_search_reaches_120_points_through_a_symmetric_round() -> None:
+    from gnc.codes import tammes_code
+
+    stop = tammes_s2_best_known_distance(120) * (1 - 1e-6)
+    res = tammes_code(120, 3, seed=3, time_limit=40, clock="cpu", target=stop)
+    assert res.min_pairwise_distance >= stop
+    assert res.stop_reason == "target-reached" and res.certified
+    assert res.trace[0][0] < 30  # the first round, not a lucky late restart
+
+
+def test_explicit_restarts_keep_the_random_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gnc.codes import softmax as driver
+    from gnc.codes import tammes_code
+
+    calls: list[int] = []
+    real = driver.symmetric_starts
+    monkeypatch.setattr(
+        driver, "symmetric_starts", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    res = tammes_code(14, 3, restarts=2, steps=(200, 200), seed=0)
+    assert not calls and res.restarts == 2
+    res = tammes_code(14, 3, steps=(200, 200), seed=0, time_limit=1, clock="cpu")
+    assert calls  # the default restarts run a symmetric round first
