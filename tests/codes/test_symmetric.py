@@ -135,3 +135,16 @@ def test_explicit_restarts_keep_the_random_search(monkeypatch: pytest.MonkeyPatc
     assert not calls and res.restarts == 2
     res = tammes_code(14, 3, steps=(200, 200), seed=0, time_limit=1, clock="cpu")
     assert calls  # the default restarts run a symmetric round first
+
+
+def test_bad_arguments_are_clear_errors() -> None:
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="num_points"):
+        symmetric_starts(0, generator=gen)
+    with pytest.raises(ValueError, match="trials"):
+        symmetric_starts(12, generator=gen, trials=0)
+    with pytest.raises(ValueError, match="count"):
+        symmetric_starts(12, generator=gen, count=0)
+    with pytest.raises(ValueError, match="max_generic"):
+        orbit_layouts(12, max_generic=0)
+    assert symmetric_starts(1, generator=gen) == []  # one point: no free orbit to place

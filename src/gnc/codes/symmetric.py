@@ -32,6 +32,8 @@ import numpy as np
 import scipy.optimize
 import torch
 
+from gnc._checks import check_int
+
 __all__ = ["OrbitLayout", "orbit_layouts", "rotation_group", "symmetric_starts"]
 
 _PHI = (1.0 + math.sqrt(5.0)) / 2.0
@@ -152,6 +154,8 @@ def orbit_layouts(num_points: int, *, max_generic: int = 64) -> list[OrbitLayout
         >>> len(orbit_layouts(120)) > 20
         True
     """
+    num_points = check_int("num_points", num_points, minimum=1)
+    max_generic = check_int("max_generic", max_generic, minimum=1)
     names = ["I", "O", "T"] + [f"D{n}" for n in range(2, MAX_ORDER + 1)]
     names += [f"C{n}" for n in range(2, MAX_ORDER + 1)]
     layouts = []
@@ -234,6 +238,10 @@ def symmetric_starts(
         >>> round(float((code @ code.T - 2 * torch.eye(12)).max()), 6)  # the icosahedron
         0.447214
     """
+    num_points = check_int("num_points", num_points, minimum=1)
+    trials = check_int("trials", trials, minimum=1)
+    count = check_int("count", count, minimum=1)
+    max_generic = check_int("max_generic", max_generic, minimum=1)
     chord = hexagonal_chord(num_points)
     found: list[tuple[float, str, np.ndarray]] = []
     for layout in orbit_layouts(num_points, max_generic=max_generic):
