@@ -137,6 +137,33 @@ def test_explicit_restarts_keep_the_random_search(monkeypatch: pytest.MonkeyPatc
     assert calls  # the default restarts run a symmetric round first
 
 
+@pytest.mark.parametrize("instead_from", [14, 15])
+def test_large_codes_replace_riesz_batches_by_symmetric_rounds(
+    monkeypatch: pytest.MonkeyPatch, instead_from: int
+) -> None:
+    # With N >= SYMMETRIC_INSTEAD_FROM and a time limit, the round after the annealed restarts
+    # is symmetric and no Riesz batch runs; below it the Riesz batch comes back. (The threshold
+    # is lowered so that N = 14 stands in for the large N; target 2.0 is never reached, so the
+    # search runs until the deadline.)
+    from gnc.codes import softmax as driver
+    from gnc.codes import tammes_code
+
+    events: list[str] = []
+    for name in ("symmetric_starts", "riesz_batch"):
+        real = getattr(driver, name)
+        monkeypatch.setattr(
+            driver, name, lambda *a, _n=name, _f=real, **k: events.append(_n) or _f(*a, **k)
+        )
+    monkeypatch.setattr(driver, "SYMMETRIC_INSTEAD_FROM", instead_from)
+    monkeypatch.setattr(driver, "TAMMES_ANNEALED", 1)
+    tammes_code(14, 3, steps=(50, 50), seed=0, time_limit=6, clock="cpu", target=2.0)
+    assert events[:1] == ["symmetric_starts"]  # the first round is symmetric either way
+    if instead_from <= 14:
+        assert "riesz_batch" not in events and events.count("symmetric_starts") >= 2
+    else:
+        assert events[1:2] == ["riesz_batch"]
+
+
 def test_bad_arguments_are_clear_errors() -> None:
     gen = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="num_points"):

@@ -16,9 +16,9 @@ with a time limit and ``restarts=None`` (the default) as many as the budget allo
    descend the Riesz energy with the exponent rising from 1 to 8-64
    (:func:`gnc.codes.surrogate.riesz_batch`), so the closest pairs dominate at the end. On
    ``S^2`` with the default ``restarts`` a round of symmetric starts comes first (and, under a
-   time limit, again after every Riesz batch): unions of orbits of rotation groups, each with a
-   few free vectors (:mod:`gnc.codes.symmetric`), whose 20 best distinct configurations are
-   polished like restarts.
+   time limit, again after every Riesz batch, or instead of it from 80 points on): unions of
+   orbits of rotation groups, each with a few free vectors (:mod:`gnc.codes.symmetric`), whose
+   20 best distinct configurations are polished like restarts.
    Softmax codes spread each restart's start as the best of 8 L-BFGS Riesz minima
    (:func:`gnc.codes.surrogate.riesz_lbfgs`, exponent ``min(20, max(1, d - 2))``); one near the
    stop value (a sharp code's basin) gets its near-tied pairs tied exactly
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -90,6 +90,12 @@ STOP_TOLERANCE = 1e-9
 SYMMETRIC_TRIALS = 10
 SYMMETRIC_COUNT = 20
 SYMMETRIC_STREAM = 7919  # part of the seed stream of symmetric rounds, apart from the restarts'
+#: From this many points on S^2, under a time budget, a symmetric round replaces each Riesz
+#: batch. Measured at 60 s of CPU: N = 85, 90, 95, 105 (seeds 0-3) 4 of 16 runs succeed, 0 of 16
+#: with Riesz batches (at these N a batch of 16 took 13-33 s and never gave the best code);
+#: N = 115, 125 (seeds 1-3) 3 of 6, 2 of 6 before. Below 80 the batches stay (not measured
+#: without them).
+SYMMETRIC_INSTEAD_FROM = 80
 
 #: Restarts past ``POLISH_EACH_LIMIT`` whose annealed value is this close to the stop value
 #: are polished at once.
@@ -348,9 +354,11 @@ def solve_code(
     # rotation groups) comes first, and while a time budget lasts again after every Riesz
     # batch: it reaches best-known codes that random starts miss (N = 120: 10 of 10 seeds in
     # 60 s, 0 of 10 before). Without a budget its starts come on top of the R restarts; an
-    # explicit `restarts` keeps the random restarts alone.
+    # explicit `restarts` keeps the random restarts alone. From SYMMETRIC_INSTEAD_FROM points
+    # on, under a budget, the symmetric round replaces the Riesz batch.
     symmetric = batched and d == 3 and init is None and R_given is None
     symmetric_due = symmetric
+    riesz_rounds = not (symmetric and until_deadline and K >= SYMMETRIC_INSTEAD_FROM)
     if symmetric and not until_deadline:
         R += SYMMETRIC_COUNT
     r = 0
@@ -372,16 +380,14 @@ def solve_code(
                     pending.append((W, W, []))
             if not pending and symmetric_due:
                 symmetric_due = False
-                found = symmetric_starts(
-                    K,
-                    generator=make_generator(seed_, r, SYMMETRIC_STREAM),
-                    trials=SYMMETRIC_TRIALS,
-                    count=SYMMETRIC_COUNT,
-                    should_stop=should_stop,
+                pending += _symmetric_round(
+                    K, make_generator(seed_, r, SYMMETRIC_STREAM), should_stop, dev, dtype
                 )
-                for _, X in found:
-                    X = X.to(device=dev, dtype=dtype)
-                    pending.append((X, X, []))
+            if not pending and batched and annealed_left == 0 and r and not riesz_rounds:
+                annealed_left = TAMMES_ANNEALED
+                pending += _symmetric_round(
+                    K, make_generator(seed_, r, SYMMETRIC_STREAM), should_stop, dev, dtype
+                )
             if not pending and batched and annealed_left == 0 and r:
                 annealed_left = TAMMES_ANNEALED
                 symmetric_due = symmetric and until_deadline
@@ -489,6 +495,28 @@ def solve_code(
         trace=trace,
         max_memory_mib=max_memory_mib,
     )
+
+
+def _symmetric_round(
+    K: int,
+    generator: torch.Generator,
+    should_stop: Callable[[], bool],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> list[tuple[torch.Tensor, torch.Tensor, list[float]]]:
+    """One round of symmetric starts on ``S^2`` as queue entries (code, code, no history)."""
+    found = symmetric_starts(
+        K,
+        generator=generator,
+        trials=SYMMETRIC_TRIALS,
+        count=SYMMETRIC_COUNT,
+        should_stop=should_stop,
+    )
+    out: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []
+    for _, X in found:
+        X = X.to(device=device, dtype=dtype)
+        out.append((X, X, []))
+    return out
 
 
 def _hard_value(kind: str, W: torch.Tensor, H: torch.Tensor) -> float:
