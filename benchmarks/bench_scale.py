@@ -135,6 +135,7 @@ def set_screen(screen: str) -> None:
     """``auto``: the library's choice; ``int8`` / ``float32``: force that screen (mode ``all``)."""
     int8.ENABLED = screen != "float32"
     int8.MIN_ROWS = 0 if screen == "int8" else 32768
+    int8.INSTRUCTIONS = True if screen == "int8" else None
 
 
 def run_case(

@@ -89,6 +89,7 @@ def test_int8_screen_matches_float32_screen(build, monkeypatch: pytest.MonkeyPat
     ref = one_vs_rest_distances(W)
     monkeypatch.setattr(int8, "ENABLED", True)
     monkeypatch.setattr(int8, "MIN_ROWS", 0)
+    monkeypatch.setattr(int8, "INSTRUCTIONS", True)  # also on CPUs where it would be slow
     calls = []
     real = screening._certify_int8
     monkeypatch.setattr(
@@ -115,11 +116,23 @@ def test_int8_screen_matches_float32_screen(build, monkeypatch: pytest.MonkeyPat
 
 def test_int8_screen_only_from_min_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
+    monkeypatch.setattr(int8, "INSTRUCTIONS", True)
     assert int8.int8_screen(cpu, int8.MIN_ROWS, 640)
     assert not int8.int8_screen(cpu, int8.MIN_ROWS - 1, 640)
     assert not int8.int8_screen(torch.device("meta"), int8.MIN_ROWS, 640)
     monkeypatch.setattr(int8, "ENABLED", False)
     assert not int8.int8_screen(cpu, int8.MIN_ROWS, 640)
+
+
+def test_int8_screen_only_with_int8_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without AVX-512 VNNI or AMX torch._int_mm is ~100x slower than float32: float32 screen.
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(int8, "INSTRUCTIONS", False)
+    assert not int8.int8_screen(cpu, int8.MIN_ROWS, 640)
+    monkeypatch.setattr(int8, "INSTRUCTIONS", None)  # PyTorch's answer for this CPU
+    vnni = torch.cpu._is_vnni_supported() or torch.cpu._is_amx_tile_supported()
+    assert int8.int8_instructions() == vnni
+    assert int8.int8_screen(cpu, int8.MIN_ROWS, 640) == vnni
 
 
 def test_scores_of_a_single_transposed_row_are_exact() -> None:

@@ -1,6 +1,6 @@
 """Int8 screening GEMMs with rigorous error bounds (internal).
 
-On a CPU with int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX) an int8 GEMM with int32
+On a CPU with int8 dot-product instructions (AVX-512 VNNI, AMX) an int8 GEMM with int32
 accumulation runs several times faster than the float32 one (measured on this project's 2-core
 machines, ``(T, 640) x (640, 65,536)`` tiles, one thread: 4.8x), and its integer sum is exact. Each
 row ``w_j`` is stored as ``s_j q_j + e_j`` (``q_j`` int8, ``s_j`` a float64 scale, ``e_j`` the exact
@@ -34,17 +34,35 @@ ENABLED = True
 #: cost as much as the float32 GEMM saves (measured on Gemma slices, one thread: 8,192 rows
 #: 21.4 s against 21.7 s, 16,384 rows 60.0 s against 57.7 s).
 MIN_ROWS = 32768
+#: Whether this CPU has int8 dot-product instructions (``None``: ask PyTorch once, see
+#: :func:`int8_instructions`; tests set it to force either screen).
+INSTRUCTIONS: bool | None = None
 
 _CLIPS = (1.0, 0.75, 0.5, 0.375)
 _U32 = 2.0**-24
+
+
+def int8_instructions() -> bool:
+    """Whether this CPU runs int8 GEMMs fast: AVX-512 VNNI or AMX, as PyTorch reports them.
+
+    Without them ``torch._int_mm`` takes a slow fallback: on an AVX2-only CPU (AMD EPYC, torch
+    2.13, one thread) a ``(128, 640) x (640, 65,536)`` tile took 28.4 s against 0.27 s in
+    float32, 105x slower, where AVX-512 VNNI made it 4.8x faster. Other CPUs (AVX2 only, Arm)
+    keep the float32 screen, which is never slow. :data:`INSTRUCTIONS` overrides the answer.
+    """
+    if INSTRUCTIONS is not None:
+        return INSTRUCTIONS
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_vnni_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
 def int8_screen(device: torch.device, num_rows: int, d: int) -> bool:
     """Whether the int8 screen serves a ``(num_rows, d)`` problem on ``device``.
 
     CPU only (``torch._int_mm``; on CUDA the float32 GEMM is fast and ``_int_mm`` has shape
-    constraints), at least :data:`MIN_ROWS` rows, and ``d * 127^2`` must fit an int32
-    accumulator.
+    constraints) with int8 dot-product instructions (:func:`int8_instructions`), at least
+    :data:`MIN_ROWS` rows, and ``d * 127^2`` must fit an int32 accumulator.
     """
     return (
         ENABLED
@@ -52,6 +70,7 @@ def int8_screen(device: torch.device, num_rows: int, d: int) -> bool:
         and num_rows >= MIN_ROWS
         and hasattr(torch, "_int_mm")
         and d * 127**2 < 2**31
+        and int8_instructions()
     )
 
 
