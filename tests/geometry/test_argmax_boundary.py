@@ -10,7 +10,12 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from gnc.geometry._boundary import certified_margin, inside_level, refine_row
+from gnc.geometry._boundary import (
+    certified_margin,
+    inside_from_support,
+    inside_level,
+    refine_row,
+)
 from gnc.geometry.argmax import ARGMAXABLE, INSIDE_HULL, argmaxable
 
 D = 8
@@ -123,3 +128,37 @@ def test_certified_margin_is_a_lower_bound_of_the_exact_one() -> None:
         exact = sum((a - b) * c for a, b, c in zip(rows[7], rows[j], hf, strict=True))
         assert float(m[j]) <= float(exact)
     assert math.isinf(float(m[7]))
+
+
+def test_inside_from_support_certifies_a_given_combination_or_declines() -> None:
+    # The inside row is c + s (e_0 / 4 - e_2 / 8), a convex combination of the vertices
+    # c +- s e_i with weights 3/8, 1/8 (e_0), 1/16, 3/16 (e_2) and 1/48 on the 12 others. A
+    # perturbed combination is polished onto the face and certified; a vertex (no combination
+    # of the others) and an empty support are declined.
+    W, rows = constructed_head()
+    k = rows["inside"]
+    eye_rows = torch.arange(2 * D)
+    lam = torch.full((2 * D,), 1.0 / 48, dtype=torch.float64)
+    lam[0], lam[D + 0], lam[2], lam[D + 2] = 3 / 8, 1 / 8, 1 / 16, 3 / 16
+    assert abs(float(lam.sum()) - 1.0) < 1e-15
+    level = inside_level(D, float(W.norm(dim=1).max()))
+    noisy = lam + 1e-9 * torch.linspace(-1, 1, 2 * D, dtype=torch.float64)
+    noisy /= noisy.sum()
+    dec = inside_from_support(W, k, eye_rows, noisy, level)
+    assert dec is not None and dec.status == "inside"
+    # The certificate re-derived exactly: weights >= 0, and the residual in rationals.
+    assert bool((dec.weights >= 0).all())
+    wts = [Fraction(float(x)) for x in dec.weights]
+    Wf = [[Fraction(float(v)) for v in row] for row in W.tolist()]
+    total = sum(wts)
+    res = [
+        Wf[k][i] * total - sum(w * Wf[int(j)][i] for w, j in zip(wts, dec.support, strict=True))
+        for i in range(D)
+    ]
+    exact = math.sqrt(float(sum(r * r for r in res))) + abs(float(1 - total)) * float(W[k].norm())
+    assert exact <= dec.residual <= level
+    # A vertex is not a combination of the other vertices: declined (refine_row decides it).
+    others = torch.arange(1, 2 * D)
+    even = torch.full((2 * D - 1,), 1.0 / (2 * D - 1), dtype=torch.float64)
+    assert inside_from_support(W, 0, others, even, level) is None
+    assert inside_from_support(W, 0, others[:0], even[:0], level) is None

@@ -89,13 +89,20 @@ def certified_margin(U: torch.Tensor, k: int, h: torch.Tensor) -> torch.Tensor:
 
 
 def residual_bound(U: torch.Tensor, k: int, rows: torch.Tensor, lam: torch.Tensor) -> float:
-    """Rigorous upper bound on ``|w_k - sum_j lam_j w_j|`` (float64, weights as given)."""
+    """Rigorous upper bound on ``|w_k - sum_j lam_j w_j|`` (float64, weights as given).
+
+    ``|sum_j lam_j (w_j - w_k)|`` with its rounding, plus ``|1 - sum_j lam_j| |w_k|``, the sum of
+    the weights bounded by its correctly rounded value and half an ulp.
+    """
     Y = U[rows] - U[k]
     r = lam @ Y
     spread = lam.abs() @ Y.abs()  # covers the rounding of y_j (u |y_j|) and of the sum
     d = U.shape[1]
     bound = (float(r.norm()) + gamma(rows.numel() + 3) * float(spread.norm())) * (1 + gamma(d))
-    return bound + abs(1.0 - math.fsum(lam.tolist())) * float(U[k].norm()) * (1 + gamma(d))
+    # fsum is the correctly rounded sum: the exact one is within half an ulp of it.
+    total = math.fsum(lam.tolist())
+    deficit = abs(1.0 - total) + 0.5 * math.ulp(total)
+    return bound + deficit * float(U[k].norm()) * (1 + gamma(d))
 
 
 def _polish(Y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -112,6 +119,28 @@ def _polish(Y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
             break
         lam = new
     return lam
+
+
+def inside_from_support(
+    U: torch.Tensor, k: int, rows: torch.Tensor, weights: torch.Tensor, level: float
+) -> BoundaryDecision | None:
+    """Row ``k`` as "inside" from a solve's own convex combination, if it is good enough.
+
+    The combination ``weights`` of ``rows`` (a one-vs-rest solve's support) is polished on its
+    face (:func:`_polish`); when its weights are nonnegative and its rigorous residual bound is
+    within ``level``
+    (:func:`inside_level`) that is the same certificate :func:`refine_row` gives, without its
+    local solves. Returns ``None`` otherwise (then call :func:`refine_row`).
+    """
+    if rows.numel() == 0:
+        return None
+    lam = _polish(U[rows] - U[k], weights.to(torch.float64))
+    if bool((lam < 0).any()):  # not a convex combination
+        return None
+    residual = residual_bound(U, k, rows, lam)
+    if residual <= level:
+        return BoundaryDecision("inside", math.nan, None, rows, lam, residual, rows.numel())
+    return None
 
 
 def refine_row(

@@ -55,7 +55,7 @@ from tqdm import tqdm
 
 from gnc._checks import check_matrix, check_positive
 from gnc._runtime import resolve_budget, rows_per_budget
-from gnc.geometry._boundary import refine_row, residual_bound
+from gnc.geometry._boundary import inside_from_support, inside_level, refine_row, residual_bound
 from gnc.geometry._row_maxima import RowMaxima, row_bar, row_maxima
 from gnc.geometry._screening import gamma
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
@@ -476,6 +476,7 @@ def argmaxable(
         todo = (local == UNDECIDED).nonzero(as_tuple=True)[0]
         num_solved = int(todo.numel())
         scale_max = float(U.norm(dim=1).max())
+        level = inside_level(d, scale_max)
         states: list[torch.Tensor] = []
         state_cls: list[int] = []
         lp_todo: list[int] = []
@@ -536,9 +537,14 @@ def argmaxable(
                     lp_todo.append(int(open_cls[i]))
                     continue
                 # On the hull within the engine's resolution: decide in the frame of w_k.
+                # The solve's own combination first (most rows inside the hull: one polish and
+                # one residual bound instead of the local solves of refine_row).
                 k = int(open_cls[i])
                 sup = res.support[i]
-                dec = refine_row(U, k, sup[sup >= 0])
+                in_sup = sup >= 0
+                dec = inside_from_support(
+                    U, k, sup[in_sup], res.support_weights[i][in_sup], level
+                ) or refine_row(U, k, sup[in_sup])
                 refined.append(k)
                 if dec.status == "argmaxable":
                     assert dec.state is not None
