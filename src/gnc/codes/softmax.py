@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -378,16 +378,21 @@ def solve_code(
                 W = normalize_rows(init.to(device=dev, dtype=dtype))
                 if batched:
                     pending.append((W, W, []))
+            if not pending and batched and annealed_left == 0 and r and not riesz_rounds:
+                annealed_left = TAMMES_ANNEALED  # a symmetric round instead of the Riesz batch
+                symmetric_due = True
             if not pending and symmetric_due:
                 symmetric_due = False
-                pending += _symmetric_round(
-                    K, make_generator(seed_, r, SYMMETRIC_STREAM), should_stop, dev, dtype
+                found = symmetric_starts(
+                    K,
+                    generator=make_generator(seed_, r, SYMMETRIC_STREAM),
+                    trials=SYMMETRIC_TRIALS,
+                    count=SYMMETRIC_COUNT,
+                    should_stop=should_stop,
                 )
-            if not pending and batched and annealed_left == 0 and r and not riesz_rounds:
-                annealed_left = TAMMES_ANNEALED
-                pending += _symmetric_round(
-                    K, make_generator(seed_, r, SYMMETRIC_STREAM), should_stop, dev, dtype
-                )
+                for _, X in found:
+                    X = X.to(device=dev, dtype=dtype)
+                    pending.append((X, X, []))
             if not pending and batched and annealed_left == 0 and r:
                 annealed_left = TAMMES_ANNEALED
                 symmetric_due = symmetric and until_deadline
@@ -495,28 +500,6 @@ def solve_code(
         trace=trace,
         max_memory_mib=max_memory_mib,
     )
-
-
-def _symmetric_round(
-    K: int,
-    generator: torch.Generator,
-    should_stop: Callable[[], bool],
-    device: torch.device,
-    dtype: torch.dtype,
-) -> list[tuple[torch.Tensor, torch.Tensor, list[float]]]:
-    """One round of symmetric starts on ``S^2`` as queue entries (code, code, no history)."""
-    found = symmetric_starts(
-        K,
-        generator=generator,
-        trials=SYMMETRIC_TRIALS,
-        count=SYMMETRIC_COUNT,
-        should_stop=should_stop,
-    )
-    out: list[tuple[torch.Tensor, torch.Tensor, list[float]]] = []
-    for _, X in found:
-        X = X.to(device=device, dtype=dtype)
-        out.append((X, X, []))
-    return out
 
 
 def _hard_value(kind: str, W: torch.Tensor, H: torch.Tensor) -> float:

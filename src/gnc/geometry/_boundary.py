@@ -128,9 +128,8 @@ def inside_from_support(
 
     The combination ``weights`` of ``rows`` (a one-vs-rest solve's support) is polished on its
     face (:func:`_polish`); when its weights are nonnegative and its rigorous residual bound is
-    within ``level``
-    (:func:`inside_level`) that is the same certificate :func:`refine_row` gives, without its
-    local solves. Returns ``None`` otherwise (then call :func:`refine_row`).
+    within ``level`` (:func:`inside_level`), that is the same certificate :func:`refine_row`
+    gives, without its local solves. Returns ``None`` otherwise (then call :func:`refine_row`).
     """
     if rows.numel() == 0:
         return None

@@ -34,7 +34,7 @@ ENABLED = True
 #: cost as much as the float32 GEMM saves (measured on Gemma slices, one thread: 8,192 rows
 #: 21.4 s against 21.7 s, 16,384 rows 60.0 s against 57.7 s).
 MIN_ROWS = 32768
-#: Whether this CPU has int8 dot-product instructions (``None``: ask PyTorch once, see
+#: Whether this CPU has int8 dot-product instructions (``None``: ask PyTorch, see
 #: :func:`int8_instructions`; tests set it to force either screen).
 INSTRUCTIONS: bool | None = None
 
