@@ -15,7 +15,7 @@ minimal vectors of the Leech lattice (every class ties with 4,600 neighbours; D_
 
 Usage: python benchmarks/bench_scale.py [--quick] [--cases gemma65k,aniso,leech,gemma]
        [--modes all,rho] [--matrix head.npy | --q8 DIR] [--device cuda] [--threads N]
-       [--max-memory-mib M] [--screens auto | int8,float32]
+       [--max-memory-mib M] [--screens auto | int8,packed,float32]
        python benchmarks/bench_scale.py --export-q8 DIR   (raw Q8_0 int8 + float16 scales, for a
        machine without gguf: reconstructed there as q * scale)
 """
@@ -132,10 +132,11 @@ def anisotropic(K: int, d: int, seed: int = 0) -> torch.Tensor:
 
 
 def set_screen(screen: str) -> None:
-    """``auto``: the library's choice; ``int8`` / ``float32``: force that screen (mode ``all``)."""
+    """``auto``: the library's choice; ``int8`` (``torch._int_mm``), ``packed`` (the quantized
+    linear layer) or ``float32``: force that screen (mode ``all``)."""
     int8.ENABLED = screen != "float32"
-    int8.MIN_ROWS = 0 if screen == "int8" else 32768
-    int8.INSTRUCTIONS = True if screen == "int8" else None
+    int8.MIN_ROWS = 0 if screen in ("int8", "packed") else 32768
+    int8.INSTRUCTIONS = {"int8": True, "packed": False}.get(screen)
 
 
 def run_case(
@@ -202,7 +203,7 @@ def main() -> None:
     ap.add_argument(
         "--screens",
         default="auto",
-        help="all D_k: auto, or a comma list of int8 / float32 to time each screen (same run)",
+        help="all D_k: auto, or a comma list of int8 / packed / float32 (each timed, same run)",
     )
     args = ap.parse_args()
     if args.export_q8:
@@ -228,8 +229,8 @@ def main() -> None:
         W = builders[name]().to(device)
         for mode in modes:
             for screen in args.screens.split(",") if mode == "all" else ["auto"]:
-                if screen not in ("auto", "int8", "float32"):
-                    sys.exit(f"unknown screen {screen!r}: expected auto, int8 or float32")
+                if screen not in ("auto", "int8", "packed", "float32"):
+                    sys.exit(f"unknown screen {screen!r}: expected auto, int8, packed or float32")
                 row = run_case(name, W, mode, args.max_memory_mib, args.progress, screen)
                 print(json.dumps(row), flush=True)
         del W

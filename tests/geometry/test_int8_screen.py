@@ -82,21 +82,36 @@ def _perturbed(build, noise: float):
     ],
     ids=["anisotropic", "spiky", "e8", "600-cell", "e8-near-ties", "gosset-near-ties"],
 )
-def test_int8_screen_matches_float32_screen(build, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend", ["int_mm", "packed"])
+def test_int8_screen_matches_float32_screen(
+    build, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # int_mm: seeds and certifications are int8 GEMMs; packed: the seeds only (its 63-level
+    # queries leave too many entries open for a certification).
+    if backend == "packed" and not int8.packed_available(640):
+        pytest.skip("no exact quantized linear layer in this PyTorch build")
     W = build()
     W = W[W.norm(dim=1) > 0]
     monkeypatch.setattr(int8, "ENABLED", False)
     ref = one_vs_rest_distances(W)
     monkeypatch.setattr(int8, "ENABLED", True)
     monkeypatch.setattr(int8, "MIN_ROWS", 0)
-    monkeypatch.setattr(int8, "INSTRUCTIONS", True)  # also on CPUs where it would be slow
+    # int_mm also on CPUs where it would be slow; packed where int_mm would be chosen.
+    monkeypatch.setattr(int8, "INSTRUCTIONS", backend == "int_mm")
+    assert int8.int8_backend(torch.device("cpu"), W.shape[0], W.shape[1]) == backend
     calls = []
     real = screening._certify_int8
     monkeypatch.setattr(
         screening, "_certify_int8", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
+    packed_queries = []
+    real_packed = int8._packed_scores
+    monkeypatch.setattr(
+        int8, "_packed_scores", lambda *a: packed_queries.append(1) or real_packed(*a)
+    )
     got = one_vs_rest_distances(W)
-    assert calls  # the int8 screen ran
+    assert bool(calls) == (backend == "int_mm")  # the int8 certification ran
+    assert bool(packed_queries) == (backend == "packed")  # the packed seed pass ran
     assert got.certified and ref.certified
     assert torch.allclose(got.distances, ref.distances, atol=1e-12, rtol=0)
     assert torch.allclose(got.lower_bounds, ref.lower_bounds, atol=1e-12, rtol=0)
@@ -125,14 +140,44 @@ def test_int8_screen_only_from_min_rows(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_int8_screen_only_with_int8_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Without AVX-512 VNNI or AMX torch._int_mm is ~100x slower than float32: float32 screen.
+    # Without AVX-512 VNNI or AMX torch._int_mm is ~100x slower than float32: the packed
+    # backend where PyTorch's quantized linear layer is exact, else the float32 screen.
     cpu = torch.device("cpu")
     monkeypatch.setattr(int8, "INSTRUCTIONS", False)
-    assert not int8.int8_screen(cpu, int8.MIN_ROWS, 640)
+    packed = int8.packed_available(640)
+    assert int8.int8_backend(cpu, int8.MIN_ROWS, 640) == ("packed" if packed else None)
+    assert int8.int8_screen(cpu, int8.MIN_ROWS, 640) == packed
+    # Too wide for exact float32 sums of 63 x 127 products: no packed backend.
+    assert int8.int8_backend(cpu, int8.MIN_ROWS, 2**24 // (63 * 127) + 1) is None
     monkeypatch.setattr(int8, "INSTRUCTIONS", None)  # PyTorch's answer for this CPU
     vnni = torch.cpu._is_vnni_supported() or torch.cpu._is_amx_tile_supported()
     assert int8.int8_instructions() == vnni
-    assert int8.int8_screen(cpu, int8.MIN_ROWS, 640) == vnni
+    assert int8.int8_backend(cpu, int8.MIN_ROWS, 640) == (
+        "int_mm" if vnni else "packed" if packed else None
+    )
+
+
+def test_packed_scores_are_exact_integer_sums() -> None:
+    # The quantized linear layer, fed one extra row that pins its input range, returns the
+    # int8 sums exactly: against NumPy's int64 product, at the extremes of both ranges.
+    if int8.packed_engine() is None:
+        pytest.skip("no exact quantized linear layer in this PyTorch build")
+    g = torch.Generator().manual_seed(7)
+    W = _spiky(300, 640, 8)
+    q8 = quantize_rows(W, 1.0, packed=True)
+    assert q8.query_levels == int8.PACKED_LEVELS
+    qx = torch.randint(-63, 64, (33, 640), generator=g, dtype=torch.int8)
+    qx[0], qx[1], qx[2] = 63, -63, 0
+    q_rows = q8.qt.T.numpy().astype(np.int64)
+    want = (qx.numpy().astype(np.int64) @ q_rows.T).astype(np.float64)
+    assert np.abs(want).max() > 1e5  # large sums, not only small ones
+    assert np.array_equal(int8._packed_scores(q8.packed, qx).double().numpy(), want)
+    # Scaled by the rows' float32 scales: one rounding more.
+    got = scores(q8, qx).double().numpy() / q8.scale32.double().numpy()[None, :]
+    np.testing.assert_allclose(got, want, rtol=2**-23, atol=0)
+    # Queries beyond 63 levels would be clipped by the layer: refused.
+    with pytest.raises(ValueError, match="within"):
+        scores(q8, torch.full((1, 640), 64, dtype=torch.int8))
 
 
 def test_scores_of_a_single_transposed_row_are_exact() -> None:

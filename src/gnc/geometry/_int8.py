@@ -2,7 +2,12 @@
 
 On a CPU with int8 dot-product instructions (AVX-512 VNNI, AMX) an int8 GEMM with int32
 accumulation runs several times faster than the float32 one (measured on this project's 2-core
-machines, ``(T, 640) x (640, 65,536)`` tiles, one thread: 4.8x), and its integer sum is exact. Each
+machines, ``(T, 640) x (640, 65,536)`` tiles, one thread: 4.8x), and its integer sum is exact.
+Without them (AVX2 only) ``torch._int_mm`` crawls, but PyTorch's quantized dynamic linear layer
+(FBGEMM / oneDNN kernels, weights packed once) multiplies 7-bit queries by int8 rows exactly and
+2-2.6x faster than float32 (the *packed* backend, :func:`packed_available`). The all-classes
+solver uses it to rank its seeds only: its coarser queries leave ~1,800 entries per class open in
+a certification (Gemma 3 head, 65,536 rows), which made that screen slower than float32. Each
 row ``w_j`` is stored as ``s_j q_j + e_j`` (``q_j`` int8, ``s_j`` a float64 scale, ``e_j`` the exact
 remainder, of which only a rigorous bound on ``|e_j|`` is kept); a query ``x`` likewise as
 ``s_x q_x + e_x``. Then
@@ -13,12 +18,26 @@ where ``<q_j, q_x>`` is the exact int32 GEMM entry. The entries this bound does 
 recomputed in float64 by the callers, as for the float32 screen of :mod:`gnc.geometry._screening`.
 A row's scale is the one of a few clipping levels (``max |w_j| / 127`` times 1, 3/4, 1/2, 3/8)
 that leaves the smallest remainder: on the Gemma 3 head's unit rows the remainders are about 1 %
-of a row's norm.
+of a row's norm; queries of the packed backend use 63 levels instead of 127 (their remainders are
+twice as large).
+
+The packed backend is exact by construction: the layer quantizes its input per tensor over
+``[min, max]`` to ``0..127``; every query batch is sent with one extra row holding ``-63`` and
+``64``, so that range is exactly 127 wide, its scale exactly 1 and its zero point 63, and integer
+queries in ``[-63, 63]`` pass through unchanged. The rows are packed with unit scales, so the
+layer returns the int32 sums themselves, exactly representable in float32 while
+``d * 63 * 127 < 2^24``. :func:`packed_available` checks this against an integer GEMM once per
+process and keeps the float32 screen if a PyTorch build ever disagrees.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -40,6 +59,12 @@ INSTRUCTIONS: bool | None = None
 
 _CLIPS = (1.0, 0.75, 0.5, 0.375)
 _U32 = 2.0**-24
+#: Query levels of the packed backend (its input range is 0..127 with zero point 63).
+PACKED_LEVELS = 63
+#: Engines tried for the packed backend, fastest first (measured on an AVX2-only AMD EPYC,
+#: ``(128, 640) x (640, 65,536)``, one thread: oneDNN 0.113 s, FBGEMM 0.136 s, x86 0.139 s,
+#: float32 0.29 s).
+_ENGINES = ("onednn", "fbgemm", "x86")
 
 
 def int8_instructions() -> bool:
@@ -60,18 +85,98 @@ def int8_instructions() -> bool:
 def int8_screen(device: torch.device, num_rows: int, d: int) -> bool:
     """Whether the int8 screen serves a ``(num_rows, d)`` problem on ``device``.
 
-    CPU only (``torch._int_mm``; on CUDA the float32 GEMM is fast and ``_int_mm`` has shape
-    constraints) with int8 dot-product instructions (:func:`int8_instructions`), at least
-    :data:`MIN_ROWS` rows, and ``d * 127^2`` must fit an int32 accumulator.
+    CPU only (on CUDA the float32 GEMM is fast and ``_int_mm`` has shape constraints), at least
+    :data:`MIN_ROWS` rows, and a fast exact backend: ``torch._int_mm`` with int8 dot-product
+    instructions (:func:`int8_instructions`; ``d * 127^2`` must fit an int32 accumulator), else
+    the packed backend (:func:`packed_available`).
     """
-    return (
-        ENABLED
-        and device.type == "cpu"
-        and num_rows >= MIN_ROWS
-        and hasattr(torch, "_int_mm")
-        and d * 127**2 < 2**31
-        and int8_instructions()
-    )
+    return int8_backend(device, num_rows, d) is not None
+
+
+def int8_backend(device: torch.device, num_rows: int, d: int) -> str | None:
+    """The int8 screen's backend for ``(num_rows, d)``: ``"int_mm"``, ``"packed"`` or None.
+
+    See :func:`int8_screen`.
+    """
+    if not (ENABLED and device.type == "cpu" and num_rows >= MIN_ROWS):
+        return None
+    if int8_instructions() and hasattr(torch, "_int_mm") and d * 127**2 < 2**31:
+        return "int_mm"
+    if packed_available(d):
+        return "packed"
+    return None
+
+
+def packed_available(d: int) -> bool:
+    """Whether PyTorch's quantized dynamic linear layer gives exact int8 sums at width ``d``.
+
+    Needs the quantized ops, ``d * 63 * 127 < 2^24`` (sums exact in float32) and an engine that
+    passes :func:`packed_engine`'s check.
+    """
+    return d * PACKED_LEVELS * 127 < 2**24 and packed_engine() is not None
+
+
+@contextlib.contextmanager
+def _engine(name: str) -> Iterator[None]:
+    """PyTorch's quantized engine set to ``name`` for the duration (packing reads it)."""
+    old = torch.backends.quantized.engine
+    torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = old
+
+
+@functools.cache
+def packed_engine() -> str | None:
+    """The first engine of :data:`_ENGINES` whose packed GEMM is exact on a probe, or None.
+
+    The probe holds every extreme (queries at +-63, rows at +-127) at width 640: the layer's
+    output must equal the float64 product of the integers exactly.
+    """
+    ops = getattr(torch.ops, "quantized", None)
+    if ops is None:
+        return None
+    g = torch.Generator().manual_seed(0)
+    d, K = 640, 96
+    q = torch.randint(-127, 128, (K, d), generator=g, dtype=torch.int8)
+    q[0], q[1] = 127, -127
+    x = torch.randint(-PACKED_LEVELS, PACKED_LEVELS + 1, (5, d), generator=g, dtype=torch.int8)
+    x[0], x[1] = PACKED_LEVELS, -PACKED_LEVELS
+    want = x.double() @ q.double().T
+    for name in _ENGINES:
+        if name not in torch.backends.quantized.supported_engines:
+            continue
+        try:
+            got = _packed_scores(_pack(q, name), x).double()
+        except (RuntimeError, AttributeError, NotImplementedError):
+            continue
+        if torch.equal(got, want):
+            return name
+    return None
+
+
+def _pack(q: torch.Tensor, engine: str) -> Any:
+    """``q`` ``(K, d)`` int8, packed with unit scales for ``engine``'s quantized linear layer."""
+    K = q.shape[0]
+    with warnings.catch_warnings(), _engine(engine):
+        warnings.simplefilter("ignore")  # quantized tensors are deprecated in newer PyTorch
+        qw = torch._make_per_channel_quantized_tensor(
+            q.contiguous(), torch.ones(K, dtype=torch.float64), torch.zeros(K, dtype=torch.long), 0
+        )
+        return torch.ops.quantized.linear_prepack(qw, None)
+
+
+def _packed_scores(packed: Any, qx: torch.Tensor) -> torch.Tensor:
+    """``(T, K)`` float32 ``<q_x, q_j>`` (exact) for integer queries in ``[-63, 63]``."""
+    T, d = qx.shape
+    X = torch.zeros(T + 1, d, dtype=torch.float32, device=qx.device)
+    X[:T] = qx
+    X[T, 0], X[T, 1 % d] = -PACKED_LEVELS, PACKED_LEVELS + 1  # the range: scale 1, zero point 63
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out: torch.Tensor = torch.ops.quantized.linear_dynamic(X, packed, True)
+    return out[:T]
 
 
 @dataclass
@@ -85,6 +190,8 @@ class Int8Rows:
         err: ``(K,)`` float64 rigorous bounds on ``|e_j|``.
         max_norm: ``max_j |w_j|``.
         max_err: ``max_j err_j``.
+        packed: The rows packed for the packed backend (None: ``torch._int_mm``).
+        query_levels: Largest ``|q_x|`` a query may have (127, or 63 for the packed backend).
     """
 
     qt: torch.Tensor
@@ -93,10 +200,12 @@ class Int8Rows:
     err: torch.Tensor
     max_norm: float
     max_err: float
+    packed: Any = None
+    query_levels: int = 127
 
 
-def quantize(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``X = s q + e`` row by row: ``(q int8, s float64, bound on |e| float64)``.
+def quantize(X: torch.Tensor, levels: int = 127) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``X = s q + e`` row by row: ``(q int8, s float64, bound on |e| float64)``, ``|q| <= levels``.
 
     Each row takes the clipping level with the smallest remainder; zero rows get ``s = 1``,
     ``q = 0``, ``e = 0``. The bound covers the float64 rounding of ``|X - s q|`` generously.
@@ -108,8 +217,8 @@ def quantize(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     best_s = torch.ones_like(amax)
     best_e = torch.full_like(amax, torch.inf)
     for c in _CLIPS:
-        s = torch.where(amax > 0, c * amax / 127.0, 1.0)
-        q = torch.round(X / s[:, None]).clamp_(-127, 127)
+        s = torch.where(amax > 0, c * amax / levels, 1.0)
+        q = torch.round(X / s[:, None]).clamp_(-levels, levels)
         e = (X - s[:, None] * q).norm(dim=1)
         better = e < best_e
         best_e = torch.where(better, e, best_e)
@@ -118,8 +227,11 @@ def quantize(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return best_q, best_s, best_e * (1.0 + 1e-10) + 1e-14 * norm
 
 
-def quantize_rows(W: torch.Tensor, max_memory_mib: float) -> Int8Rows:
-    """:class:`Int8Rows` of the float64 rows ``W``, quantized in blocks within the budget."""
+def quantize_rows(W: torch.Tensor, max_memory_mib: float, packed: bool = False) -> Int8Rows:
+    """:class:`Int8Rows` of the float64 rows ``W``, quantized in blocks within the budget.
+
+    ``packed``: also pack them for the packed backend (queries then have 63 levels).
+    """
     K, d = W.shape
     qt = torch.empty(d, K, dtype=torch.int8, device=W.device)
     scale = torch.empty(K, dtype=torch.float64, device=W.device)
@@ -127,6 +239,9 @@ def quantize_rows(W: torch.Tensor, max_memory_mib: float) -> Int8Rows:
     for a, b in iter_blocks(K, rows_per_budget(40 * d, max_memory_mib, num_rows=K)):
         q, scale[a:b], err[a:b] = quantize(W[a:b])
         qt[:, a:b] = q.T
+    engine = packed_engine() if packed else None
+    if packed and engine is None:
+        raise RuntimeError("The packed int8 backend is not available in this PyTorch build.")
     return Int8Rows(
         qt,
         scale,
@@ -134,6 +249,8 @@ def quantize_rows(W: torch.Tensor, max_memory_mib: float) -> Int8Rows:
         err,
         float(W.norm(dim=1).max()),
         float(err.max()),
+        packed=None if engine is None else _pack(qt.T, engine),
+        query_levels=PACKED_LEVELS if engine is not None else 127,
     )
 
 
@@ -144,6 +261,10 @@ def scores(q8: Int8Rows, qx: torch.Tensor) -> torch.Tensor:
     ``s_x s_j <q_x, q_j>`` (the int32 to float32 conversion, the rounding of ``s_j`` and of the
     product).
     """
+    if q8.packed is not None:
+        if int(qx.abs().amax()) > PACKED_LEVELS:
+            raise ValueError(f"Expected packed-backend queries within +-{PACKED_LEVELS}.")
+        return _packed_scores(q8.packed, qx).mul_(q8.scale32[None, :])
     G = torch._int_mm(_row_major(qx), q8.qt)
     return torch.mul(G, q8.scale32[None, :])
 

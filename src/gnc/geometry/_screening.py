@@ -188,12 +188,16 @@ def neighbour_pass(
             row_scale = None
             if q8 is None:
                 ip = W32[r] @ W32.T
-            else:  # <q_r, q_j> s_j: the row's own scale only where the ranking needs it
+            elif q8.query_levels == 127:  # <q_r, q_j> s_j: the row's own scale only if needed
                 ip = scores(q8, q8.qt[:, r].T.contiguous())
                 row_scale = q8.scale32[r]
-                if not unit_rows:
-                    ip.mul_(row_scale[:, None])
-                    row_scale = None
+            else:  # the packed backend takes coarser queries: the rows requantized
+                qr, sr, _ = quantize(W[r], q8.query_levels)
+                ip = scores(q8, qr)
+                row_scale = sr.to(torch.float32)
+            if row_scale is not None and not unit_rows:
+                ip.mul_(row_scale[:, None])
+                row_scale = None
             ip[ar, r] = -torch.inf
             if nbrs is not None:
                 if unit_rows:
@@ -432,7 +436,7 @@ def _certify_int8(
     n2 = (x * x).sum(dim=1)
     c = (W[rows] * x).sum(dim=1)
     base = n2 + c  # optimality: <w_j, x> >= base
-    qx, sx, ex = quantize(x)
+    qx, sx, ex = quantize(x, q8.query_levels)
     xn = n2.sqrt()
     g = scores(q8, qx)  # (T, K): <w_j, x_k> / s_x within a + b err_j
     g[ar, rows] = torch.inf

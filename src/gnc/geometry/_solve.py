@@ -1,6 +1,7 @@
 """The solver behind :mod:`gnc.geometry.one_vs_rest`: blocks of classes solved in lockstep.
 
-Each block of classes takes its working sets from one float32 neighbour pass, is solved on them by
+Each block of classes takes its working sets from one float32 seed pass (the rows most violating a
+whitened direction, :mod:`gnc.geometry._seeds`), is solved on them by
 the batched Wolfe kernel (:mod:`gnc.geometry._wolfe`), checked against all rows with one GEMM per
 batch (:mod:`gnc.geometry._screening`), and re-solved until no row violates: each round only the
 classes still running are solved, on the corral of their last solve plus the best-scoring violators
@@ -24,14 +25,18 @@ from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import rows_per_budget
-from gnc.geometry._int8 import Int8Rows, int8_screen, quantize_rows
+from gnc.geometry._int8 import Int8Rows, int8_backend, quantize_rows
 from gnc.geometry._screening import Certification, certify, neighbour_pass
+from gnc.geometry._seeds import seed_pass, whitening
 from gnc.geometry._wolfe import _wolfe_batched
 from gnc.geometry.pairwise import iter_blocks
 
 _EPS = torch.finfo(torch.float64).eps
 #: Rounds without a fall of the norm after which a class within tolerance stops.
 _FLAT_ROUNDS = 8
+#: Seed working sets by a whitened direction (:mod:`gnc.geometry._seeds`) when at least ``4 d``
+#: classes are solved, else by nearest rows.
+WHITENED_SEEDS = True
 
 
 def _default_working_set(K: int, d: int) -> int:
@@ -86,8 +91,9 @@ def _solve_classes(
     """Exact ``D_k`` for the classes ``cls`` of float64 rows ``W`` (no validation).
 
     Blocks of classes are solved one after the other; each block first takes its initial working
-    sets (its ``m0`` nearest other rows) from a float32 pass over its rows, so no ``K x m0``
-    neighbour table is ever held. Every tile (the neighbour pass, each round's solves and their
+    sets (the ``m0`` rows most violating its whitened direction, or its nearest rows without
+    :data:`WHITENED_SEEDS`) from a float32 pass over its rows, so no ``K x m0``
+    table is ever held. Every tile (the seed pass, each round's solves and their
     certification against all rows) stays within ``max_memory_mib``: a round whose working sets
     have grown is split into smaller batches of classes. Without ``keep_points`` the nearest
     points, directions and supports are not kept (empty ``(C, 0)`` tensors). ``bar`` (a tqdm bar
@@ -115,21 +121,34 @@ def _solve_classes(
     max_iters = 0
     rechecked = 0
     max_norm = float(W.norm(dim=1).max())
-    q8 = quantize_rows(W, max_memory_mib) if int8_screen(dev, K, d) else None
+    backend = int8_backend(dev, K, d)
+    q8 = None if backend is None else quantize_rows(W, max_memory_mib, backend == "packed")
+    # The packed backend's coarser queries leave too many entries open for a certification
+    # (measured: slower than float32 there); it ranks the seeds only.
+    q8_cert = q8 if backend == "int_mm" else None
+    # Whitening costs K d^2 + d^3, at most a quarter of the seed pass (C K d) from 4 d classes:
+    # fewer classes (the small solves of rho searches and argmax) keep the nearest rows.
+    whiten = WHITENED_SEEDS and C >= 4 * d
+    seed_map = whitening(W, max_memory_mib) if whiten else None
     for a, b in iter_blocks(C, step):
         rows = cls[a:b]
         Bn = rows.numel()
-        nb = neighbour_pass(
-            W,
-            W32,
-            rows,
-            m0,
-            unit_rows=unit_rows,
-            exact_max=False,
-            max_memory_mib=max_memory_mib,
-            q8=q8,
-        )
-        assert nb.neighbours is not None
+        if seed_map is not None:
+            ws = seed_pass(W32, rows, m0, *seed_map, max_memory_mib, q8)
+        else:
+            nb = neighbour_pass(
+                W,
+                W32,
+                rows,
+                m0,
+                unit_rows=unit_rows,
+                exact_max=False,
+                max_memory_mib=max_memory_mib,
+                q8=q8,
+            )
+            assert nb.neighbours is not None
+            ws = nb.neighbours
+            del nb
         x = torch.zeros(Bn, d, dtype=W.dtype, device=dev)
         gmin_all = torch.zeros(Bn, dtype=W.dtype, device=dev)
         retried = torch.zeros(Bn, dtype=torch.bool, device=dev)
@@ -139,8 +158,6 @@ def _solve_classes(
         # corral of the last solve and the violators that joined; their Grams are kept over
         # the rounds (a round computes only the columns of the rows that joined).
         act = torch.arange(Bn, device=dev)
-        ws = nb.neighbours
-        del nb
         valid = torch.ones_like(ws, dtype=torch.bool)
         lam = torch.zeros(Bn, m0, dtype=W.dtype, device=dev)
         lam[:, 0] = 1.0
@@ -177,7 +194,7 @@ def _solve_classes(
                     n_add,
                     max_memory_mib,
                     max_norm,
-                    q8,
+                    q8_cert,
                 )
                 max_iters = max(max_iters, it)
                 rechecked += cert.rechecked

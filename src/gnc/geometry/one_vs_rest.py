@@ -10,13 +10,15 @@ the min-norm point ``x`` of ``conv{y_j}``; the nearest hull point is ``p_k = w_k
 max-margin direction is ``h_k = -x / |x|``.
 
 **Method.** Wolfe's min-norm-point algorithm (an exact active-set method), run in lockstep on a
-batch of classes. One tiled float32 pass over ``W W^T`` gives every class a *working set* of its
-nearest neighbours; the solution on the working set is then checked against all ``K`` rows with one
-float32 GEMM per batch of classes (tiled, never a ``K x K`` matrix): ``x`` is optimal over the
-whole hull iff ``<y_j, x> >= |x|^2`` for every ``j``. The float32 products are decided under the
-rigorous bound ``|fl(<a, b>) - <a, b>| <= gamma_{d+2} |a| |b|``; the few entries it does not decide
-(the support and its near-ties) are recomputed in float64. Violators join the working set and
-only those classes are re-solved, warm-started, until none is left.
+batch of classes. One tiled float32 pass over ``W P W^T`` gives every class a *working set*: the
+rows most violating the whitened direction ``P (w_k - mu)`` (``mu`` and ``P`` from the rows' mean
+and ridge-regularized covariance; the nearest rows when the rows are isotropic). The solution on the
+working set is then checked against all ``K`` rows with one float32 GEMM per batch of classes
+(tiled, never a ``K x K`` matrix): ``x`` is optimal over the whole hull iff ``<y_j, x> >= |x|^2``
+for every ``j``. The float32 products are decided under the rigorous bound ``|fl(<a, b>) - <a, b>|
+<= gamma_{d+2} |a| |b|``; the few entries it does not decide (the support and its near-ties) are
+recomputed in float64. Violators join the working set and only those classes are re-solved,
+warm-started, until none is left.
 
 **Certificate.** For the returned hull point, ``|x|`` is a primal upper bound on ``D_k`` and
 ``max(0, min_{j != k} <y_j, x> / |x|) = max(0, min_{j != k} <w_k - w_j, h_k>)`` is a dual lower
@@ -180,10 +182,10 @@ def one_vs_rest_distances(
         normalize: Normalize rows to the unit sphere first (the GNC2 convention).
         classes: Indices of the classes to solve (default: all ``K``).
         max_memory_mib: Memory budget (MiB) of every tile: a block of classes against all rows,
-            its neighbour pass, each round's solves (default: ``gnc._runtime`` working memory,
+            its seed pass, each round's solves (default: ``gnc._runtime`` working memory,
             1024 unless set). Beyond the tiles the call holds ``W`` in float64 (a copy when
             ``normalize`` or when the input is not float64), ``W`` in float32 and the result.
-        working_set_size: Initial nearest-neighbour working set per class (default
+        working_set_size: Initial working set per class (default
             ``min(K-1, max(16, min(64, 2d+2)))``); only speed depends on it.
         tol: Gap tolerance for ``certified``.
         max_rounds: Cap on working-set rounds.
