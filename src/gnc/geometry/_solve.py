@@ -128,7 +128,7 @@ def _solve_classes(
     q8_cert = q8 if backend == "int_mm" else None
     # Whitening costs K d^2 + d^3, at most a quarter of the seed pass (C K d) from 4 d classes:
     # fewer classes (the small solves of rho searches and argmax) keep the nearest rows.
-    whiten = WHITENED_SEEDS and C >= 4 * d
+    whiten = WHITENED_SEEDS and cls.numel() >= 4 * d
     seed_map = whitening(W, max_memory_mib) if whiten else None
     for a, b in iter_blocks(C, step):
         rows = cls[a:b]
