@@ -132,11 +132,11 @@ def test_int8_screen_matches_float32_screen(
 def test_int8_screen_only_from_min_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
     monkeypatch.setattr(int8, "INSTRUCTIONS", True)
-    assert int8.int8_screen(cpu, int8.MIN_ROWS, 640)
-    assert not int8.int8_screen(cpu, int8.MIN_ROWS - 1, 640)
-    assert not int8.int8_screen(torch.device("meta"), int8.MIN_ROWS, 640)
+    assert int8.int8_backend(cpu, int8.MIN_ROWS, 640) == "int_mm"
+    assert int8.int8_backend(cpu, int8.MIN_ROWS - 1, 640) is None
+    assert int8.int8_backend(torch.device("meta"), int8.MIN_ROWS, 640) is None
     monkeypatch.setattr(int8, "ENABLED", False)
-    assert not int8.int8_screen(cpu, int8.MIN_ROWS, 640)
+    assert int8.int8_backend(cpu, int8.MIN_ROWS, 640) is None
 
 
 def test_int8_screen_only_with_int8_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,7 +146,6 @@ def test_int8_screen_only_with_int8_instructions(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(int8, "INSTRUCTIONS", False)
     packed = int8.packed_available(640)
     assert int8.int8_backend(cpu, int8.MIN_ROWS, 640) == ("packed" if packed else None)
-    assert int8.int8_screen(cpu, int8.MIN_ROWS, 640) == packed
     # Too wide for exact float32 sums of 63 x 127 products: no packed backend.
     assert int8.int8_backend(cpu, int8.MIN_ROWS, 2**24 // (63 * 127) + 1) is None
     monkeypatch.setattr(int8, "INSTRUCTIONS", None)  # PyTorch's answer for this CPU
@@ -189,3 +188,34 @@ def test_scores_of_a_single_transposed_row_are_exact() -> None:
         one = q8.qt[:, [r]].T.contiguous()
         exact = (one.long() @ q8.qt.long()).float() * q8.scale32[None, :]
         assert torch.equal(scores(q8, one), exact)
+
+
+def test_packed_rows_only_for_the_whitened_seed_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The packed rows only rank whitened seeds: a small solve (fewer than 4 d classes, as in a
+    # rho search) neither quantizes nor packs the K rows, and neighbour_pass refuses them.
+    if not int8.packed_available(640):
+        pytest.skip("no exact quantized linear layer in this PyTorch build")
+    import gnc.geometry._solve as solve
+
+    monkeypatch.setattr(int8, "MIN_ROWS", 0)
+    monkeypatch.setattr(int8, "INSTRUCTIONS", False)
+    built = []
+    real = solve.quantize_rows
+    monkeypatch.setattr(solve, "quantize_rows", lambda *a, **k: built.append(k) or real(*a, **k))
+    W = _anisotropic(300, 12, 6)
+    one_vs_rest_distances(W, classes=list(range(20)))
+    assert built == []
+    one_vs_rest_distances(W)
+    assert built == [{"packed": True}]
+    q8 = quantize_rows(W, 1.0, packed=True)
+    with pytest.raises(ValueError, match="packed rows"):
+        screening.neighbour_pass(
+            W,
+            W.float(),
+            torch.arange(3),
+            4,
+            unit_rows=False,
+            exact_max=False,
+            max_memory_mib=1.0,
+            q8=q8,
+        )

@@ -82,21 +82,13 @@ def int8_instructions() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
-def int8_screen(device: torch.device, num_rows: int, d: int) -> bool:
-    """Whether the int8 screen serves a ``(num_rows, d)`` problem on ``device``.
+def int8_backend(device: torch.device, num_rows: int, d: int) -> str | None:
+    """The int8 screen's backend for a ``(num_rows, d)`` problem: ``"int_mm"``, ``"packed"``, None.
 
     CPU only (on CUDA the float32 GEMM is fast and ``_int_mm`` has shape constraints), at least
     :data:`MIN_ROWS` rows, and a fast exact backend: ``torch._int_mm`` with int8 dot-product
     instructions (:func:`int8_instructions`; ``d * 127^2`` must fit an int32 accumulator), else
     the packed backend (:func:`packed_available`).
-    """
-    return int8_backend(device, num_rows, d) is not None
-
-
-def int8_backend(device: torch.device, num_rows: int, d: int) -> str | None:
-    """The int8 screen's backend for ``(num_rows, d)``: ``"int_mm"``, ``"packed"`` or None.
-
-    See :func:`int8_screen`.
     """
     if not (ENABLED and device.type == "cpu" and num_rows >= MIN_ROWS):
         return None
@@ -262,8 +254,11 @@ def scores(q8: Int8Rows, qx: torch.Tensor) -> torch.Tensor:
     product).
     """
     if q8.packed is not None:
-        if int(qx.abs().amax()) > PACKED_LEVELS:
-            raise ValueError(f"Expected packed-backend queries within +-{PACKED_LEVELS}.")
+        top = int(qx.abs().amax())
+        if top > PACKED_LEVELS:
+            raise ValueError(
+                f"Expected packed-backend queries `qx` within +-{PACKED_LEVELS}, but got {top}."
+            )
         return _packed_scores(q8.packed, qx).mul_(q8.scale32[None, :])
     G = torch._int_mm(_row_major(qx), q8.qt)
     return torch.mul(G, q8.scale32[None, :])

@@ -164,8 +164,11 @@ def neighbour_pass(
         exact_max: Recompute the max in float64 (otherwise ``max_inner`` is the float32 max).
         max_memory_mib: Budget of one ``(rows, K)`` tile.
         bar: Optional tqdm bar, advanced by rows.
-        q8: The rows quantized to int8 (:mod:`gnc.geometry._int8`), for an int8 pass.
+        q8: The rows quantized to int8 (:mod:`gnc.geometry._int8`), for an int8 pass
+            (``torch._int_mm`` rows: their queries are the rows' own 127-level codes).
     """
+    if q8 is not None and q8.packed is not None:
+        raise ValueError("Expected int8 rows for torch._int_mm, but got packed rows.")
     if q8 is not None and exact_max:
         raise ValueError("The int8 pass gives approximate maxima only: pass exact_max=False.")
     K, d = W.shape
@@ -188,16 +191,12 @@ def neighbour_pass(
             row_scale = None
             if q8 is None:
                 ip = W32[r] @ W32.T
-            elif q8.query_levels == 127:  # <q_r, q_j> s_j: the row's own scale only if needed
+            else:  # <q_r, q_j> s_j: the row's own scale only where the ranking needs it
                 ip = scores(q8, q8.qt[:, r].T.contiguous())
                 row_scale = q8.scale32[r]
-            else:  # the packed backend takes coarser queries: the rows requantized
-                qr, sr, _ = quantize(W[r], q8.query_levels)
-                ip = scores(q8, qr)
-                row_scale = sr.to(torch.float32)
-            if row_scale is not None and not unit_rows:
-                ip.mul_(row_scale[:, None])
-                row_scale = None
+                if not unit_rows:
+                    ip.mul_(row_scale[:, None])
+                    row_scale = None
             ip[ar, r] = -torch.inf
             if nbrs is not None:
                 if unit_rows:

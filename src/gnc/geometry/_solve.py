@@ -121,15 +121,18 @@ def _solve_classes(
     max_iters = 0
     rechecked = 0
     max_norm = float(W.norm(dim=1).max())
-    backend = int8_backend(dev, K, d)
-    q8 = None if backend is None else quantize_rows(W, max_memory_mib, backend == "packed")
-    # The packed backend's coarser queries leave too many entries open for a certification
-    # (measured: slower than float32 there); it ranks the seeds only.
-    q8_cert = q8 if backend == "int_mm" else None
     # Whitening costs K d^2 + d^3, at most a quarter of the seed pass (C K d) from 4 d classes:
     # fewer classes (the small solves of rho searches and argmax) keep the nearest rows.
     whiten = WHITENED_SEEDS and cls.numel() >= 4 * d
     seed_map = whitening(W, max_memory_mib) if whiten else None
+    backend = int8_backend(dev, K, d)
+    # The packed backend's coarser queries leave too many entries open for a certification
+    # (measured: slower than float32 there): it ranks the whitened seeds only, and its rows are
+    # quantized and packed only then (not for every small solve of a rho search).
+    q8: Int8Rows | None = None
+    if backend == "int_mm" or (backend == "packed" and whiten):
+        q8 = quantize_rows(W, max_memory_mib, packed=backend == "packed")
+    q8_cert = q8 if backend == "int_mm" else None
     for a, b in iter_blocks(C, step):
         rows = cls[a:b]
         Bn = rows.numel()
@@ -144,7 +147,7 @@ def _solve_classes(
                 unit_rows=unit_rows,
                 exact_max=False,
                 max_memory_mib=max_memory_mib,
-                q8=q8,
+                q8=q8_cert,
             )
             assert nb.neighbours is not None
             ws = nb.neighbours
