@@ -18,7 +18,10 @@ with a time limit and ``restarts=None`` (the default) as many as the budget allo
    ``S^2`` with the default ``restarts`` a round of symmetric starts comes first (and, under a
    time limit, again after every Riesz batch, or instead of it from 80 points on): unions of
    orbits of rotation groups, each with a few free vectors (:mod:`gnc.codes.symmetric`), whose
-   20 best distinct configurations are polished like restarts.
+   20 best distinct configurations are polished like restarts. From 80 points on, under a time
+   limit, symmetric rounds alternate with rounds of 16 random starts jammed on the same overlap
+   penalty without symmetry (:func:`gnc.codes.symmetric.overlap_starts`, all polished), and
+   neither Riesz batches nor annealed restarts run.
    Softmax codes spread each restart's start as the best of 8 L-BFGS Riesz minima
    (:func:`gnc.codes.surrogate.riesz_lbfgs`, exponent ``min(20, max(1, d - 2))``); one near the
    stop value (a sharp code's basin) gets its near-tied pairs tied exactly
@@ -53,7 +56,7 @@ from gnc.codes.polish import (
 )
 from gnc.codes.result import CodeResult, certify_code
 from gnc.codes.surrogate import AnnealSchedule, anneal, riesz_batch, riesz_lbfgs
-from gnc.codes.symmetric import symmetric_starts
+from gnc.codes.symmetric import overlap_starts, symmetric_starts
 from gnc.geometry import configurations, one_vs_rest_distances
 from gnc.geometry.bounds import min_distance_upper
 from gnc.sphere import normalize_rows, random_points
@@ -96,6 +99,16 @@ SYMMETRIC_STREAM = 7919  # part of the seed stream of symmetric rounds, apart fr
 #: N = 115, 125 (seeds 1-3) 3 of 6, 2 of 6 before. Below 80 the batches stay (not measured
 #: without them).
 SYMMETRIC_INSTEAD_FROM = 80
+#: From ``SYMMETRIC_INSTEAD_FROM`` points under a time budget, each symmetric round is followed
+#: by this many random starts jammed on the overlap penalty (:func:`overlap_starts`), all
+#: polished; their seeds come from a stream of their own.
+OVERLAP_COUNT = 16
+OVERLAP_STREAM = 104729
+#: Annealed restarts between two symmetric rounds when those replace the Riesz batches: none.
+#: Measured with the overlap starts (60 s of CPU, seeds 0-3, best-known within 1e-4): N = 85,
+#: 90, 95 reached 1, 4, 2 of 4 runs without them and 0, 4, 2 with 8 (each cycle took ~12 s
+#: longer, so fewer symmetric rounds ran); N = 105 failed both ways.
+SYMMETRIC_ANNEALED = 0
 
 #: Restarts past ``POLISH_EACH_LIMIT`` whose annealed value is this close to the stop value
 #: are polished at once.
@@ -355,10 +368,14 @@ def solve_code(
     # batch: it reaches best-known codes that random starts miss (N = 120: 10 of 10 seeds in
     # 60 s, 0 of 10 before). Without a budget its starts come on top of the R restarts; an
     # explicit `restarts` keeps the random restarts alone. From SYMMETRIC_INSTEAD_FROM points
-    # on, under a budget, the symmetric round replaces the Riesz batch.
+    # on, under a budget, symmetric rounds alternate with rounds of overlap starts (no Riesz
+    # batch, SYMMETRIC_ANNEALED annealed restarts in between).
     symmetric = batched and d == 3 and init is None and R_given is None
     symmetric_due = symmetric
+    overlap_due = False
     riesz_rounds = not (symmetric and until_deadline and K >= SYMMETRIC_INSTEAD_FROM)
+    if not riesz_rounds:
+        annealed_left = SYMMETRIC_ANNEALED
     if symmetric and not until_deadline:
         R += SYMMETRIC_COUNT
     r = 0
@@ -378,8 +395,15 @@ def solve_code(
                 W = normalize_rows(init.to(device=dev, dtype=dtype))
                 if batched:
                     pending.append((W, W, []))
-            if not pending and batched and annealed_left == 0 and r and not riesz_rounds:
-                annealed_left = TAMMES_ANNEALED  # a symmetric round instead of the Riesz batch
+            if (
+                not pending
+                and batched
+                and annealed_left == 0
+                and r
+                and not riesz_rounds
+                and not overlap_due
+            ):
+                annealed_left = SYMMETRIC_ANNEALED  # a symmetric round instead of the Riesz batch
                 symmetric_due = True
             if not pending and symmetric_due:
                 symmetric_due = False
@@ -391,6 +415,17 @@ def solve_code(
                     should_stop=should_stop,
                 )
                 for _, X in found:
+                    X = X.to(device=dev, dtype=dtype)
+                    pending.append((X, X, []))
+                overlap_due = not riesz_rounds
+            if not pending and overlap_due:
+                overlap_due = False
+                for X in overlap_starts(
+                    K,
+                    generator=make_generator(seed_, r, OVERLAP_STREAM),
+                    count=OVERLAP_COUNT,
+                    should_stop=should_stop,
+                ):
                     X = X.to(device=dev, dtype=dtype)
                     pending.append((X, X, []))
             if not pending and batched and annealed_left == 0 and r:
