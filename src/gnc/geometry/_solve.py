@@ -60,9 +60,11 @@ class _ClassSolution:
 # the classes solved in lockstep on a CPU: batches whose Grams and score tiles stay in cache.
 # Measured on 4,096 rows of the Gemma 3 head, one thread: 9.8 s of CPU with budget-sized batches
 # (~2,000 classes) and 16 MiB of points, 8.1-8.3 s with batches of 128 and 2 MiB (8.9 s with
-# batches of 64 or 512, 10.6 s with 32).
+# batches of 64 or 512, 10.6 s with 32). Since the whitened seeds (session 28, same CPU, runs
+# one after the other): 8,192 rows 43.1 / 43.7 s with 128, 38.9 / 35.0 s with 256, 40.0 / 33.8 s
+# with 512; 16,384 rows 111.2 / 112.1 s with 128, 99.2 / 106.3 s with 256.
 _POINTS_MIB = 2.0
-_CPU_SOLVE_BATCH = 128
+_CPU_SOLVE_BATCH = 256
 
 
 def _solve_bytes(K: int, d: int, m: int) -> int:
