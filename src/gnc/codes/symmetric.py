@@ -58,8 +58,8 @@ MAX_ORDER = 12
 #: Chord of :func:`overlap_starts`, as a multiple of :func:`hexagonal_chord` (about 1.07x the
 #: best-known chords of N = 70..130, which are 0.961-0.969x the hexagonal one). Measured on
 #: N = 90, 40 random starts each, polished: 0 hits of the best-known code at 1.0x (seed 0),
-#: 17 at 1.03x, 1 at 1.06x, 0 at 1.1x (seed 1); N = 95: 0 / 2 / 0 / 0 of 40 (1.0x seed 0,
-#: 1.03x seeds 0-1 gave 2 and 1). Other N in 85..125 had no hit at any factor in 0.98-1.1.
+#: 17 at 1.03x, 1 at 1.06x, 0 at 1.1x (seed 1); N = 95: 0 of 40 at 1.0x, 3 of 80 at 1.03x,
+#: none at 1.06x or 1.1x. N = 85, 105, 115 (0.98-1.1x) and 125 (1.03-1.1x): no hit.
 OVERLAP_CHORD_FACTOR = 1.03
 
 #: Descents of one overlap start at most (points that merged are redrawn in between).
