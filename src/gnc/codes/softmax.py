@@ -1,5 +1,9 @@
 """Softmax codes: unit vectors maximizing ``rho = min_k D_k`` (Jiang et al., ICML 2024).
 
+(Over 600 lines as one idea: the search driver shared by softmax and Tammes codes, its
+schedule of starts and the measurements behind each constant; the pieces it composes live in
+:mod:`gnc.codes.surrogate`, :mod:`gnc.codes.polish` and :mod:`gnc.codes.symmetric`.)
+
 Pipeline for each random start (closed forms are returned directly); ``restarts`` starts, or
 with a time limit and ``restarts=None`` (the default) as many as the budget allows:
 

@@ -232,6 +232,13 @@ def _penalty(
     return value
 
 
+def _descend(energy: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """A local minimum of the overlap penalty from ``x`` (L-BFGS, to convergence)."""
+    options = {"maxiter": 2000, "gtol": 1e-14, "ftol": 1e-16}
+    res = scipy.optimize.minimize(energy, x, jac=True, method="L-BFGS-B", options=options)
+    return np.asarray(res.x)
+
+
 def hexagonal_chord(num_points: int) -> float:
     """Chord between neighbours if ``N`` caps covered ``pi / sqrt(12)`` of ``S^2``.
 
@@ -281,14 +288,7 @@ def symmetric_starts(
             if should_stop is not None and should_stop() and found:
                 break
             x0 = torch.randn(layout.generic * 3, generator=generator, dtype=torch.float64)
-            res = scipy.optimize.minimize(
-                energy,
-                x0.numpy(),
-                jac=True,
-                method="L-BFGS-B",
-                options={"maxiter": 2000, "gtol": 1e-14, "ftol": 1e-16},
-            )
-            free = res.x.reshape(layout.generic, 3)
+            free = _descend(energy, x0.numpy()).reshape(layout.generic, 3)
             W = _expand(group, free / np.linalg.norm(free, axis=1, keepdims=True), layout.fixed)
             found.append((max_cosine_value(W), layout.label, W))
     found.sort(key=lambda item: item[0])
@@ -340,14 +340,7 @@ def overlap_starts(
             break
         x = torch.randn(num_points * 3, generator=generator, dtype=torch.float64).numpy()
         for _ in range(_MERGE_RETRIES):
-            res = scipy.optimize.minimize(
-                energy,
-                x,
-                jac=True,
-                method="L-BFGS-B",
-                options={"maxiter": 2000, "gtol": 1e-14, "ftol": 1e-16},
-            )
-            U = res.x.reshape(num_points, 3)
+            U = _descend(energy, x).reshape(num_points, 3)
             U = U / np.linalg.norm(U, axis=1, keepdims=True)
             # Two points that meet feel no force apart (the penalty's gradient at w_i is along
             # w_j): the descent can stop with merged points. Those are redrawn and it resumes.
