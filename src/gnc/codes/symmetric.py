@@ -339,17 +339,17 @@ def overlap_starts(
         if should_stop is not None and should_stop() and out:
             break
         x = torch.randn(num_points * 3, generator=generator, dtype=torch.float64).numpy()
-        for _ in range(_MERGE_RETRIES):
+        for attempt in range(_MERGE_RETRIES):
             U = _descend(energy, x).reshape(num_points, 3)
             U = U / np.linalg.norm(U, axis=1, keepdims=True)
             # Two points that meet feel no force apart (the penalty's gradient at w_i is along
             # w_j): the descent can stop with merged points. Those are redrawn and it resumes.
             near = U @ U.T - 2.0 * np.eye(num_points)
             merged = near.max(axis=1) > 1.0 - chord * chord / 8.0  # closer than chord / 2
-            if not merged.any():
+            if not merged.any() or attempt == _MERGE_RETRIES - 1:
                 break
             fresh = torch.randn(int(merged.sum()), 3, generator=generator, dtype=torch.float64)
             U[merged] = fresh.numpy()
             x = U.reshape(-1)
-        out.append(torch.from_numpy(U / np.linalg.norm(U, axis=1, keepdims=True)))
+        out.append(torch.from_numpy(U))
     return out
