@@ -341,10 +341,15 @@ def test_append_flags_points_in_the_affine_hull() -> None:
     assert bool(indep3[0]) and int(cnt3[0]) == 3
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "lockstep"])
 @pytest.mark.parametrize("with_points", [True, False])
-def test_wolfe_kernel_meets_optimality_conditions(with_points: bool) -> None:
+def test_wolfe_kernel_meets_optimality_conditions(
+    with_points: bool, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Min-norm points of random polytopes (origin outside and inside the hull, duplicate
-    # points): convex weights with <y_j, x> >= |x|^2 - tol for every j (KKT), checked in NumPy.
+    # points): convex weights with <y_j, x> >= |x|^2 - tol for every j (KKT), checked in NumPy,
+    # with the compiled kernel (where numba is installed) and the lockstep one.
+    monkeypatch.setattr(wolfe, "COMPILED", compiled)
     rng = np.random.default_rng(13)
     B, m, d = 24, 40, 12
     Y = rng.standard_normal((B, m, d)) + np.where(np.arange(B) % 3 == 0, 0.0, 2.0)[:, None, None]

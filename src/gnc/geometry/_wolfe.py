@@ -19,6 +19,12 @@ from collections.abc import Callable
 
 import torch
 
+from gnc.geometry import _wolfe_compiled
+
+#: Solve on a CPU with the compiled kernel when numba is installed (else, or when False, the
+#: lockstep kernel solves every class).
+COMPILED = True
+
 # Points of some batch elements: ``points(i)`` is ``(len(i), m, d)`` for batch indices ``i``
 # (built on demand: only elements on the accurate path need coordinates).
 Points = Callable[[torch.Tensor], torch.Tensor]
@@ -212,7 +218,12 @@ def _wolfe_batched(
     stop_floor: torch.Tensor,
     max_iter: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Wolfe's min-norm-point algorithm on ``conv{y_1..y_m}`` given by Grams, in lockstep.
+    """Wolfe's min-norm-point algorithm on ``conv{y_1..y_m}`` given by Grams.
+
+    On a CPU with numba (:data:`COMPILED`), each class is solved by the compiled kernel of
+    :mod:`gnc.geometry._wolfe_compiled`, and the classes it hands back (an affinely dependent or
+    nearly flat corral) by the lockstep kernel; elsewhere the lockstep kernel solves all of them,
+    in lockstep. Either way every final corral is polished by :func:`_affine_minimizers`.
 
     Args:
         G: ``(B, m, m)`` Gram matrices ``<y_i, y_j>``.
@@ -229,6 +240,34 @@ def _wolfe_batched(
     Returns:
         ``(lam, iterations)``: final weights ``(B, m)`` and iterations used per element ``(B,)``.
     """
+    if COMPILED and _wolfe_compiled.AVAILABLE and G.device.type == "cpu" and lam.shape[0]:
+        lam_out, S_out, iters, fb = _wolfe_compiled.wolfe_compiled(
+            G, valid, lam, S, stop_rel, stop_floor, max_iter
+        )
+        if bool(fb.any()):
+            ids = fb.nonzero().squeeze(1)
+            pts = None if points is None else (lambda i: points(ids[i]))
+            lam_out[ids], S_out[ids], iters[ids] = _wolfe_lockstep(
+                G[ids], valid[ids], lam[ids], S[ids], stop_rel, stop_floor[ids], max_iter, pts
+            )
+    else:
+        lam_out, S_out, iters = _wolfe_lockstep(
+            G, valid, lam, S, stop_rel, stop_floor, max_iter, points
+        )
+    return _polish(G, valid, lam_out, S_out, points), iters
+
+
+def _wolfe_lockstep(
+    G: torch.Tensor,
+    valid: torch.Tensor,
+    lam: torch.Tensor,
+    S: torch.Tensor,
+    stop_rel: float,
+    stop_floor: torch.Tensor,
+    max_iter: int,
+    points: Points | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The lockstep kernel of :func:`_wolfe_batched`: ``(lam, S, iterations)`` before the polish."""
     B, m = lam.shape
     dev, dt = G.device, G.dtype
     lam_out = lam.clone()
@@ -330,14 +369,28 @@ def _wolfe_batched(
             fb[redo] = fb[redo] | ~ok_d
     lam_out[idx] = la
     S_out[idx] = Sa
-    # Polish: the accurate affine minimizer of every final corral, kept where it is convex.
+    return lam_out, S_out, iters
+
+
+def _polish(
+    G: torch.Tensor,
+    valid: torch.Tensor,
+    lam_out: torch.Tensor,
+    S_out: torch.Tensor,
+    points: Points | None,
+) -> torch.Tensor:
+    """The accurate affine minimizer of every final corral, kept where it is convex.
+
+    A point at the origin (a duplicate row) is the min-norm point itself: ``D = 0`` exactly.
+    """
+    inf = torch.tensor(torch.inf, dtype=G.dtype, device=G.device)
+    gdiag = G.diagonal(dim1=1, dim2=2)
     alpha = _affine_minimizers(G, S_out & valid, points)
     good = torch.where(S_out, alpha > 0, torch.ones_like(S_out)).all(dim=1)
     lam_out = torch.where(good[:, None], alpha, lam_out)
-    # A point at the origin (a duplicate row) is the min-norm point itself: D = 0 exactly.
     zero, jz = torch.where(valid, gdiag, inf).min(dim=1)
     at_zero = zero == 0
     if bool(at_zero.any()):
         lam_out[at_zero] = 0.0
         lam_out[at_zero, jz[at_zero]] = 1.0
-    return lam_out, iters
+    return lam_out

@@ -1,0 +1,278 @@
+"""Wolfe's min-norm-point algorithm compiled per class with numba (internal, CPU, optional).
+
+The same algorithm and stopping rule as the lockstep kernel of :mod:`gnc.geometry._wolfe` (an
+upper Cholesky factor of ``e e^T + G_S / c`` over the corral, one triangular solve per added
+point), run one class at a time in compiled code. Why it exists: on a CPU the lockstep kernel is
+bound by per-operation overhead (~50 small tensor operations per iteration for batches of a few
+hundred classes, each batch waiting for its slowest class), not arithmetic; a class's own
+iterations cost ``O(m s)`` flops for ``m`` working-set rows and ``s`` corral points. Measurements
+are in ``docs/measurements.md``.
+
+Only the fast path is compiled. A class whose factor fails (an affinely dependent corral to working
+precision) or loses the affine optimality of its minimizer (a nearly flat corral) is reported, and
+the caller solves it again from its start with the lockstep kernel, whose accurate path (bordered
+Gram system, QR of the point coordinates) handles it. Every result is then polished the same way
+as the lockstep kernel's. Without numba (an optional dependency, the ``fast`` extra),
+:data:`AVAILABLE` is False and the caller keeps the lockstep kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+numba: Any
+try:  # pragma: no cover - exercised when the extra is installed
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
+__all__: list[str] = []
+
+#: Whether the compiled kernel can run (numba is installed).
+AVAILABLE = numba is not None
+
+# Status codes of the kernel, per class.
+_OK = 0
+_FALLBACK = 1
+
+
+def _kernel_py(
+    G: np.ndarray,
+    valid: np.ndarray,
+    lam0: np.ndarray,
+    S0: np.ndarray,
+    stop_rel: float,
+    floor: np.ndarray,
+    max_iter: int,
+    lam_out: np.ndarray,
+    S_out: np.ndarray,
+    iters: np.ndarray,
+    status: np.ndarray,
+) -> None:  # pragma: no cover - compiled; its Python body runs only under NUMBA_DISABLE_JIT
+    """Wolfe's algorithm for each class ``b`` of the Grams ``G`` ``(B, m, m)`` (see module doc).
+
+    Writes ``lam_out``, ``S_out``, ``iters`` and ``status`` (``_OK`` or ``_FALLBACK``) in place.
+    """
+    B, m, _ = G.shape
+    R = np.zeros((m, m))
+    cor = np.empty(m, np.int64)
+    a = np.empty(m)
+    z = np.empty(m)
+    ga = np.empty(m)
+    g = np.empty(m)
+    lam = np.empty(m)
+    new = np.empty(m)
+    keep = np.empty(m, np.bool_)
+    inS = np.empty(m, np.bool_)
+    tiny = np.finfo(np.float64).tiny
+    for b in range(B):
+        Gb = G[b]
+        sc = tiny
+        for i in range(m):
+            if valid[b, i] and Gb[i, i] > sc:
+                sc = Gb[i, i]
+        s = 0
+        for i in range(m):
+            lam[i] = lam0[b, i]
+            inS[i] = S0[b, i]
+            if inS[i]:
+                cor[s] = i
+                s += 1
+        fail = not _factor(Gb, cor, s, sc, R)
+        for i in range(m):
+            acc = 0.0
+            for c in range(s):
+                acc += Gb[i, cor[c]] * lam[cor[c]]
+            g[i] = acc
+        nm = True
+        it = 0
+        for _ in range(max_iter):
+            if fail:
+                break
+            if nm:
+                # Major cycle: add the most violating point, or stop.
+                n2 = 0.0
+                for c in range(s):
+                    n2 += lam[cor[c]] * g[cor[c]]
+                gmin = np.inf
+                j = -1
+                for i in range(m):
+                    if valid[b, i] and not inS[i] and g[i] < gmin:
+                        gmin = g[i]
+                        j = i
+                thresh = max(stop_rel * np.sqrt(max(n2, 0.0)), floor[b])
+                if n2 - gmin <= thresh:
+                    break
+                inS[j] = True
+                # Append column j: R^T r = e + G_{S j} / sc, diagonal sqrt(1 + G_jj / sc - |r|^2).
+                rr = 0.0
+                for c in range(s):
+                    v = Gb[cor[c], j] / sc + 1.0
+                    for q in range(c):
+                        v -= R[q, c] * R[q, s]
+                    v /= R[c, c]
+                    R[c, s] = v
+                    rr += v * v
+                djj = Gb[j, j] / sc + 1.0
+                rho2 = djj - rr
+                if not rho2 > 1e-10 * djj:
+                    fail = True
+                    break
+                R[s, s] = np.sqrt(rho2)
+                cor[s] = j
+                s += 1
+            it += 1
+            # Minor cycle: the affine minimizer of the corral, R^{-1} R^{-T} e normalized.
+            for c in range(s):
+                v = 1.0
+                for q in range(c):
+                    v -= R[q, c] * z[q]
+                z[c] = v / R[c, c]
+            tot = 0.0
+            for c in range(s - 1, -1, -1):
+                v = z[c]
+                for q in range(c + 1, s):
+                    v -= R[c, q] * a[q]
+                a[c] = v / R[c, c]
+            for c in range(s):
+                tot += a[c]
+            for c in range(s):
+                a[c] /= tot
+            for i in range(m):
+                acc = 0.0
+                for c in range(s):
+                    acc += Gb[i, cor[c]] * a[c]
+                ga[i] = acc
+            # Affine optimality <y_i, x> = |x|^2 on the corral, or the accurate path.
+            n2a = 0.0
+            for c in range(s):
+                n2a += a[c] * ga[cor[c]]
+            resid = 0.0
+            for c in range(s):
+                resid = max(resid, abs(ga[cor[c]] - n2a))
+            if not resid <= 1e-11 * sc:
+                fail = True
+                break
+            pos = True
+            for c in range(s):
+                if not a[c] > 0:
+                    pos = False
+            if pos:
+                for c in range(s):
+                    lam[cor[c]] = a[c]
+                for i in range(m):
+                    g[i] = ga[i]
+                nm = True
+                continue
+            # Step back to the hull and drop the points that reached zero.
+            theta = np.inf
+            for c in range(s):
+                den = lam[cor[c]] - a[c]
+                if not a[c] > 0 and den > 0:
+                    theta = min(theta, lam[cor[c]] / den)
+            theta = min(max(theta, 0.0), 1.0)
+            tot = 0.0
+            for c in range(s):
+                lc = lam[cor[c]]
+                v = lc + theta * (a[c] - lc)
+                hit = (not a[c] > 0) and lc - a[c] > 0 and lc / (lc - a[c]) <= theta
+                keep[c] = not (hit or v <= 0)
+                new[c] = max(v, 0.0) if keep[c] else 0.0
+                tot += new[c]
+            if not tot > 0:
+                fail = True
+                break
+            for i in range(m):
+                g[i] = (g[i] + theta * (ga[i] - g[i])) / tot
+            s2 = 0
+            for c in range(s):
+                k = cor[c]
+                if keep[c]:
+                    lam[k] = new[c] / tot
+                else:
+                    lam[k] = 0.0
+                    inS[k] = False
+            # The corral in column order (as the lockstep kernel refactors it), then refactor.
+            for i in range(m):
+                if inS[i]:
+                    cor[s2] = i
+                    s2 += 1
+            s = s2
+            if not _factor(Gb, cor, s, sc, R):
+                fail = True
+                break
+            nm = False
+        status[b] = _FALLBACK if fail else _OK
+        iters[b] = it
+        for i in range(m):
+            lam_out[b, i] = lam[i] if inS[i] else 0.0
+            S_out[b, i] = inS[i]
+
+
+def _factor_py(Gb: np.ndarray, cor: np.ndarray, s: int, sc: float, R: np.ndarray) -> bool:
+    """Upper Cholesky factor of ``e e^T + G_S / sc`` on ``cor[:s]`` into ``R`` (False: not PD)."""
+    for jj in range(s):
+        for ii in range(jj + 1):
+            v = Gb[cor[ii], cor[jj]] / sc + 1.0
+            for q in range(ii):
+                v -= R[q, ii] * R[q, jj]
+            if ii < jj:
+                R[ii, jj] = v / R[ii, ii]
+            else:
+                if not v > 0:
+                    return False
+                R[jj, jj] = np.sqrt(v)
+    return True
+
+
+if numba is not None:
+    _factor = numba.njit(cache=True, nogil=True)(_factor_py)
+    _kernel: Any = numba.njit(cache=True, nogil=True)(_kernel_py)
+else:  # pragma: no cover
+    _factor = _factor_py
+    _kernel = _kernel_py
+
+
+def wolfe_compiled(
+    G: torch.Tensor,
+    valid: torch.Tensor,
+    lam: torch.Tensor,
+    S: torch.Tensor,
+    stop_rel: float,
+    stop_floor: torch.Tensor,
+    max_iter: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the compiled kernel on CPU tensors (arguments as :func:`_wolfe_batched`'s).
+
+    Returns ``(lam, S, iterations, fallback)``: the final weights and corrals ``(B, m)``, the
+    iterations per class ``(B,)``, and which classes the caller must solve again with the
+    lockstep kernel ``(B,)`` (their other outputs are meaningless).
+    """
+    B, m = lam.shape
+    Gn = np.ascontiguousarray(G.detach().numpy(), dtype=np.float64)
+    lam_out = np.zeros((B, m))
+    S_out = np.zeros((B, m), np.bool_)
+    iters = np.zeros(B, np.int64)
+    status = np.zeros(B, np.int8)
+    _kernel(
+        Gn,
+        np.ascontiguousarray(valid.numpy()),
+        np.ascontiguousarray(lam.detach().numpy(), dtype=np.float64),
+        np.ascontiguousarray(S.numpy()),
+        float(stop_rel),
+        np.ascontiguousarray(stop_floor.detach().numpy(), dtype=np.float64),
+        int(max_iter),
+        lam_out,
+        S_out,
+        iters,
+        status,
+    )
+    return (
+        torch.from_numpy(lam_out),
+        torch.from_numpy(S_out),
+        torch.from_numpy(iters),
+        torch.from_numpy(status != _OK),
+    )
