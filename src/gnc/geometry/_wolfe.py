@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from gnc.geometry import _wolfe_compiled
+from gnc.geometry import _compiled
 
 #: Solve on a CPU with the compiled kernel when numba is installed (else, or when False, the
 #: lockstep kernel solves every class).
@@ -221,7 +221,7 @@ def _wolfe_batched(
     """Wolfe's min-norm-point algorithm on ``conv{y_1..y_m}`` given by Grams.
 
     On a CPU with numba (:data:`COMPILED`), each class is solved by the compiled kernel of
-    :mod:`gnc.geometry._wolfe_compiled`, and the classes it hands back (an affinely dependent or
+    :mod:`gnc.geometry._compiled`, and the classes it hands back (an affinely dependent or
     nearly flat corral) by the lockstep kernel; elsewhere the lockstep kernel solves all of them,
     in lockstep. The lockstep kernel's final corrals are polished by :func:`_affine_minimizers`.
 
@@ -240,8 +240,8 @@ def _wolfe_batched(
     Returns:
         ``(lam, iterations)``: final weights ``(B, m)`` and iterations used per element ``(B,)``.
     """
-    if COMPILED and _wolfe_compiled.AVAILABLE and G.device.type == "cpu" and lam.shape[0]:
-        lam_out, S_out, iters, fb = _wolfe_compiled.wolfe_compiled(
+    if COMPILED and _compiled.AVAILABLE and G.device.type == "cpu" and lam.shape[0]:
+        lam_out, S_out, iters, fb = _compiled.wolfe_compiled(
             G, valid, lam, S, stop_rel, stop_floor, max_iter
         )
         # The compiled kernel's weights are the affine minimizer of the final corral already,

@@ -1,19 +1,18 @@
-"""Wolfe's min-norm-point algorithm compiled per class with numba (internal, CPU, optional).
+"""A compiled CPU kernel of the all-classes solver, with numba (internal, optional).
 
-The same algorithm and stopping rule as the lockstep kernel of :mod:`gnc.geometry._wolfe` (an
-upper Cholesky factor of ``e e^T + G_S / c`` over the corral, one triangular solve per added
-point), run one class at a time in compiled code. Why it exists: on a CPU the lockstep kernel is
-bound by per-operation overhead (~50 small tensor operations per iteration for batches of a few
-hundred classes, each batch waiting for its slowest class), not arithmetic; a class's own
-iterations cost ``O(m s)`` flops for ``m`` working-set rows and ``s`` corral points. Measurements
-are in ``docs/measurements.md``.
+**Wolfe per class** (:func:`wolfe_compiled`): the same algorithm and stopping rule as the lockstep
+kernel of :mod:`gnc.geometry._wolfe` (an upper Cholesky factor of ``e e^T + G_S / c`` over the
+corral, one triangular solve per added point), run one class at a time. Why it exists: on a CPU
+the lockstep kernel is bound by per-operation overhead (~50 small tensor operations per
+iteration for batches of a few hundred classes, each batch waiting for its slowest class), not
+arithmetic; a class's own iterations cost ``O(m s)`` flops for ``m`` working-set rows and ``s``
+corral points. Only the fast path is compiled: a class whose factor fails (an affinely dependent
+corral to working precision) or loses the affine optimality of its minimizer (a nearly flat
+corral) is reported, and the caller solves it again from its start with the lockstep kernel,
+whose accurate path (bordered Gram system, QR of the point coordinates) handles it.
 
-Only the fast path is compiled. A class whose factor fails (an affinely dependent corral to working
-precision) or loses the affine optimality of its minimizer (a nearly flat corral) is reported, and
-the caller solves it again from its start with the lockstep kernel, whose accurate path (bordered
-Gram system, QR of the point coordinates) handles it. Every result is then polished the same way
-as the lockstep kernel's. Without numba (an optional dependency, the ``fast`` extra),
-:data:`AVAILABLE` is False and the caller keeps the lockstep kernel.
+Without numba (the ``fast`` extra) :data:`AVAILABLE` is False and the caller keeps the lockstep
+kernel (the same ``D_k`` to rounding). Measurements are in ``docs/measurements.md``.
 """
 
 from __future__ import annotations

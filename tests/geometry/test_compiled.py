@@ -1,4 +1,4 @@
-"""The compiled per-class Wolfe kernel against the lockstep one and against the KKT conditions."""
+"""The compiled CPU kernels: Wolfe per class against the lockstep kernel and KKT; gathered dots."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from gnc.geometry import _compiled as compiled
 from gnc.geometry import _wolfe as wolfe
-from gnc.geometry import _wolfe_compiled as compiled
 from gnc.geometry import configurations as cfg
 from gnc.geometry import one_vs_rest_distances
 
