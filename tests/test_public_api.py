@@ -31,7 +31,7 @@ PENDING_DOCSTRINGS: frozenset[str] = frozenset()
 PENDING_ALL: frozenset[str] = frozenset()
 
 #: Optional extras that ``import gnc`` must never load.
-EXTRAS = ("gguf", "onnx", "onnxruntime", "transformers", "torchmetrics", "lightning")
+EXTRAS = ("gguf", "onnx", "onnxruntime", "transformers", "torchmetrics", "lightning", "numba")
 
 
 def _public_modules() -> list[str]:

@@ -17,21 +17,17 @@ kernel (the same ``D_k`` to rounding). Measurements are in ``docs/measurements.m
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
 import torch
 
-numba: Any
-try:  # pragma: no cover - exercised when the extra is installed
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
-
 __all__: list[str] = []
 
-#: Whether the compiled kernel can run (numba is installed).
-AVAILABLE = numba is not None
+#: Whether the compiled kernel can run (numba is installed; it is imported, and the kernel
+#: compiled or loaded from numba's cache, on first use only).
+AVAILABLE = importlib.util.find_spec("numba") is not None
 
 # Status codes of the kernel, per class.
 _OK = 0
@@ -227,12 +223,21 @@ def _factor_py(Gb: np.ndarray, cor: np.ndarray, s: int, sc: float, R: np.ndarray
     return True
 
 
-if numba is not None:
-    _factor = numba.njit(cache=True, nogil=True)(_factor_py)
-    _kernel: Any = numba.njit(cache=True, nogil=True)(_kernel_py)
-else:  # pragma: no cover
-    _factor = _factor_py
-    _kernel = _kernel_py
+# The kernel calls _factor by its global name: the Python function until _compiled_kernel()
+# replaces it by its compiled twin (numba resolves the global when it compiles the kernel).
+_factor: Any = _factor_py
+_kernel: Any = None
+
+
+def _compiled_kernel() -> Any:
+    """The compiled kernel (numba imported and the kernel compiled on the first call)."""
+    global _factor, _kernel
+    if _kernel is None:
+        import numba
+
+        _factor = numba.njit(cache=True, nogil=True)(_factor_py)
+        _kernel = numba.njit(cache=True, nogil=True)(_kernel_py)
+    return _kernel
 
 
 def wolfe_compiled(
@@ -256,7 +261,7 @@ def wolfe_compiled(
     S_out = np.zeros((B, m), np.bool_)
     iters = np.zeros(B, np.int64)
     status = np.zeros(B, np.int8)
-    _kernel(
+    _compiled_kernel()(
         Gn,
         np.ascontiguousarray(valid.numpy()),
         np.ascontiguousarray(lam.detach().numpy(), dtype=np.float64),
