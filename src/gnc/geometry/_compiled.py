@@ -235,8 +235,12 @@ def _compiled_kernel() -> Any:
     if _kernel is None:
         import numba
 
-        _factor = numba.njit(cache=True, nogil=True)(_factor_py)
-        _kernel = numba.njit(cache=True, nogil=True)(_kernel_py)
+        try:
+            _factor = numba.njit(cache=True, nogil=True)(_factor_py)
+            _kernel = numba.njit(cache=True, nogil=True)(_kernel_py)
+        except RuntimeError:  # pragma: no cover - no writable cache location: compile each run
+            _factor = numba.njit(nogil=True)(_factor_py)
+            _kernel = numba.njit(nogil=True)(_kernel_py)
     return _kernel
 
 
