@@ -255,7 +255,8 @@ def wolfe_compiled(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the compiled kernel on CPU tensors (arguments as :func:`_wolfe_batched`'s).
 
-    Returns ``(lam, S, iterations, fallback)``: the final weights and corrals ``(B, m)``, the
+    Returns ``(lam, S, iterations, fallback)``: the final weights (in the dtype of ``G``) and
+    corrals ``(B, m)``, the
     iterations per class ``(B,)``, and which classes the caller must solve again with the
     lockstep kernel ``(B,)`` (their other outputs are meaningless).
     """
@@ -279,7 +280,7 @@ def wolfe_compiled(
         status,
     )
     return (
-        torch.from_numpy(lam_out),
+        torch.from_numpy(lam_out).to(G.dtype),
         torch.from_numpy(S_out),
         torch.from_numpy(iters),
         torch.from_numpy(status != _OK),

@@ -253,12 +253,13 @@ def _wolfe_batched(
             lam_f, S_f, iters[ids] = _wolfe_lockstep(
                 G[ids], valid[ids], lam[ids], S[ids], stop_rel, stop_floor[ids], max_iter, pts
             )
-            lam_out[ids] = _polish(G[ids], valid[ids], lam_f, S_f, pts).to(lam_out.dtype)
-        return _zero_rows(G, valid, lam_out), iters
-    lam_out, S_out, iters = _wolfe_lockstep(
-        G, valid, lam, S, stop_rel, stop_floor, max_iter, points
-    )
-    return _polish(G, valid, lam_out, S_out, points), iters
+            lam_out[ids] = _polish(G[ids], valid[ids], lam_f, S_f, pts)
+    else:
+        lam_out, S_out, iters = _wolfe_lockstep(
+            G, valid, lam, S, stop_rel, stop_floor, max_iter, points
+        )
+        lam_out = _polish(G, valid, lam_out, S_out, points)
+    return _zero_rows(G, valid, lam_out), iters
 
 
 def _wolfe_lockstep(
@@ -386,7 +387,7 @@ def _polish(
     """The accurate affine minimizer of every final corral, kept where it is convex."""
     alpha = _affine_minimizers(G, S_out & valid, points)
     good = torch.where(S_out, alpha > 0, torch.ones_like(S_out)).all(dim=1)
-    return _zero_rows(G, valid, torch.where(good[:, None], alpha, lam_out))
+    return torch.where(good[:, None], alpha, lam_out)
 
 
 def _zero_rows(G: torch.Tensor, valid: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
