@@ -38,7 +38,7 @@ import torch
 import gnc.geometry._int8 as int8
 from gnc._runtime import rows_per_budget
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
-from gnc.geometry._screening import exact_float32_matmul
+from gnc.geometry._screening import exact_float32_matmul, scores32
 from gnc.geometry.configurations import leech_minimal_vectors
 from gnc.geometry.pairwise import iter_blocks
 
@@ -60,7 +60,7 @@ def one_pass(W: torch.Tensor, max_memory_mib: float, k: int = 2) -> tuple[float,
     t0, c0 = time.perf_counter(), time.process_time()
     with exact_float32_matmul(W.device):
         for a, b in iter_blocks(K, rows_per_budget(14 * K, max_memory_mib, num_rows=K)):
-            ip = W32[a:b] @ W32.T
+            ip = scores32(W32[a:b], W32)
             ip[
                 torch.arange(b - a, device=W.device), torch.arange(a, b, device=W.device)
             ] = -torch.inf

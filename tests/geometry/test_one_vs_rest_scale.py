@@ -52,6 +52,22 @@ def test_rounding_factor_bounds_float32_products() -> None:
         assert bool(((approx - exact).abs() <= bound).all())
 
 
+@pytest.mark.parametrize(("T", "K"), [(1, 7), (300, 1100), (256, 512), (0, 5)])
+def test_scores32_tiles_are_float32_products_within_the_bound(T: int, K: int) -> None:
+    g = torch.Generator().manual_seed(T + K)
+    d = 64
+    Q = torch.randn(T, d, generator=g, dtype=torch.float64)
+    W = torch.randn(K, d, generator=g, dtype=torch.float64)
+    out = screening.scores32(Q.float(), W.float())
+    assert out.shape == (T, K) and out.dtype == torch.float32
+    exact = Q @ W.T
+    bound = rounding_factor(d) * Q.norm(dim=1)[:, None] * W.norm(dim=1)[None, :]
+    assert bool(((out.double() - exact).abs() <= bound).all())
+    # Every tile is in place: the same float32 products as the untiled GEMM, to its rounding.
+    untiled = (Q.float() @ W.float().T).double()
+    assert bool(((out.double() - untiled).abs() <= 2 * bound).all())
+
+
 @pytest.mark.parametrize(
     ("build", "expected"),
     [(cfg.e8_roots, 0.5), (cfg.cell600, None)],

@@ -36,7 +36,12 @@ from typing import Any
 import torch
 
 from gnc._runtime import rows_per_budget
-from gnc.geometry._screening import exact_float32_matmul, neighbour_pass, rounding_factor
+from gnc.geometry._screening import (
+    exact_float32_matmul,
+    neighbour_pass,
+    rounding_factor,
+    scores32,
+)
 from gnc.geometry._solve import _all_gather_rows, _solve_sharded
 from gnc.geometry.pairwise import iter_blocks
 
@@ -127,7 +132,7 @@ def _margin_bounds(
     d = W.shape[1]
     h32 = -x
     with exact_float32_matmul(W.device):
-        g = h32 @ W32.T
+        g = scores32(h32, W32)
     g[torch.arange(B, device=W.device), rows] = -torch.inf
     h = h32.to(W.dtype)  # exact
     hn = h.norm(dim=1)

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from gnc._runtime import rows_per_budget
-from gnc.geometry._screening import exact_float32_matmul, rounding_factor
+from gnc.geometry._screening import exact_float32_matmul, rounding_factor, scores32
 from gnc.geometry.pairwise import iter_blocks
 
 __all__ = ["RowMaxima", "row_bar", "row_maxima"]
@@ -87,7 +87,7 @@ def row_bar(total: int, desc: str, progress: bool) -> Any:
 
 def _gram_tile(G32: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """``G32[r] G32^T`` with ``-inf`` where a row meets itself."""
-    tile = G32[r] @ G32.T
+    tile = scores32(G32[r], G32)
     tile[torch.arange(r.numel(), device=G32.device), r] = -torch.inf
     return tile
 

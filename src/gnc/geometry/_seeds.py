@@ -23,7 +23,7 @@ import torch
 
 from gnc._runtime import rows_per_budget
 from gnc.geometry._int8 import Int8Rows, quantize, scores
-from gnc.geometry._screening import exact_float32_matmul
+from gnc.geometry._screening import exact_float32_matmul, scores32
 from gnc.geometry.pairwise import iter_blocks
 
 __all__: list[str] = []
@@ -75,7 +75,7 @@ def seed_pass(
             r = rows[a:b]
             H = (W32[r].to(P.dtype) - mu) @ P
             if q8 is None:
-                ip = H.to(torch.float32) @ W32.T
+                ip = scores32(H.to(torch.float32), W32)
             else:
                 qh = quantize(H, q8.query_levels)[0]
                 ip = scores(q8, qh)  # a positive factor per row away: the ranking is the same
