@@ -1,4 +1,4 @@
-"""The compiled CPU kernels: Wolfe per class against the lockstep kernel and KKT; gathered dots."""
+"""The compiled per-class Wolfe kernel against the lockstep one and against the KKT conditions."""
 
 from __future__ import annotations
 

@@ -256,9 +256,8 @@ def wolfe_compiled(
     """Run the compiled kernel on CPU tensors (arguments as :func:`_wolfe_batched`'s).
 
     Returns ``(lam, S, iterations, fallback)``: the final weights (in the dtype of ``G``) and
-    corrals ``(B, m)``, the
-    iterations per class ``(B,)``, and which classes the caller must solve again with the
-    lockstep kernel ``(B,)`` (their other outputs are meaningless).
+    corrals ``(B, m)``, the iterations per class ``(B,)``, and which classes the caller must
+    solve again with the lockstep kernel ``(B,)`` (their other outputs are meaningless).
     """
     B, m = lam.shape
     Gn = np.ascontiguousarray(G.detach().numpy(), dtype=np.float64)
