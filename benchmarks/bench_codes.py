@@ -14,10 +14,11 @@ cost) and evaluated afterwards with the exact certified solver, so one run gives
 ``--paper-lines`` also runs the (d, K) settings whose "optimal" lines the paper plots and prints
 our certified rho next to the paper's number and the upper bound.
 
-``--reliability`` measures, with default settings (``restarts=None``: random restarts while the
-time limit lasts; no catalogue start), over seeds, how often the search reaches the sharp codes
-(``rho >= 1 - s - 1e-6``) and the best-known Tammes codes on ``S^2`` (relative 1e-4), and the
-median time to success. ``--clock cpu`` (the default) budgets CPU time of one thread
+``--reliability`` measures, with default settings (``restarts=None``: the lattice-slice starts
+of ``gnc.geometry.slices``, then random restarts while the time limit lasts; no catalogue start;
+``--random-only``: no lattice-slice starts either), over seeds, how often the search reaches the
+sharp codes (``rho >= 1 - s - 1e-6``) and the best-known Tammes codes on ``S^2`` (relative
+1e-4), and the median time to success. ``--clock cpu`` (the default) budgets CPU time of one thread
 (``time.process_time``), so a loaded machine does not shorten the search; ``--clock wall``
 budgets wall time.
 
@@ -168,6 +169,7 @@ def reliability_case(
     time_limit: float,
     clock: Literal["wall", "cpu"],
     first_seed: int = 0,
+    lattice_starts: bool = True,
 ) -> dict[str, object]:
     """One row: successes over seeds, median time to success, best value on failures.
 
@@ -189,7 +191,15 @@ def reliability_case(
     fails: list[float] = []
     wall: list[float] = []
     for seed in range(first_seed, first_seed + seeds):
-        res = solver(K, d, seed=seed, time_limit=time_limit, clock=clock, target=stop)
+        res = solver(
+            K,
+            d,
+            seed=seed,
+            time_limit=time_limit,
+            clock=clock,
+            target=stop,
+            lattice_starts=lattice_starts,
+        )
         value = res.rho if kind == "softmax" else res.min_pairwise_distance
         wall.append(res.seconds)
         hit = value >= stop
@@ -202,6 +212,7 @@ def reliability_case(
             "seed": seed,
             "value": value,
             "seconds_to_success": hit_times[-1] if hit else None,
+            "method": res.method,
         }
         print(json.dumps(seed_row), file=sys.stderr, flush=True)
     hit_times.sort()
@@ -212,6 +223,7 @@ def reliability_case(
         "target": target,
         "objective": "rho" if kind == "softmax" else "min_pairwise_distance",
         "clock": clock,
+        "starts": "lattice slices, then random" if lattice_starts else "random only",
         "time_limit": time_limit,
         "seeds": seeds,
         "first_seed": first_seed,
@@ -230,8 +242,9 @@ def reliability(
     large_seeds: int,
     sweep_seeds: int = 0,
     first_seed: int = 0,
+    lattice_starts: bool = True,
 ) -> list[dict[str, object]]:
-    """Success rates of the default search from random starts over ``seeds`` seeds.
+    """Success rates of the default search over ``seeds`` seeds.
 
     ``sweep_seeds > 0`` adds Tammes on ``S^2`` at every tabulated ``N`` in 75..130.
     """
@@ -244,7 +257,7 @@ def reliability(
         todo = [c for c in todo if f"{c[0]}:{c[1]}x{c[2]}" in cases]
     rows = []
     for kind, K, d, n in todo:
-        row = reliability_case(kind, K, d, n, time_limit, clock, first_seed)
+        row = reliability_case(kind, K, d, n, time_limit, clock, first_seed, lattice_starts)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -267,6 +280,9 @@ def main() -> None:
         "--tammes-sweep", type=int, default=0, metavar="SEEDS", help="also N = 75, 80, ..., 130"
     )
     ap.add_argument(
+        "--random-only", action="store_true", help="no lattice-slice starts (random starts only)"
+    )
+    ap.add_argument(
         "--clock", choices=("wall", "cpu"), default="cpu", help="budget kind (cpu: one thread)"
     )
     args = ap.parse_args()
@@ -282,6 +298,7 @@ def main() -> None:
             args.large_seeds,
             args.tammes_sweep,
             args.first_seed,
+            not args.random_only,
         )
         print(json.dumps({"reliability": rows}, indent=2))
         return

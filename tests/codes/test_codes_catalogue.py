@@ -148,8 +148,13 @@ def test_build_known_configurations_only_seeds_and_merge(tmp_path: Path) -> None
     out = build_catalogue([(100, 22), (9, 3)], a, search=(), progress=False)
     assert out["searched"] == 2
     stored = load_catalogue(a)
-    assert set(stored) == {("softmax", 100, 22), ("tammes", 100, 22)}  # (9, 3): nothing known
+    assert set(stored) == {
+        (kind, K, d) for kind in ("softmax", "tammes") for K, d in [(100, 22), (9, 3)]
+    }
     assert stored[("softmax", 100, 22)].name == "higman_sims_22_100"
+    cut = stored[("tammes", 9, 3)]  # 9 of the cuboctahedron's 12 points (an E8 slice)
+    assert cut.source == "lattice-slice" and cut.name is not None and cut.name.startswith("e8")
+    assert cut.max_cosine == pytest.approx(0.5, abs=1e-7)
     out = build_catalogue(
         [(9, 3)], b, time_limit=0.3, restarts=1, seed=[1, 2], search=("tammes",), progress=False
     )

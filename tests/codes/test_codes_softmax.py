@@ -57,11 +57,13 @@ def test_closed_form_none_beyond_2d() -> None:
 
 def test_icosahedron_from_random_start() -> None:
     # The icosahedron attains the Tammes bound: the search stops there, certified.
-    hit = softmax_code(12, 3, restarts=4, steps=(300, 300), seed=3)
+    hit = softmax_code(12, 3, restarts=4, steps=(300, 300), seed=3, lattice_starts=False)
     assert hit.stop_reason == "bound-reached" and hit.restarts == 1
     assert abs(hit.rho - ICOSA) < 1e-9 and hit.certified
     assert hit.trace[0][1] >= ICOSA - 1e-9
-    res = softmax_code(12, 3, restarts=1, steps=(300, 300), seed=3, stop_at_bound=False)
+    res = softmax_code(
+        12, 3, restarts=1, steps=(300, 300), seed=3, stop_at_bound=False, lattice_starts=False
+    )
     assert res.method == "optimized"
     assert abs(res.rho - ICOSA) < 1e-6
     assert res.certified and res.gap <= 1e-9
@@ -210,7 +212,9 @@ KNOWN = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("d", "K", "rho", "steps"), KNOWN)
 def test_known_softmax_codes(d: int, K: int, rho: float, steps: tuple[int, int]) -> None:
-    res = softmax_code(K, d, restarts=4, steps=steps, seed=0, polish_seconds=300)
+    res = softmax_code(
+        K, d, restarts=4, steps=steps, seed=0, polish_seconds=300, lattice_starts=False
+    )
     assert res.certified
     assert abs(res.rho - rho) < 1e-6, (res.rho, res.restart_values, res.stop_reason)
 
@@ -233,8 +237,9 @@ def test_restarts_run_while_the_time_limit_lasts() -> None:
 def test_start_codes_compete_with_restarts() -> None:
     from gnc.geometry.configurations import icosahedron
 
+    # The icosahedron attains the proven bound, so it is taken without a polish.
     res = softmax_code(12, 3, restarts=1, steps=(5, 5), start_codes=[icosahedron()])
-    assert res.method == "start-code+polish"
+    assert res.method == "start-code"
     assert res.rho == pytest.approx(1 - 5**-0.5, abs=1e-9)
     with pytest.raises(ValueError, match="start_codes"):
         softmax_code(12, 3, restarts=1, steps=(5, 5), start_codes=[icosahedron()[:5]])
@@ -282,7 +287,7 @@ def test_riesz_batch_matches_one_by_one() -> None:
 @pytest.mark.slow
 def test_e8_from_random_starts_stops_at_the_bound() -> None:
     # E8 attains the Tammes (Levenshtein) bound: the search stops there with rho = 1/2.
-    res = softmax_code(240, 8, seed=0, time_limit=120, clock="cpu")
+    res = softmax_code(240, 8, seed=0, time_limit=120, clock="cpu", lattice_starts=False)
     assert res.stop_reason == "bound-reached" and abs(res.rho - 0.5) < 1e-9 and res.certified
     assert res.trace and res.trace[-1][1] >= 0.5 - 1e-9
 

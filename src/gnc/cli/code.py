@@ -61,6 +61,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="do not start from gnc's catalogue of best-known codes (random starts only)",
     )
+    p.add_argument(
+        "--no-lattice-starts",
+        action="store_true",
+        help="do not start from cuts of the E8 and Leech lattice slices (random starts only)",
+    )
     p.add_argument("--out", default=None, metavar="FILE.npy", help="write the K x d code")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_progress_argument(p)
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         steps=tuple(args.steps) if args.steps is not None else None,
         polish_seconds=args.polish_seconds,
         start_codes=starts,
+        lattice_starts=not args.no_lattice_starts,
     )
     if args.out is not None:
         save_array(args.out, res.code.detach().cpu())

@@ -69,6 +69,7 @@ from gnc.geometry.bounds import rho_star_upper
 from gnc.geometry.configurations import KNOWN_CONFIGURATIONS
 from gnc.geometry.kerdock import kerdock_code
 from gnc.geometry.sharp_codes import TieCertificate, tie_certificate
+from gnc.geometry.slices import slice_starts
 from gnc.io import Record, atomic_write
 from gnc.sphere import normalize_rows
 
@@ -112,9 +113,10 @@ class CatalogueEntry(Record):
         certified: Whether the exact solver certified every ``D_k``.
         max_cosine: ``max_{j != k} <w_j, w_k>``.
         min_pairwise_distance: ``sqrt(2 - 2 max_cosine)``.
-        source: ``"closed-form"``, ``"known-configuration"``, ``"softmax-search"`` or
+        source: ``"closed-form"``, ``"known-configuration"``, ``"lattice-slice"``
+            (:func:`gnc.geometry.slices.slice_starts`), ``"softmax-search"`` or
             ``"tammes-search"``.
-        name: Closed form or configuration name (``None`` for searches).
+        name: Closed form, configuration or slice name (``None`` for searches).
         seed: Seed of the search (``None`` otherwise).
         restarts: Restarts of the search (``None`` otherwise).
         seconds: Wall time of the search (``None`` otherwise).
@@ -411,11 +413,14 @@ def improve_shape(
         res = solvers[kind](K, d, restarts=restarts, seed=seed, time_limit=time_limit)
         searches.append((kind, res))
     changed: list[str] = []
+    slices = slice_starts(K, d)
     kinds: tuple[Kind, Kind] = ("softmax", "tammes")
     for kind in kinds:
         cands: list[CatalogueEntry] = []
         for name, X in _known_candidates(K, d):
             cands.append(_certified_entry(storable(X), kind, "known-configuration", name=name))
+        for name, X in slices:
+            cands.append(_certified_entry(storable(X), kind, "lattice-slice", name=name))
         for skind, res in searches:
             cands.append(
                 _certified_entry(

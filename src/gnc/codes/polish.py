@@ -81,6 +81,7 @@ def _solve_lp(
     a_eq: scipy.sparse.coo_matrix,
     b_eq: np.ndarray,
     bounds: list[tuple[float | None, float | None]],
+    seconds: float = LP_TIME_LIMIT,
 ) -> np.ndarray | None:
     res = scipy.optimize.linprog(
         c,
@@ -90,7 +91,7 @@ def _solve_lp(
         b_eq=b_eq,
         bounds=bounds,
         method="highs-ipm",
-        options={"time_limit": LP_TIME_LIMIT},
+        options={"time_limit": seconds},
     )
     if res.status != 0 or res.x is None:
         return None
@@ -154,7 +155,12 @@ def hardmax_value(W: np.ndarray, Hd: np.ndarray, block: int = 1024) -> float:
 
 
 def _softmax_model_step(
-    W: np.ndarray, Hd: np.ndarray, value: float, radius: float, max_variables: int
+    W: np.ndarray,
+    Hd: np.ndarray,
+    value: float,
+    radius: float,
+    max_variables: int,
+    lp_seconds: float = LP_TIME_LIMIT,
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     K, d = W.shape
     delta = _delta(radius, d)
@@ -198,7 +204,7 @@ def _softmax_model_step(
     c[0] = -1.0
     bounds: list[tuple[float | None, float | None]] = [(None, None)]
     bounds += [(-radius, radius)] * (nw + nh)
-    x = _solve_lp(c, a_ub, b_ub, a_eq, np.zeros(rows.size + active.size), bounds)
+    x = _solve_lp(c, a_ub, b_ub, a_eq, np.zeros(rows.size + active.size), bounds, lp_seconds)
     if x is None:
         return None
     step_w = np.zeros_like(W)
@@ -241,7 +247,11 @@ def max_cosine_value(W: np.ndarray, block: int = 1024) -> float:
 
 
 def _tammes_model_step(
-    W: np.ndarray, value: float, radius: float, max_variables: int
+    W: np.ndarray,
+    value: float,
+    radius: float,
+    max_variables: int,
+    lp_seconds: float = LP_TIME_LIMIT,
 ) -> tuple[np.ndarray, float] | None:
     K, d = W.shape
     smax = 1.0 - value
@@ -261,7 +271,7 @@ def _tammes_model_step(
     c = np.zeros(nvar)
     c[0] = 1.0
     bounds: list[tuple[float | None, float | None]] = [(None, None)] + [(-radius, radius)] * nw
-    x = _solve_lp(c, a_ub, -cij, a_eq, np.zeros(rows.size), bounds)
+    x = _solve_lp(c, a_ub, -cij, a_eq, np.zeros(rows.size), bounds, lp_seconds)
     if x is None:
         return None
     step = np.zeros_like(W)
@@ -336,6 +346,7 @@ def polish_softmax(
     max_iterations: int = 500,
     max_variables: int = 100_000,
     should_stop: Callable[[], bool] | None = None,
+    lp_seconds: float = LP_TIME_LIMIT,
 ) -> PolishResult:
     """Trust-region SLP ascent of the HardMax objective ``min_k min_{j != k} <w_k - w_j, h_k>``.
 
@@ -353,6 +364,7 @@ def polish_softmax(
         max_iterations: Cap on linear programs.
         max_variables: Largest linear program attempted.
         should_stop: Polled before each step.
+        lp_seconds: Time limit of one linear program (on a timeout the trust radius shrinks).
 
     Returns:
         A :class:`PolishResult` whose ``history`` is non-decreasing.
@@ -375,7 +387,7 @@ def polish_softmax(
         return hardmax_value(X[:K], X[K:])
 
     def model_step(X: np.ndarray, value: float, r: float) -> tuple[np.ndarray, float] | None:
-        out = _softmax_model_step(X[:K], X[K:], value, r, max_variables)
+        out = _softmax_model_step(X[:K], X[K:], value, r, max_variables, lp_seconds)
         if out is None:
             return None
         return np.concatenate([out[0], out[1]]), out[2]
@@ -403,6 +415,7 @@ def polish_tammes(
     max_iterations: int = 500,
     max_variables: int = 100_000,
     should_stop: Callable[[], bool] | None = None,
+    lp_seconds: float = LP_TIME_LIMIT,
 ) -> PolishResult:
     """Trust-region SLP descent of the max cosine (``value`` is ``1 - max cosine``).
 
@@ -414,6 +427,7 @@ def polish_tammes(
         max_iterations: Cap on linear programs.
         max_variables: Largest linear program attempted.
         should_stop: Polled before each step.
+        lp_seconds: Time limit of one linear program (on a timeout the trust radius shrinks).
 
     Returns:
         A :class:`PolishResult` whose ``history`` is non-decreasing.
@@ -432,7 +446,7 @@ def polish_tammes(
     X, value, history, it, reason = _trust_region(
         X0,
         lambda X: 1.0 - max_cosine_value(X),
-        lambda X, value, r: _tammes_model_step(X, value, r, max_variables),
+        lambda X, value, r: _tammes_model_step(X, value, r, max_variables, lp_seconds),
         radius=radius,
         tol=tol,
         min_radius=min_radius,

@@ -4,6 +4,11 @@
 schedule of starts and the measurements behind each constant; the pieces it composes live in
 :mod:`gnc.codes.surrogate`, :mod:`gnc.codes.polish` and :mod:`gnc.codes.symmetric`.)
 
+Before any random start, the given ``start_codes`` and cuts of the E8 and Leech lattice slices
+of rank ``d`` (:func:`gnc.geometry.slices.slice_starts`; ``3 <= d <= 8`` and ``20 <= d <= 24``)
+are polished (step 3) and compared; they reach optima that random starts miss (D5's 40 roots in
+``R^5``, the sharp codes of ``R^21`` and ``R^22``).
+
 Pipeline for each random start (closed forms are returned directly); ``restarts`` starts, or
 with a time limit and ``restarts=None`` (the default) as many as the budget allows:
 
@@ -42,7 +47,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -51,6 +56,7 @@ from tqdm import tqdm
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import make_generator, resolve_device, rows_per_budget
 from gnc.codes.polish import (
+    LP_TIME_LIMIT,
     PolishResult,
     equalize_ties,
     hardmax_value,
@@ -63,6 +69,7 @@ from gnc.codes.surrogate import AnnealSchedule, anneal, riesz_batch, riesz_lbfgs
 from gnc.codes.symmetric import overlap_starts, symmetric_starts
 from gnc.geometry import configurations, one_vs_rest_distances
 from gnc.geometry.bounds import min_distance_upper
+from gnc.geometry.slices import slice_starts
 from gnc.sphere import normalize_rows, random_points
 
 __all__ = ["closed_form_code", "softmax_code"]
@@ -75,6 +82,10 @@ DEFAULT_RESTARTS = 4
 
 #: Largest ``K`` for which every class is every other's competitor (one dense block).
 DENSE_LIMIT = 2048
+
+#: Share of the time limit (else of ``polish_seconds``) that polishing lattice-slice starts may
+#: take, all of them together.
+LATTICE_POLISH_SHARE = 0.2
 
 #: Random starts spread by L-BFGS per softmax restart (the best spread one is annealed).
 SPREAD_BATCH = 8
@@ -214,6 +225,7 @@ def solve_code(
     max_memory_mib: float = 256.0,
     alternate_starts: bool = True,
     start_codes: Sequence[torch.Tensor] = (),
+    lattice_starts: bool = True,
     clock: Literal["wall", "cpu"] = "wall",
     target: float | None = None,
     stop_at_bound: bool = True,
@@ -305,12 +317,16 @@ def solve_code(
     def polish_stop() -> bool:
         return should_stop() or now() > polish_end
 
-    def polish_one(W: torch.Tensor) -> PolishResult:
+    def polish_one(
+        W: torch.Tensor,
+        stop: Callable[[], bool] = polish_stop,
+        lp_seconds: float = LP_TIME_LIMIT,
+    ) -> PolishResult:
         W = W.to(torch.float64)
         if kind == "softmax":
             start_dirs = one_vs_rest_distances(W, normalize=False).directions
-            return polish_softmax(W, start_dirs, should_stop=polish_stop)
-        return polish_tammes(W, should_stop=polish_stop)
+            return polish_softmax(W, start_dirs, should_stop=stop, lp_seconds=lp_seconds)
+        return polish_tammes(W, should_stop=stop, lp_seconds=lp_seconds)
 
     best: tuple[float, torch.Tensor, list[float], PolishResult | None] | None = None
     values: list[float] = []
@@ -321,16 +337,36 @@ def solve_code(
     # Restarts past the first R run while the time budget lasts (``restarts=None`` with a time
     # limit): each must fit in what is left, minus a reserve for the final polish.
     reserve = 0.0 if polish_each or not polish else 0.3 * (limit or 0.0)
-    from_start = False
-    for X in start_codes:
+    # Start codes, then cuts of lattice slices (gnc.geometry.slices), before any random start.
+    # Cuts of tie-heavy slices polish slowly (one linear program of a 100-point cut of the
+    # McLaughlin code takes ~15 s), so together they get a share of the budget.
+    labelled = [("start-code", X) for X in start_codes]
+    if lattice_starts and init is None and K <= DENSE_LIMIT:
+        labelled += [("lattice-slice", X) for _, X in slice_starts(K, d, dtype=dtype)]
+    cut_end = now() + LATTICE_POLISH_SHARE * (limit if limit is not None else polish_seconds)
+
+    def cut_stop() -> bool:
+        return polish_stop() or now() > cut_end
+
+    from_start: str | None = None
+    for label, X in labelled:
+        if best is not None and reached(best[0]):
+            break
         X = check_matrix("start_codes[i]", X, min_rows=K, cols=d, nonzero_rows=True)
         W = normalize_rows(X.to(device=dev, dtype=dtype))
-        polished = polish_one(W) if polish else None
-        value = polished.value if polished is not None else _hard_value(kind, W, W)
+        value = _hard_value(kind, W, W)
+        polished = None
+        if polish and not reached(value) and label == "start-code":
+            polished = polish_one(W)
+        elif polish and not reached(value) and not cut_stop():
+            polished = polish_one(W, cut_stop, max(0.1, cut_end - now()))
         if polished is not None:
-            W = polished.code
+            W, value = polished.code, polished.value
+            iterations += polished.iterations
+            label += "+polish"
         if best is None or value > best[0]:
-            best, from_start = (value, W, [], polished), True
+            best, from_start = (value, W, [], polished), label
+        trace.append((now() - start, best[0]))
     stop_reason = reason(best[0]) if best is not None and reached(best[0]) else None
 
     def starts(r: int, count: int) -> list[torch.Tensor]:
@@ -508,7 +544,7 @@ def solve_code(
             iterations += polished.iterations
             W, value = polished.code, polished.value
         if best is None or value > best[0]:
-            best, from_start = (value, W, hist, polished), False
+            best, from_start = (value, W, hist, polished), None
         trace.append((now() - start, best[0]))
         if reached(best[0]):
             stop_reason = reason(best[0])
@@ -522,13 +558,15 @@ def solve_code(
         result = polish_one(W)
         iterations += result.iterations
         W = result.code
+        if from_start is not None and not from_start.endswith("+polish"):
+            from_start += "+polish"
     bar.close()
     if stop_reason is None:
         stop_reason = result.stop_reason if result is not None else "not-polished"
     return certify_code(
         W.to(dtype),
         kind=kind,
-        method="start-code+polish" if from_start else "optimized",
+        method=from_start or "optimized",
         iterations=iterations,
         seconds=time.perf_counter() - wall_start,
         stop_reason=stop_reason,
@@ -566,6 +604,7 @@ def softmax_code(
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
     start_codes: Sequence[torch.Tensor] = (),
+    lattice_starts: bool = True,
     clock: Literal["wall", "cpu"] = "wall",
     target: float | None = None,
     stop_at_bound: bool = True,
@@ -600,6 +639,10 @@ def softmax_code(
         max_memory_mib: Memory budget of one block.
         start_codes: ``(K, d)`` codes polished and compared before the random restarts (e.g.
             :func:`gnc.codes.best_known`'s); ``method`` is ``"start-code+polish"`` when one wins.
+        lattice_starts: Also start from cuts of the E8 and Leech lattice slices of rank ``d``
+            (:func:`gnc.geometry.slices.slice_starts`: up to two, for ``3 <= d <= 8`` and
+            ``20 <= d <= 24``; none for other shapes); ``method`` is ``"lattice-slice+polish"``
+            when one wins. ``False``: random starts only (with ``start_codes``).
         clock: ``"wall"`` (``time.perf_counter``) or ``"cpu"`` (``time.process_time``: CPU
             time of this process, all its threads) for ``time_limit``, ``polish_seconds`` and
             ``trace``; ``seconds`` is wall time either way.

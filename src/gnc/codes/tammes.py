@@ -37,6 +37,7 @@ def tammes_code(
     num_competitors: int | None = None,
     max_memory_mib: float = 256.0,
     start_codes: Sequence[torch.Tensor] = (),
+    lattice_starts: bool = True,
     clock: Literal["wall", "cpu"] = "wall",
     target: float | None = None,
     stop_at_bound: bool = True,
