@@ -93,6 +93,19 @@ def test_catalogue_holds_every_sharp_code() -> None:
                 assert e.rho == pytest.approx(1.0 - s, abs=1e-7)
 
 
+def test_catalogue_holds_the_lattice_slice_cuts() -> None:
+    # Oracle: the cuts' closed-form max cosines (gnc.geometry.slices); the stored codes are
+    # these cuts or polished codes at least as good. (40, 5): D5's roots, cosine 1/2;
+    # (50, 7): 50 of Gosset's 56 points, cosine 1/3; (100, 20): 100 of a 105-point Leech slice,
+    # cosine 1/8. The searches alone had stored 0.487, 0.602 and 0.848.
+    for K, d, s in [(40, 5, 1 / 2), (50, 7, 1 / 3), (100, 20, 1 / 8)]:
+        for kind in ("softmax", "tammes"):
+            e = best_known(K, d, kind=kind)  # type: ignore[arg-type]
+            assert e is not None and e.certified
+            assert e.max_cosine <= s + 1e-7 and e.rho >= 1 - s - 1e-7, (K, d, kind)
+            assert e.rho <= rho_star_upper(K, d)
+
+
 def test_kerdock_recipe_entry_is_rebuilt_exactly() -> None:
     assert {(K, d) for (_, K, d), _ in RECIPES} == {(10000, 512)}
     for (_, K, d), e in RECIPES:

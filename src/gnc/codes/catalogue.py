@@ -409,8 +409,13 @@ def improve_shape(
     K, d = num_classes, feature_dim
     searches: list[tuple[str, CodeResult]] = []
     solvers = {"softmax": softmax_code, "tammes": tammes_code}
+    # Each search first polishes the stored codes of both kinds for its own objective: a
+    # softmax code polished for the max cosine can be the better Tammes code, and vice versa.
+    starts = [e.code for k in ("softmax", "tammes") if (e := stored.get((k, K, d))) is not None]
     for kind in search:
-        res = solvers[kind](K, d, restarts=restarts, seed=seed, time_limit=time_limit)
+        res = solvers[kind](
+            K, d, restarts=restarts, seed=seed, time_limit=time_limit, start_codes=starts
+        )
         searches.append((kind, res))
     changed: list[str] = []
     slices = slice_starts(K, d)
