@@ -4,10 +4,11 @@
 schedule of starts and the measurements behind each constant; the pieces it composes live in
 :mod:`gnc.codes.surrogate`, :mod:`gnc.codes.polish` and :mod:`gnc.codes.symmetric`.)
 
-Before any random start, the given ``start_codes`` and cuts of the E8 and Leech lattice slices
-of rank ``d`` (:func:`gnc.geometry.slices.slice_starts`; ``3 <= d <= 8`` and ``20 <= d <= 24``)
-are polished (step 3) and compared; they reach optima that random starts miss (D5's 40 roots in
-``R^5``, the sharp codes of ``R^21`` and ``R^22``).
+Before any random start, the given ``start_codes`` and up to two cuts of the E8 and Leech
+lattice slices of rank ``d`` (:func:`gnc.geometry.slices.slice_starts`; ``d <= 8`` from E8,
+``17 <= d <= 23`` from the Leech lattice) are polished (step 3; the cuts within
+``LATTICE_POLISH_SHARE`` of the budget) and compared; they reach optima that random starts miss
+(D5's 40 roots in ``R^5``, the sharp codes of ``R^21`` and ``R^22``).
 
 Pipeline for each random start (closed forms are returned directly); ``restarts`` starts, or
 with a time limit and ``restarts=None`` (the default) as many as the budget allows:
@@ -640,9 +641,10 @@ def softmax_code(
         start_codes: ``(K, d)`` codes polished and compared before the random restarts (e.g.
             :func:`gnc.codes.best_known`'s); ``method`` is ``"start-code+polish"`` when one wins.
         lattice_starts: Also start from cuts of the E8 and Leech lattice slices of rank ``d``
-            (:func:`gnc.geometry.slices.slice_starts`: up to two, for ``3 <= d <= 8`` and
-            ``20 <= d <= 24``; none for other shapes); ``method`` is ``"lattice-slice+polish"``
-            when one wins. ``False``: random starts only (with ``start_codes``).
+            (:func:`gnc.geometry.slices.slice_starts`: up to two, for ``d <= 8`` and
+            ``17 <= d <= 23``; none for other shapes), polished within a fifth of the budget;
+            ``method`` is ``"lattice-slice"`` (``"+polish"`` when polished) when one wins.
+            ``False``: random starts only (with ``start_codes``).
         clock: ``"wall"`` (``time.perf_counter``) or ``"cpu"`` (``time.process_time``: CPU
             time of this process, all its threads) for ``time_limit``, ``polish_seconds`` and
             ``trace``; ``seconds`` is wall time either way.

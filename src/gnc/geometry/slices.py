@@ -247,8 +247,8 @@ def slice_starts(
     Every slice of rank ``d`` with ``K <= N`` points (and ``N K`` at most
     :data:`MAX_SUBSET_WORK`) gives ``K`` of its points by :func:`farthest_subset`, written in an
     orthonormal basis of the slice's span and normalized; the ``count`` with the smallest
-    largest cosine are returned, best first. Empty for shapes no slice covers (most shapes with
-    ``9 <= d <= 19`` or ``d > 24``).
+    largest cosine are returned, best first. Empty for shapes no slice covers (all shapes with
+    ``9 <= d <= 16`` or ``d >= 24``, and most with ``17 <= d <= 19``).
 
     Args:
         num_classes: ``K >= 2``.
@@ -268,8 +268,9 @@ def slice_starts(
     d = check_int("feature_dim", feature_dim, minimum=1)
     count = check_int("count", count, minimum=0)
     cands: list[tuple[float, str, np.ndarray]] = []
-    # Leech slices of rank <= 8 are a few points each; E8's cover those dimensions.
-    for s in lattice_slices(leech=d > 8):
+    # The Leech slices of rank < 15 have at most 2 rank points (closed-form shapes), so the
+    # Leech tree is only walked for d >= 15; E8's slices have rank <= 8.
+    for s in lattice_slices(leech=d >= 15):
         if s.rank != d or s.num_points < K or s.num_points * K > MAX_SUBSET_WORK:
             continue
         rows = s.rows
