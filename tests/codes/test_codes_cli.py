@@ -79,3 +79,15 @@ def test_cli_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) 
         rc = int(exc.code or 0)
     assert rc == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_cli_lattice_starts_on_and_off(capsys: pytest.CaptureFixture[str]) -> None:
+    # D5's 40 roots are an E8 slice (max cosine 1/2); random starts alone stay below it here.
+    base = ["code", "--classes", "40", "--dim", "5", "--restarts", "1", "--steps", "20", "20"]
+    base += ["--no-catalogue", "--json", "--polish-seconds", "2"]
+    assert main(base) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["method"].startswith("lattice-slice") and rec["min_distance"] >= 0.5 - 1e-9
+    assert main([*base, "--no-lattice-starts"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["method"] == "optimized" and rec["certified"] is True
