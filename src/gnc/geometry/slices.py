@@ -209,6 +209,9 @@ def farthest_subset(X: np.ndarray, k: int, *, tries: int = 4) -> np.ndarray:
         >>> sorted(farthest_subset(X, 3).tolist())
         [0, 2, 3]
     """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"Expected `X` of shape (N, d) with N >= 1, but got shape {X.shape}.")
     N = len(X)
     k = check_int("k", k, minimum=1)
     if k > N:
@@ -267,6 +270,18 @@ def slice_starts(
     K = check_int("num_classes", num_classes, minimum=2)
     d = check_int("feature_dim", feature_dim, minimum=1)
     count = check_int("count", count, minimum=0)
+    return [
+        (name, torch.from_numpy(X.copy()).to(device=device, dtype=dtype))
+        for name, X in _cuts(K, d)[:count]
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _cuts(K: int, d: int) -> tuple[tuple[str, np.ndarray], ...]:
+    """Every cut of :func:`slice_starts`, best first, as read-only unit rows in ``R^d``.
+
+    Cached: a catalogue build asks for the same shape's cuts once per search.
+    """
     cands: list[tuple[float, str, np.ndarray]] = []
     # The Leech slices of rank < 15 have at most 2 rank points (closed-form shapes), so the
     # Leech tree is only walked for d >= 15; E8's slices have rank <= 8.
@@ -281,8 +296,9 @@ def slice_starts(
         cands.append((_max_cosine(rows), name, rows))
     cands.sort(key=lambda c: (c[0], c[1]))
     out = []
-    for _, name, rows in cands[:count]:
+    for _, name, rows in cands:
         X = _to_span(rows, d)
         X /= np.linalg.norm(X, axis=1, keepdims=True)
-        out.append((name, torch.from_numpy(X).to(device=device, dtype=dtype)))
-    return out
+        X.setflags(write=False)
+        out.append((name, X))
+    return tuple(out)
