@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 from gnc.codes import (
@@ -15,7 +16,7 @@ from gnc.codes import (
     softmax_code,
     tammes_code,
 )
-from gnc.codes.polish import equalize_ties, hardmax_value, max_cosine_value
+from gnc.codes.polish import _Tangents, equalize_ties, hardmax_value, max_cosine_value
 from gnc.codes.surrogate import (
     competitors,
     riesz_batch,
@@ -99,6 +100,25 @@ def test_polish_tammes_monotone_to_octahedron() -> None:
     res = polish_tammes(W, radius=1e-2)
     assert np.all(np.diff(np.array(res.history)) >= 0)
     assert abs(max_cosine_value(res.code.numpy())) < 1e-9
+
+
+@pytest.mark.parametrize("d", [2, 3, 8])
+def test_tangent_bases_span_each_rows_complement(d: int) -> None:
+    # The polish's tangent coordinates against SciPy's null space: B_i is orthonormal,
+    # orthogonal to x_i, and B_i B_i^T is the projector I - x_i x_i^T.
+    X = random_points(7, d, generator=torch.Generator().manual_seed(d)).numpy()
+    X[0] = -np.eye(d)[0]  # a row on -e_1 (the reflection's sign flips there)
+    tangents = _Tangents(X)
+    rows = np.arange(7)
+    for i in rows:
+        B = np.stack([tangents.vectors(rows[i : i + 1], e[None])[0] for e in np.eye(d - 1)], 1)
+        assert np.allclose(B.T @ B, np.eye(d - 1), atol=1e-12)
+        assert np.allclose(B.T @ X[i], 0.0, atol=1e-12)
+        N = scipy.linalg.null_space(X[i][None])
+        assert np.allclose(B @ B.T, N @ N.T, atol=1e-12)
+    Y = np.random.default_rng(0).standard_normal((7, d))
+    A = tangents.coords(rows, Y)
+    assert np.allclose(tangents.vectors(rows, A), Y - (Y * X).sum(1)[:, None] * X, atol=1e-12)
 
 
 def test_reproducible_for_a_seed() -> None:
