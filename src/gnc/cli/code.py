@@ -14,6 +14,7 @@ from gnc.cli._common import (
     show_progress,
 )
 from gnc.codes import best_known, softmax_code, tammes_code
+from gnc.codes.parallel import default_workers
 from gnc.io import save_array
 
 __all__ = ["register", "run"]
@@ -55,6 +56,15 @@ def register(subparsers: Any) -> None:
         metavar=("E", "A"),
         help="energy and annealing steps per restart",
     )
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1),
+        default=None,
+        help=(
+            "processes searching at once under --time-limit, each with restarts of its own "
+            "(default: the usable cores, at most 8; 1 without --time-limit)"
+        ),
+    )
     p.add_argument("--device", default=None, help="torch device (cpu by default)")
     p.add_argument(
         "--no-catalogue",
@@ -75,6 +85,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``gnc code``."""
     solver = softmax_code if args.kind == "softmax" else tammes_code
+    workers = args.workers or (default_workers() if args.time_limit is not None else 1)
     starts = []
     if not args.no_catalogue and args.dim >= 2:
         entry = best_known(args.classes, args.dim, kind=args.kind)
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         polish_seconds=args.polish_seconds,
         start_codes=starts,
         lattice_starts=not args.no_lattice_starts,
+        workers=workers,
     )
     if args.out is not None:
         save_array(args.out, res.code.detach().cpu())
@@ -113,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         "iterations": res.iterations,
         "seconds": res.seconds,
         "seed": args.seed,
+        "workers": workers,
         "out": args.out,
     }
     if args.json:

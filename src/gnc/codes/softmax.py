@@ -104,6 +104,10 @@ TAMMES_ANNEALED = 8
 #: The search stops once the objective is within this of the stop value (see ``stop_at_bound``).
 STOP_TOLERANCE = 1e-9
 
+#: Set by :mod:`gnc.codes.parallel` while workers search together: an event whose being set
+#: stops this process's search, and which a search that reaches its stop value sets.
+_EXTERNAL_STOP: Any = None
+
 #: Tammes codes on ``S^2``: free-vector draws per orbit layout in one symmetric round, and how
 #: many of the round's best distinct configurations are polished (:mod:`gnc.codes.symmetric`).
 SYMMETRIC_TRIALS = 10
@@ -230,8 +234,10 @@ def solve_code(
     clock: Literal["wall", "cpu"] = "wall",
     target: float | None = None,
     stop_at_bound: bool = True,
+    workers: int = 1,
 ) -> CodeResult:
     """Shared driver of :func:`softmax_code` and :func:`gnc.codes.tammes_code`."""
+    call = dict(locals())  # the arguments, for the parallel workers
     if clock not in ("wall", "cpu"):
         raise ValueError(f"Expected `clock` 'wall' or 'cpu', but got {clock!r}.")
     now = time.perf_counter if clock == "wall" else time.process_time
@@ -245,6 +251,7 @@ def solve_code(
         seed,
         time_limit,
     )
+    workers = check_int("workers", workers, minimum=1)
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"Expected `dtype` float32 or float64, but got {dtype}.")
     dev = resolve_device(device) if device is not None else torch.device("cpu")
@@ -257,7 +264,8 @@ def solve_code(
     goal = min(g for g, _ in goals) if goals else None
 
     def should_stop() -> bool:
-        return deadline is not None and now() > deadline
+        stopped = _EXTERNAL_STOP is not None and _EXTERNAL_STOP.is_set()
+        return stopped or (deadline is not None and now() > deadline)
 
     def reached(value: float) -> bool:
         return goal is not None and value >= goal
@@ -278,6 +286,10 @@ def solve_code(
             max_memory_mib=max_memory_mib,
         )
 
+    if workers > 1 and limit is not None and R_given is None:
+        from gnc.codes.parallel import search_in_workers  # it imports this module
+
+        return search_in_workers(call, workers)
     energy_steps, anneal_steps = steps if steps is not None else default_steps(K, d)
     dense = K <= DENSE_LIMIT and num_competitors is None
     batched = kind == "tammes" and dense
@@ -562,6 +574,8 @@ def solve_code(
         if from_start is not None and not from_start.endswith("+polish"):
             from_start += "+polish"
     bar.close()
+    if stop_reason is not None and _EXTERNAL_STOP is not None:
+        _EXTERNAL_STOP.set()  # the stop value is reached: parallel workers stop too
     if stop_reason is None:
         stop_reason = result.stop_reason if result is not None else "not-polished"
     return certify_code(
@@ -609,6 +623,7 @@ def softmax_code(
     clock: Literal["wall", "cpu"] = "wall",
     target: float | None = None,
     stop_at_bound: bool = True,
+    workers: int = 1,
 ) -> CodeResult:
     """A softmax code for ``(K, d)``: ``K`` unit vectors in ``R^d`` maximizing ``rho``.
 
@@ -657,6 +672,10 @@ def softmax_code(
             attaining the Tammes bound (the sharp codes: icosahedron, 600-cell, E8, ...), where
             ``rho*`` is expected to be reached (Jiang et al., ICML 2024); pass ``False`` to search
             on for more.
+        workers: Processes that search at once, each a stream of restarts of its own, when
+            the search runs until ``time_limit`` (``restarts=None``); the best code wins and
+            the first to reach the stop value stops them all (:mod:`gnc.codes.parallel`).
+            ``1``: this process only, and the search is the same for a seed.
 
     Returns:
         A :class:`gnc.codes.CodeResult` with ``kind="softmax"``.

@@ -41,6 +41,7 @@ def tammes_code(
     clock: Literal["wall", "cpu"] = "wall",
     target: float | None = None,
     stop_at_bound: bool = True,
+    workers: int = 1,
 ) -> CodeResult:
     """A Tammes code for ``(K, d)``: ``K`` unit vectors with the largest minimum distance.
 
