@@ -9,8 +9,9 @@ processes (``python -m gnc.codes.parallel``), each with a seed of its own
 (``derive_seed(seed, WORKER_STREAM, i)``) and without the start codes, ``init`` and lattice-slice
 cuts, which worker 0 already tries. Every process runs torch on one thread. A worker that
 reaches the stop value (``target`` or the bound) creates a stop file and the others stop at
-their next check; the code with the best objective is returned, with the restarts and
-iterations of all workers summed.
+their next check (when worker 0 reaches it, the others are killed at once); the code with the
+best objective is returned, with the restarts and iterations of the workers that finished
+summed.
 
 Processes rather than threads: the search is a long chain of small NumPy, SciPy (HiGHS) and torch
 calls that hold the GIL between them. Fresh interpreters rather than ``multiprocessing``: a
@@ -50,6 +51,9 @@ MAX_DEFAULT_WORKERS = 8
 
 #: A worker left with less than this many seconds of a wall-clock limit does not search.
 MIN_WORKER_SECONDS = 1.0
+
+#: Stop reasons of a search that reached its stop value (:func:`gnc.codes.softmax.solve_code`).
+GOAL_REASONS = ("target-reached", "bound-reached")
 
 #: Seconds a worker may take past the deadline (its last polish step and certification)
 #: before it is killed.
@@ -135,8 +139,8 @@ def search_in_workers(kwargs: dict[str, Any], workers: int) -> CodeResult:
 
     ``kwargs`` are the search's arguments (``time_limit`` set, ``restarts`` None); see the module
     docstring for how the workers split the work. Returns the best worker's record, with
-    ``restarts`` and ``iterations`` summed over the workers and ``seconds`` the wall time of
-    the whole search.
+    ``restarts`` and ``iterations`` summed over the workers that finished and ``seconds`` the
+    wall time of the whole search.
 
     Raises:
         RuntimeError: If a worker process fails (its error output is quoted).
@@ -161,7 +165,10 @@ def search_in_workers(kwargs: dict[str, Any], workers: int) -> CodeResult:
                 results = [_softmax.solve_code(**{**kwargs, "workers": 1})]
             # CPU-clock workers may start late: they get the parent's elapsed time on top.
             wait = GRACE_SECONDS + (0.0 if wall else limit + time.perf_counter() - wall_start)
-            for proc, out in procs:
+            # Worker 0 at the stop value: the others are killed (below) rather than awaited,
+            # as they may still be importing.
+            reached = results[0].stop_reason in GOAL_REASONS
+            for proc, out in [] if reached else procs:
                 _, err = proc.communicate(timeout=wait)
                 if proc.returncode != 0:
                     tail = err.decode(errors="replace").strip()[-2000:]
@@ -175,7 +182,9 @@ def search_in_workers(kwargs: dict[str, Any], workers: int) -> CodeResult:
             for proc, _ in procs:
                 if proc.poll() is None:
                     proc.kill()
-                    proc.wait()
+                proc.wait()
+                if proc.stderr is not None:
+                    proc.stderr.close()  # unread when the worker was killed
     best = max(results, key=_objective)  # ties: worker 0 first
     return dataclasses.replace(
         best,

@@ -104,8 +104,8 @@ TAMMES_ANNEALED = 8
 #: The search stops once the objective is within this of the stop value (see ``stop_at_bound``).
 STOP_TOLERANCE = 1e-9
 
-#: Set by :mod:`gnc.codes.parallel` while workers search together: an event whose being set
-#: stops this process's search, and which a search that reaches its stop value sets.
+#: Set by :mod:`gnc.codes.parallel` while workers search together: a stop signal (``is_set()``,
+#: ``set()``) that stops this process's search, and that a search reaching its stop value sets.
 _EXTERNAL_STOP: Any = None
 
 #: Tammes codes on ``S^2``: free-vector draws per orbit layout in one symmetric round, and how
