@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 from gnc._runtime import derive_seed
 from gnc.codes import softmax as _softmax
 from gnc.codes.result import CodeResult
+from gnc.io import atomic_write_bytes
 
 __all__ = ["WORKER_STREAM", "default_workers", "search_in_workers"]
 
@@ -51,9 +52,6 @@ MAX_DEFAULT_WORKERS = 8
 
 #: A worker left with less than this many seconds of a wall-clock limit does not search.
 MIN_WORKER_SECONDS = 1.0
-
-#: Stop reasons of a search that reached its stop value (:func:`gnc.codes.softmax.solve_code`).
-GOAL_REASONS = ("target-reached", "bound-reached")
 
 #: Seconds a worker may take past the deadline (its last polish step and certification)
 #: before it is killed.
@@ -120,9 +118,7 @@ def _worker_main(job: Path, out: Path, stop: Path, deadline: float | None) -> No
             kwargs["time_limit"] = left
         with _one_thread_and_stop(StopFile(stop)):
             result = _softmax.solve_code(**kwargs)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(result))
-    tmp.replace(out)  # atomic: the parent never reads half a result
+    atomic_write_bytes(out, pickle.dumps(result))  # the parent never reads half a result
 
 
 def _spawn(job: Path, out: Path, stop: Path, deadline: float | None) -> subprocess.Popen[bytes]:
@@ -167,7 +163,7 @@ def search_in_workers(kwargs: dict[str, Any], workers: int) -> CodeResult:
             wait = GRACE_SECONDS + (0.0 if wall else limit + time.perf_counter() - wall_start)
             # Worker 0 at the stop value: the others are killed (below) rather than awaited,
             # as they may still be importing.
-            reached = results[0].stop_reason in GOAL_REASONS
+            reached = results[0].stop_reason in _softmax.GOAL_REASONS
             for proc, out in [] if reached else procs:
                 _, err = proc.communicate(timeout=wait)
                 if proc.returncode != 0:

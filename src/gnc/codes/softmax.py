@@ -104,6 +104,9 @@ TAMMES_ANNEALED = 8
 #: The search stops once the objective is within this of the stop value (see ``stop_at_bound``).
 STOP_TOLERANCE = 1e-9
 
+#: Stop reasons of a search that reached its stop value (``target``, then the bound).
+GOAL_REASONS = ("target-reached", "bound-reached")
+
 #: Set by :mod:`gnc.codes.parallel` while workers search together: a stop signal (``is_set()``,
 #: ``set()``) that stops this process's search, and that a search reaching its stop value sets.
 _EXTERNAL_STOP: Any = None
@@ -205,9 +208,9 @@ def _stop_values(
     goals = []
     if target is not None:
         t = check_positive("target", target)
-        goals.append((t if kind == "softmax" else t * t / 2.0, "target-reached"))
+        goals.append((t if kind == "softmax" else t * t / 2.0, GOAL_REASONS[0]))
     if stop_at_bound and d >= 2:
-        goals.append((min_distance_upper(K, d) ** 2 / 2.0 - STOP_TOLERANCE, "bound-reached"))
+        goals.append((min_distance_upper(K, d) ** 2 / 2.0 - STOP_TOLERANCE, GOAL_REASONS[1]))
     return goals
 
 
