@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import highspy
 import numpy as np
-import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
 import torch
@@ -78,25 +78,123 @@ class PolishResult(Record):
 #: Seconds allowed for one linear program (a timeout shrinks the trust radius instead).
 LP_TIME_LIMIT = 20.0
 
+# HiGHS basis statuses (``highspy.HighsBasisStatus``): nonbasic at the lower bound, basic.
+_AT_LOWER, _BASIC = 0, 1
+_STATUSES = [highspy.HighsBasisStatus(i) for i in range(5)]  # by value (building one: ~1 us)
 
-def _solve_lp(
-    c: np.ndarray,
-    a_ub: scipy.sparse.coo_matrix,
-    b_ub: np.ndarray,
-    bounds: list[tuple[float | None, float | None]],
-    seconds: float = LP_TIME_LIMIT,
-) -> np.ndarray | None:
-    res = scipy.optimize.linprog(
-        c,
-        A_ub=a_ub.tocsr(),
-        b_ub=b_ub,
-        bounds=bounds,
-        method="highs-ipm",
-        options={"time_limit": seconds},
-    )
-    if res.status != 0 or res.x is None:
-        return None
-    return np.asarray(res.x, dtype=np.float64)
+
+def _carry_over(
+    keys: np.ndarray, old_keys: np.ndarray, old_status: np.ndarray, default: int
+) -> np.ndarray:
+    """Statuses of ``keys`` from a previous basis (``default`` for keys it did not have)."""
+    out = np.full(keys.size, default, dtype=np.int64)
+    if old_keys.size:
+        order = np.argsort(old_keys, kind="stable")
+        sorted_keys = old_keys[order]
+        at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+        hit = sorted_keys[at] == keys
+        out[hit] = old_status[order[at[hit]]]
+    return out
+
+
+def _balance(cols: np.ndarray, rows: np.ndarray) -> None:
+    """Make a carried basis have one basic entry per row, in place.
+
+    A row that left while active (nonbasic) leaves one basic entry too many: that many basic
+    columns (never the free column 0) go to their lower bound. A column that left while basic
+    leaves one too few: that many nonbasic rows become basic (their slacks). HiGHS repairs a
+    singular basis that results by slacks of its own.
+    """
+    excess = int((cols == _BASIC).sum() + (rows == _BASIC).sum()) - rows.size
+    if excess > 0:
+        basic = np.flatnonzero(cols[1:] == _BASIC)[:excess] + 1
+        cols[basic] = _AT_LOWER
+    elif excess < 0:
+        rows[np.flatnonzero(rows != _BASIC)[:-excess]] = _BASIC
+
+
+class _WarmLP:
+    """HiGHS's dual simplex, each linear program started from the previous one's basis.
+
+    Successive programs of one polish differ a little: the same pairs mostly, other
+    coefficients and another trust radius. Every column and row carries a key (a pair, a row
+    coordinate) and the statuses of the last optimal basis are carried over by key: columns
+    new to this program start at their lower bound, rows new to it basic (their slack), and
+    :func:`_balance` evens out what rows and columns that left took with them. Measured on polishes of overlap starts (S^2,
+    N = 105): 11x fewer simplex iterations than cold starts and polishes 2.3x faster than
+    SciPy's ``linprog`` with HiGHS's interior-point method (which has no warm start and costs
+    ~6 ms of wrapping per call). ``highspy._Highs`` is the bare solver: the public
+    ``highspy.Highs`` prints a banner on construction, which would corrupt JSON on stdout.
+    """
+
+    def __init__(self) -> None:
+        self._highs = highspy._Highs()  # type: ignore[attr-defined]
+        self._highs.setOptionValue("output_flag", False)
+        self._highs.setOptionValue("solver", "simplex")
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.warm_starts = 0  # programs started from a carried basis
+
+    def solve(
+        self,
+        c: np.ndarray,
+        a_ub: scipy.sparse.coo_matrix,
+        b_ub: np.ndarray,
+        radius: float,
+        col_keys: np.ndarray,
+        row_keys: np.ndarray,
+        seconds: float = LP_TIME_LIMIT,
+    ) -> np.ndarray | None:
+        """``argmin c x`` s.t. ``a_ub x <= b_ub``, ``x_0`` free, ``|x_i| <= radius``.
+
+        Returns ``None`` when no optimum was proven (a time limit, a numerical failure).
+        """
+        n, m = c.size, b_ub.size
+        A = a_ub.tocsc()
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n, m
+        lp.col_cost_ = c
+        lower = np.full(n, -radius)
+        upper = np.full(n, radius)
+        lower[0], upper[0] = -highspy.kHighsInf, highspy.kHighsInf
+        lp.col_lower_, lp.col_upper_ = lower, upper
+        lp.row_lower_, lp.row_upper_ = np.full(m, -highspy.kHighsInf), b_ub
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = (
+            A.indptr,
+            A.indices,
+            A.data,
+        )
+        highs = self._highs
+        highs.setOptionValue("time_limit", float(seconds))
+        highs.passModel(lp)
+        warm = False
+        if self._last is not None:
+            cols = _carry_over(col_keys, self._last[0], self._last[1], _AT_LOWER)
+            rows = _carry_over(row_keys, self._last[2], self._last[3], _BASIC)
+            _balance(cols, rows)
+            if int((cols == _BASIC).sum() + (rows == _BASIC).sum()) == m:
+                basis = highspy.HighsBasis()
+                basis.col_status = [_STATUSES[s] for s in cols.tolist()]
+                basis.row_status = [_STATUSES[s] for s in rows.tolist()]
+                basis.valid = True
+                warm = highs.setBasis(basis) == highspy.HighsStatus.kOk
+                self.warm_starts += warm
+        highs.run()
+        if warm and highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            highs.clearSolver()  # a carried basis that went wrong: once more from scratch
+            highs.run()
+        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            self._last = None
+            return None
+        basis = highs.getBasis()
+        self._last = (
+            col_keys,
+            np.array([s.value for s in basis.col_status], dtype=np.int64),
+            row_keys,
+            np.array([s.value for s in basis.row_status], dtype=np.int64),
+        )
+        return np.asarray(highs.getSolution().col_value, dtype=np.float64)
 
 
 class _Tangents:
@@ -180,6 +278,7 @@ def _softmax_model_step(
     value: float,
     radius: float,
     max_variables: int,
+    lp: _WarmLP,
     lp_seconds: float = LP_TIME_LIMIT,
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     K, d = W.shape
@@ -216,9 +315,11 @@ def _softmax_model_step(
     a_ub = _pair_rows(np.ones(ks.size), blocks, nvar, e)
     c = np.zeros(nvar)
     c[0] = -1.0
-    bounds: list[tuple[float | None, float | None]] = [(None, None)]
-    bounds += [(-radius, radius)] * (nw + nh)
-    x = _solve_lp(c, a_ub, b_ub, bounds, lp_seconds)
+    coord = np.arange(e)
+    col_keys = np.concatenate(
+        [[-1], (rows[:, None] * e + coord).ravel(), ((K + active[:, None]) * e + coord).ravel()]
+    )
+    x = lp.solve(c, a_ub, b_ub, radius, col_keys, ks * K + js, lp_seconds)
     if x is None:
         return None
     step_w = np.zeros_like(W)
@@ -265,6 +366,7 @@ def _tammes_model_step(
     value: float,
     radius: float,
     max_variables: int,
+    lp: _WarmLP,
     lp_seconds: float = LP_TIME_LIMIT,
 ) -> tuple[np.ndarray, float] | None:
     K, d = W.shape
@@ -284,8 +386,8 @@ def _tammes_model_step(
     a_ub = _pair_rows(-np.ones(ii.size), blocks, nvar, e)
     c = np.zeros(nvar)
     c[0] = 1.0
-    bounds: list[tuple[float | None, float | None]] = [(None, None)] + [(-radius, radius)] * nw
-    x = _solve_lp(c, a_ub, -cij, bounds, lp_seconds)
+    col_keys = np.concatenate([[-1], (rows[:, None] * e + np.arange(e)).ravel()])
+    x = lp.solve(c, a_ub, -cij, radius, col_keys, ii * K + jj, lp_seconds)
     if x is None:
         return None
     step = np.zeros_like(W)
@@ -397,11 +499,13 @@ def polish_softmax(
     H = directions.detach().to("cpu", torch.float64).numpy()
     X0 = np.concatenate([W, H]) / np.linalg.norm(np.concatenate([W, H]), axis=1, keepdims=True)
 
+    lp = _WarmLP()
+
     def value_of(X: np.ndarray) -> float:
         return hardmax_value(X[:K], X[K:])
 
     def model_step(X: np.ndarray, value: float, r: float) -> tuple[np.ndarray, float] | None:
-        out = _softmax_model_step(X[:K], X[K:], value, r, max_variables, lp_seconds)
+        out = _softmax_model_step(X[:K], X[K:], value, r, max_variables, lp, lp_seconds)
         if out is None:
             return None
         return np.concatenate([out[0], out[1]]), out[2]
@@ -457,10 +561,11 @@ def polish_tammes(
     start = time.perf_counter()
     X0 = code.detach().to("cpu", torch.float64).numpy().copy()
     X0 /= np.linalg.norm(X0, axis=1, keepdims=True)
+    lp = _WarmLP()
     X, value, history, it, reason = _trust_region(
         X0,
         lambda X: 1.0 - max_cosine_value(X),
-        lambda X, value, r: _tammes_model_step(X, value, r, max_variables, lp_seconds),
+        lambda X, value, r: _tammes_model_step(X, value, r, max_variables, lp, lp_seconds),
         radius=radius,
         tol=tol,
         min_radius=min_radius,
