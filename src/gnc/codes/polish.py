@@ -120,11 +120,12 @@ class _WarmLP:
     coefficients and another trust radius. Every column and row carries a key (a pair, a row
     coordinate) and the statuses of the last optimal basis are carried over by key: columns
     new to this program start at their lower bound, rows new to it basic (their slack), and
-    :func:`_balance` evens out what rows and columns that left took with them. Measured on polishes of overlap starts (S^2,
-    N = 105): 11x fewer simplex iterations than cold starts and polishes 2.3x faster than
-    SciPy's ``linprog`` with HiGHS's interior-point method (which has no warm start and costs
-    ~6 ms of wrapping per call). ``highspy._Highs`` is the bare solver: the public
-    ``highspy.Highs`` prints a banner on construction, which would corrupt JSON on stdout.
+    :func:`_balance` evens out what rows and columns that left took with them. Measured on
+    polishes of overlap starts (S^2, N = 105): 11x fewer simplex iterations than cold starts
+    and polishes 2.3x faster than SciPy's ``linprog`` with HiGHS's interior-point method
+    (which has no warm start and costs ~6 ms of wrapping per call). ``highspy._Highs`` is the
+    bare solver: the public ``highspy.Highs`` prints a banner on construction, which would
+    corrupt JSON on stdout.
     """
 
     def __init__(self) -> None:
