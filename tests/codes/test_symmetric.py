@@ -9,9 +9,13 @@ import pytest
 import torch
 
 from gnc.codes import symmetric
+from gnc.codes._compiled import AVAILABLE as COMPILED
+from gnc.codes._compiled import _overlap_py
 from gnc.codes.polish import polish_tammes
 from gnc.codes.reference import tammes_s2_best_known_distance
 from gnc.codes.symmetric import (
+    _expand,
+    _penalty,
     hexagonal_chord,
     orbit_layouts,
     overlap_starts,
@@ -216,3 +220,24 @@ def test_bad_arguments_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="max_generic"):
         orbit_layouts(12, max_generic=0)
     assert symmetric_starts(1, generator=gen) == []  # one point: no free orbit to place
+
+
+@pytest.mark.parametrize(("num_points", "group"), [(105, "C3"), (85, "C2"), (120, "I"), (30, "")])
+def test_compiled_overlap_penalty_equals_the_numpy_one(num_points: int, group: str) -> None:
+    if group:
+        layout = next(lay for lay in orbit_layouts(num_points) if lay.group == group)
+        rot, fixed, m = rotation_group(layout.group), layout.fixed, layout.generic
+    else:  # no symmetry, as in overlap_starts
+        rot, fixed, m = np.eye(3)[None], np.zeros((0, 3)), num_points
+    chord2 = (1.05 * hexagonal_chord(num_points)) ** 2
+    x = np.random.default_rng(num_points).standard_normal(m * 3)
+    e_ref, g_ref = _penalty(rot, fixed, m, chord2, compiled=False)(x)
+    assert e_ref > 0.0  # overlapping: the loop has work to do
+    # The loop's Python body (checked without numba too) and, with numba, its compiled twin.
+    U = x.reshape(m, 3) / np.linalg.norm(x.reshape(m, 3), axis=1, keepdims=True)
+    e_py, _ = _overlap_py(_expand(rot, U, fixed), chord2, len(rot) * m)
+    assert abs(e_py - e_ref) <= 1e-12 * e_ref
+    if COMPILED:
+        e_nb, g_nb = _penalty(rot, fixed, m, chord2, compiled=True)(x)
+        assert abs(e_nb - e_ref) <= 1e-12 * e_ref
+        np.testing.assert_allclose(g_nb, g_ref, rtol=0, atol=1e-12 * np.abs(g_ref).max())
