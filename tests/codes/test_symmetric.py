@@ -10,7 +10,7 @@ import torch
 
 from gnc.codes import symmetric
 from gnc.codes._compiled import AVAILABLE as COMPILED
-from gnc.codes._compiled import _overlap_py
+from gnc.codes._compiled import _orbit_penalty_py, _overlap_py
 from gnc.codes.polish import polish_tammes
 from gnc.codes.reference import tammes_s2_best_known_distance
 from gnc.codes.symmetric import (
@@ -233,10 +233,14 @@ def test_compiled_overlap_penalty_equals_the_numpy_one(num_points: int, group: s
     x = np.random.default_rng(num_points).standard_normal(m * 3)
     e_ref, g_ref = _penalty(rot, fixed, m, chord2, compiled=False)(x)
     assert e_ref > 0.0  # overlapping: the loop has work to do
-    # The loop's Python body (checked without numba too) and, with numba, its compiled twin.
+    # The loops' Python bodies (checked without numba too) and, with numba, their compiled twins.
     U = x.reshape(m, 3) / np.linalg.norm(x.reshape(m, 3), axis=1, keepdims=True)
     e_py, _ = _overlap_py(_expand(rot, U, fixed), chord2, len(rot) * m)
     assert abs(e_py - e_ref) <= 1e-12 * e_ref
+    if num_points <= 30:  # the Python body of the whole penalty is slow
+        e_py, g_py = _orbit_penalty_py(x, rot, fixed, chord2)
+        assert abs(e_py - e_ref) <= 1e-12 * e_ref
+        np.testing.assert_allclose(g_py, g_ref, rtol=0, atol=1e-12 * np.abs(g_ref).max())
     if COMPILED:
         e_nb, g_nb = _penalty(rot, fixed, m, chord2, compiled=True)(x)
         assert abs(e_nb - e_ref) <= 1e-12 * e_ref
