@@ -80,8 +80,9 @@ def _orbit_penalty_py(
             W[g * m + i, a] = fixed[i, a]
     energy, grad_w = _overlap(W, chord2, g * m)
     out = np.zeros(m * 3)
+    gu = np.empty(3)
     for i in range(m):
-        gu = np.zeros(3)
+        gu[:] = 0.0
         for r in range(g):
             for b in range(3):
                 for a in range(3):
@@ -114,12 +115,10 @@ def _compile() -> None:
 def orbit_penalty(
     x: np.ndarray, group: np.ndarray, fixed: np.ndarray, chord2: float
 ) -> tuple[float, np.ndarray]:
-    """The compiled :func:`_orbit_penalty_py` (numba imported and compiled on first call)."""
+    """The compiled :func:`_orbit_penalty_py` (numba imported and compiled on first call).
+
+    ``x`` ``(m * 3,)``, ``group`` ``(g, 3, 3)`` and ``fixed`` ``(f, 3)``: contiguous float64.
+    """
     _compile()
-    energy, grad = _orbit_penalty(
-        np.ascontiguousarray(x, dtype=np.float64),
-        np.ascontiguousarray(group, dtype=np.float64),
-        np.ascontiguousarray(fixed, dtype=np.float64).reshape(-1, 3),
-        float(chord2),
-    )
+    energy, grad = _orbit_penalty(x, group, fixed, chord2)
     return float(energy), grad

@@ -236,7 +236,9 @@ def _penalty(
         return 0.25 * float((over * over).sum()), grad_s.reshape(-1)
 
     if compiled:
-        return lambda x: orbit_penalty(x, group, fixed, chord2)
+        rotations = np.ascontiguousarray(group, dtype=np.float64)
+        points = np.ascontiguousarray(fixed, dtype=np.float64).reshape(-1, 3)
+        return lambda x: orbit_penalty(np.ascontiguousarray(x), rotations, points, float(chord2))
 
     return value
 
