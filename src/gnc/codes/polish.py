@@ -166,7 +166,7 @@ class _WarmLP:
             A.indices,
             A.data,
         )
-        highs = self._highs
+        highs, ok = self._highs, highspy.HighsModelStatus.kOptimal
         highs.setOptionValue("time_limit", float(seconds))
         highs.passModel(lp)
         warm = False
@@ -182,10 +182,11 @@ class _WarmLP:
                 warm = highs.setBasis(basis) == highspy.HighsStatus.kOk
                 self.warm_starts += warm
         highs.run()
-        if warm and highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        status = highs.getModelStatus()
+        if warm and status not in (ok, highspy.HighsModelStatus.kTimeLimit):
             highs.clearSolver()  # a carried basis that went wrong: once more from scratch
             highs.run()
-        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        if highs.getModelStatus() != ok:
             self._last = None
             return None
         basis = highs.getBasis()
