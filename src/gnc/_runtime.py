@@ -20,11 +20,13 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
 __all__ = [
     "DEFAULT_WORKING_MEMORY_MIB",
+    "compile_numba",
     "derive_seed",
     "make_generator",
     "release_large_frees",
@@ -190,3 +192,16 @@ def release_large_frees(threshold_bytes: int = 1 << 20) -> bool:
         return False
     m_mmap_threshold = -3  # <malloc.h>
     return bool(mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(int(threshold_bytes))))
+
+
+def compile_numba(func: Any) -> Any:
+    """``func`` compiled by numba (``nogil``), cached on disk where a cache location is writable.
+
+    Imports numba (the ``fast`` extra): call it only where :mod:`importlib` found it.
+    """
+    import numba
+
+    try:
+        return numba.njit(cache=True, nogil=True)(func)
+    except RuntimeError:  # pragma: no cover - no writable cache location: compile each run
+        return numba.njit(nogil=True)(func)

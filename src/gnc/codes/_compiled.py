@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from gnc._runtime import compile_numba
+
 __all__: list[str] = []
 
 #: Whether the compiled penalty can run (numba is installed; it is imported, and the loop
@@ -102,14 +104,8 @@ _orbit_penalty: Any = None
 def _compile() -> None:
     global _overlap, _orbit_penalty
     if _orbit_penalty is None:
-        import numba
-
-        try:
-            _overlap = numba.njit(cache=True, nogil=True)(_overlap_py)
-            _orbit_penalty = numba.njit(cache=True, nogil=True)(_orbit_penalty_py)
-        except RuntimeError:  # pragma: no cover - no writable cache location: compile each run
-            _overlap = numba.njit(nogil=True)(_overlap_py)
-            _orbit_penalty = numba.njit(nogil=True)(_orbit_penalty_py)
+        _overlap = compile_numba(_overlap_py)
+        _orbit_penalty = compile_numba(_orbit_penalty_py)
 
 
 def orbit_penalty(

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from gnc._runtime import compile_numba
+
 __all__: list[str] = []
 
 #: Whether the compiled kernel can run (numba is installed; it is imported, and the kernel
@@ -233,14 +235,8 @@ def _compiled_kernel() -> Any:
     """The compiled kernel (numba imported and the kernel compiled on the first call)."""
     global _factor, _kernel
     if _kernel is None:
-        import numba
-
-        try:
-            _factor = numba.njit(cache=True, nogil=True)(_factor_py)
-            _kernel = numba.njit(cache=True, nogil=True)(_kernel_py)
-        except RuntimeError:  # pragma: no cover - no writable cache location: compile each run
-            _factor = numba.njit(nogil=True)(_factor_py)
-            _kernel = numba.njit(nogil=True)(_kernel_py)
+        _factor = compile_numba(_factor_py)
+        _kernel = compile_numba(_kernel_py)
     return _kernel
 
 
