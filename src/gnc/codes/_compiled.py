@@ -12,6 +12,7 @@ values to rounding; a test compares them).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from typing import Any
@@ -95,17 +96,16 @@ def _orbit_penalty_py(
     return energy, out
 
 
-# The orbit penalty calls _overlap by its global name: the Python function until _compile()
-# replaces both by their compiled twins (numba resolves the global when it compiles).
+# The orbit penalty calls _overlap by its global name: the Python function until
+# _compiled_penalty() puts the compiled loop there (numba resolves the global when it compiles).
 _overlap: Any = _overlap_py
-_orbit_penalty: Any = None
 
 
-def _compile() -> None:
-    global _overlap, _orbit_penalty
-    if _orbit_penalty is None:
-        _overlap = compile_numba(_overlap_py)
-        _orbit_penalty = compile_numba(_orbit_penalty_py)
+@functools.cache
+def _compiled_penalty() -> Any:
+    global _overlap
+    _overlap = compile_numba(_overlap_py)
+    return compile_numba(_orbit_penalty_py)
 
 
 def orbit_penalty(
@@ -115,6 +115,5 @@ def orbit_penalty(
 
     ``x`` ``(m * 3,)``, ``group`` ``(g, 3, 3)`` and ``fixed`` ``(f, 3)``: contiguous float64.
     """
-    _compile()
-    energy, grad = _orbit_penalty(x, group, fixed, chord2)
+    energy, grad = _compiled_penalty()(x, group, fixed, chord2)
     return float(energy), grad
