@@ -37,7 +37,7 @@ def test_carry_over_maps_statuses_by_key_and_defaults_new_keys() -> None:
 @pytest.mark.parametrize(("cols", "rows"), [([1, 1, 1, 0], [1, 0, 0]), ([0, 0, 0], [0, 0, 1])])
 def test_balance_leaves_one_basic_entry_per_row(cols: list[int], rows: list[int]) -> None:
     c, r = np.array(cols), np.array(rows)
-    _balance(c, r)
+    assert _balance(c, r)
     assert int((c == 1).sum() + (r == 1).sum()) == r.size
     assert c[0] == cols[0]  # the free column keeps its status
 

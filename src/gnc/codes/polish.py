@@ -1,5 +1,8 @@
 """Polishing to a local optimum of the true max-min objectives by sequential linear programming.
 
+(Over 600 lines as one idea: the trust-region SLP of both objectives, with the pieces only it
+uses: tangent bases, the linear programs' rows, their warm-started solver, tie equalization.)
+
 Softmax codes: at ``W`` the exact solver gives every ``D_k`` and its max-margin direction ``h_k``.
 With ``rho = min_k D_k`` the pairs ``(k, j)`` with margin ``m_kj = <w_k - w_j, h_k>`` within
 ``delta`` of ``rho`` are linearized jointly in ``(W, H)``::
@@ -97,8 +100,8 @@ def _carry_over(
     return out
 
 
-def _balance(cols: np.ndarray, rows: np.ndarray) -> None:
-    """Make a carried basis have one basic entry per row, in place.
+def _balance(cols: np.ndarray, rows: np.ndarray) -> bool:
+    """Make a carried basis have one basic entry per row, in place; whether it does now.
 
     A row that left while active (nonbasic) leaves one basic entry too many: that many basic
     columns (never the free column 0) go to their lower bound. A column that left while basic
@@ -111,6 +114,7 @@ def _balance(cols: np.ndarray, rows: np.ndarray) -> None:
         cols[basic] = _AT_LOWER
     elif excess < 0:
         rows[np.flatnonzero(rows != _BASIC)[:-excess]] = _BASIC
+    return int((cols == _BASIC).sum() + (rows == _BASIC).sum()) == rows.size
 
 
 class _WarmLP:
@@ -173,8 +177,7 @@ class _WarmLP:
         if self._last is not None:
             cols = _carry_over(col_keys, self._last[0], self._last[1], _AT_LOWER)
             rows = _carry_over(row_keys, self._last[2], self._last[3], _BASIC)
-            _balance(cols, rows)
-            if int((cols == _BASIC).sum() + (rows == _BASIC).sum()) == m:
+            if _balance(cols, rows):
                 basis = highspy.HighsBasis()
                 basis.col_status = [_STATUSES[s] for s in cols.tolist()]
                 basis.row_status = [_STATUSES[s] for s in rows.tolist()]

@@ -220,6 +220,10 @@ def _penalty(
     ``compiled``: the loops of :mod:`gnc.codes._compiled` (numba) instead of NumPy (the same
     values to rounding).
     """
+    if compiled:
+        rotations = np.ascontiguousarray(group, dtype=np.float64)
+        points = np.ascontiguousarray(fixed, dtype=np.float64).reshape(-1, 3)
+        return lambda x: orbit_penalty(np.ascontiguousarray(x), rotations, points, float(chord2))
     g = len(group)
     off = ~np.eye(g * m + len(fixed), dtype=bool)
 
@@ -234,11 +238,6 @@ def _penalty(
         grad_u = np.einsum("gab,gma->mb", group, grad_w)
         grad_s = (grad_u - (grad_u * U).sum(1, keepdims=True) * U) / norms
         return 0.25 * float((over * over).sum()), grad_s.reshape(-1)
-
-    if compiled:
-        rotations = np.ascontiguousarray(group, dtype=np.float64)
-        points = np.ascontiguousarray(fixed, dtype=np.float64).reshape(-1, 3)
-        return lambda x: orbit_penalty(np.ascontiguousarray(x), rotations, points, float(chord2))
 
     return value
 
