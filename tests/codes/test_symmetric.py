@@ -245,3 +245,22 @@ def test_compiled_overlap_penalty_equals_the_numpy_one(num_points: int, group: s
         e_nb, g_nb = _penalty(rot, fixed, m, chord2, compiled=True)(x)
         assert abs(e_nb - e_ref) <= 1e-12 * e_ref
         np.testing.assert_allclose(g_nb, g_ref, rtol=0, atol=1e-12 * np.abs(g_ref).max())
+
+
+@pytest.mark.skipif(not COMPILED, reason="needs numba (the fast extra)")
+def test_compiled_penalty_compiles_once_whatever_the_arrays_flags() -> None:
+    # numba compiles once per array type and a read-only array is another type: a second
+    # compile, seconds on a machine with an empty cache, inside a search's time limit (the
+    # rotation groups are read-only). The penalty hands numba the type that warm() compiled.
+    from gnc.codes._compiled import _compiled_penalty, warm
+
+    warm()
+    rot = rotation_group("T")
+    assert not rot.flags.writeable
+    fixed = np.asfortranarray(np.eye(3)[:2])
+    x = np.random.default_rng(0).standard_normal(12)[::2]  # strided
+    energy, grad = _penalty(rot, fixed, 2, 1.0, compiled=True)(x)
+    ref = _penalty(rot, fixed, 2, 1.0, compiled=False)(np.ascontiguousarray(x))
+    assert energy == pytest.approx(ref[0], rel=1e-12) and energy > 0.0
+    np.testing.assert_allclose(grad, ref[1], rtol=0, atol=1e-12 * np.abs(ref[1]).max())
+    assert len(_compiled_penalty().signatures) == 1

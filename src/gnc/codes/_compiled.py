@@ -113,7 +113,18 @@ def orbit_penalty(
 ) -> tuple[float, np.ndarray]:
     """The compiled :func:`_orbit_penalty_py` (numba imported and compiled on first call).
 
-    ``x`` ``(m * 3,)``, ``group`` ``(g, 3, 3)`` and ``fixed`` ``(f, 3)``: contiguous float64.
+    ``x`` ``(m * 3,)``, ``group`` ``(g, 3, 3)`` and ``fixed`` ``(f, 3)``: writable C-contiguous
+    float64 (the one array type that :func:`warm` compiles for).
     """
     energy, grad = _compiled_penalty()(x, group, fixed, chord2)
     return float(energy), grad
+
+
+def warm() -> None:
+    """Compile the penalty now (or load it from numba's disk cache), where numba is installed.
+
+    A search calls it before its clock starts, so that the one-time compile (seconds on a
+    machine whose cache is empty) is not taken out of its ``time_limit``.
+    """
+    if AVAILABLE:
+        orbit_penalty(np.ones(3), np.eye(3)[None], np.zeros((0, 3)), 0.1)

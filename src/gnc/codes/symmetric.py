@@ -221,9 +221,13 @@ def _penalty(
     values to rounding).
     """
     if compiled:
-        rotations = np.ascontiguousarray(group, dtype=np.float64)
-        points = np.ascontiguousarray(fixed, dtype=np.float64).reshape(-1, 3)
-        return lambda x: orbit_penalty(np.ascontiguousarray(x), rotations, points, float(chord2))
+        # Writable C arrays: numba compiles once per array type, and a read-only array is
+        # another type (a second compile, seconds, on a machine whose cache is empty).
+        rotations = np.require(group, np.float64, ["C", "W"])
+        points = np.require(np.reshape(fixed, (-1, 3)), np.float64, ["C", "W"])
+        return lambda x: orbit_penalty(
+            np.require(x, np.float64, ["C", "W"]), rotations, points, float(chord2)
+        )
     g = len(group)
     off = ~np.eye(g * m + len(fixed), dtype=bool)
 
