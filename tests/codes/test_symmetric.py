@@ -264,3 +264,68 @@ def test_compiled_penalty_compiles_once_whatever_the_arrays_flags() -> None:
     assert energy == pytest.approx(ref[0], rel=1e-12) and energy > 0.0
     np.testing.assert_allclose(grad, ref[1], rtol=0, atol=1e-12 * np.abs(ref[1]).max())
     assert len(_compiled_penalty().signatures) == 1
+
+
+def _bfgs_inverse_hessian(pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The dense BFGS inverse Hessian from ``gamma I`` through ``pairs``, oldest first."""
+    s_new, y_new = pairs[-1]
+    n = s_new.size
+    H = float(s_new @ y_new) / float(y_new @ y_new) * np.eye(n)
+    for s, y in pairs:
+        rho = 1.0 / float(s @ y)
+        V = np.eye(n) - rho * np.outer(y, s)
+        H = V.T @ H @ V + rho * np.outer(s, s)
+    return H
+
+
+@pytest.mark.parametrize(("count", "newest"), [(1, 0), (4, 6), (10, 3)])
+def test_two_loop_direction_is_minus_the_dense_bfgs_inverse_hessian_times_the_gradient(
+    count: int, newest: int
+) -> None:
+    from gnc.codes._compiled import MEMORY, _direction_py
+
+    rng = np.random.default_rng(count)
+    n = 7
+    A = rng.standard_normal((n, n))
+    A = A @ A.T + n * np.eye(n)  # y = A s: positive curvature
+    S, Y, rho = np.zeros((MEMORY, n)), np.zeros((MEMORY, n)), np.zeros(MEMORY)
+    pairs = []
+    for i in range(count):  # oldest first, ending at slot `newest` (the ring wraps)
+        k = (newest - count + 1 + i) % MEMORY
+        s = rng.standard_normal(n)
+        S[k], Y[k], rho[k] = s, A @ s, 1.0 / float(s @ A @ s)
+        pairs.append((S[k].copy(), Y[k].copy()))
+    g = rng.standard_normal(n)
+    d = _direction_py(g, S, Y, rho, newest, count)
+    np.testing.assert_allclose(d, -_bfgs_inverse_hessian(pairs) @ g, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("widen", [1.05, 1.15])
+def test_descent_reaches_the_icosahedron_penalty(widen: float) -> None:
+    # 12 caps a little wider than the icosahedron's edge a jam into the icosahedron: 30 edges
+    # pressed by c^2 - a^2 each, E = 15 (c^2 - a^2)^2 (closed form). The descent (compiled
+    # with numba, and its Python body) reaches it from most random starts, as SciPy's does.
+    from gnc.codes._compiled import _descend_py
+
+    a2 = 2.0 - 2.0 / math.sqrt(5.0)
+    c2 = widen * a2
+    target = 15.0 * (c2 - a2) ** 2
+    group, fixed = np.eye(3)[None], np.zeros((0, 3))
+    penalty = _penalty(group, fixed, 12, c2, compiled=False)
+    descents = [symmetric._descent(group, fixed, 12, c2, compiled=False)]
+    if COMPILED:
+        descents.append(symmetric._descent(group, fixed, 12, c2, compiled=True))
+    rng = np.random.default_rng(0)
+    starts = [rng.standard_normal(36) for _ in range(8)]
+    for descend_from in descents:
+        ends = [penalty(descend_from(x)) for x in starts]
+        hits = [(e, g) for e, g in ends if abs(e - target) <= 1e-12 * target]
+        assert len(hits) >= 6
+        assert all(np.abs(g).max() < 1e-7 for _, g in hits)
+        assert all(e <= penalty(x)[0] for (e, _), x in zip(ends, starts, strict=True))
+    x_py, e_py, evaluations = _descend_py(starts[0], group, fixed, c2, 2000, 1e-14, 1e-16)
+    assert abs(e_py - target) <= 1e-12 * target and evaluations > 10
+    assert e_py == pytest.approx(penalty(x_py)[0], rel=1e-12)
+    if COMPILED:  # the compiled loop takes the Python body's steps
+        x_nb = symmetric._descent(group, fixed, 12, c2, compiled=True)(starts[0])
+        np.testing.assert_allclose(x_nb, x_py, rtol=0, atol=1e-12)

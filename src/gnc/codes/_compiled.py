@@ -96,9 +96,134 @@ def _orbit_penalty_py(
     return energy, out
 
 
-# The orbit penalty calls _overlap by its global name: the Python function until
-# _compiled_penalty() puts the compiled loop there (numba resolves the global when it compiles).
+#: L-BFGS: stored correction pairs (SciPy's ``maxcor`` default), Armijo's constant, halvings
+#: of the step before a line search gives up.
+MEMORY = 10
+ARMIJO = 1e-4
+MAX_HALVINGS = 60
+
+
+def _direction_py(
+    g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, newest: int, count: int
+) -> np.ndarray:
+    """``-H g`` by L-BFGS's two-loop recursion over the ``count`` newest pairs of the ring.
+
+    ``S``, ``Y`` ``(MEMORY, n)`` hold the steps and gradient changes, ``rho = 1 / <s, y>``,
+    ``newest`` the ring slot of the last pair; the first inverse Hessian is
+    ``<s, y> / <y, y>`` times the identity (Nocedal and Wright, algorithm 7.4).
+    """
+    mem, n = S.shape
+    q = g.copy()
+    alpha = np.zeros(mem)
+    for i in range(count):
+        k = (newest - i) % mem
+        a = 0.0
+        for c in range(n):
+            a += S[k, c] * q[c]
+        a *= rho[k]
+        alpha[k] = a
+        for c in range(n):
+            q[c] -= a * Y[k, c]
+    yy = 0.0
+    for c in range(n):
+        yy += Y[newest, c] * Y[newest, c]
+    gamma = 1.0 / (rho[newest] * yy)
+    for c in range(n):
+        q[c] *= gamma
+    for i in range(count - 1, -1, -1):
+        k = (newest - i) % mem
+        b = 0.0
+        for c in range(n):
+            b += Y[k, c] * q[c]
+        b *= rho[k]
+        for c in range(n):
+            q[c] += S[k, c] * (alpha[k] - b)
+    return -q
+
+
+def _descend_py(
+    x0: np.ndarray,
+    group: np.ndarray,
+    fixed: np.ndarray,
+    chord2: float,
+    max_iter: int,
+    gtol: float,
+    ftol: float,
+) -> tuple[np.ndarray, float, int]:
+    """A local minimum of the orbit penalty from ``x0`` by L-BFGS: ``(x, E(x), evaluations)``.
+
+    The stopping rules are L-BFGS-B's (SciPy): ``max |grad| <= gtol``, a relative decrease
+    ``(E_k - E_k+1) / max(|E_k|, |E_k+1|, 1) <= ftol``, ``max_iter`` iterations, or a line
+    search that finds no decrease. The line search halves the step from 1 until Armijo's
+    condition holds (the first step is ``1 / |grad|`` along ``-grad``); a pair whose curvature
+    ``<s, y>`` is not positive is not stored, and a direction that does not descend restarts
+    the memory from ``-grad``.
+    """
+    n = x0.size
+    S = np.zeros((MEMORY, n))
+    Y = np.zeros((MEMORY, n))
+    rho = np.zeros(MEMORY)
+    x = x0.copy()
+    f, g = _orbit_penalty(x, group, fixed, chord2)
+    evaluations = 1
+    newest, count = MEMORY - 1, 0
+    for _ in range(max_iter):
+        gmax = 0.0
+        gg = 0.0
+        for c in range(n):
+            gmax = max(gmax, abs(g[c]))
+            gg += g[c] * g[c]
+        if gmax <= gtol:
+            break
+        d = _direction(g, S, Y, rho, newest, count) if count > 0 else -g / math.sqrt(gg)
+        slope = 0.0
+        for c in range(n):
+            slope += g[c] * d[c]
+        if slope >= 0.0:  # not a descent direction: forget the pairs
+            count = 0
+            d = -g / math.sqrt(gg)
+            slope = -math.sqrt(gg)
+        t = 1.0
+        accepted = False
+        x_new = x + d
+        f_new, g_new = f, g
+        for _h in range(MAX_HALVINGS):
+            x_new = x + t * d
+            f_new, g_new = _orbit_penalty(x_new, group, fixed, chord2)
+            evaluations += 1
+            if f_new <= f + ARMIJO * t * slope:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        s = x_new - x
+        y = g_new - g
+        sy = 0.0
+        yy = 0.0
+        for c in range(n):
+            sy += s[c] * y[c]
+            yy += y[c] * y[c]
+        if sy > 2.2e-16 * yy and sy > 0.0:
+            newest = (newest + 1) % MEMORY
+            S[newest] = s
+            Y[newest] = y
+            rho[newest] = 1.0 / sy
+            count = min(count + 1, MEMORY)
+        decrease = f - f_new
+        scale = max(abs(f), abs(f_new), 1.0)
+        x, f, g = x_new, f_new, g_new
+        if decrease <= ftol * scale:
+            break
+    return x, f, evaluations
+
+
+# The orbit penalty calls _overlap, and the descent _orbit_penalty and _direction, by their
+# global names: the Python functions until _compiled_penalty() and _compiled_descent() put the
+# compiled loops there (numba resolves a global when it compiles).
 _overlap: Any = _overlap_py
+_orbit_penalty: Any = _orbit_penalty_py
+_direction: Any = _direction_py
 
 
 @functools.cache
@@ -106,6 +231,14 @@ def _compiled_penalty() -> Any:
     global _overlap
     _overlap = compile_numba(_overlap_py)
     return compile_numba(_orbit_penalty_py)
+
+
+@functools.cache
+def _compiled_descent() -> Any:
+    global _orbit_penalty, _direction
+    _orbit_penalty = _compiled_penalty()
+    _direction = compile_numba(_direction_py)
+    return compile_numba(_descend_py)
 
 
 def orbit_penalty(
@@ -120,11 +253,33 @@ def orbit_penalty(
     return float(energy), grad
 
 
-def warm() -> None:
-    """Compile the penalty now (or load it from numba's disk cache), where numba is installed.
+def descend(
+    x: np.ndarray,
+    group: np.ndarray,
+    fixed: np.ndarray,
+    chord2: float,
+    *,
+    max_iter: int = 2000,
+    gtol: float = 1e-14,
+    ftol: float = 1e-16,
+) -> tuple[np.ndarray, float, int]:
+    """The compiled :func:`_descend_py`: ``(x, E(x), evaluations)``.
 
-    A search calls it before its clock starts, so that the one-time compile (seconds on a
-    machine whose cache is empty) is not taken out of its ``time_limit``.
+    The arrays are as for :func:`orbit_penalty` (writable C-contiguous float64).
+    """
+    x_min, energy, evaluations = _compiled_descent()(
+        x, group, fixed, float(chord2), int(max_iter), float(gtol), float(ftol)
+    )
+    return x_min, float(energy), int(evaluations)
+
+
+def warm() -> None:
+    """Compile the penalty and the descent now (or load them from numba's disk cache).
+
+    Where numba is installed. A search calls it before its clock starts, so that the one-time
+    compile (seconds on a machine whose cache is empty) is not taken out of its ``time_limit``.
     """
     if AVAILABLE:
-        orbit_penalty(np.ones(3), np.eye(3)[None], np.zeros((0, 3)), 0.1)
+        group, fixed = np.eye(3)[None], np.zeros((0, 3))
+        orbit_penalty(np.ones(3), group, fixed, 0.1)
+        descend(np.ones(3), group, fixed, 0.1, max_iter=1)
