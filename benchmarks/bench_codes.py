@@ -262,6 +262,13 @@ def reliability(
     if sweep_seeds:
         todo += [("tammes", N, 3, sweep_seeds) for N in TAMMES_SWEEP]
     if cases:
+        known = {f"{c[0]}:{c[1]}x{c[2]}" for c in todo}
+        unknown = [c for c in cases if c not in known]
+        if unknown:  # a case silently left out would read as a measured one
+            raise SystemExit(
+                f"Unknown reliability case(s) {', '.join(unknown)}: expected some of "
+                f"{', '.join(sorted(known))} (Tammes N = 75..130 with --tammes-sweep)."
+            )
         todo = [c for c in todo if f"{c[0]}:{c[1]}x{c[2]}" in cases]
     rows = []
     for kind, K, d, n in todo:

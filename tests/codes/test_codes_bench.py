@@ -3,6 +3,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_codes.py"
 
 
@@ -17,3 +19,14 @@ def test_benchmark_smoke() -> None:
     assert row["ours_reaches_reference_final"] is True
     assert row["ours_rho"] >= row["reference_final_rho"]
     assert row["ours_rho"] <= row["upper_bound"] + 1e-9
+
+
+def test_unknown_reliability_case_is_an_error_not_a_silent_skip() -> None:
+    spec = importlib.util.spec_from_file_location("bench_codes", BENCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # N = 72 is not tabulated; N = 85 is only in the sweep (--tammes-sweep)
+    for case in ("tammes:72x3", "tammes:85x3"):
+        with pytest.raises(SystemExit, match=case):
+            mod.reliability(1, 1.0, [case], "wall", 1, 0, 0, True, 1)
