@@ -1,13 +1,15 @@
-"""A compiled overlap penalty for the starts on ``S^2``, with numba (internal, optional).
+"""A compiled overlap penalty for the starts on ``S^2``, and its descent, with numba (internal).
 
 :func:`orbit_penalty` is the overlap penalty that the symmetric and overlap starts descend
 (:mod:`gnc.codes.symmetric`), ``E = 1/2 sum_{i < j} max(0, c^2 - |w_i - w_j|^2)^2`` over the
 orbits of free vectors, with its gradient in the free vectors. Why it exists: a search on
 ``S^2`` evaluates it ~80,000 times a minute (N = 105), and NumPy spends most of each ~150 us
 evaluation on small temporaries (``(N, N)`` arrays, two ``einsum``); compiled it takes a
-fraction of that. Without numba (the ``fast`` extra)
-:data:`AVAILABLE` is False and the NumPy form in :mod:`gnc.codes.symmetric` runs (the same
-values to rounding; a test compares them).
+fraction of that. :func:`descend` runs L-BFGS on it in the same compiled loop: SciPy's
+L-BFGS-B wraps each evaluation in ~120 us of Python, which was ~80 % of a descent once the
+penalty was compiled. Without numba (the optional ``fast`` extra) :data:`AVAILABLE` is False
+and the NumPy penalty in :mod:`gnc.codes.symmetric` runs under SciPy's L-BFGS-B (the same
+values to rounding; tests compare them, and the loops' Python bodies).
 """
 
 from __future__ import annotations
