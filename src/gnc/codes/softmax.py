@@ -245,7 +245,7 @@ def solve_code(
     if clock not in ("wall", "cpu"):
         raise ValueError(f"Expected `clock` 'wall' or 'cpu', but got {clock!r}.")
     if kind == "tammes" and feature_dim == 3 and restarts is None and init is None:
-        warm_compiled()  # the starts' compiled penalty, before the clock starts
+        warm_compiled()  # the starts' compiled penalty and descent, before the clock starts
     now = time.perf_counter if clock == "wall" else time.process_time
     wall_start = time.perf_counter()
     start = now()
@@ -647,7 +647,7 @@ def softmax_code(
         seed: Seed of the random starts (same seed, same code).
         time_limit: Seconds for optimization (restarts and polishing stop when it passes; the
             final certification runs regardless). The one-time compile of the starts' numba
-            penalty on ``S^2`` (a machine's first search, then cached on disk) comes before.
+            loops on ``S^2`` (a machine's first search, then cached on disk) comes before.
         device: Device of the optimization (CPU by default); polishing runs on the CPU.
         dtype: Dtype of the optimization and of the returned code.
         init: Optional ``(K, d)`` start for the first restart (skips closed forms and the

@@ -264,11 +264,11 @@ def _descent(
 ) -> Callable[[np.ndarray], np.ndarray]:
     """``x -> `` a local minimum of the overlap penalty (:func:`_penalty`) from ``x``.
 
-    ``compiled``: the L-BFGS loop of :mod:`gnc.codes._compiled` (numba), whose each step costs
-    a few microseconds beside the penalty, instead of SciPy's L-BFGS-B, which spends ~120 us of
-    Python around each evaluation (measured on ``N = 85``: 45 % of a search in its descents,
-    ~80 % of that outside the penalty). The two take different steps, so from the same start
-    they may end in different local minima.
+    ``compiled``: the L-BFGS loop of :mod:`gnc.codes._compiled` (numba), each of whose steps
+    costs a few microseconds beside the penalty, instead of SciPy's L-BFGS-B, which spends
+    ~120 us of Python around each evaluation (measured on ``N = 85``: 45 % of a search in its
+    descents, ~80 % of that outside the penalty). The two take different steps, so from the
+    same start they may end in different local minima.
     """
     if not compiled:
         return functools.partial(_descend, _penalty(group, fixed, m, chord2, compiled=False))
