@@ -7,7 +7,12 @@ import pytest
 import scipy.optimize
 import scipy.sparse
 
-from gnc.codes.polish import _balance, _carry_over, _WarmLP
+from gnc.codes.polish import _balance, _carry_over, _pair_rows, _Rows, _WarmLP
+
+
+def _rows(A: scipy.sparse.spmatrix) -> _Rows:
+    R = scipy.sparse.csr_matrix(A)
+    return _Rows(R.indptr.astype(np.int32), R.indices.astype(np.int32), R.data)
 
 
 def _program(
@@ -55,7 +60,7 @@ def test_warm_started_programs_reach_the_cold_optimum(seed: int) -> None:
         )
         radius = float(rng.uniform(0.2, 2.0))
         c, A, b = _program(rng, keys, n)
-        x = lp.solve(c, A, b, radius, np.arange(-1, n - 1), keys)
+        x = lp.solve(c, _rows(A), b, radius, np.arange(-1, n - 1), keys)
         ref = scipy.optimize.linprog(
             c,
             A_ub=A.tocsr(),
@@ -74,7 +79,27 @@ def test_a_program_without_optimum_returns_none_and_the_next_starts_cold() -> No
     lp = _WarmLP()
     c = np.array([-1.0, 0.0])
     # t <= -1 and -t <= -1 (t >= 1): infeasible.
-    A = scipy.sparse.coo_matrix(np.array([[1.0, 0.0], [-1.0, 0.0]]))
+    A = _rows(scipy.sparse.coo_matrix(np.array([[1.0, 0.0], [-1.0, 0.0]])))
     assert lp.solve(c, A, np.array([-1.0, -1.0]), 1.0, np.array([-1, 0]), np.array([0, 1])) is None
     x = lp.solve(c, A, np.array([2.0, 0.0]), 1.0, np.array([-1, 0]), np.array([0, 1]))
     assert x is not None and abs(x[0] - 2.0) < 1e-12
+
+
+def test_pair_rows_are_the_dense_rows_in_compressed_form() -> None:
+    # Dense oracle: row r has t_coef[r] in column 0 and each block's d coefficients from its
+    # first column; the blocks of one row may come in any column order (softmax: k after j).
+    rng = np.random.default_rng(0)
+    npair, d, nvar = 6, 2, 13
+    t = rng.standard_normal(npair)
+    firsts = [1 + 2 * rng.permutation(6)[:npair], 1 + 2 * rng.permutation(6)[:npair]]
+    firsts[1] = np.where(firsts[1] == firsts[0], 1 + (firsts[0] + 1) % 12, firsts[1])
+    blocks = [(f, rng.standard_normal((npair, d))) for f in firsts]
+    dense = np.zeros((npair, nvar))
+    dense[:, 0] = t
+    for first, coef in blocks:
+        for r in range(npair):
+            dense[r, first[r] : first[r] + d] = coef[r]
+    rows = _pair_rows(t, blocks, d)
+    assert rows.starts.dtype == rows.columns.dtype == np.int32
+    got = scipy.sparse.csr_matrix((rows.values, rows.columns, rows.starts), shape=(npair, nvar))
+    np.testing.assert_array_equal(got.toarray(), dense)
