@@ -251,7 +251,7 @@ def test_compiled_overlap_penalty_equals_the_numpy_one(num_points: int, group: s
 def test_compiled_penalty_compiles_once_whatever_the_arrays_flags() -> None:
     # numba compiles once per array type and a read-only array is another type: a second
     # compile, seconds on a machine with an empty cache, inside a search's time limit (the
-    # rotation groups are read-only). The penalty hands numba the type that warm() compiled.
+    # rotation groups are read-only). The kernels get the one type that warm() compiled.
     from gnc.codes._compiled import _compiled_penalty, warm
 
     warm()

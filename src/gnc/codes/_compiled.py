@@ -243,15 +243,30 @@ def _compiled_descent() -> Any:
     return compile_numba(_descend_py)
 
 
+def _kernel_arrays(
+    x: np.ndarray, group: np.ndarray, fixed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arrays as the one type the loops are compiled for: writable C-contiguous float64.
+
+    numba compiles once per array type, and a read-only or strided array is another type (a
+    second compile, seconds on a machine whose cache is empty; the rotation groups are
+    read-only). No copy where an array already is of that type.
+    """
+    return (
+        np.require(x, np.float64, ["C", "W"]),
+        np.require(group, np.float64, ["C", "W"]),
+        np.require(np.reshape(fixed, (-1, 3)), np.float64, ["C", "W"]),
+    )
+
+
 def orbit_penalty(
     x: np.ndarray, group: np.ndarray, fixed: np.ndarray, chord2: float
 ) -> tuple[float, np.ndarray]:
     """The compiled :func:`_orbit_penalty_py` (numba imported and compiled on first call).
 
-    ``x`` ``(m * 3,)``, ``group`` ``(g, 3, 3)`` and ``fixed`` ``(f, 3)``: writable C-contiguous
-    float64 (the one array type that :func:`warm` compiles for).
+    ``x`` ``(m * 3,)``, ``group`` ``(g, 3, 3)`` and ``fixed`` ``(f, 3)``.
     """
-    energy, grad = _compiled_penalty()(x, group, fixed, chord2)
+    energy, grad = _compiled_penalty()(*_kernel_arrays(x, group, fixed), float(chord2))
     return float(energy), grad
 
 
@@ -261,16 +276,16 @@ def descend(
     fixed: np.ndarray,
     chord2: float,
     *,
-    max_iter: int = 2000,
-    gtol: float = 1e-14,
-    ftol: float = 1e-16,
+    max_iter: int,
+    gtol: float,
+    ftol: float,
 ) -> tuple[np.ndarray, float, int]:
     """The compiled :func:`_descend_py`: ``(x, E(x), evaluations)``.
 
-    The arrays are as for :func:`orbit_penalty` (writable C-contiguous float64).
+    The arrays are as for :func:`orbit_penalty`.
     """
     x_min, energy, evaluations = _compiled_descent()(
-        x, group, fixed, float(chord2), int(max_iter), float(gtol), float(ftol)
+        *_kernel_arrays(x, group, fixed), float(chord2), int(max_iter), float(gtol), float(ftol)
     )
     return x_min, float(energy), int(evaluations)
 
@@ -284,4 +299,4 @@ def warm() -> None:
     if AVAILABLE:
         group, fixed = np.eye(3)[None], np.zeros((0, 3))
         orbit_penalty(np.ones(3), group, fixed, 0.1)
-        descend(np.ones(3), group, fixed, 0.1, max_iter=1)
+        descend(np.ones(3), group, fixed, 0.1, max_iter=1, gtol=0.0, ftol=0.0)

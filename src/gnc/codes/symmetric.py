@@ -221,13 +221,7 @@ def _penalty(
     values to rounding).
     """
     if compiled:
-        # Writable C arrays: numba compiles once per array type, and a read-only array is
-        # another type (a second compile, seconds, on a machine whose cache is empty).
-        rotations = np.require(group, np.float64, ["C", "W"])
-        points = np.require(np.reshape(fixed, (-1, 3)), np.float64, ["C", "W"])
-        return lambda x: orbit_penalty(
-            np.require(x, np.float64, ["C", "W"]), rotations, points, float(chord2)
-        )
+        return lambda x: orbit_penalty(x, group, fixed, chord2)
     g = len(group)
     off = ~np.eye(g * m + len(fixed), dtype=bool)
 
@@ -272,14 +266,11 @@ def _descent(
     """
     if not compiled:
         return functools.partial(_descend, _penalty(group, fixed, m, chord2, compiled=False))
-    rotations = np.require(group, np.float64, ["C", "W"])
-    points = np.require(np.reshape(fixed, (-1, 3)), np.float64, ["C", "W"])
     max_iter = int(DESCENT_OPTIONS["maxiter"])
     gtol, ftol = DESCENT_OPTIONS["gtol"], DESCENT_OPTIONS["ftol"]
 
     def run(x: np.ndarray) -> np.ndarray:
-        x0 = np.require(x, np.float64, ["C", "W"])
-        return descend(x0, rotations, points, chord2, max_iter=max_iter, gtol=gtol, ftol=ftol)[0]
+        return descend(x, group, fixed, chord2, max_iter=max_iter, gtol=gtol, ftol=ftol)[0]
 
     return run
 
