@@ -84,6 +84,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
             f"""
             import numpy as np, torch, torch.distributed as dist
             from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+            from gnc.metrics.distributed import leave_process_group
             dist.init_process_group("gloo")
             W = torch.from_numpy(np.load({str(tmp_path / "w.npy")!r}))
             r = one_vs_rest_distances(W, distributed=True, max_memory_mib=0.05)
@@ -92,7 +93,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
                 np.save({str(tmp_path / "d.npy")!r}, r.distances.numpy())
                 np.save({str(tmp_path / "lo.npy")!r}, r.lower_bounds.numpy())
                 print(r.world_size, r.certified, m.rho, m.certified, m.world_size)
-            dist.destroy_process_group()
+            leave_process_group()
             """
         )
     )

@@ -14,6 +14,7 @@ pytest.importorskip("torchmetrics")
 
 from gnc.integrations.torchmetrics import GNCMetric
 from gnc.metrics import GNCAccumulator
+from gnc.metrics.distributed import leave_process_group
 
 K, D, N = 7, 5, 300
 
@@ -117,7 +118,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
             Path(out_dir) / f"rank{rank}.pt",
         )
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def test_two_gloo_processes_equal_one(tmp_path: Path) -> None:

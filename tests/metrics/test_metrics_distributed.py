@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gnc.metrics import GNCAccumulator, NCCAccumulator
+from gnc.metrics.distributed import leave_process_group
 
 K, D, N = 6, 4, 240
 
@@ -74,7 +75,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
             Path(out_dir) / f"rank{rank}.pt",
         )
     finally:
-        dist.destroy_process_group()
+        leave_process_group()
 
 
 def test_two_process_gloo_sync_equals_single_process(tmp_path: Path) -> None:

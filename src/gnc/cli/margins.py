@@ -29,6 +29,7 @@ from gnc.cli._common import (
 from gnc.geometry import max_cosines, min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry.bounds import rho_star_upper
 from gnc.io import save_array
+from gnc.metrics.distributed import leave_process_group
 from gnc.readers import load_matrix
 
 __all__ = ["register", "run"]
@@ -88,20 +89,6 @@ def _init_distributed(dev: torch.device) -> tuple[bool, int, torch.device]:
     return True, dist.get_rank(), dev
 
 
-def _leave_distributed(ok: bool) -> None:
-    """Wait for every rank (after a clean run), then tear the process group down.
-
-    Exiting with the group alive can abort the interpreter in gloo's threads ("terminate
-    called without an active exception"); after an error the barrier is skipped so that a
-    failed rank cannot hang the others forever.
-    """
-    if not dist.is_initialized():
-        return
-    if ok:
-        dist.barrier()
-    dist.destroy_process_group()
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``gnc margins``."""
     start = time.perf_counter()
@@ -121,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     finally:
         if distributed:
-            _leave_distributed(ok)
+            leave_process_group(ok)
 
 
 def _solve_and_report(

@@ -17,6 +17,7 @@ from typing import Any
 import torch.distributed as dist
 
 from gnc.cli._common import dump_json
+from gnc.metrics.distributed import leave_process_group
 from gnc.report.plots_train import save_training_plots
 from gnc.train import TrainResult, init_distributed_from_env, load_config, train
 
@@ -61,13 +62,15 @@ def run(args: argparse.Namespace) -> int:
             "pass --resume to continue it or choose another folder."
         )
     distributed = init_distributed_from_env()
+    ok = False
     try:
         result = train(config, out, resume=args.resume, progress=not args.no_progress)
         if not distributed or dist.get_rank() == 0:
             _save_plots(result, out)
+        ok = True
     finally:
         if distributed:
-            dist.destroy_process_group()
+            leave_process_group(ok)
     summary = {
         "name": config.name,
         "out": str(out),

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["all_reduce_sum_", "collective_device", "is_distributed", "world_size"]
+__all__ = [
+    "all_reduce_sum_",
+    "collective_device",
+    "is_distributed",
+    "leave_process_group",
+    "world_size",
+]
 
 
 def is_distributed() -> bool:
@@ -54,3 +60,21 @@ def all_reduce_sum_(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         t.copy_(flat[offset : offset + n].view_as(t))
         offset += n
     return tensors
+
+
+def leave_process_group(ok: bool = True) -> None:
+    """Wait for every rank (after a clean run), then destroy the process group.
+
+    A rank that destroys its group while another is still finishing, or that exits with the
+    group alive, can abort in gloo's threads ("terminate called without an active
+    exception"). After an error (``ok=False``) the barrier is skipped, so that a failed rank
+    cannot hang the others. A no-op when no group is initialized.
+
+    Example:
+        >>> leave_process_group()  # not distributed: nothing to do
+    """
+    if not is_distributed():
+        return
+    if ok:
+        dist.barrier()
+    dist.destroy_process_group()
