@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -15,57 +11,11 @@ import pytest
 import torch
 
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
+from helpers.launch import launch_ranks
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="torch.distributed not available"
 )
-
-_SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _launch(argv: list[str], world: int, timeout: float = 120.0) -> list[str]:
-    """Start ``world`` ranks the way torchrun does (environment variables), return stdouts."""
-    port = _free_port()
-    procs = []
-    for rank in range(world):
-        env = dict(
-            os.environ,
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE=str(world),
-            LOCAL_WORLD_SIZE=str(world),
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
-            PYTHONPATH=_SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            OMP_NUM_THREADS="1",
-        )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, *argv],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    outs = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=timeout)
-            assert p.returncode == 0, err[-2000:]
-            outs.append(out)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.communicate()  # reap the process and close its pipes
-    return outs
 
 
 def _matrix(K: int = 203, d: int = 9) -> np.ndarray:
@@ -97,7 +47,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
             """
         )
     )
-    out = _launch([str(script)], world=2)
+    out = launch_ranks([str(script)], world=2)
     ws, cert, rho, mcert, mws = out[0].split()
     single = one_vs_rest_distances(torch.from_numpy(W), max_memory_mib=0.05)
     D = np.load(tmp_path / "d.npy")
@@ -115,7 +65,7 @@ def test_torchrun_cli_per_class(tmp_path: Path) -> None:
     np.save(tmp_path / "w.npy", W)
     per = tmp_path / "D.npy"
     argv = ["-m", "gnc", "margins", str(tmp_path / "w.npy"), "--per-class", str(per), "--json"]
-    out = _launch(argv, world=2)
+    out = launch_ranks(argv, world=2)
     res = json.loads(out[0])
     assert out[1].strip() == ""  # only rank 0 prints
     assert res["world_size"] == 2 and res["certified"] is True

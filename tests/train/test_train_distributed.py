@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 
 from gnc.train.config import load_config
 from gnc.train.loop import train
+from helpers.launch import launch_ranks
 from helpers.train_ddp import ddp_worker
 
 TINY = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.toml")
@@ -46,3 +47,20 @@ def test_gloo_two_processes_match_single_process(tmp_path: Path, kind: str) -> N
     b = torch.load(tmp_path / "single" / "checkpoint.pt", weights_only=False)["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_gnc_train_under_torchrun_trains_on_two_ranks_and_leaves_cleanly(tmp_path: Path) -> None:
+    # `gnc train` as torchrun starts it: both ranks exit 0 (they leave the group together),
+    # rank 0 alone writes the run folder and prints the summary, which matches the DDP run.
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    out = tmp_path / "run"
+    sets = ["head.kind=cmf", "optim.epochs=2", "plots=false", "head.beta=0.5"]
+    argv = ["-m", "gnc", "train", "--config", TINY, "--out", str(out), "--json", "--no-progress"]
+    for s in sets:
+        argv += ["--set", s]
+    stdouts = launch_ranks(argv, world=2, timeout=300)
+    summary = json.loads(stdouts[0])
+    results = json.loads((out / "results.json").read_text())
+    assert results["world_size"] == 2 and summary["epochs_completed"] == 2
+    assert summary["final"] == results["final"]
