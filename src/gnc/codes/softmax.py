@@ -120,9 +120,12 @@ SYMMETRIC_STREAM = 7919  # part of the seed stream of symmetric rounds, apart fr
 #: From this many points on S^2, under a time budget, a symmetric round replaces each Riesz
 #: batch. Measured at 60 s of CPU: N = 85, 90, 95, 105 (seeds 0-3) 4 of 16 runs succeed, 0 of 16
 #: with Riesz batches (at these N a batch of 16 took 13-33 s and never gave the best code);
-#: N = 115, 125 (seeds 1-3) 3 of 6, 2 of 6 before. Below 80 the batches stay (not measured
+#: N = 115, 125 (seeds 1-3) 3 of 6, 2 of 6 before. Lowered from 80 to 60 with the overlap
+#: starts (two workers, 60 s of wall time, seeds 0-9, best-known within 1e-4): N = 65 9/10
+#: against 6/10 with the batches; N = 60, 70, 75 10/10 either way (N = 70 in a median 7 s
+#: against 20 s; N = 75 8/10 within 1e-6 either way). Below 60 the batches stay (not measured
 #: without them).
-SYMMETRIC_INSTEAD_FROM = 80
+SYMMETRIC_INSTEAD_FROM = 60
 #: From ``SYMMETRIC_INSTEAD_FROM`` points under a time budget, each symmetric round is followed
 #: by this many random starts jammed on the overlap penalty (:func:`overlap_starts`), all
 #: polished; their seeds come from a stream of their own.
