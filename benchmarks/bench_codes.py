@@ -262,14 +262,14 @@ def reliability(
     if sweep_seeds:
         todo += [("tammes", N, 3, sweep_seeds) for N in TAMMES_SWEEP]
     if cases:
-        known = {f"{c[0]}:{c[1]}x{c[2]}" for c in todo}
-        unknown = [c for c in cases if c not in known]
+        names = [f"{kind}:{K}x{d}" for kind, K, d, _ in todo]
+        unknown = [c for c in cases if c not in names]
         if unknown:  # a case silently left out would read as a measured one
             raise SystemExit(
                 f"Unknown reliability case(s) {', '.join(unknown)}: expected some of "
-                f"{', '.join(sorted(known))} (Tammes N = 75..130 with --tammes-sweep)."
+                f"{', '.join(sorted(set(names)))} (Tammes N = 75..130 with --tammes-sweep)."
             )
-        todo = [c for c in todo if f"{c[0]}:{c[1]}x{c[2]}" in cases]
+        todo = [case for name, case in zip(names, todo, strict=True) if name in cases]
     rows = []
     for kind, K, d, n in todo:
         row = reliability_case(

@@ -15,13 +15,16 @@ from gnc.train.loop import train
 from helpers.launch import launch_ranks
 from helpers.train_ddp import ddp_worker
 
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(),
+    reason="torch.distributed with gloo is not available",
+)
+
 TINY = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.toml")
 
 
 @pytest.mark.parametrize("kind", ["cmf", pytest.param("normalized", marks=pytest.mark.slow)])
 def test_gloo_two_processes_match_single_process(tmp_path: Path, kind: str) -> None:
-    if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("torch.distributed with gloo is not available")
     overrides = [f"head.kind={kind}", "optim.epochs=3", "plots=false", "head.beta=0.5"]
     single = train(load_config(TINY, overrides), tmp_path / "single", progress=False)
     out = tmp_path / "ddp"
@@ -52,8 +55,6 @@ def test_gloo_two_processes_match_single_process(tmp_path: Path, kind: str) -> N
 def test_gnc_train_under_torchrun_trains_on_two_ranks_and_leaves_cleanly(tmp_path: Path) -> None:
     # `gnc train` as torchrun starts it: both ranks exit 0 (they leave the group together),
     # rank 0 alone writes the run folder and prints the summary, which matches the DDP run.
-    if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("torch.distributed with gloo is not available")
     out = tmp_path / "run"
     sets = ["head.kind=cmf", "optim.epochs=2", "plots=false", "head.beta=0.5"]
     argv = ["-m", "gnc", "train", "--config", TINY, "--out", str(out), "--json", "--no-progress"]
