@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gnc.geometry import _screening as screening
+from gnc.geometry import _seeds as seeds_module
 from gnc.geometry import _solve as solve_module
 from gnc.geometry import _wolfe as wolfe
 from gnc.geometry import configurations as cfg
@@ -66,6 +67,31 @@ def test_scores32_tiles_are_float32_products_within_the_bound(T: int, K: int) ->
     # Every tile is in place: the same float32 products as the untiled GEMM, to its rounding.
     untiled = (Q.float() @ W.float().T).double()
     assert bool(((out.double() - untiled).abs() <= 2 * bound).all())
+
+
+@pytest.mark.parametrize("largest", [False, True])
+@pytest.mark.parametrize(
+    ("T", "K", "k", "ties"),
+    [(5, 8192, 32, False), (3, 8250, 32, False), (4, 9000, 7, True), (2, 100, 5, False)],
+    ids=["chunks", "ragged-last-chunk", "ties", "narrow-fallback"],
+)
+def test_extreme_k_gives_the_values_of_topk(
+    T: int, K: int, k: int, ties: bool, largest: bool
+) -> None:
+    g = torch.Generator().manual_seed(K + k)
+    tile = torch.randn(T, K, generator=g)
+    if ties:  # few distinct values, so that many entries tie at the k-th
+        tile = torch.randint(-20, 20, (T, K), generator=g).float()
+    tile[:, 5] = torch.inf  # excluded entries (the class itself, its working set)
+    tile[0, -1] = -torch.inf  # a row's extreme in the ragged last chunk
+    vals, idx = screening.extreme_k(tile, k, largest=largest)
+    ref = tile.topk(k, dim=1, largest=largest).values
+    assert torch.equal(vals, ref)
+    # The indices point at those values, each at most once per row.
+    assert torch.equal(tile.gather(1, idx), vals)
+    assert all(len(set(row)) == k for row in idx.tolist())
+    unsorted = screening.extreme_k(tile, k, largest=largest, sorted=False)[0]
+    assert torch.equal(unsorted.sort(dim=1, descending=largest).values, ref)
 
 
 @pytest.mark.parametrize(
@@ -417,6 +443,29 @@ def test_cache_sized_chunks_change_nothing(monkeypatch: pytest.MonkeyPatch) -> N
     assert torch.allclose(whole.lower_bounds, small.lower_bounds, atol=1e-12, rtol=0)
     assert small.rechecked > 0
     _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), small)
+
+
+def test_chunked_ranking_changes_no_distance(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The violators and seeds ranked from chunk extremes (chunks of 4 columns, so that these
+    # small tiles take that path) against torch.topk everywhere (chunks too wide to pay).
+    W = _anisotropic(600, 16, seed=21)
+    monkeypatch.setattr(screening, "_EXTREME_CHUNK", 10**6)
+    plain = one_vs_rest_distances(W)
+    calls: list[int] = []
+    chunked_k = screening.extreme_k
+
+    def spy(g: torch.Tensor, k: int, **kw: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(g.shape[1] >= 4 * screening._EXTREME_CHUNK * k)
+        return chunked_k(g, k, **kw)
+
+    monkeypatch.setattr(screening, "_EXTREME_CHUNK", 4)
+    monkeypatch.setattr(screening, "extreme_k", spy)
+    monkeypatch.setattr(seeds_module, "extreme_k", spy)
+    chunked = one_vs_rest_distances(W)
+    assert any(calls)  # the chunked path ran
+    assert torch.allclose(plain.distances, chunked.distances, atol=1e-12, rtol=0)
+    assert torch.allclose(plain.lower_bounds, chunked.lower_bounds, atol=1e-12, rtol=0)
+    _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), chunked)
 
 
 def test_near_degenerate_face_stops_within_tolerance() -> None:

@@ -23,7 +23,7 @@ import torch
 
 from gnc._runtime import rows_per_budget
 from gnc.geometry._int8 import Int8Rows, quantize, scores
-from gnc.geometry._screening import exact_float32_matmul, scores32
+from gnc.geometry._screening import exact_float32_matmul, extreme_k, scores32
 from gnc.geometry.pairwise import iter_blocks
 
 __all__: list[str] = []
@@ -80,5 +80,5 @@ def seed_pass(
                 qh = quantize(H, q8.query_levels)[0]
                 ip = scores(q8, qh)  # a positive factor per row away: the ranking is the same
             ip[torch.arange(b - a, device=dev), r] = -torch.inf
-            out[a:b] = ip.topk(m, dim=1, sorted=False).indices
+            out[a:b] = extreme_k(ip, m, largest=True, sorted=False)[1]
     return out
