@@ -84,6 +84,7 @@ def test_extreme_k_gives_the_values_of_topk(
         tile = torch.randint(-20, 20, (T, K), generator=g).float()
     tile[:, 5] = torch.inf  # excluded entries (the class itself, its working set)
     tile[0, -1] = -torch.inf  # a row's extreme in the ragged last chunk
+    tile[1, 3:] = torch.inf if not largest else -torch.inf  # fewer than k finite entries
     vals, idx = screening.extreme_k(tile, k, largest=largest)
     ref = tile.topk(k, dim=1, largest=largest).values
     assert torch.equal(vals, ref)

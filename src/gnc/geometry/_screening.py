@@ -110,9 +110,10 @@ def extreme_k(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``g.topk(k, dim=1, largest=largest)`` of a 2-d tile, from the extremes of column chunks.
 
-    The ``k`` smallest entries of a row lie in the ``k`` chunks of smallest minimum: an entry
-    of any other chunk is at least that chunk's minimum, which is at least each of the ``k``
-    chosen minima, so ``k`` entries of the chosen chunks come before it (or tie with it).
+    The ``k`` smallest entries of a row lie in the ``k`` chunks of smallest minimum (and the
+    columns past the last whole chunk, always taken): an entry of any other chunk is at least
+    that chunk's minimum, which is at least each of the ``k`` chosen minima, so ``k`` entries
+    of the chosen chunks come before it (or tie with it).
     One reduction over the tile and a ``topk`` over ``k`` chunks replace the ``topk`` over
     every column: the same values, and the same indices up to the order of ties. Falls back to
     :func:`torch.topk` on tiles too narrow for it to pay (or not on a CPU, where it was not
@@ -123,17 +124,16 @@ def extreme_k(
     narrow = 4 * c * k > K
     if narrow or g.device.type != "cpu" or g.stride(1) != 1 or not g.is_floating_point():
         return g.topk(k, dim=1, largest=largest, sorted=sorted)
-    C, full = -(-K // c), (K // c) * c
+    n_full = K // c
+    full = n_full * c
     reduce = torch.amax if largest else torch.amin
-    ext = g.new_empty(T, C)
-    ext[:, : K // c] = reduce(g[:, :full].view(T, K // c, c), dim=2)
-    if full < K:
-        ext[:, -1] = reduce(g[:, full:], dim=1)
+    ext = reduce(g[:, :full].view(T, n_full, c), dim=2)
     chunks = ext.topk(k, dim=1, largest=largest, sorted=False).indices
     cols = (chunks[:, :, None] * c + torch.arange(c, device=g.device)).reshape(T, k * c)
-    vals = g.gather(1, cols.clamp_max(K - 1))
-    if full < K:  # past the last column: never chosen
-        vals.masked_fill_(cols >= K, -torch.inf if largest else torch.inf)
+    if full < K:  # the columns past the last whole chunk are always candidates
+        tail = torch.arange(full, K, device=g.device).expand(T, K - full)
+        cols = torch.cat([cols, tail], dim=1)
+    vals = g.gather(1, cols)
     v, j = vals.topk(k, dim=1, largest=largest, sorted=sorted)
     return v, cols.gather(1, j)
 
