@@ -452,7 +452,7 @@ def test_chunked_ranking_changes_no_distance(monkeypatch: pytest.MonkeyPatch) ->
     W = _anisotropic(600, 16, seed=21)
     monkeypatch.setattr(screening, "_EXTREME_CHUNK", 10**6)
     plain = one_vs_rest_distances(W)
-    calls: list[int] = []
+    calls: list[bool] = []
     chunked_k = screening.extreme_k
 
     def spy(g: torch.Tensor, k: int, **kw: bool) -> tuple[torch.Tensor, torch.Tensor]:
