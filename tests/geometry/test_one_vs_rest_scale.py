@@ -483,3 +483,103 @@ def test_near_degenerate_face_stops_within_tolerance() -> None:
     cos = W[39] @ W.T
     cos[39] = -2.0
     assert abs(float(res.distances[0]) - (1 - float(cos.max()))) < 1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# The streamed certification (CPU): cache-sized tiles, no (T, K) score tile
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tile_rows", [512, 64, 16])
+def test_streamed_certification_equals_the_score_tile(
+    tile_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Candidate points far from optimal, at a vertex, at an edge midpoint and optimal: the
+    # streamed tiles (several tiles, a ragged last one, chunks within tiles) decide every class
+    # as the (T, K) score tile does, with the same lower bounds, and their violators are real
+    # violators off the working set, the worst among them the worst overall (float32 ranking).
+    K, d = 333, 12
+    W = _anisotropic(K, d, seed=31)
+    W = W / W.norm(dim=1, keepdim=True)
+    W32 = W.float()
+    opt = one_vs_rest_distances(W, classes=torch.arange(30))
+    rows = torch.arange(90)
+    x = torch.empty(90, d, dtype=torch.float64)
+    x[:30] = opt.nearest_points - W[:30]
+    x[30:60] = W[(rows[30:60] + 7) % K] - W[30:60]
+    x[60:] = 0.5 * (W[rows[60:] + 100] + W[rows[60:] + 201]) - W[60:90]
+    ws = torch.stack([(rows + 7) % K, rows + 100, (rows + 201) % K], dim=1)
+    tol = torch.full((90,), 1e-12, dtype=torch.float64)
+    monkeypatch.setattr(screening, "_SCORE_W_ROWS", tile_rows)
+    monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 10**9)
+    ref = screening.certify(W, W32, rows, x, ws, tol, 8, 64.0, 1.0)
+    monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 0)
+    got = screening.certify(W, W32, rows, x, ws, tol, 8, 64.0, 1.0)
+    assert torch.equal(got.violated, ref.violated)
+    assert torch.allclose(got.gmin, ref.gmin, atol=1e-13, rtol=0)
+    # The working sets of classes with no certain violator are rechecked whole (in the solver
+    # they are corrals, whose entries lie in the band anyway).
+    assert ref.rechecked <= got.rechecked <= ref.rechecked + ws.numel()
+    viol = (W[None, :, :] - W[rows][:, None, :]) @ x[:, :, None]
+    viol = viol[:, :, 0] - (x * x).sum(dim=1)[:, None]
+    viol[rows, rows] = torch.inf
+    assert torch.equal(got.violated, viol.min(dim=1).values < -1e-12)
+    assert bool(got.violated[30:].all()) and not bool(got.violated[:30].any())
+    for t in got.violated.nonzero().squeeze(1).tolist():
+        ok = got.candidates[t][got.candidates_ok[t]]
+        assert ok.numel() > 0 and bool((viol[t, ok] < -1e-12).all())
+        # The same violators as the score tile's ranking (up to the order of ties).
+        ok_ref = ref.candidates[t][ref.candidates_ok[t]]
+        assert torch.allclose(viol[t, ok].sort().values, viol[t, ok_ref].sort().values, atol=1e-12)
+        assert len(set(ok.tolist())) == ok.numel()  # distinct rows
+        assert not set(ok.tolist()) & set(ws[t].tolist())
+        off = viol[t].clone()
+        off[ws[t]] = torch.inf
+        assert float(viol[t, ok].min()) <= float(off.min()) + 1e-6
+
+
+def test_smallest_per_class_against_a_sort() -> None:
+    # The n smallest values of each class's entries in increasing order, padded with +inf.
+    g = torch.Generator().manual_seed(5)
+    T, n = 6, 3
+    k = torch.randint(0, T - 1, (40,), generator=g)  # class T - 1 has no entry
+    j = torch.randint(0, 50, (40,), generator=g)
+    v = torch.randn(40, generator=g, dtype=torch.float64)
+    v[3] = v[4]  # a tie
+    rows, vals = screening._smallest_per_class(k, j, v, T, n)
+    for t in range(T):
+        mine = sorted((float(v[i]), int(j[i])) for i in range(40) if int(k[i]) == t)[:n]
+        m = len(mine)
+        assert vals[t, :m].tolist() == [x for x, _ in mine]
+        assert bool(torch.isinf(vals[t, m:]).all())
+        got = sorted(zip(vals[t, :m].tolist(), rows[t, :m].tolist(), strict=True))
+        assert [x for x, _ in got] == [x for x, _ in mine]
+        for x, r in got:  # each row carries one of its own values
+            assert x in v[(k == t) & (j == r)].tolist()
+
+
+@pytest.mark.parametrize(
+    ("W", "m0", "tile_rows"),
+    [
+        (_anisotropic(600, 16, seed=22), None, 512),
+        (_anisotropic(600, 16, seed=22), None, 48),
+        (cfg.e8_roots(), 8, 64),
+        (cfg.e8_roots(), 1, 32),
+        (cfg.cell600(), 8, 80),
+    ],
+    ids=["anisotropic", "anisotropic-ragged", "e8", "e8-pruned", "600-cell"],
+)
+def test_streamed_certification_changes_no_distance(
+    W: torch.Tensor, m0: int | None, tile_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The whole solver with the streamed certification (small tiles: several per pass, a ragged
+    # last one; tie-heavy codes whose every class ties with many rows) against the score-tile
+    # certification: the same D_k and bounds, each certificate re-derived in NumPy.
+    monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 10**9)
+    plain = one_vs_rest_distances(W, working_set_size=m0)
+    monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 0)
+    monkeypatch.setattr(screening, "_SCORE_W_ROWS", tile_rows)
+    streamed = one_vs_rest_distances(W, working_set_size=m0)
+    assert torch.allclose(plain.distances, streamed.distances, atol=1e-12, rtol=0)
+    assert torch.allclose(plain.lower_bounds, streamed.lower_bounds, atol=1e-12, rtol=0)
+    _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), streamed)

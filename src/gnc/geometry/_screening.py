@@ -347,6 +347,10 @@ def certify(
         return _certify_int8(
             W, W32, q8, rows, x, working_set, viol_tol, num_candidates, max_memory_mib
         )
+    if W.device.type == "cpu" and W.shape[0] >= _STREAM_MIN_ROWS:
+        return _certify_streamed(
+            W, W32, rows, x, working_set, viol_tol, num_candidates, max_memory_mib, max_norm
+        )
     K, d = W.shape
     dev = W.device
     T = rows.numel()
@@ -383,6 +387,168 @@ def certify(
     ok[vd] = vd_vals.to(torch.float64) - base[vd, None] < -viol_tol[vd, None]
     ok[vu] = vu_vals.to(torch.float64) < -viol_tol[vu, None]
     return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+
+
+# Rows from which a CPU certification streams cache-sized tiles (:func:`_certify_streamed`)
+# instead of filling a ``(T, K)`` score tile. Measured on one AVX2 core with the Gemma 3 head:
+# every certification of 4,096 classes against 65,536 rows 27.3-27.9 s -> 21.7-23.6 s; of all
+# 16,384 classes of the first 16,384 rows 22.1-22.3 s -> 23.2-23.8 s (a 16 MiB tile stays in
+# the cache there).
+_STREAM_MIN_ROWS = 32768
+# Rows per group of the streamed certification's running bound on each class's ``n``-th smallest
+# score (a power of two: the groups tile the ``_SCORE_W_ROWS``-row tiles).
+_STREAM_CHUNK = 16
+
+
+def _tile_slices(r: torch.Tensor, tile_rows: int, n_tiles: int) -> tuple[torch.Tensor, list[int]]:
+    """Order of the row indices ``r`` by tile, and each tile's start in that order."""
+    order = torch.argsort(r)
+    bounds = torch.searchsorted(
+        r[order], torch.arange(n_tiles + 1, device=r.device) * tile_rows
+    ).tolist()
+    return order, bounds
+
+
+def _certify_streamed(
+    W: torch.Tensor,
+    W32: torch.Tensor,
+    rows: torch.Tensor,
+    x: torch.Tensor,
+    working_set: torch.Tensor,
+    viol_tol: torch.Tensor,
+    n: int,
+    max_memory_mib: float,
+    max_norm: float,
+) -> Certification:
+    """:func:`certify` on a CPU without a ``(T, K)`` score tile: one cache-sized tile at a time.
+
+    Each ``(rows of W, T)`` tile of ``W x^T`` is used while it is in cache and then dropped:
+
+    - its column minima update each class's smallest score (the class's own row masked);
+    - a class is *open* while that minimum leaves a violation uncertain. Of an open class every
+      entry below its upper threshold is kept, to be recomputed in float64 as :func:`certify`
+      does (its working set, a corral in the solver, whose entries sit at the threshold, is
+      recomputed whole instead of being found tile by tile);
+    - of a class with a certain violator only the entries that can still be among its ``n``
+      most violating rows off the working set are kept: those at most ``tau``, the largest of
+      the ``n`` smallest minima of disjoint ``_STREAM_CHUNK``-row groups (working set masked)
+      of the tiles before (``n`` such rows score at most ``tau``; ``tau`` is updated after
+      tiles 1, 2, 4, 8, ...). Column minima pick the few columns compared entry by entry.
+
+    The bound, the thresholds and the float64 rechecks are those of :func:`certify`, so
+    ``gmin`` and ``violated`` are the same, and so are the candidates up to the order of ties.
+    Writing a ``(T, K)`` tile out of cache and reading it back is what this saves: at 65,536
+    rows and 256 classes, ~0.2 s of a ~0.7 s certification (a 64 MiB tile).
+    """
+    K, d = W.shape
+    dev = W.device
+    T = rows.numel()
+    n2 = (x * x).sum(dim=1)
+    c = (W[rows] * x).sum(dim=1)
+    base = n2 + c
+    err = rounding_factor(d) * n2.sqrt() * max_norm + 4 * _U32 * base.abs()
+    hi = (base + err).to(torch.float32)
+    lo = base - err - viol_tol
+    n = min(n, K - 1)
+    tr = _SCORE_W_ROWS
+    ch = _STREAM_CHUNK
+    while tr % ch:  # groups tile the tiles
+        ch //= 2
+    n_tiles = -(-K // tr)
+    q = x.to(torch.float32).T
+    buf = torch.empty(min(K, tr), T, dtype=torch.float32, device=dev)
+    fmin = torch.full((T,), torch.inf, dtype=torch.float32, device=dev)
+    best = torch.full((n, T), torch.inf, dtype=torch.float32, device=dev)
+    tau_up = torch.full((T,), torch.inf, dtype=torch.float32, device=dev)
+    inf = torch.tensor(torch.inf, dtype=torch.float32, device=dev)
+    ar = torch.arange(T, device=dev)
+    # The classes' own rows and working sets by tile, as (row in tile, class).
+    # (flat indices into a tile: row in tile * T + class).
+    s_ord, s_at = _tile_slices(rows, tr, n_tiles)
+    s_flat = rows[s_ord] % tr * T + s_ord
+    ws_r = working_set.reshape(-1)
+    w_ord, w_at = _tile_slices(ws_r, tr, n_tiles)
+    w_flat = ws_r[w_ord] % tr * T + ar.repeat_interleave(working_set.shape[1])[w_ord]
+    kept_at: list[torch.Tensor] = []
+    kept_v: list[torch.Tensor] = []
+    pending: list[torch.Tensor] = []
+    open_ = torch.ones(T, dtype=torch.bool, device=dev)
+    for i in range(n_tiles):
+        a, b = i * tr, min(K, (i + 1) * tr)
+        tile = buf[: b - a]
+        torch.mm(W32[a:b], q, out=tile)
+        if s_at[i + 1] > s_at[i]:
+            tile.view(-1).index_fill_(0, s_flat[s_at[i] : s_at[i + 1]], torch.inf)
+        torch.minimum(fmin, tile.amin(dim=0), out=fmin)
+        open_ &= fmin.to(torch.float64) >= lo
+        if w_at[i + 1] > w_at[i]:
+            tile.view(-1).index_fill_(0, w_flat[w_at[i] : w_at[i + 1]], torch.inf)
+        # Entries to keep (off the working set: its entries are rechecked anyway): column
+        # minima first, so that only the few columns with one are compared entry by entry.
+        thr = torch.where(open_, hi, torch.minimum(tau_up, hi))
+        need = tile.amin(dim=0) < thr
+        if bool(need.any()):
+            cols = need.nonzero().squeeze(1)
+            sub = tile[:, cols]
+            nz = (sub < thr[cols]).nonzero()
+            kept_v.append(sub[nz[:, 0], nz[:, 1]])
+            kept_at.append(torch.stack([cols[nz[:, 1]], nz[:, 0] + a], dim=1))
+        pending.append(tile[: (b - a) // ch * ch].view(-1, ch, T).amin(dim=1))
+        if (b - a) % ch:
+            pending.append(tile[(b - a) // ch * ch :].amin(dim=0, keepdim=True))
+        if (i + 1) & i == 0 or i == n_tiles - 1:  # after tiles 1, 2, 4, 8, ...: tau again
+            best = torch.cat([best, *pending]).topk(n, dim=0, largest=False, sorted=False).values
+            tau_up = best.amax(dim=0).nextafter(inf)
+            pending = []
+    definite = ~open_
+    if kept_at:
+        kept = torch.cat(kept_at)  # (class, row)
+        vals = torch.cat(kept_v)
+    else:
+        kept = torch.empty(0, 2, dtype=torch.long, device=dev)
+        vals = torch.empty(0, dtype=torch.float32, device=dev)
+    # Recomputed in float64: the kept entries of the open classes and their working sets.
+    own = working_set != rows[:, None]
+    ws_pairs = torch.stack([ar[:, None].expand_as(working_set)[own], working_set[own]], dim=1)
+    on_open = ~definite[kept[:, 0]]
+    pairs = torch.cat([kept[on_open], ws_pairs[~definite[ws_pairs[:, 0]]]])
+    exact = _pairs_dot(W, x, pairs[:, 1], pairs[:, 0], max_memory_mib) - c[pairs[:, 0]]
+    f64 = fmin.to(torch.float64)
+    gmin_definite = (f64 - err - 4 * _U32 * f64.abs()) - c
+    gmin, violated = _settle(definite, gmin_definite, pairs, exact, n2, viol_tol)
+    # Certain violators: ranked by their float32 scores (a constant per class away from the
+    # violation); the others by their exact violations (all their violators were recomputed).
+    idx, v = _smallest_per_class(kept[~on_open, 0], kept[~on_open, 1], vals[~on_open], T, n)
+    ok = v.to(torch.float64) - base[:, None] < -viol_tol[:, None]
+    vu = violated & ~definite
+    n_kept = int(on_open.sum())
+    pk, pj = pairs[:n_kept, 0], pairs[:n_kept, 1]
+    tu = vu[pk]
+    idx_u, v_u = _smallest_per_class(pk[tu], pj[tu], exact[:n_kept][tu] - n2[pk[tu]], T, n)
+    idx = torch.where(vu[:, None], idx_u, idx)
+    ok = torch.where(vu[:, None], v_u < -viol_tol[:, None], ok & definite[:, None])
+    return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+
+
+def _smallest_per_class(
+    k: torch.Tensor, j: torch.Tensor, v: torch.Tensor, T: int, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class ``t < T``, the ``n`` entries ``(k, j, v)`` with ``k = t`` of smallest ``v``.
+
+    Returns ``(rows, values)``, ``(T, n)``: the ``j`` and ``v`` of those entries in increasing
+    ``v``, padded with row 0 and ``+inf``.
+    """
+    dev = k.device
+    order = torch.argsort(v, stable=True)
+    order = order[torch.argsort(k[order], stable=True)]
+    k, j, v = k[order], j[order], v[order]
+    rank = torch.arange(k.numel(), device=dev) - torch.searchsorted(k, k, side="left")
+    take = rank < n
+    rows = torch.zeros(T, n, dtype=torch.long, device=dev)
+    vals = torch.full((T, n), torch.inf, dtype=v.dtype, device=dev)
+    rows[k[take], rank[take]] = j[take]
+    vals[k[take], rank[take]] = v[take]
+    return rows, vals
 
 
 def _settle(
