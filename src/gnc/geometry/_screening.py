@@ -347,18 +347,16 @@ def certify(
         return _certify_int8(
             W, W32, q8, rows, x, working_set, viol_tol, num_candidates, max_memory_mib
         )
+    th = _thresholds(W, rows, x, max_norm)
     if W.device.type == "cpu" and W.shape[0] >= _STREAM_MIN_ROWS:
         return _certify_streamed(
-            W, W32, rows, x, working_set, viol_tol, num_candidates, max_memory_mib, max_norm
+            W, W32, rows, x, th, working_set, viol_tol, num_candidates, max_memory_mib
         )
-    K, d = W.shape
+    n2, c, base, err = th
+    K = W.shape[0]
     dev = W.device
     T = rows.numel()
     ar = torch.arange(T, device=dev)
-    n2 = (x * x).sum(dim=1)
-    c = (W[rows] * x).sum(dim=1)
-    base = n2 + c  # optimality: <w_j, x> >= base
-    err = rounding_factor(d) * n2.sqrt() * max_norm + 4 * _U32 * base.abs()
     with exact_float32_matmul(dev):
         g = scores32(x.to(torch.float32), W32)  # (T, K)
     g[ar, rows] = torch.inf
@@ -414,13 +412,15 @@ def _certify_streamed(
     W32: torch.Tensor,
     rows: torch.Tensor,
     x: torch.Tensor,
+    thresholds: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     working_set: torch.Tensor,
     viol_tol: torch.Tensor,
     n: int,
     max_memory_mib: float,
-    max_norm: float,
 ) -> Certification:
     """:func:`certify` on a CPU without a ``(T, K)`` score tile: one cache-sized tile at a time.
+
+    ``thresholds`` are :func:`_thresholds` of ``x``.
 
     Each ``(rows of W, T)`` tile of ``W x^T`` is used while it is in cache and then dropped:
 
@@ -440,13 +440,10 @@ def _certify_streamed(
     Writing a ``(T, K)`` tile out of cache and reading it back is what this saves: at 65,536
     rows and 256 classes, ~0.2 s of a ~0.7 s certification (a 64 MiB tile).
     """
-    K, d = W.shape
+    K = W.shape[0]
     dev = W.device
     T = rows.numel()
-    n2 = (x * x).sum(dim=1)
-    c = (W[rows] * x).sum(dim=1)
-    base = n2 + c
-    err = rounding_factor(d) * n2.sqrt() * max_norm + 4 * _U32 * base.abs()
+    n2, c, base, err = thresholds
     hi = (base + err).to(torch.float32)
     lo = base - err - viol_tol
     n = min(n, K - 1)
@@ -549,6 +546,22 @@ def _smallest_per_class(
     rows[k[take], rank[take]] = j[take]
     vals[k[take], rank[take]] = v[take]
     return rows, vals
+
+
+def _thresholds(
+    W: torch.Tensor, rows: torch.Tensor, x: torch.Tensor, max_norm: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(|x|^2, c, base, err)`` of a float32 certification of the points ``x``.
+
+    Row ``j`` violates class ``k``'s optimality when ``<w_j, x_k> < base_k = |x_k|^2 + c_k``
+    (``c_k = <w_k, x_k>``); a float32 score is within ``err_k`` of ``<w_j, x_k>`` (the bound of
+    :func:`rounding_factor`, and the rounding of ``base`` itself).
+    """
+    n2 = (x * x).sum(dim=1)
+    c = (W[rows] * x).sum(dim=1)
+    base = n2 + c
+    err = rounding_factor(W.shape[1]) * n2.sqrt() * max_norm + 4 * _U32 * base.abs()
+    return n2, c, base, err
 
 
 def _settle(
