@@ -11,7 +11,7 @@ switched off for these GEMMs (it has no useful bound). With enough rows on a CPU
 the all-classes solver are int8 GEMMs instead, under the bounds of :mod:`gnc.geometry._int8`.
 
 Over 600 lines as one idea: every screen of the exact solvers (the neighbour pass, the exact
-row maxima, the float32 and int8 certifications) shares the same float32 score tiles
+row maxima, the float32, streamed and int8 certifications) shares the same float32 score tiles
 (:func:`scores32`), the same bound, the same float64
 rechecks of the entries it leaves open and the same violator ranking; split apart, those
 shared pieces would be imported back and forth.
