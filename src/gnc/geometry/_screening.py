@@ -459,8 +459,7 @@ def _certify_streamed(
     tau_up = torch.full((T,), torch.inf, dtype=torch.float32, device=dev)
     inf = torch.tensor(torch.inf, dtype=torch.float32, device=dev)
     ar = torch.arange(T, device=dev)
-    # The classes' own rows and working sets by tile, as (row in tile, class).
-    # (flat indices into a tile: row in tile * T + class).
+    # The classes' own rows and working sets by tile, as flat indices (row in tile * T + class).
     s_ord, s_at = _tile_slices(rows, tr, n_tiles)
     s_flat = rows[s_ord] % tr * T + s_ord
     ws_r = working_set.reshape(-1)
