@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from gnc.geometry import _compiled as compiled
 from gnc.geometry import _screening as screening
 from gnc.geometry import _seeds as seeds_module
 from gnc.geometry import _solve as solve_module
+from gnc.geometry import _sweep as sweep_module
 from gnc.geometry import _wolfe as wolfe
 from gnc.geometry import configurations as cfg
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
@@ -490,9 +492,19 @@ def test_near_degenerate_face_stops_within_tolerance() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+# The streamed tiles swept by tensor operations, and by the compiled kernels where numba is.
+_SWEEPS = [
+    False,
+    pytest.param(
+        True, marks=pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
+    ),
+]
+
+
+@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
 @pytest.mark.parametrize("tile_rows", [512, 64, 16])
 def test_streamed_certification_equals_the_score_tile(
-    tile_rows: int, monkeypatch: pytest.MonkeyPatch
+    tile_rows: int, sweep_compiled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Candidate points far from optimal, at a vertex, at an edge midpoint and optimal: the
     # streamed tiles (several tiles, a ragged last one, chunks within tiles) decide every class
@@ -511,6 +523,8 @@ def test_streamed_certification_equals_the_score_tile(
     ws = torch.stack([(rows + 7) % K, rows + 100, (rows + 201) % K], dim=1)
     tol = torch.full((90,), 1e-12, dtype=torch.float64)
     monkeypatch.setattr(screening, "_SCORE_W_ROWS", tile_rows)
+    monkeypatch.setattr(sweep_module, "COMPILED", sweep_compiled)
+    monkeypatch.setattr(sweep_module, "_KEEP_CAP", 4)  # the compiled sweep's buffers grow
     monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 10**9)
     ref = screening.certify(W, W32, rows, x, ws, tol, 8, 64.0, 1.0)
     monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 0)
@@ -558,6 +572,54 @@ def test_smallest_per_class_against_a_sort() -> None:
             assert x in v[(k == t) & (j == r)].tolist()
 
 
+@pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize(("tile_rows", "ch", "cap"), [(64, 16, 4), (48, 16, 1 << 14), (512, 8, 1)])
+def test_compiled_sweep_equals_the_tensor_sweep(tile_rows: int, ch: int, cap: int) -> None:
+    # Each tile swept once by the compiled kernels: the same running minima, open classes,
+    # kept entries in the same order and scores as the tensor operations' sweep (ragged last
+    # tile, a last group shorter than the others, kept buffers that must grow).
+    g = torch.Generator().manual_seed(8)
+    K, d, T, m, n = 333, 10, 40, 5, 6
+    W32 = torch.randn(K, d, generator=g)
+    q = torch.randn(d, T, generator=g)
+    rows = torch.randperm(K, generator=g)[:T]
+    ws = torch.randint(0, K, (T, m), generator=g)
+    ws[:, 0] = rows  # padding points at the class itself
+    scores = (W32.double() @ q.double()).float()
+    ar = torch.arange(T)
+    ref = scores.clone()
+    ref[rows, ar] = torch.inf
+    hi = scores.quantile(0.05, dim=0)
+    # Every other class stays open (no score below its lower threshold).
+    lo = torch.where(ar % 2 == 0, hi.double(), ref.min(dim=0).values.double() - 0.5)
+    n_tiles = -(-K // tile_rows)
+    s_ord, s_at = sweep_module.tile_slices(rows, tile_rows, n_tiles)
+    own = (rows[s_ord] % tile_rows * T + s_ord, s_at)
+    ws_r = ws.reshape(-1)
+    w_ord, w_at = sweep_module.tile_slices(ws_r, tile_rows, n_tiles)
+    wsf = (ws_r[w_ord] % tile_rows * T + ar.repeat_interleave(m)[w_ord], w_at)
+    out = []
+    for sweep in (sweep_module.tensors, sweep_module.compiled):
+        fmin = torch.full((T,), torch.inf)
+        open_ = torch.ones(T, dtype=torch.bool)
+        buf = torch.empty(tile_rows, T)
+        old, sweep_module._KEEP_CAP = sweep_module._KEEP_CAP, cap
+        try:
+            kept, vals = sweep(W32, q, buf, own, wsf, ch, n, lo, hi, fmin, open_)
+        finally:
+            sweep_module._KEEP_CAP = old
+        out.append((fmin, open_, kept, vals))
+    (f0, o0, k0, v0), (f1, o1, k1, v1) = out
+    assert torch.equal(f0, f1) and torch.equal(o0, o1)
+    assert torch.equal(k0, k1) and torch.equal(v0, v1)
+    assert 0 < int(o0.sum()) < T and k0.shape[0] > (cap if cap < 100 else 0)
+    # Against the definition (float64 scores, to float32 rounding): the running minimum is the
+    # smallest score off the class's own row; the kept entries are the scores of their pairs.
+    assert torch.allclose(f0, ref.min(dim=0).values, atol=1e-5, rtol=0)
+    assert torch.equal(o0, f0.double() >= lo)
+    assert torch.allclose(v0, scores[k0[:, 1], k0[:, 0]], atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize(
     ("W", "m0", "tile_rows"),
     [
@@ -569,12 +631,18 @@ def test_smallest_per_class_against_a_sort() -> None:
     ],
     ids=["anisotropic", "anisotropic-ragged", "e8", "e8-pruned", "600-cell"],
 )
+@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
 def test_streamed_certification_changes_no_distance(
-    W: torch.Tensor, m0: int | None, tile_rows: int, monkeypatch: pytest.MonkeyPatch
+    W: torch.Tensor,
+    m0: int | None,
+    tile_rows: int,
+    sweep_compiled: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The whole solver with the streamed certification (small tiles: several per pass, a ragged
     # last one; tie-heavy codes whose every class ties with many rows) against the score-tile
     # certification: the same D_k and bounds, each certificate re-derived in NumPy.
+    monkeypatch.setattr(sweep_module, "COMPILED", sweep_compiled)
     monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 10**9)
     plain = one_vs_rest_distances(W, working_set_size=m0)
     monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 0)

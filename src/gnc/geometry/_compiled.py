@@ -11,8 +11,14 @@ corral to working precision) or loses the affine optimality of its minimizer (a 
 corral) is reported, and the caller solves it again from its start with the lockstep kernel,
 whose accurate path (bordered Gram system, QR of the point coordinates) handles it.
 
-Without numba (the ``fast`` extra) :data:`AVAILABLE` is False and the caller keeps the lockstep
-kernel (the same ``D_k`` to rounding). Measurements are in ``docs/measurements.md``.
+**Streamed certification tiles** (:func:`tile_kernels`): the per-tile work of
+:func:`gnc.geometry._screening._certify_streamed` (masks, group and column minima, the entries
+kept below each class's threshold) in one sweep of the cache-resident tile, instead of a dozen
+tensor operations that each sweep it again; the GEMM that fills the tile stays PyTorch's.
+
+Without numba (the ``fast`` extra) :data:`AVAILABLE` is False and the callers keep the lockstep
+kernel and the tensor operations (the same ``D_k`` to rounding; the same screening decisions).
+Measurements are in ``docs/measurements.md``.
 """
 
 from __future__ import annotations
@@ -280,3 +286,112 @@ def wolfe_compiled(
         torch.from_numpy(iters),
         torch.from_numpy(status != _OK),
     )
+
+
+def _tile_scan_py(
+    tile: np.ndarray,
+    self_f: np.ndarray,
+    ws_f: np.ndarray,
+    ch: int,
+    fmin: np.ndarray,
+    lo: np.ndarray,
+    open_: np.ndarray,
+    hi: np.ndarray,
+    tau_up: np.ndarray,
+    thr: np.ndarray,
+    colmin: np.ndarray,
+    pend: np.ndarray,
+    p0: int,
+    cols: np.ndarray,
+) -> int:  # pragma: no cover - compiled; its Python body runs only under NUMBA_DISABLE_JIT
+    """One ``(R, T)`` float32 score tile of a streamed certification, swept once.
+
+    Sets the flat entries ``self_f`` (each class's own row) to ``+inf``; folds the entries
+    ``ws_f`` (working sets) into ``fmin`` and sets them to ``+inf``; writes the minima of the
+    ``ch``-row groups into ``pend[p0:]`` and their column minima into ``colmin``; updates
+    ``fmin``, ``open_ &= fmin >= lo`` (in float64) and the keep thresholds
+    ``thr = hi if open_ else min(tau_up, hi)``. Returns how many columns have an entry below
+    their threshold; those columns, increasing, are ``cols[:n]``.
+    """
+    R, T = tile.shape
+    flat = tile.reshape(R * T)
+    inf = np.float32(np.inf)
+    for f in self_f:
+        flat[f] = inf
+    for f in ws_f:
+        t = f % T
+        v = flat[f]
+        if v < fmin[t]:
+            fmin[t] = v
+        flat[f] = inf
+    for t in range(T):
+        colmin[t] = inf
+    ng = (R + ch - 1) // ch
+    for g in range(ng):
+        gm = pend[p0 + g]
+        for t in range(T):
+            gm[t] = inf
+        for r in range(g * ch, min(R, (g + 1) * ch)):
+            row = tile[r]
+            for t in range(T):
+                v = row[t]
+                gm[t] = v if v < gm[t] else gm[t]
+        for t in range(T):
+            colmin[t] = gm[t] if gm[t] < colmin[t] else colmin[t]
+    n = 0
+    for t in range(T):
+        if colmin[t] < fmin[t]:
+            fmin[t] = colmin[t]
+        if not np.float64(fmin[t]) >= lo[t]:
+            open_[t] = False
+        h = hi[t]
+        th = h if open_[t] or not tau_up[t] < h else tau_up[t]
+        thr[t] = th
+        if colmin[t] < th:
+            cols[n] = t
+            n += 1
+    return n
+
+
+def _tile_keep_py(
+    tile: np.ndarray,
+    a: int,
+    cols: np.ndarray,
+    n: int,
+    thr: np.ndarray,
+    out_c: np.ndarray,
+    out_r: np.ndarray,
+    out_v: np.ndarray,
+    pos: int,
+) -> int:  # pragma: no cover - compiled; its Python body runs only under NUMBA_DISABLE_JIT
+    """The entries of the columns ``cols[:n]`` below their threshold ``thr``, row by row.
+
+    Writes ``(column, a + row, value)`` into ``out_*[pos:]`` while they have room, in the
+    order of ``nonzero`` on the tile's rows; returns ``pos`` plus the number of entries
+    (larger than the buffers' length when they ran out of room: nothing past it is written).
+    """
+    R = tile.shape[0]
+    cap = out_c.shape[0]
+    for r in range(R):
+        row = tile[r]
+        for i in range(n):
+            c = cols[i]
+            v = row[c]
+            if v < thr[c]:
+                if pos < cap:
+                    out_c[pos] = c
+                    out_r[pos] = a + r
+                    out_v[pos] = v
+                pos += 1
+    return pos
+
+
+_tile_kernels: tuple[Any, Any] | None = None
+
+
+def tile_kernels() -> tuple[Any, Any]:
+    """``(tile_scan, tile_keep)`` compiled (numba imported on the first call)."""
+    global _tile_kernels
+    if _tile_kernels is None:
+        _tile_kernels = (compile_numba(_tile_scan_py), compile_numba(_tile_keep_py))
+    return _tile_kernels

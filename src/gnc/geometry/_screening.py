@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from gnc._runtime import rows_per_budget
+from gnc.geometry import _compiled, _sweep
 from gnc.geometry._int8 import Int8Rows, quantize, rounding_slack, scores
 from gnc.geometry.pairwise import iter_blocks
 
@@ -398,15 +399,6 @@ _STREAM_MIN_ROWS = 32768
 _STREAM_CHUNK = 16
 
 
-def _tile_slices(r: torch.Tensor, tile_rows: int, n_tiles: int) -> tuple[torch.Tensor, list[int]]:
-    """Order of the row indices ``r`` by tile, and each tile's start in that order."""
-    order = torch.argsort(r)
-    bounds = torch.searchsorted(
-        r[order], torch.arange(n_tiles + 1, device=r.device) * tile_rows
-    ).tolist()
-    return order, bounds
-
-
 def _certify_streamed(
     W: torch.Tensor,
     W32: torch.Tensor,
@@ -455,54 +447,17 @@ def _certify_streamed(
     q = x.to(torch.float32).T
     buf = torch.empty(min(K, tr), T, dtype=torch.float32, device=dev)
     fmin = torch.full((T,), torch.inf, dtype=torch.float32, device=dev)
-    best = torch.full((n, T), torch.inf, dtype=torch.float32, device=dev)
-    tau_up = torch.full((T,), torch.inf, dtype=torch.float32, device=dev)
-    inf = torch.tensor(torch.inf, dtype=torch.float32, device=dev)
     ar = torch.arange(T, device=dev)
     # The classes' own rows and working sets by tile, as flat indices (row in tile * T + class).
-    s_ord, s_at = _tile_slices(rows, tr, n_tiles)
+    s_ord, s_at = _sweep.tile_slices(rows, tr, n_tiles)
     s_flat = rows[s_ord] % tr * T + s_ord
     ws_r = working_set.reshape(-1)
-    w_ord, w_at = _tile_slices(ws_r, tr, n_tiles)
+    w_ord, w_at = _sweep.tile_slices(ws_r, tr, n_tiles)
     w_flat = ws_r[w_ord] % tr * T + ar.repeat_interleave(working_set.shape[1])[w_ord]
-    kept_at: list[torch.Tensor] = []
-    kept_v: list[torch.Tensor] = []
-    pending: list[torch.Tensor] = []
     open_ = torch.ones(T, dtype=torch.bool, device=dev)
-    for i in range(n_tiles):
-        a, b = i * tr, min(K, (i + 1) * tr)
-        tile = buf[: b - a]
-        torch.mm(W32[a:b], q, out=tile)
-        if s_at[i + 1] > s_at[i]:
-            tile.view(-1).index_fill_(0, s_flat[s_at[i] : s_at[i + 1]], torch.inf)
-        torch.minimum(fmin, tile.amin(dim=0), out=fmin)
-        open_ &= fmin.to(torch.float64) >= lo
-        if w_at[i + 1] > w_at[i]:
-            tile.view(-1).index_fill_(0, w_flat[w_at[i] : w_at[i + 1]], torch.inf)
-        # Entries to keep (off the working set: its entries are rechecked anyway): column
-        # minima first, so that only the few columns with one are compared entry by entry.
-        thr = torch.where(open_, hi, torch.minimum(tau_up, hi))
-        need = tile.amin(dim=0) < thr
-        if bool(need.any()):
-            cols = need.nonzero().squeeze(1)
-            sub = tile[:, cols]
-            nz = (sub < thr[cols]).nonzero()
-            kept_v.append(sub[nz[:, 0], nz[:, 1]])
-            kept_at.append(torch.stack([cols[nz[:, 1]], nz[:, 0] + a], dim=1))
-        pending.append(tile[: (b - a) // ch * ch].view(-1, ch, T).amin(dim=1))
-        if (b - a) % ch:
-            pending.append(tile[(b - a) // ch * ch :].amin(dim=0, keepdim=True))
-        if (i + 1) & i == 0 or i == n_tiles - 1:  # after tiles 1, 2, 4, 8, ...: tau again
-            best = torch.cat([best, *pending]).topk(n, dim=0, largest=False, sorted=False).values
-            tau_up = best.amax(dim=0).nextafter(inf)
-            pending = []
+    sweep = _sweep.compiled if _sweep.COMPILED and _compiled.AVAILABLE else _sweep.tensors
+    kept, vals = sweep(W32, q, buf, (s_flat, s_at), (w_flat, w_at), ch, n, lo, hi, fmin, open_)
     definite = ~open_
-    if kept_at:
-        kept = torch.cat(kept_at)  # (class, row)
-        vals = torch.cat(kept_v)
-    else:
-        kept = torch.empty(0, 2, dtype=torch.long, device=dev)
-        vals = torch.empty(0, dtype=torch.float32, device=dev)
     # Recomputed in float64: the kept entries of the open classes and their working sets.
     own = working_set != rows[:, None]
     ws_pairs = torch.stack([ar[:, None].expand_as(working_set)[own], working_set[own]], dim=1)

@@ -183,12 +183,11 @@ def _solve_classes(
             if dev.type == "cpu":
                 sub = min(sub, _CPU_SOLVE_BATCH)
             for ta, tb in iter_blocks(act.numel(), sub):
-                t = torch.arange(ta, tb, device=dev)
                 it, cert = _solve_round(
                     W,
                     W32,
                     rows_a,
-                    t,
+                    slice(ta, tb),
                     ws,
                     valid,
                     G,
@@ -339,9 +338,10 @@ def _next_working_sets(
     lam_new = torch.cat(
         [torch.where(live, lam_v.gather(1, order), 0.0), lam_v.new_zeros(n, n_add)], dim=1
     )
+    # The corrals' Grams by one gather of their entries (not a copy of the violated classes'
+    # whole Grams first).
     m_old = G.shape[1]
-    Gv = G[vt].gather(1, order[:, :, None].expand(n, s, m_old))
-    Gv = Gv.gather(2, order[:, None, :].expand(n, s, s))
+    Gv = G.reshape(-1)[(vt[:, None, None] * m_old + order[:, :, None]) * m_old + order[:, None, :]]
     G_new = torch.empty(n, s + n_add, s + n_add, dtype=G.dtype, device=G.device)
     lf = live.to(G.dtype)
     G_new[:, :s, :s] = Gv * lf[:, :, None] * lf[:, None, :]
@@ -381,7 +381,7 @@ def _solve_round(
     W: torch.Tensor,
     W32: torch.Tensor,
     rows: torch.Tensor,
-    t: torch.Tensor,
+    t: slice,
     ws: torch.Tensor,
     ws_valid: torch.Tensor,
     G_block: torch.Tensor,
@@ -396,13 +396,12 @@ def _solve_round(
 ) -> tuple[int, Certification]:
     """Solve the classes ``rows[t]`` on their working sets and certify them against all rows.
 
-    ``G_block`` holds the Grams of the block's working sets.
-
-    Updates ``lam``, ``S`` and ``x`` at ``t`` in place; returns the largest Wolfe iteration
-    count and the certification.
+    ``G_block`` holds the Grams of the block's working sets; ``t`` is a slice, so that they
+    are not copied. Updates ``lam``, ``S`` and ``x`` at ``t`` in place; returns the largest
+    Wolfe iteration count and the certification.
     """
     ws_t, rows_t = ws[t], rows[t]
-    T = t.numel()
+    T = ws_t.shape[0]
 
     def points(i: torch.Tensor) -> torch.Tensor:
         return _points(W, ws_t[i], rows_t[i])

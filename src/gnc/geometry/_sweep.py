@@ -1,0 +1,171 @@
+"""The tiles of a streamed certification on a CPU, swept while they are in cache (internal).
+
+:func:`gnc.geometry._screening._certify_streamed` fills one ``(rows of W, T)`` float32 tile of
+``W x^T`` at a time; a sweep uses each tile and drops it: it masks each class's own row and
+working set, keeps each class's smallest score and whether a violation is still uncertain
+(*open*), the minima of ``ch``-row groups (the running bound ``tau`` on each class's ``n``-th
+smallest score) and the entries below each class's threshold. The bound, thresholds and float64
+rechecks are the certification's; see its docstring.
+
+Two sweeps give the same results in the same order: :func:`tensors` (tensor operations, each
+sweeping the tile again) and :func:`compiled` (the numba kernels of :mod:`gnc.geometry._compiled`,
+one sweep per tile; used where numba is installed, :data:`COMPILED`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gnc.geometry import _compiled
+
+__all__: list[str] = []
+
+
+def tile_slices(r: torch.Tensor, tile_rows: int, n_tiles: int) -> tuple[torch.Tensor, list[int]]:
+    """Order of the row indices ``r`` by tile, and each tile's start in that order."""
+    order = torch.argsort(r)
+    bounds = torch.searchsorted(
+        r[order], torch.arange(n_tiles + 1, device=r.device) * tile_rows
+    ).tolist()
+    return order, bounds
+
+
+#: Whether a CPU streamed certification sweeps its tiles with the compiled kernels of
+#: :mod:`gnc.geometry._compiled` (where numba is installed) rather than tensor operations.
+COMPILED = True
+# Kept entries the compiled sweep makes room for first (the buffers double when they fill).
+_KEEP_CAP = 1 << 14
+
+_Flat = tuple[torch.Tensor, list[int]]
+
+
+def tensors(
+    W32: torch.Tensor,
+    q: torch.Tensor,
+    buf: torch.Tensor,
+    own: _Flat,
+    ws: _Flat,
+    ch: int,
+    n: int,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    fmin: torch.Tensor,
+    open_: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tiles of a streamed certification, swept with tensor operations.
+
+    ``own`` and ``ws`` are the flat tile indices of the classes' own rows and working sets with
+    each tile's start among them. Updates ``fmin`` and ``open_`` in place; returns the kept
+    entries ``(class, row)`` and their float32 scores.
+    """
+    K, T = W32.shape[0], q.shape[1]
+    tr = buf.shape[0]
+    n_tiles = -(-K // tr)
+    s_flat, s_at = own
+    w_flat, w_at = ws
+    best = torch.full((n, T), torch.inf, dtype=torch.float32, device=q.device)
+    tau_up = torch.full((T,), torch.inf, dtype=torch.float32, device=q.device)
+    inf = torch.tensor(torch.inf, dtype=torch.float32, device=q.device)
+    kept_at: list[torch.Tensor] = []
+    kept_v: list[torch.Tensor] = []
+    pending: list[torch.Tensor] = []
+    for i in range(n_tiles):
+        a, b = i * tr, min(K, (i + 1) * tr)
+        tile = buf[: b - a]
+        torch.mm(W32[a:b], q, out=tile)
+        if s_at[i + 1] > s_at[i]:
+            tile.view(-1).index_fill_(0, s_flat[s_at[i] : s_at[i + 1]], torch.inf)
+        torch.minimum(fmin, tile.amin(dim=0), out=fmin)
+        open_ &= fmin.to(torch.float64) >= lo
+        if w_at[i + 1] > w_at[i]:
+            tile.view(-1).index_fill_(0, w_flat[w_at[i] : w_at[i + 1]], torch.inf)
+        # Entries to keep (off the working set: its entries are rechecked anyway): column
+        # minima first, so that only the few columns with one are compared entry by entry.
+        thr = torch.where(open_, hi, torch.minimum(tau_up, hi))
+        need = tile.amin(dim=0) < thr
+        if bool(need.any()):
+            cols = need.nonzero().squeeze(1)
+            sub = tile[:, cols]
+            nz = (sub < thr[cols]).nonzero()
+            kept_v.append(sub[nz[:, 0], nz[:, 1]])
+            kept_at.append(torch.stack([cols[nz[:, 1]], nz[:, 0] + a], dim=1))
+        pending.append(tile[: (b - a) // ch * ch].view(-1, ch, T).amin(dim=1))
+        if (b - a) % ch:
+            pending.append(tile[(b - a) // ch * ch :].amin(dim=0, keepdim=True))
+        if (i + 1) & i == 0 or i == n_tiles - 1:  # after tiles 1, 2, 4, 8, ...: tau again
+            best = torch.cat([best, *pending]).topk(n, dim=0, largest=False, sorted=False).values
+            tau_up = best.amax(dim=0).nextafter(inf)
+            pending = []
+    if not kept_at:
+        return torch.empty(0, 2, dtype=torch.long), torch.empty(0, dtype=torch.float32)
+    return torch.cat(kept_at), torch.cat(kept_v)
+
+
+def compiled(
+    W32: torch.Tensor,
+    q: torch.Tensor,
+    buf: torch.Tensor,
+    own: _Flat,
+    ws: _Flat,
+    ch: int,
+    n: int,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    fmin: torch.Tensor,
+    open_: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`tensors` with each tile swept once by the compiled kernels (CPU only).
+
+    The same masks, minima, thresholds and kept entries, in the same order. Measured in
+    ``docs/measurements.md``: the tensor operations swept each tile ~5 times at ~0.5 ms a tile.
+    """
+    scan, keep = _compiled.tile_kernels()
+    K, T = W32.shape[0], q.shape[1]
+    tr = buf.shape[0]
+    n_tiles = -(-K // tr)
+    s_flat, s_at = own
+    w_flat, w_at = ws
+    groups = -(-tr // ch)
+    # Group minima since tau's last update: at most half of the tiles (updates after tiles
+    # 1, 2, 4, 8, ... and the last).
+    pend = torch.empty((n_tiles // 2 + 1) * groups, T, dtype=torch.float32)
+    best = torch.full((n, T), torch.inf, dtype=torch.float32)
+    tau_up = torch.full((T,), torch.inf, dtype=torch.float32)
+    inf = torch.tensor(torch.inf, dtype=torch.float32)
+    thr = np.empty(T, np.float32)
+    colmin = np.empty(T, np.float32)
+    cols = np.empty(T, np.int64)
+    cap = _KEEP_CAP
+    out: tuple[np.ndarray, ...] = (
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.float32),
+    )
+    pos, p0 = 0, 0
+    buf_n, pend_n = buf.numpy(), pend.numpy()
+    s_n, w_n = s_flat.numpy(), w_flat.numpy()
+    fmin_n, open_n = fmin.numpy(), open_.numpy()
+    lo_n, hi_n, tau_n = lo.contiguous().numpy(), hi.contiguous().numpy(), tau_up.numpy()
+    for i in range(n_tiles):
+        a, b = i * tr, min(K, (i + 1) * tr)
+        torch.mm(W32[a:b], q, out=buf[: b - a])
+        tile = buf_n[: b - a]
+        own_i, ws_i = s_n[s_at[i] : s_at[i + 1]], w_n[w_at[i] : w_at[i + 1]]
+        args = (fmin_n, lo_n, open_n, hi_n, tau_n, thr, colmin, pend_n, p0, cols)
+        nc = scan(tile, own_i, ws_i, ch, *args)
+        p0 += -(-(b - a) // ch)
+        if nc:
+            end = keep(tile, a, cols, nc, thr, *out, pos)
+            if end > cap:  # room for this tile's entries and as many again
+                cap = 2 * end
+                out = tuple(np.concatenate([o[:pos], np.empty(cap - pos, o.dtype)]) for o in out)
+                end = keep(tile, a, cols, nc, thr, *out, pos)
+            pos = end
+        if (i + 1) & i == 0 or i == n_tiles - 1:  # after tiles 1, 2, 4, 8, ...: tau again
+            best = torch.cat([best, pend[:p0]]).topk(n, dim=0, largest=False, sorted=False).values
+            tau_up = best.amax(dim=0).nextafter(inf)
+            tau_n = tau_up.numpy()
+            p0 = 0
+    kept = torch.stack([torch.from_numpy(out[0][:pos]), torch.from_numpy(out[1][:pos])], dim=1)
+    return kept, torch.from_numpy(out[2][:pos].copy())
