@@ -166,7 +166,7 @@ def _solve_classes(
         valid = torch.ones_like(ws, dtype=torch.bool)
         lam = torch.zeros(Bn, m0, dtype=W.dtype, device=dev)
         lam[:, 0] = 1.0
-        G = _gram_columns(W, ws, rows, 0)
+        G = _gram_rows(W, ws, rows, 0)
         fin_ws = torch.empty(Bn, 0, dtype=torch.long, device=dev)
         fin_lam = torch.empty(Bn, 0, dtype=W.dtype, device=dev)
         for rnd in range(max_rounds):
@@ -345,9 +345,9 @@ def _next_working_sets(
     G_new = torch.empty(n, s + n_add, s + n_add, dtype=G.dtype, device=G.device)
     lf = live.to(G.dtype)
     G_new[:, :s, :s] = Gv * lf[:, :, None] * lf[:, None, :]
-    cols = _gram_columns(W, ws_new, r, s)
-    G_new[:, :, s:] = cols
-    G_new[:, s:, :s] = cols[:, :s].transpose(1, 2)
+    new_rows = _gram_rows(W, ws_new, r, s)
+    G_new[:, s:, :] = new_rows
+    G_new[:, :s, s:] = new_rows[:, :, :s].transpose(1, 2)
     return ws_new, valid, lam_new, G_new
 
 
@@ -363,17 +363,19 @@ def _points(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor) -> torch.Tens
     return Y
 
 
-def _gram_columns(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor, c: int) -> torch.Tensor:
-    """``<y_i, y_j>`` for every working-set row ``i`` and the columns ``j >= c``: ``(n, m, m - c)``.
+def _gram_rows(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor, c: int) -> torch.Tensor:
+    """``<y_i, y_j>`` for the working-set rows ``i >= c`` and every row ``j``: ``(n, m - c, m)``.
 
-    Built from the points a few classes at a time (within ``_POINTS_MIB``).
+    Built from the points a few classes at a time (within ``_POINTS_MIB``). As rows, not columns:
+    MKL runs the short, wide product ``(m - c, d) x (d, m)`` ~2x faster than the tall, thin one
+    on an AVX2 core (float64, m = 96, m - c = 32: 21-25 against 10-14 GFlop/s).
     """
     n, m = ws.shape
-    out = torch.empty(n, m, m - c, dtype=W.dtype, device=W.device)
+    out = torch.empty(n, m - c, m, dtype=W.dtype, device=W.device)
     chunk = rows_per_budget(8 * m * W.shape[1], _POINTS_MIB, num_rows=n)
     for a, b in iter_blocks(n, chunk):
         Y = _points(W, ws[a:b], rows[a:b])
-        torch.bmm(Y, Y[:, c:].transpose(1, 2), out=out[a:b])
+        torch.bmm(Y[:, c:], Y.transpose(1, 2), out=out[a:b])
     return out
 
 
