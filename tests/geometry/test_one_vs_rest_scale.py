@@ -18,6 +18,14 @@ from gnc.geometry import configurations as cfg
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry._screening import rounding_factor
 
+# Tensor operations, and the compiled kernels where numba is.
+_SWEEPS = [
+    False,
+    pytest.param(
+        True, marks=pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
+    ),
+]
+
 
 def _anisotropic(K: int, d: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
@@ -253,9 +261,14 @@ def test_pruned_working_sets_equal_the_plain_algorithm(name: str, W: torch.Tenso
     _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), pruned)
 
 
-def test_next_working_sets_keep_corral_and_grams() -> None:
+@pytest.mark.parametrize("grams_compiled", _SWEEPS, ids=["tensors", "compiled"])
+def test_next_working_sets_keep_corral_and_grams(
+    grams_compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The corral (lam > 0) is kept with its weights, the violators join, padding is invalid and
-    # points at the class itself; the Gram equals one computed from scratch.
+    # points at the class itself; the Gram equals one computed from scratch (with tensor
+    # operations and with the compiled kernel).
+    monkeypatch.setattr(solve_module, "COMPILED_GRAMS", grams_compiled)
     W = _anisotropic(40, 5, seed=13)
     rows = torch.tensor([3, 7])
     ws = torch.tensor([[0, 1, 2, 4], [5, 6, 8, 9]])
@@ -490,15 +503,6 @@ def test_near_degenerate_face_stops_within_tolerance() -> None:
 # --------------------------------------------------------------------------------------------
 # The streamed certification (CPU): cache-sized tiles, no (T, K) score tile
 # --------------------------------------------------------------------------------------------
-
-
-# The streamed tiles swept by tensor operations, and by the compiled kernels where numba is.
-_SWEEPS = [
-    False,
-    pytest.param(
-        True, marks=pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
-    ),
-]
 
 
 @pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])

@@ -16,6 +16,11 @@ whose accurate path (bordered Gram system, QR of the point coordinates) handles 
 kept below each class's threshold) in one sweep of the cache-resident tile, instead of a dozen
 tensor operations that each sweep it again; the GEMM that fills the tile stays PyTorch's.
 
+**Next Grams** (:func:`next_grams`): the Grams of the next round's working sets, from the
+corrals' entries of the last ones and the rows of the points that joined, in one loop instead
+of an advanced-indexing gather, a mask and two strided copies (~60 ms -> ~10 ms for 900 classes
+on an AVX2 core).
+
 Without numba (the ``fast`` extra) :data:`AVAILABLE` is False and the callers keep the lockstep
 kernel and the tensor operations (the same ``D_k`` to rounding; the same screening decisions).
 Measurements are in ``docs/measurements.md``.
@@ -324,20 +329,15 @@ def _tile_scan_py(
         if v < fmin[t]:
             fmin[t] = v
         flat[f] = inf
-    for t in range(T):
-        colmin[t] = inf
-    ng = (R + ch - 1) // ch
-    for g in range(ng):
+    # np.minimum on whole rows: numba vectorizes it (4x faster than an element loop; the
+    # scores are never NaN, so it is the comparison's minimum).
+    colmin[:] = inf
+    for g in range((R + ch - 1) // ch):
         gm = pend[p0 + g]
-        for t in range(T):
-            gm[t] = inf
-        for r in range(g * ch, min(R, (g + 1) * ch)):
-            row = tile[r]
-            for t in range(T):
-                v = row[t]
-                gm[t] = v if v < gm[t] else gm[t]
-        for t in range(T):
-            colmin[t] = gm[t] if gm[t] < colmin[t] else colmin[t]
+        gm[:] = tile[g * ch]
+        for r in range(g * ch + 1, min(R, (g + 1) * ch)):
+            np.minimum(gm, tile[r], gm)
+        np.minimum(colmin, gm, colmin)
     n = 0
     for t in range(T):
         if colmin[t] < fmin[t]:
@@ -395,3 +395,63 @@ def tile_kernels() -> tuple[Any, Any]:
     if _tile_kernels is None:
         _tile_kernels = (compile_numba(_tile_scan_py), compile_numba(_tile_keep_py))
     return _tile_kernels
+
+
+def _next_grams_py(
+    G: np.ndarray,
+    vt: np.ndarray,
+    order: np.ndarray,
+    live: np.ndarray,
+    new_rows: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; its Python body runs only under NUMBA_DISABLE_JIT
+    """``out[i]``: the Gram of class ``vt[i]``'s corral ``order[i]`` (zero off ``live``), bordered.
+
+    ``out`` ``(n, s + a, s + a)``: its ``(s, s)`` block is ``G[vt[i]]`` at the corral's rows and
+    columns, its last ``a`` rows are ``new_rows[i]`` ``(a, s + a)`` and the columns above them
+    their transpose.
+    """
+    n, s = order.shape
+    a = new_rows.shape[1]
+    for i in range(n):
+        Gi = G[vt[i]]
+        for p in range(s):
+            if live[i, p]:
+                src = Gi[order[i, p]]
+                for q in range(s):
+                    out[i, p, q] = src[order[i, q]] if live[i, q] else 0.0
+            else:
+                for q in range(s):
+                    out[i, p, q] = 0.0
+            for q in range(a):
+                out[i, p, s + q] = new_rows[i, q, p]
+        for q in range(a):
+            out[i, s + q, :] = new_rows[i, q, :]
+
+
+_next_grams: Any = None
+
+
+def next_grams(
+    G: torch.Tensor,
+    vt: torch.Tensor,
+    order: torch.Tensor,
+    live: torch.Tensor,
+    new_rows: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`_next_grams_py` on CPU tensors (numba imported and compiled on the first call)."""
+    global _next_grams
+    if _next_grams is None:
+        _next_grams = compile_numba(_next_grams_py)
+    n, s = order.shape
+    m = s + new_rows.shape[1]
+    out = torch.empty(n, m, m, dtype=G.dtype)
+    _next_grams(
+        G.contiguous().numpy(),
+        vt.contiguous().numpy(),
+        order.contiguous().numpy(),
+        live.contiguous().numpy(),
+        new_rows.contiguous().numpy(),
+        out.numpy(),
+    )
+    return out

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import rows_per_budget
+from gnc.geometry import _compiled
 from gnc.geometry._int8 import Int8Rows, int8_backend, quantize_rows
 from gnc.geometry._screening import Certification, certify, neighbour_pass
 from gnc.geometry._seeds import seed_pass, whitening
@@ -64,6 +65,9 @@ class _ClassSolution:
 # one after the other): 8,192 rows 43.1 / 43.7 s with 128, 38.9 / 35.0 s with 256, 40.0 / 33.8 s
 # with 512; 16,384 rows 111.2 / 112.1 s with 128, 99.2 / 106.3 s with 256.
 _POINTS_MIB = 2.0
+#: Whether a CPU builds the next rounds' Grams with the compiled kernel of
+#: :mod:`gnc.geometry._compiled` (where numba is installed) rather than tensor operations.
+COMPILED_GRAMS = True
 _CPU_SOLVE_BATCH = 256
 
 
@@ -338,6 +342,9 @@ def _next_working_sets(
     lam_new = torch.cat(
         [torch.where(live, lam_v.gather(1, order), 0.0), lam_v.new_zeros(n, n_add)], dim=1
     )
+    new_rows = _gram_rows(W, ws_new, r, s)
+    if COMPILED_GRAMS and _compiled.AVAILABLE and G.device.type == "cpu":
+        return ws_new, valid, lam_new, _compiled.next_grams(G, vt, order, live, new_rows)
     # The corrals' Grams by one gather of their entries (not a copy of the violated classes'
     # whole Grams first).
     m_old = G.shape[1]
@@ -345,7 +352,6 @@ def _next_working_sets(
     G_new = torch.empty(n, s + n_add, s + n_add, dtype=G.dtype, device=G.device)
     lf = live.to(G.dtype)
     G_new[:, :s, :s] = Gv * lf[:, :, None] * lf[:, None, :]
-    new_rows = _gram_rows(W, ws_new, r, s)
     G_new[:, s:, :] = new_rows
     G_new[:, :s, s:] = new_rows[:, :, :s].transpose(1, 2)
     return ws_new, valid, lam_new, G_new
