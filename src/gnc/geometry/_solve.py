@@ -65,8 +65,9 @@ class _ClassSolution:
 # one after the other): 8,192 rows 43.1 / 43.7 s with 128, 38.9 / 35.0 s with 256, 40.0 / 33.8 s
 # with 512; 16,384 rows 111.2 / 112.1 s with 128, 99.2 / 106.3 s with 256.
 _POINTS_MIB = 2.0
-#: Whether a CPU builds the next rounds' Grams with the compiled kernel of
-#: :mod:`gnc.geometry._compiled` (where numba is installed) rather than tensor operations.
+#: Whether a CPU gathers the working sets' points and builds the next rounds' Grams with the
+#: compiled kernels of :mod:`gnc.geometry._compiled` (where numba is installed) rather than
+#: tensor operations.
 COMPILED_GRAMS = True
 _CPU_SOLVE_BATCH = 256
 
@@ -363,6 +364,8 @@ def _points(W: torch.Tensor, ws: torch.Tensor, rows: torch.Tensor) -> torch.Tens
     Padding columns point at the class itself: their y is 0. (``index_select`` copies whole rows:
     1.5x faster than advanced indexing for these gathers on a CPU.)
     """
+    if COMPILED_GRAMS and _compiled.AVAILABLE and W.device.type == "cpu" and W.is_contiguous():
+        return _compiled.points(W, ws, rows)
     n, m = ws.shape
     Y = torch.index_select(W, 0, ws.reshape(-1)).view(n, m, W.shape[1])
     Y -= W[rows][:, None, :]

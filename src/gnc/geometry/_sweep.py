@@ -117,8 +117,12 @@ def compiled(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`tensors` with each tile swept once by the compiled kernels (CPU only).
 
-    The same masks, minima, thresholds and kept entries, in the same order. Measured in
-    ``docs/measurements.md``: the tensor operations swept each tile ~5 times at ~0.5 ms a tile.
+    The same masks, minima and open classes. The kept entries differ in one way: ``tau`` is
+    updated after every tile, the tile's own groups included (a max-heap of each class's ``n``
+    smallest group minima), instead of after tiles 1, 2, 4, 8, ...; it is never above the
+    tensor sweep's, so fewer entries are kept, and still every one of a class's ``n`` smallest
+    off its working set. Measured in ``docs/measurements.md``: the tensor operations swept each
+    tile ~5 times at ~0.5 ms a tile.
     """
     scan, keep = _compiled.tile_kernels()
     K, T = W32.shape[0], q.shape[1]
@@ -126,13 +130,9 @@ def compiled(
     n_tiles = -(-K // tr)
     s_flat, s_at = own
     w_flat, w_at = ws
-    groups = -(-tr // ch)
-    # Group minima since tau's last update: at most half of the tiles (updates after tiles
-    # 1, 2, 4, 8, ... and the last).
-    pend = torch.empty((n_tiles // 2 + 1) * groups, T, dtype=torch.float32)
-    best = torch.full((n, T), torch.inf, dtype=torch.float32)
-    tau_up = torch.full((T,), torch.inf, dtype=torch.float32)
-    inf = torch.tensor(torch.inf, dtype=torch.float32)
+    heap = np.full((T, n), np.inf, np.float32)
+    tau_up = np.full(T, np.inf, np.float32)
+    gmin = np.empty((-(-tr // ch), T), np.float32)
     thr = np.empty(T, np.float32)
     colmin = np.empty(T, np.float32)
     cols = np.empty(T, np.int64)
@@ -142,19 +142,16 @@ def compiled(
         np.empty(cap, np.int64),
         np.empty(cap, np.float32),
     )
-    pos, p0 = 0, 0
-    buf_n, pend_n = buf.numpy(), pend.numpy()
+    pos = 0
+    buf_n = buf.numpy()
     s_n, w_n = s_flat.numpy(), w_flat.numpy()
-    fmin_n, open_n = fmin.numpy(), open_.numpy()
-    lo_n, hi_n, tau_n = lo.contiguous().numpy(), hi.contiguous().numpy(), tau_up.numpy()
+    lo_n, hi_n = lo.contiguous().numpy(), hi.contiguous().numpy()
+    args = (fmin.numpy(), lo_n, open_.numpy(), hi_n, heap, tau_up, thr, colmin, gmin, cols)
     for i in range(n_tiles):
         a, b = i * tr, min(K, (i + 1) * tr)
         torch.mm(W32[a:b], q, out=buf[: b - a])
         tile = buf_n[: b - a]
-        own_i, ws_i = s_n[s_at[i] : s_at[i + 1]], w_n[w_at[i] : w_at[i + 1]]
-        args = (fmin_n, lo_n, open_n, hi_n, tau_n, thr, colmin, pend_n, p0, cols)
-        nc = scan(tile, own_i, ws_i, ch, *args)
-        p0 += -(-(b - a) // ch)
+        nc = scan(tile, s_n[s_at[i] : s_at[i + 1]], w_n[w_at[i] : w_at[i + 1]], ch, *args)
         if nc:
             end = keep(tile, a, cols, nc, thr, *out, pos)
             if end > cap:  # room for this tile's entries and as many again
@@ -162,10 +159,5 @@ def compiled(
                 out = tuple(np.concatenate([o[:pos], np.empty(cap - pos, o.dtype)]) for o in out)
                 end = keep(tile, a, cols, nc, thr, *out, pos)
             pos = end
-        if (i + 1) & i == 0 or i == n_tiles - 1:  # after tiles 1, 2, 4, 8, ...: tau again
-            best = torch.cat([best, pend[:p0]]).topk(n, dim=0, largest=False, sorted=False).values
-            tau_up = best.amax(dim=0).nextafter(inf)
-            tau_n = tau_up.numpy()
-            p0 = 0
     kept = torch.stack([torch.from_numpy(out[0][:pos]), torch.from_numpy(out[1][:pos])], dim=1)
     return kept, torch.from_numpy(out[2][:pos].copy())
