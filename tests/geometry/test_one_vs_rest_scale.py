@@ -626,7 +626,8 @@ def test_compiled_sweep_equals_the_tensor_sweep(tile_rows: int, ch: int, cap: in
         buf = torch.empty(tile_rows, T)
         old, sweep_module._KEEP_CAP = sweep_module._KEEP_CAP, cap
         try:
-            kept, vals = sweep(W32, q, buf, own, wsf, ch, n, lo, hi, fmin, open_)
+            tiles = sweep_module.Tiles(W32, q, buf, own, wsf, ch, n, lo, hi)
+            kept, vals = sweep(tiles, fmin, open_)
         finally:
             sweep_module._KEEP_CAP = old
         out.append((fmin, open_, kept, vals))

@@ -456,7 +456,8 @@ def _certify_streamed(
     w_flat = ws_r[w_ord] % tr * T + ar.repeat_interleave(working_set.shape[1])[w_ord]
     open_ = torch.ones(T, dtype=torch.bool, device=dev)
     sweep = _sweep.compiled if _sweep.COMPILED and _compiled.AVAILABLE else _sweep.tensors
-    kept, vals = sweep(W32, q, buf, (s_flat, s_at), (w_flat, w_at), ch, n, lo, hi, fmin, open_)
+    tiles = _sweep.Tiles(W32, q, buf, (s_flat, s_at), (w_flat, w_at), ch, n, lo, hi)
+    kept, vals = sweep(tiles, fmin, open_)
     definite = ~open_
     # Recomputed in float64: the kept entries of the open classes and their working sets.
     own = working_set != rows[:, None]

@@ -14,6 +14,8 @@ one sweep per tile; used where numba is installed, :data:`COMPILED`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -40,30 +42,47 @@ _KEEP_CAP = 1 << 14
 _Flat = tuple[torch.Tensor, list[int]]
 
 
+@dataclass(frozen=True)
+class Tiles:
+    """What a sweep reads: the tiles of ``W32 q`` and each class's thresholds.
+
+    Attributes:
+        W32: ``(K, d)`` float32 rows.
+        q: ``(d, T)`` float32 points, one column per class.
+        buf: ``(tile rows, T)`` float32 buffer of one tile.
+        own: The flat tile indices (row in tile * T + class) of the classes' own rows, ordered
+            by tile, with each tile's start among them (:func:`tile_slices`).
+        ws: The same for the working sets.
+        ch: Rows per group of the running bound ``tau`` (divides the tile rows).
+        n: Entries of each class kept at least (its ``n`` smallest off its working set).
+        lo: ``(T,)`` float64: a score below it is a certain violation.
+        hi: ``(T,)`` float32: a score at or above it is certainly no violation.
+    """
+
+    W32: torch.Tensor
+    q: torch.Tensor
+    buf: torch.Tensor
+    own: _Flat
+    ws: _Flat
+    ch: int
+    n: int
+    lo: torch.Tensor
+    hi: torch.Tensor
+
+
 def tensors(
-    W32: torch.Tensor,
-    q: torch.Tensor,
-    buf: torch.Tensor,
-    own: _Flat,
-    ws: _Flat,
-    ch: int,
-    n: int,
-    lo: torch.Tensor,
-    hi: torch.Tensor,
-    fmin: torch.Tensor,
-    open_: torch.Tensor,
+    tiles: Tiles, fmin: torch.Tensor, open_: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The tiles of a streamed certification, swept with tensor operations.
 
-    ``own`` and ``ws`` are the flat tile indices of the classes' own rows and working sets with
-    each tile's start among them. Updates ``fmin`` and ``open_`` in place; returns the kept
+    Updates ``fmin`` and ``open_`` in place; returns the kept
     entries ``(class, row)`` and their float32 scores.
     """
+    W32, q, buf, ch, n = tiles.W32, tiles.q, tiles.buf, tiles.ch, tiles.n
     K, T = W32.shape[0], q.shape[1]
     tr = buf.shape[0]
     n_tiles = -(-K // tr)
-    s_flat, s_at = own
-    w_flat, w_at = ws
+    (s_flat, s_at), (w_flat, w_at) = tiles.own, tiles.ws
     best = torch.full((n, T), torch.inf, dtype=torch.float32, device=q.device)
     tau_up = torch.full((T,), torch.inf, dtype=torch.float32, device=q.device)
     inf = torch.tensor(torch.inf, dtype=torch.float32, device=q.device)
@@ -77,12 +96,12 @@ def tensors(
         if s_at[i + 1] > s_at[i]:
             tile.view(-1).index_fill_(0, s_flat[s_at[i] : s_at[i + 1]], torch.inf)
         torch.minimum(fmin, tile.amin(dim=0), out=fmin)
-        open_ &= fmin.to(torch.float64) >= lo
+        open_ &= fmin.to(torch.float64) >= tiles.lo
         if w_at[i + 1] > w_at[i]:
             tile.view(-1).index_fill_(0, w_flat[w_at[i] : w_at[i + 1]], torch.inf)
         # Entries to keep (off the working set: its entries are rechecked anyway): column
         # minima first, so that only the few columns with one are compared entry by entry.
-        thr = torch.where(open_, hi, torch.minimum(tau_up, hi))
+        thr = torch.where(open_, tiles.hi, torch.minimum(tau_up, tiles.hi))
         need = tile.amin(dim=0) < thr
         if bool(need.any()):
             cols = need.nonzero().squeeze(1)
@@ -103,17 +122,7 @@ def tensors(
 
 
 def compiled(
-    W32: torch.Tensor,
-    q: torch.Tensor,
-    buf: torch.Tensor,
-    own: _Flat,
-    ws: _Flat,
-    ch: int,
-    n: int,
-    lo: torch.Tensor,
-    hi: torch.Tensor,
-    fmin: torch.Tensor,
-    open_: torch.Tensor,
+    tiles: Tiles, fmin: torch.Tensor, open_: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`tensors` with each tile swept once by the compiled kernels (CPU only).
 
@@ -124,12 +133,12 @@ def compiled(
     off its working set. Measured in ``docs/measurements.md``: the tensor operations swept each
     tile ~5 times at ~0.5 ms a tile.
     """
+    W32, q, buf, ch, n = tiles.W32, tiles.q, tiles.buf, tiles.ch, tiles.n
     scan, keep = _compiled.tile_kernels()
     K, T = W32.shape[0], q.shape[1]
     tr = buf.shape[0]
     n_tiles = -(-K // tr)
-    s_flat, s_at = own
-    w_flat, w_at = ws
+    (s_flat, s_at), (w_flat, w_at) = tiles.own, tiles.ws
     heap = np.full((T, n), np.inf, np.float32)
     tau_up = np.full(T, np.inf, np.float32)
     gmin = np.empty((-(-tr // ch), T), np.float32)
@@ -145,7 +154,7 @@ def compiled(
     pos = 0
     buf_n = buf.numpy()
     s_n, w_n = s_flat.numpy(), w_flat.numpy()
-    lo_n, hi_n = lo.contiguous().numpy(), hi.contiguous().numpy()
+    lo_n, hi_n = tiles.lo.contiguous().numpy(), tiles.hi.contiguous().numpy()
     args = (fmin.numpy(), lo_n, open_.numpy(), hi_n, heap, tau_up, thr, colmin, gmin, cols)
     for i in range(n_tiles):
         a, b = i * tr, min(K, (i + 1) * tr)
