@@ -1,4 +1,4 @@
-"""A compiled CPU kernel of the all-classes solver, with numba (internal, optional).
+"""Compiled CPU kernels of the all-classes solver, with numba (internal, optional).
 
 **Wolfe per class** (:func:`wolfe_compiled`): the same algorithm and stopping rule as the lockstep
 kernel of :mod:`gnc.geometry._wolfe` (an upper Cholesky factor of ``e e^T + G_S / c`` over the

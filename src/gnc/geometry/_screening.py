@@ -424,8 +424,9 @@ def _certify_streamed(
     - of a class with a certain violator only the entries that can still be among its ``n``
       most violating rows off the working set are kept: those at most ``tau``, the largest of
       the ``n`` smallest minima of disjoint ``_STREAM_CHUNK``-row groups (working set masked)
-      of the tiles before (``n`` such rows score at most ``tau``; ``tau`` is updated after
-      tiles 1, 2, 4, 8, ...). Column minima pick the few columns compared entry by entry.
+      of the tiles so far (``n`` such rows score at most ``tau``; updated after every tile by
+      the compiled sweep, after tiles 1, 2, 4, 8, ... by the tensor one: see
+      :mod:`gnc.geometry._sweep`). Column minima pick the few columns compared entry by entry.
 
     The bound, the thresholds and the float64 rechecks are those of :func:`certify`, so
     ``gmin`` and ``violated`` are the same, and so are the candidates up to the order of ties.
