@@ -7,9 +7,12 @@ working set, keeps each class's smallest score and whether a violation is still 
 smallest score) and the entries below each class's threshold. The bound, thresholds and float64
 rechecks are the certification's; see its docstring.
 
-Two sweeps give the same results in the same order: :func:`tensors` (tensor operations, each
-sweeping the tile again) and :func:`compiled` (the numba kernels of :mod:`gnc.geometry._compiled`,
-one sweep per tile; used where numba is installed, :data:`COMPILED`).
+Two sweeps: :func:`tensors` (tensor operations, each sweeping the tile again) and
+:func:`compiled` (the numba kernels of :mod:`gnc.geometry._compiled`, one sweep per tile; used
+where numba is installed, :data:`COMPILED`). They give the same minima and open classes and the
+same kept entries of open classes; of the others the compiled sweep keeps a subset that still
+holds each class's ``n`` smallest (its ``tau`` is updated every tile), so the certification's
+results are the same.
 """
 
 from __future__ import annotations
@@ -75,8 +78,8 @@ def tensors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The tiles of a streamed certification, swept with tensor operations.
 
-    Updates ``fmin`` and ``open_`` in place; returns the kept
-    entries ``(class, row)`` and their float32 scores.
+    Updates ``fmin`` and ``open_`` in place; returns the kept entries ``(class, row)`` and their
+    float32 scores.
     """
     W32, q, buf, ch, n = tiles.W32, tiles.q, tiles.buf, tiles.ch, tiles.n
     K, T = W32.shape[0], q.shape[1]
