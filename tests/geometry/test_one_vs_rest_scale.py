@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gnc.geometry import _compiled as compiled
+from gnc.geometry import _recertify as recertify
 from gnc.geometry import _screening as screening
 from gnc.geometry import _seeds as seeds_module
 from gnc.geometry import _solve as solve_module
@@ -626,8 +627,9 @@ def test_compiled_sweep_equals_the_tensor_sweep(tile_rows: int, ch: int, cap: in
         buf = torch.empty(tile_rows, T)
         old, sweep_module._KEEP_CAP = sweep_module._KEEP_CAP, cap
         try:
-            tiles = sweep_module.Tiles(W32, q, buf, own, wsf, ch, n, lo, hi)
-            kept, vals = sweep(tiles, fmin, open_)
+            line = torch.full((T,), -torch.inf)
+            tiles = sweep_module.Tiles(W32, q, buf, own, wsf, ch, n, lo, hi, line, K)
+            kept, vals, _ = sweep(tiles, fmin, open_)
         finally:
             sweep_module._KEEP_CAP = old
         out.append((fmin, open_, kept, vals))
@@ -685,3 +687,50 @@ def test_streamed_certification_changes_no_distance(
     assert torch.allclose(plain.distances, streamed.distances, atol=1e-12, rtol=0)
     assert torch.allclose(plain.lower_bounds, streamed.lower_bounds, atol=1e-12, rtol=0)
     _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), streamed)
+
+
+@pytest.mark.parametrize(
+    ("W", "m0", "bounds_from", "margin"),
+    [
+        (_anisotropic(800, 16, seed=7), None, 1, 0.02),
+        (_anisotropic(800, 16, seed=7), 4, 0, 0.1),
+        (cfg.e8_roots(), 1, 0, 1.0),
+        (cfg.cell600(), 4, 0, 1.0),
+    ],
+    ids=["anisotropic", "anisotropic-from-first", "e8", "600-cell"],
+)
+@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
+def test_row_bounds_change_no_distance(
+    W: torch.Tensor,
+    m0: int | None,
+    bounds_from: int,
+    margin: float,
+    sweep_compiled: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The whole solver with and without certifications from row bounds: the same D_k and dual
+    # bounds, each certificate re-derived; tie-heavy codes (every class ties with many rows;
+    # wide margins, for their points jump between rounds) included. The bounds must have
+    # certified some classes.
+    monkeypatch.setattr(sweep_module, "COMPILED", sweep_compiled)
+    monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 0)
+    monkeypatch.setattr(screening, "_SCORE_W_ROWS", 48)
+    monkeypatch.setattr(solve_module, "_BOUNDS_FROM", bounds_from)
+    monkeypatch.setattr(solve_module, "_BOUNDS_MARGIN", margin)
+    monkeypatch.setattr(solve_module, "ROW_BOUNDS", False)
+    plain = one_vs_rest_distances(W, working_set_size=m0)
+    monkeypatch.setattr(solve_module, "ROW_BOUNDS", True)
+    used = []
+    real = recertify.recertify
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        used.append(out[0].numel())
+        return out
+
+    monkeypatch.setattr(recertify, "recertify", spy)
+    res = one_vs_rest_distances(W, working_set_size=m0)
+    assert sum(used) > 0
+    assert torch.allclose(plain.distances, res.distances, atol=1e-12, rtol=0)
+    assert torch.allclose(plain.lower_bounds, res.lower_bounds, atol=1e-12, rtol=0)
+    _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), res)

@@ -306,6 +306,7 @@ def _tile_scan_py(
     lo: np.ndarray,
     open_: np.ndarray,
     hi: np.ndarray,
+    line: np.ndarray,
     heap: np.ndarray,
     tau_up: np.ndarray,
     thr: np.ndarray,
@@ -321,8 +322,8 @@ def _tile_scan_py(
     and ``open_ &= fmin >= lo`` (in float64). ``heap`` ``(T, n)`` holds, as a max-heap per
     class, the ``n`` smallest group minima so far; ``tau_up`` is just above its largest (so ``n``
     rows score below ``tau_up``: rows above it are never among the ``n`` smallest). The keep
-    thresholds are ``thr = hi if open_ else min(tau_up, hi)``. Returns how many columns have an
-    entry below their threshold; those columns, increasing, are ``cols[:n]``.
+    thresholds are ``thr = max(hi if open_ else min(tau_up, hi), line)``. Returns how many
+    columns have an entry below their threshold; those columns, increasing, are ``cols[:n]``.
     """
     R, T = tile.shape
     n_heap = heap.shape[1]
@@ -371,6 +372,8 @@ def _tile_scan_py(
             open_[t] = False
         hh = hi[t]
         th = hh if open_[t] or not tau_up[t] < hh else tau_up[t]
+        if line[t] > th:
+            th = line[t]
         thr[t] = th
         if colmin[t] < th:
             cols[n] = t
@@ -388,26 +391,39 @@ def _tile_keep_py(
     out_r: np.ndarray,
     out_v: np.ndarray,
     pos: int,
+    counts: np.ndarray,
+    line: np.ndarray,
+    cap: int,
 ) -> int:  # pragma: no cover - compiled; its Python body runs only under NUMBA_DISABLE_JIT
     """The entries of the columns ``cols[:n]`` below their threshold ``thr``, row by row.
 
     Writes ``(column, a + row, value)`` into ``out_*[pos:]`` while they have room, in the
     order of ``nonzero`` on the tile's rows; returns ``pos`` plus the number of entries
     (larger than the buffers' length when they ran out of room: nothing past it is written).
+    Counts each column's entries in ``counts`` (only when they were written) and drops the
+    keep ``line`` (to ``-inf``) of a column past ``cap`` of them.
     """
     R = tile.shape[0]
-    cap = out_c.shape[0]
+    room = out_c.shape[0]
+    start = pos
     for r in range(R):
         row = tile[r]
         for i in range(n):
             c = cols[i]
             v = row[c]
             if v < thr[c]:
-                if pos < cap:
+                if pos < room:
                     out_c[pos] = c
                     out_r[pos] = a + r
                     out_v[pos] = v
                 pos += 1
+    if pos <= room:  # all written: counted once (an overflowed call is made again)
+        for p in range(start, pos):
+            counts[out_c[p]] += 1
+        for i in range(n):
+            c = cols[i]
+            if counts[c] > cap:
+                line[c] = -np.inf
     return pos
 
 

@@ -306,6 +306,10 @@ class Certification:
         candidates: ``(T, n)`` most violating rows outside the working set.
         candidates_ok: ``(T, n)`` which of them violate by more than the tolerance.
         rechecked: Entries recomputed in float64.
+        kept: With a keep ``margin`` (streamed certifications only): the entries ``(class,
+            row)`` kept by the sweep, with rigorous lower bounds of ``<w_j, x_k>``.
+        floor: ``(T,)`` with ``kept``: ``<w_j, x_k> >= floor_k`` for every other row ``j`` off
+            the working set and ``j != k`` (``-inf`` for a class that kept too many entries).
     """
 
     gmin: torch.Tensor
@@ -313,6 +317,8 @@ class Certification:
     candidates: torch.Tensor
     candidates_ok: torch.Tensor
     rechecked: int
+    kept: tuple[torch.Tensor, torch.Tensor] | None = None
+    floor: torch.Tensor | None = None
 
 
 def certify(
@@ -326,11 +332,15 @@ def certify(
     max_memory_mib: float,
     max_norm: float,
     q8: Int8Rows | None = None,
+    margin: torch.Tensor | None = None,
 ) -> Certification:
     """Check ``<w_j - w_k, x_k> >= |x_k|^2`` for all ``j != k`` with one float32 GEMM.
 
     With ``q8`` the GEMM is an int8 one under the bounds of :mod:`gnc.geometry._int8`
-    (:func:`_certify_int8`); the result means the same.
+    (:func:`_certify_int8`); the result means the same. With ``margin`` ``(T,)`` a streamed
+    certification also keeps every entry less than ``margin_k`` above class ``k``'s threshold
+    (up to :data:`_KEPT_CAP` a class) and returns them with ``kept`` and ``floor``, the row
+    bounds from which :mod:`gnc.geometry._recertify` checks the next round's points.
 
     Args:
         W: ``(K, d)`` float64 rows.
@@ -343,6 +353,7 @@ def certify(
         max_memory_mib: Budget for the float64 rechecks.
         max_norm: ``max_j |w_j|``.
         q8: The rows quantized to int8, for the int8 GEMM.
+        margin: ``(T,)`` keep margin of the row bounds (see above), or None.
     """
     if q8 is not None:
         return _certify_int8(
@@ -351,7 +362,7 @@ def certify(
     th = _thresholds(W, rows, x, max_norm)
     if W.device.type == "cpu" and W.shape[0] >= _STREAM_MIN_ROWS:
         return _certify_streamed(
-            W, W32, rows, x, th, working_set, viol_tol, num_candidates, max_memory_mib
+            W, W32, rows, x, th, working_set, viol_tol, num_candidates, max_memory_mib, margin
         )
     n2, c, base, err = th
     K = W.shape[0]
@@ -397,6 +408,10 @@ _STREAM_MIN_ROWS = 32768
 # Rows per group of the streamed certification's running bound on each class's ``n``-th smallest
 # score (a power of two: the groups tile the ``_SCORE_W_ROWS``-row tiles).
 _STREAM_CHUNK = 16
+# Entries a class may keep for its row bounds (beyond those it keeps for the certification):
+# past it the class keeps no bounds (measured on the Gemma 3 head, 65,536 rows: a keep margin of
+# 0.04 |x| keeps ~930 rows a class on average, a few classes ~15,000).
+_KEPT_CAP = 4096
 
 
 def _certify_streamed(
@@ -409,6 +424,7 @@ def _certify_streamed(
     viol_tol: torch.Tensor,
     n: int,
     max_memory_mib: float,
+    margin: torch.Tensor | None = None,
 ) -> Certification:
     """:func:`certify` on a CPU without a ``(T, K)`` score tile: one cache-sized tile at a time.
 
@@ -457,14 +473,21 @@ def _certify_streamed(
     w_flat = ws_r[w_ord] % tr * T + ar.repeat_interleave(working_set.shape[1])[w_ord]
     open_ = torch.ones(T, dtype=torch.bool, device=dev)
     sweep = _sweep.compiled if _sweep.COMPILED and _compiled.AVAILABLE else _sweep.tensors
-    tiles = _sweep.Tiles(W32, q, buf, (s_flat, s_at), (w_flat, w_at), ch, n, lo, hi)
-    kept, vals = sweep(tiles, fmin, open_)
+    if margin is None:
+        line = torch.full((T,), -torch.inf, dtype=torch.float32, device=dev)
+    else:
+        line = (base + margin).to(torch.float32)
+    own_f, ws_f = (s_flat, s_at), (w_flat, w_at)
+    tiles = _sweep.Tiles(W32, q, buf, own_f, ws_f, ch, n, lo, hi, line, _KEPT_CAP)
+    kept, vals, thr = sweep(tiles, fmin, open_)
     definite = ~open_
-    # Recomputed in float64: the kept entries of the open classes and their working sets.
+    # Recomputed in float64: the kept entries of the open classes below their upper threshold
+    # (those above it were kept for the row bounds only) and their working sets.
     own = working_set != rows[:, None]
     ws_pairs = torch.stack([ar[:, None].expand_as(working_set)[own], working_set[own]], dim=1)
     on_open = ~definite[kept[:, 0]]
-    pairs = torch.cat([kept[on_open], ws_pairs[~definite[ws_pairs[:, 0]]]])
+    recheck = on_open & (vals < hi[kept[:, 0]])
+    pairs = torch.cat([kept[recheck], ws_pairs[~definite[ws_pairs[:, 0]]]])
     exact = _pairs_dot(W, x, pairs[:, 1], pairs[:, 0], max_memory_mib) - c[pairs[:, 0]]
     f64 = fmin.to(torch.float64)
     gmin_definite = (f64 - err - 4 * _U32 * f64.abs()) - c
@@ -474,13 +497,19 @@ def _certify_streamed(
     idx, v = _smallest_per_class(kept[~on_open, 0], kept[~on_open, 1], vals[~on_open], T, n)
     ok = v.to(torch.float64) - base[:, None] < -viol_tol[:, None]
     vu = violated & ~definite
-    n_kept = int(on_open.sum())
+    n_kept = int(recheck.sum())
     pk, pj = pairs[:n_kept, 0], pairs[:n_kept, 1]
     tu = vu[pk]
     idx_u, v_u = _smallest_per_class(pk[tu], pj[tu], exact[:n_kept][tu] - n2[pk[tu]], T, n)
     idx = torch.where(vu[:, None], idx_u, idx)
     ok = torch.where(vu[:, None], v_u < -viol_tol[:, None], ok & definite[:, None])
-    return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+    if margin is None:
+        return Certification(gmin, violated, idx, ok, int(pairs.shape[0]))
+    # Row bounds: a kept score is within err of <w_j, x_k>; every other entry (off the own row
+    # and working set) scored at least the last keep threshold.
+    lb = vals.to(torch.float64) - err[kept[:, 0]]
+    floor = torch.where(torch.isfinite(line), thr.to(torch.float64) - err, -torch.inf)
+    return Certification(gmin, violated, idx, ok, int(pairs.shape[0]), (kept, lb), floor)
 
 
 def _smallest_per_class(

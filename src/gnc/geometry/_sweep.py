@@ -60,6 +60,10 @@ class Tiles:
         n: Entries of each class kept at least (its ``n`` smallest off its working set).
         lo: ``(T,)`` float64: a score below it is a certain violation.
         hi: ``(T,)`` float32: a score at or above it is certainly no violation.
+        line: ``(T,)`` float32: every entry below it is kept too (``-inf``: none), for the
+            row bounds of the next round (:mod:`gnc.geometry._recertify`); set to ``-inf``
+            in place for a class once it has more than ``cap`` kept entries.
+        cap: Kept entries per class past which its ``line`` is dropped.
     """
 
     W32: torch.Tensor
@@ -71,15 +75,19 @@ class Tiles:
     n: int
     lo: torch.Tensor
     hi: torch.Tensor
+    line: torch.Tensor
+    cap: int
 
 
 def tensors(
     tiles: Tiles, fmin: torch.Tensor, open_: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The tiles of a streamed certification, swept with tensor operations.
 
-    Updates ``fmin`` and ``open_`` in place; returns the kept entries ``(class, row)`` and their
-    float32 scores.
+    Updates ``fmin`` and ``open_`` in place; returns the kept entries ``(class, row)``, their
+    float32 scores and each class's last keep threshold ``thr = max(hi if open else min(tau,
+    hi), line)``. The thresholds never rise from tile to tile, so every entry below the last
+    one (off the class's own row and working set) is kept.
     """
     W32, q, buf, ch, n = tiles.W32, tiles.q, tiles.buf, tiles.ch, tiles.n
     K, T = W32.shape[0], q.shape[1]
@@ -92,6 +100,9 @@ def tensors(
     kept_at: list[torch.Tensor] = []
     kept_v: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
+    line = tiles.line
+    counts = torch.zeros(T, dtype=torch.long, device=q.device)
+    thr = tiles.hi.clone()
     for i in range(n_tiles):
         a, b = i * tr, min(K, (i + 1) * tr)
         tile = buf[: b - a]
@@ -105,6 +116,7 @@ def tensors(
         # Entries to keep (off the working set: its entries are rechecked anyway): column
         # minima first, so that only the few columns with one are compared entry by entry.
         thr = torch.where(open_, tiles.hi, torch.minimum(tau_up, tiles.hi))
+        thr = torch.maximum(thr, line)
         need = tile.amin(dim=0) < thr
         if bool(need.any()):
             cols = need.nonzero().squeeze(1)
@@ -112,6 +124,8 @@ def tensors(
             nz = (sub < thr[cols]).nonzero()
             kept_v.append(sub[nz[:, 0], nz[:, 1]])
             kept_at.append(torch.stack([cols[nz[:, 1]], nz[:, 0] + a], dim=1))
+            counts += torch.bincount(kept_at[-1][:, 0], minlength=T)
+            line.masked_fill_(counts > tiles.cap, -torch.inf)
         pending.append(tile[: (b - a) // ch * ch].view(-1, ch, T).amin(dim=1))
         if (b - a) % ch:
             pending.append(tile[(b - a) // ch * ch :].amin(dim=0, keepdim=True))
@@ -120,13 +134,13 @@ def tensors(
             tau_up = best.amax(dim=0).nextafter(inf)
             pending = []
     if not kept_at:
-        return torch.empty(0, 2, dtype=torch.long), torch.empty(0, dtype=torch.float32)
-    return torch.cat(kept_at), torch.cat(kept_v)
+        return torch.empty(0, 2, dtype=torch.long), torch.empty(0, dtype=torch.float32), thr
+    return torch.cat(kept_at), torch.cat(kept_v), thr
 
 
 def compiled(
     tiles: Tiles, fmin: torch.Tensor, open_: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`tensors` with each tile swept once by the compiled kernels (CPU only).
 
     The same masks, minima and open classes. The kept entries differ in one way: ``tau`` is
@@ -145,31 +159,33 @@ def compiled(
     heap = np.full((T, n), np.inf, np.float32)
     tau_up = np.full(T, np.inf, np.float32)
     gmin = np.empty((-(-tr // ch), T), np.float32)
-    thr = np.empty(T, np.float32)
+    thr = tiles.hi.numpy().copy()
     colmin = np.empty(T, np.float32)
     cols = np.empty(T, np.int64)
-    cap = _KEEP_CAP
+    room = _KEEP_CAP
     out: tuple[np.ndarray, ...] = (
-        np.empty(cap, np.int64),
-        np.empty(cap, np.int64),
-        np.empty(cap, np.float32),
+        np.empty(room, np.int64),
+        np.empty(room, np.int64),
+        np.empty(room, np.float32),
     )
     pos = 0
     buf_n = buf.numpy()
     s_n, w_n = s_flat.numpy(), w_flat.numpy()
     lo_n, hi_n = tiles.lo.contiguous().numpy(), tiles.hi.contiguous().numpy()
-    args = (fmin.numpy(), lo_n, open_.numpy(), hi_n, heap, tau_up, thr, colmin, gmin, cols)
+    line = tiles.line.numpy()
+    counts = np.zeros(T, np.int64)
+    args = (fmin.numpy(), lo_n, open_.numpy(), hi_n, line, heap, tau_up, thr, colmin, gmin, cols)
     for i in range(n_tiles):
         a, b = i * tr, min(K, (i + 1) * tr)
         torch.mm(W32[a:b], q, out=buf[: b - a])
         tile = buf_n[: b - a]
         nc = scan(tile, s_n[s_at[i] : s_at[i + 1]], w_n[w_at[i] : w_at[i + 1]], ch, *args)
         if nc:
-            end = keep(tile, a, cols, nc, thr, *out, pos)
-            if end > cap:  # room for this tile's entries and as many again
-                cap = 2 * end
-                out = tuple(np.concatenate([o[:pos], np.empty(cap - pos, o.dtype)]) for o in out)
-                end = keep(tile, a, cols, nc, thr, *out, pos)
+            end = keep(tile, a, cols, nc, thr, *out, pos, counts, line, tiles.cap)
+            if end > room:  # room for this tile's entries and as many again
+                room = 2 * end
+                out = tuple(np.concatenate([o[:pos], np.empty(room - pos, o.dtype)]) for o in out)
+                end = keep(tile, a, cols, nc, thr, *out, pos, counts, line, tiles.cap)
             pos = end
     kept = torch.stack([torch.from_numpy(out[0][:pos]), torch.from_numpy(out[1][:pos])], dim=1)
-    return kept, torch.from_numpy(out[2][:pos].copy())
+    return kept, torch.from_numpy(out[2][:pos].copy()), torch.from_numpy(thr)
