@@ -8,6 +8,8 @@ import torch
 
 from gnc.geometry import _int8 as int8
 from gnc.geometry import _screening as screening
+from gnc.geometry import _seeds as seeds
+from gnc.geometry import _solve as solve_module
 from gnc.geometry import configurations as cfg
 from gnc.geometry import one_vs_rest_distances
 from gnc.geometry._int8 import quantize, quantize_rows, rounding_slack, scores
@@ -109,9 +111,15 @@ def test_int8_screen_matches_float32_screen(
     monkeypatch.setattr(
         int8, "_packed_scores", lambda *a: packed_queries.append(1) or real_packed(*a)
     )
+    ranked = []
+    real_ranked = seeds.int8_violators
+    monkeypatch.setattr(
+        solve_module, "int8_violators", lambda *a: ranked.append(1) or real_ranked(*a)
+    )
     got = one_vs_rest_distances(W)
     assert bool(calls) == (backend == "int_mm")  # the int8 certification ran
     assert bool(packed_queries) == (backend == "packed")  # the packed seed pass ran
+    assert bool(ranked) == (backend == "packed")  # and the first round's int8 violators
     assert got.certified and ref.certified
     assert torch.allclose(got.distances, ref.distances, atol=1e-12, rtol=0)
     assert torch.allclose(got.lower_bounds, ref.lower_bounds, atol=1e-12, rtol=0)
@@ -219,3 +227,26 @@ def test_packed_rows_only_for_the_whitened_seed_pass(monkeypatch: pytest.MonkeyP
             max_memory_mib=1.0,
             q8=q8,
         )
+
+
+def test_int8_violators_are_checked_in_float64() -> None:
+    # The first round's violators from the packed int8 ranking: off the class and its excluded
+    # rows, their violations exactly the float64 ones, and the best of them near the true worst
+    # violator (the ranking is int8's; only the float64 check proves a violation).
+    if not int8.packed_available(16):
+        pytest.skip("no exact quantized linear layer in this PyTorch build")
+    W = _anisotropic(3000, 16, seed=31)
+    W = W / W.norm(dim=1, keepdim=True)
+    q8 = quantize_rows(W, 64.0, packed=True)
+    rows = torch.arange(50)
+    x = W[rows + 1000] - W[rows]  # far from optimal: many violators
+    excl = torch.stack([(rows + 1) % 3000, rows + 2], dim=1)
+    cand, v = seeds.int8_violators(W, q8, rows, x, excl, 8, 64.0)
+    ref = (W @ x.T).T - ((W[rows] + x) * x).sum(dim=1)[:, None]  # <w_j - w_k, x> - |x|^2
+    assert torch.allclose(v, ref.gather(1, cand), atol=1e-12, rtol=0)
+    assert not bool((cand == rows[:, None]).any())
+    assert not bool((cand[:, :, None] == excl[:, None, :]).any())
+    ref[rows, rows] = torch.inf
+    ref.scatter_(1, excl, torch.inf)
+    assert bool((v.min(dim=1).values < 0).all())
+    assert bool((v.min(dim=1).values <= ref.min(dim=1).values + 0.05 * x.norm(dim=1)).all())

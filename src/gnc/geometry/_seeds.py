@@ -23,7 +23,7 @@ import torch
 
 from gnc._runtime import rows_per_budget
 from gnc.geometry._int8 import Int8Rows, quantize, scores
-from gnc.geometry._screening import exact_float32_matmul, extreme_k, scores32
+from gnc.geometry._screening import _pairs_dot, exact_float32_matmul, extreme_k, scores32
 from gnc.geometry.pairwise import iter_blocks
 
 __all__: list[str] = []
@@ -82,3 +82,37 @@ def seed_pass(
             ip[torch.arange(b - a, device=dev), r] = -torch.inf
             out[a:b] = extreme_k(ip, m, largest=True, sorted=False)[1]
     return out
+
+
+def int8_violators(
+    W: torch.Tensor,
+    q8: Int8Rows,
+    rows: torch.Tensor,
+    x: torch.Tensor,
+    excluded: torch.Tensor,
+    n: int,
+    max_memory_mib: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n`` rows ``j`` most violating ``<w_j - w_k, x_k> >= |x_k|^2`` by an int8 ranking.
+
+    One int8 GEMM of the quantized points against the rows ``q8`` ranks the rows off ``k`` and
+    ``excluded`` (``(T, m)``); the ranking is approximate (no rounding bound), but the returned
+    violations ``<w_j - w_k, x_k> - |x_k|^2`` of the ``(T, n)`` rows are float64 products: a
+    negative one proves a violation. For a first round, whose points are far from optimal, this
+    finds a certain violator of almost every class at the cost of the seed pass.
+    """
+    K = W.shape[0]
+    dev = W.device
+    T = rows.numel()
+    n = min(n, K - 1)
+    out = torch.empty(T, n, dtype=torch.long, device=dev)
+    step = rows_per_budget(10 * K, max_memory_mib, num_rows=T)
+    for a, b in iter_blocks(T, step):
+        ip = scores(q8, quantize(x[a:b], q8.query_levels)[0])  # a positive factor per row away
+        ip.scatter_(1, excluded[a:b], torch.inf)
+        ip[torch.arange(b - a, device=dev), rows[a:b]] = torch.inf
+        out[a:b] = extreme_k(ip, n, sorted=False)[1]
+    k = torch.arange(T, device=dev).repeat_interleave(n)
+    c = (W[rows] * x).sum(dim=1) + (x * x).sum(dim=1)
+    v = _pairs_dot(W, x, out.reshape(-1), k, max_memory_mib) - c[k]
+    return out, v.view(T, n)
