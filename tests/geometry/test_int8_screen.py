@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from gnc.geometry import _int8 as int8
+from gnc.geometry import _recertify as recertify
 from gnc.geometry import _screening as screening
 from gnc.geometry import _seeds as seeds
-from gnc.geometry import _solve as solve_module
 from gnc.geometry import configurations as cfg
 from gnc.geometry import one_vs_rest_distances
 from gnc.geometry._int8 import quantize, quantize_rows, rounding_slack, scores
@@ -113,9 +113,7 @@ def test_int8_screen_matches_float32_screen(
     )
     ranked = []
     real_ranked = seeds.int8_violators
-    monkeypatch.setattr(
-        solve_module, "int8_violators", lambda *a: ranked.append(1) or real_ranked(*a)
-    )
+    monkeypatch.setattr(recertify, "int8_violators", lambda *a: ranked.append(1) or real_ranked(*a))
     got = one_vs_rest_distances(W)
     assert bool(calls) == (backend == "int_mm")  # the int8 certification ran
     assert bool(packed_queries) == (backend == "packed")  # the packed seed pass ran

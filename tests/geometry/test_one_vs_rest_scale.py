@@ -716,7 +716,7 @@ def test_row_bounds_change_no_distance(
     monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 0)
     monkeypatch.setattr(screening, "_SCORE_W_ROWS", 48)
     monkeypatch.setattr(solve_module, "_BOUNDS_FROM", bounds_from)
-    monkeypatch.setattr(solve_module, "_BOUNDS_MARGIN", margin)
+    monkeypatch.setattr(recertify, "MARGIN", margin)
     monkeypatch.setattr(solve_module, "ROW_BOUNDS", False)
     plain = one_vs_rest_distances(W, working_set_size=m0)
     monkeypatch.setattr(solve_module, "ROW_BOUNDS", True)

@@ -1,16 +1,16 @@
 """The solver behind :mod:`gnc.geometry.one_vs_rest`: blocks of classes solved in lockstep.
 
 Each block of classes takes its working sets from one float32 seed pass (the rows most violating a
-whitened direction, :mod:`gnc.geometry._seeds`), is solved on them by
-the batched Wolfe kernel (:mod:`gnc.geometry._wolfe`), checked against all rows with one GEMM per
-batch (:mod:`gnc.geometry._screening`), and re-solved until no row violates: each round only the
-classes still running are solved, on the corral of their last solve plus the best-scoring violators
-(rows off the corral are dropped, so a working set stays near its support's size); the corrals'
-Grams are kept over the rounds (a round computes the columns of the rows that joined), built from
-the points a few classes at a time. Every tile, round and batch is sized by the memory
-budget. The sharded variant splits the classes over a ``torch.distributed`` group. The public
-functions and records are in :mod:`gnc.geometry.one_vs_rest`; this module is private (split out to
-keep both readable).
+whitened direction, :mod:`gnc.geometry._seeds`), is solved on them by the batched Wolfe kernel
+(:mod:`gnc.geometry._wolfe`), checked against all rows (:mod:`gnc.geometry._recertify`: one GEMM
+per batch of :mod:`gnc.geometry._screening`, or the row bounds of the last round, or a first
+round's int8 ranking), and re-solved until no row violates: each round only the classes still
+running are solved, on the corral of their last solve plus the best-scoring violators (rows off the
+corral are dropped, so a working set stays near its support's size); the corrals' Grams are kept
+over the rounds (a round computes the columns of the rows that joined), built from the points a few
+classes at a time. Every tile, round and batch is sized by the memory budget. The sharded variant
+splits the classes over a ``torch.distributed`` group. The public functions and records are in
+:mod:`gnc.geometry.one_vs_rest`; this module is private (split out to keep both readable).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from gnc._checks import check_int, check_matrix, check_positive
 from gnc._runtime import rows_per_budget
 from gnc.geometry import _compiled, _recertify
 from gnc.geometry._int8 import Int8Rows, int8_backend, quantize_rows
-from gnc.geometry._screening import Certification, certify, neighbour_pass
-from gnc.geometry._seeds import int8_violators, seed_pass, whitening
+from gnc.geometry._screening import neighbour_pass
+from gnc.geometry._seeds import seed_pass, whitening
 from gnc.geometry._wolfe import _wolfe_batched
 from gnc.geometry.pairwise import iter_blocks
 
@@ -40,19 +40,18 @@ _FLAT_ROUNDS = 8
 WHITENED_SEEDS = True
 #: Certify a class from the row bounds of its last certification where they decide it
 #: (:mod:`gnc.geometry._recertify`; streamed CPU certifications only), from its
-#: ``_BOUNDS_FROM``-th certification (0-based) on, with a keep margin of ``_BOUNDS_MARGIN |x_k|
-#: max_j |w_j|``. Measured on the Gemma 3 head (65,536 rows, 4,096 classes): from the second
-#: certification to the third the points move by more than 4 % of ``|x|`` for 10 % of the
-#: classes, from the first to the second for 88 % (there the bounds rarely decide and cost
-#: keeping thousands of violators).
+#: ``_BOUNDS_FROM``-th certification (0-based) on, with the keep margin
+#: :data:`gnc.geometry._recertify.MARGIN`. Measured on the Gemma 3 head (65,536 rows, 4,096
+#: classes): from the second certification to the third the points move by more than 4 % of
+#: ``|x|`` for 10 % of the classes, from the first to the second for 88 % (there the bounds
+#: rarely decide and cost keeping thousands of violators).
 ROW_BOUNDS = True
+_BOUNDS_FROM = 1
 #: With the packed int8 rows of the seed pass, a first round's classes take their violators from
 #: an int8 ranking, each checked in float64 (:func:`gnc.geometry._seeds.int8_violators`); only
 #: the classes with no violator among them take a float32 certification. Measured on the Gemma 3
 #: head (65,536 rows): the packed int8 pass costs ~0.6 of a float32 certification's.
 INT8_FIRST_ROUND = True
-_BOUNDS_FROM = 1
-_BOUNDS_MARGIN = 0.02
 
 
 def _default_working_set(K: int, d: int) -> int:
@@ -213,7 +212,7 @@ def _solve_classes(
                 )
                 max_iters = max(max_iters, it)
             corral = torch.where(lam > 0, ws, rows_a[:, None])
-            cert, bnd = _certify_round(
+            cert, bnd = _recertify.certify_round(
                 W, W32, rows_a, x_a, corral, viol_tol, n_add, sub, max_memory_mib, max_norm,
                 q8_cert, bnd, keep_bounds, q8_rank if rnd == 0 else None,
             )  # fmt: skip
@@ -455,92 +454,6 @@ def _solve_batch(
     n2 = (x_t * x_t).sum(dim=1)
     viol_tol[t] = torch.maximum(1e-3 * tol * n2.sqrt(), 64 * _EPS * scale.clamp_min(1e-300))
     return int(it.max()) if it.numel() else 0
-
-
-def _certify_round(
-    W: torch.Tensor,
-    W32: torch.Tensor,
-    rows: torch.Tensor,
-    x: torch.Tensor,
-    corral: torch.Tensor,
-    viol_tol: torch.Tensor,
-    n_add: int,
-    batch: int,
-    max_memory_mib: float,
-    max_norm: float,
-    q8: Int8Rows | None,
-    bounds: _recertify.RowBounds | None,
-    keep: bool,
-    q8_rank: Int8Rows | None = None,
-) -> tuple[Certification, _recertify.RowBounds | None]:
-    """Certify a round's points ``x`` of the classes ``rows`` against all rows.
-
-    The classes that their row ``bounds`` decide are certified from them
-    (:func:`gnc.geometry._recertify.recertify`); the others together, ``batch`` at a time,
-    by a pass over ``W`` (one float32 GEMM, float64 where the bound is undecided; candidates
-    exclude the corral only: rows the working set held off it may join again). With ``keep``
-    those passes keep row bounds; returns the certification and, when every class has them,
-    the row bounds at ``x``. With ``q8_rank`` (packed int8 rows) the classes for which
-    :func:`gnc.geometry._seeds.int8_violators` finds a violator take those violators instead
-    (as a violated class's ``gmin``, ``-inf``: no bound; the caller solves it again).
-    """
-    T = rows.numel()
-    margin = _BOUNDS_MARGIN * max_norm * x.norm(dim=1) if keep else None
-    certs: list[tuple[torch.Tensor, Certification]] = []
-    parts: list[tuple[torch.Tensor, _recertify.RowBounds]] = []
-    rest = torch.arange(T, device=W.device)
-    n = min(n_add, W.shape[0] - 1)
-    if q8_rank is not None:
-        cand, v = int8_violators(W, q8_rank, rows, x, corral, n, max_memory_mib)
-        v, order = v.sort(dim=1)
-        ok = v < -viol_tol[:, None]
-        hit = ok[:, 0]
-        done = hit.nonzero().squeeze(1)
-        Td = done.numel()
-        gmin = torch.full((Td,), -torch.inf, dtype=W.dtype, device=W.device)
-        yes = torch.ones(Td, dtype=torch.bool, device=W.device)
-        cand_d = cand.gather(1, order)[done]
-        certs.append((done, Certification(gmin, yes, cand_d, ok[done], Td * n)))
-        if keep:
-            parts.append((done, _recertify.empty(Td, W)))
-        rest = (~hit).nonzero().squeeze(1)
-    elif bounds is not None:  # (a first round has no bounds)
-        done, cert_d, b_d = _recertify.recertify(
-            W, rows, x, bounds, corral, viol_tol, n, max_norm, max_memory_mib
-        )
-        certs.append((done, cert_d))
-        parts.append((done, b_d))
-        is_rest = torch.ones(T, dtype=torch.bool, device=W.device)
-        is_rest[done] = False
-        rest = is_rest.nonzero().squeeze(1)
-    all_kept = keep
-    for a, b in iter_blocks(rest.numel(), batch):
-        i = rest[a:b]
-        m_i = margin[i] if margin is not None else None
-        cert = certify(
-            W, W32, rows[i], x[i], corral[i], viol_tol[i], n_add, max_memory_mib, max_norm,
-            q8, m_i,
-        )  # fmt: skip
-        certs.append((i, cert))
-        if cert.kept is not None:
-            parts.append((i, _recertify.from_certification(cert, rows[i], x[i], corral[i])))
-        else:
-            all_kept = False
-    merged = certs[0][1] if len(certs) == 1 else _merge(certs, T)
-    return merged, _recertify.scatter(parts, T, W) if all_kept else None
-
-
-def _merge(parts: list[tuple[torch.Tensor, Certification]], T: int) -> Certification:
-    """One certification of ``T`` classes from certifications of a partition of them."""
-    c0 = parts[0][1]
-    n = c0.candidates.shape[1]
-    gmin = torch.empty(T, dtype=c0.gmin.dtype, device=c0.gmin.device)
-    violated = torch.empty(T, dtype=torch.bool, device=gmin.device)
-    cand = torch.zeros(T, n, dtype=torch.long, device=gmin.device)
-    ok = torch.zeros(T, n, dtype=torch.bool, device=gmin.device)
-    for i, c in parts:
-        gmin[i], violated[i], cand[i], ok[i] = c.gmin, c.violated, c.candidates, c.candidates_ok
-    return Certification(gmin, violated, cand, ok, sum(c.rechecked for _, c in parts))
 
 
 def _class_bar(total: int, desc: str, progress: bool) -> Any:
