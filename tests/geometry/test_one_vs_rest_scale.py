@@ -18,14 +18,9 @@ from gnc.geometry import _wolfe as wolfe
 from gnc.geometry import configurations as cfg
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry._screening import rounding_factor
+from helpers.sweeps import SWEEPS
 
 # Tensor operations, and the compiled kernels where numba is.
-_SWEEPS = [
-    False,
-    pytest.param(
-        True, marks=pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
-    ),
-]
 
 
 def _anisotropic(K: int, d: int, seed: int) -> torch.Tensor:
@@ -262,7 +257,7 @@ def test_pruned_working_sets_equal_the_plain_algorithm(name: str, W: torch.Tenso
     _check_certificate((W / W.norm(dim=1, keepdim=True)).numpy(), pruned)
 
 
-@pytest.mark.parametrize("grams_compiled", _SWEEPS, ids=["tensors", "compiled"])
+@pytest.mark.parametrize("grams_compiled", SWEEPS, ids=["tensors", "compiled"])
 def test_next_working_sets_keep_corral_and_grams(
     grams_compiled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -521,7 +516,7 @@ def test_near_degenerate_face_stops_within_tolerance() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
+@pytest.mark.parametrize("sweep_compiled", SWEEPS, ids=["tensors", "compiled"])
 @pytest.mark.parametrize("tile_rows", [512, 64, 16])
 def test_streamed_certification_equals_the_score_tile(
     tile_rows: int, sweep_compiled: bool, monkeypatch: pytest.MonkeyPatch
@@ -667,7 +662,7 @@ def test_compiled_sweep_equals_the_tensor_sweep(tile_rows: int, ch: int, cap: in
     ],
     ids=["anisotropic", "anisotropic-ragged", "e8", "e8-pruned", "600-cell"],
 )
-@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
+@pytest.mark.parametrize("sweep_compiled", SWEEPS, ids=["tensors", "compiled"])
 def test_streamed_certification_changes_no_distance(
     W: torch.Tensor,
     m0: int | None,
@@ -699,7 +694,7 @@ def test_streamed_certification_changes_no_distance(
     ],
     ids=["anisotropic", "anisotropic-from-first", "e8", "600-cell"],
 )
-@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
+@pytest.mark.parametrize("sweep_compiled", SWEEPS, ids=["tensors", "compiled"])
 def test_row_bounds_change_no_distance(
     W: torch.Tensor,
     m0: int | None,

@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from gnc.geometry import _compiled as compiled
 from gnc.geometry import _recertify as recertify_module
 from gnc.geometry import _screening as screening
 from gnc.geometry import _sweep as sweep_module
 from gnc.geometry import one_vs_rest_distances
-
-_SWEEPS = [
-    False,
-    pytest.param(
-        True, marks=pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
-    ),
-]
+from helpers.sweeps import SWEEPS
 
 
 def _unit_anisotropic(K: int, d: int, seed: int) -> torch.Tensor:
@@ -33,7 +26,7 @@ def _streamed(monkeypatch: pytest.MonkeyPatch, sweep_compiled: bool, tile_rows: 
     monkeypatch.setattr(screening, "_SCORE_W_ROWS", tile_rows)
 
 
-@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
+@pytest.mark.parametrize("sweep_compiled", SWEEPS, ids=["tensors", "compiled"])
 @pytest.mark.parametrize("cap", [10**6, 25])
 def test_sweeps_keep_every_entry_below_their_last_threshold(sweep_compiled: bool, cap: int) -> None:
     # The keep line: every entry below a class's last threshold (off its own row and working
@@ -89,7 +82,7 @@ def _bounds_at(
     return recertify_module.from_certification(cert, rows, x, ws)
 
 
-@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
+@pytest.mark.parametrize("sweep_compiled", SWEEPS, ids=["tensors", "compiled"])
 def test_row_bounds_hold_for_every_row(
     sweep_compiled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,7 +122,7 @@ def _reference(W: torch.Tensor, rows: torch.Tensor, x: torch.Tensor):
     return viol  # <w_j - w_k, x_k> - |x_k|^2: < 0 is a violator
 
 
-@pytest.mark.parametrize("sweep_compiled", _SWEEPS, ids=["tensors", "compiled"])
+@pytest.mark.parametrize("sweep_compiled", SWEEPS, ids=["tensors", "compiled"])
 def test_recertify_equals_a_full_certification(
     sweep_compiled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
