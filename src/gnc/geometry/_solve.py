@@ -262,7 +262,7 @@ def _solve_classes(
                 break
             ws, valid, lam, G = _next_working_sets(W, rows_a, vt, ws, lam, G, new_idx, new_ok)
             act = act[vt]
-            # Bounds only when every batch kept them (a batch certified without streaming does not).
+            # (certify_round returns bounds only when every class of the round has them)
             bnd = bnd[vt] if bnd is not None else None
         del G
         n2 = (x * x).sum(dim=1)
