@@ -112,24 +112,17 @@ def from_certification(
     """
     assert cert.kept is not None and cert.floor is not None
     T = rows.numel()
-    dev = x.device
     kept, kept_lb = cert.kept
     has = torch.isfinite(cert.floor)
     on = has[kept[:, 0]]
     own = (working_set != rows[:, None]) & has[:, None]
-    ar = torch.arange(T, device=dev)
+    ar = torch.arange(T, device=x.device)
     k = torch.cat([kept[on, 0], ar[:, None].expand_as(working_set)[own]])
     j = torch.cat([kept[on, 1], working_set[own]])
     v = torch.cat([kept_lb[on], torch.full_like(working_set[own], -torch.inf, dtype=x.dtype)])
-    order = torch.argsort(k, stable=True)
-    k, j, v = k[order], j[order], v[order]
-    rank = torch.arange(k.numel(), device=dev) - torch.searchsorted(k, k, side="left")
-    L = int(rank.max()) + 1 if rank.numel() else 0
-    out_rows = torch.zeros(T, L, dtype=torch.long, device=dev)
-    out_lb = torch.full((T, L), torch.inf, dtype=x.dtype, device=dev)
-    out_rows[k, rank] = j
-    out_lb[k, rank] = v
-    return RowBounds(out_rows, out_lb, cert.floor.clone(), x.clone())
+    L = int(torch.bincount(k, minlength=1).max()) if k.numel() else 0
+    out_rows, out_lb = _smallest_per_class(k, j, v, T, L)  # all of each class's entries
+    return RowBounds(out_rows, out_lb, cert.floor, x.clone())
 
 
 def recertify(
@@ -186,7 +179,7 @@ def recertify(
     # The bounds at x: exact dot products (less their float64 rounding) where recomputed.
     rnd = gamma(d) * max_norm * n2_d.sqrt()
     lb[need] = dot - rnd[pk] - 4 * _EPS * dot.abs()
-    new = RowBounds(bounds.rows[done], lb, floor[done], x_d.clone())
+    new = RowBounds(bounds.rows[done], lb, floor[done], x_d)
     return done, cert, new
 
 
@@ -209,7 +202,7 @@ def certify_round(
     """Certify a round's points ``x`` of the classes ``rows`` against all rows.
 
     The classes that their row ``bounds`` decide are certified from them
-    (:func:`gnc.geometry.recertify`); the others together, ``batch`` at a time,
+    (:func:`recertify`); the others together, ``batch`` at a time,
     by a pass over ``W`` (one float32 GEMM, float64 where the bound is undecided; candidates
     exclude the corral only: rows the working set held off it may join again). With ``keep``
     those passes keep row bounds; returns the certification and, when every class has them,
