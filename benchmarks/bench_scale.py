@@ -69,9 +69,33 @@ def one_pass(W: torch.Tensor, max_memory_mib: float, k: int = 2) -> tuple[float,
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def reset_peak(device: torch.device) -> str:
+    """Start a case's peak memory afresh; returns what :func:`peak_gib` will measure.
+
+    CUDA: the allocator's peak. CPU on Linux: the process's peak RSS (``VmHWM``), reset by
+    writing 5 to ``/proc/self/clear_refs``, so a case's peak leaves out the loading of its
+    matrix (assembling, dequantizing and de-duplicating the Gemma head copies it several times)
+    but includes the matrix itself. Elsewhere: the process's peak RSS since it started.
+    """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "cuda allocator since the case started"
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return "process RSS since the case started"
+    except OSError:
+        return "process RSS since the process started"
+
+
 def peak_gib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
@@ -145,8 +169,7 @@ def run_case(
     device = W.device
     set_screen(screen)
     K, d = W.shape
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    peak_of = reset_peak(device)
     t_pass, c_pass = one_pass(W, max_memory_mib)
     sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -183,6 +206,7 @@ def run_case(
         pass_cpu_seconds=c_pass,
         cpu_ratio=c / c_pass,
         peak_memory_gib=peak_gib(device),
+        peak_memory_of=peak_of,
         load_average=os.getloadavg()[0],
     )
     return row
