@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from gnc._runtime import rows_per_budget
+from gnc.geometry import _compiled, _compiled_int8
 from gnc.geometry.pairwise import iter_blocks
 
 __all__: list[str] = []
@@ -61,6 +62,8 @@ _CLIPS = (1.0, 0.75, 0.5, 0.375)
 _U32 = 2.0**-24
 #: Query levels of the packed backend (its input range is 0..127 with zero point 63).
 PACKED_LEVELS = 63
+#: Quantize CPU rows with the compiled kernel where numba is installed.
+COMPILED = True
 #: Engines tried for the packed backend, fastest first (measured on an AVX2-only AMD EPYC,
 #: ``(128, 640) x (640, 65,536)``, one thread: oneDNN 0.113 s, FBGEMM 0.136 s, x86 0.139 s,
 #: float32 0.29 s).
@@ -201,22 +204,26 @@ def quantize(X: torch.Tensor, levels: int = 127) -> tuple[torch.Tensor, torch.Te
 
     Each row takes the clipping level with the smallest remainder; zero rows get ``s = 1``,
     ``q = 0``, ``e = 0``. The bound covers the float64 rounding of ``|X - s q|`` generously.
+    On a CPU with numba, one compiled sweep per row (:func:`gnc.geometry._compiled_int8.quantize`;
+    the same arithmetic, up to the order of the remainders' sums).
     """
     X = X.to(torch.float64)
+    if COMPILED and _compiled.AVAILABLE and X.device.type == "cpu":
+        q, best_s, best_e, norm = _compiled_int8.quantize(X, levels, _CLIPS)
+        return q, best_s, best_e * (1.0 + 1e-10) + 1e-14 * norm
     amax = X.abs().amax(dim=1)
     norm = X.norm(dim=1)
-    best_q = torch.zeros(X.shape, dtype=torch.int8, device=X.device)
     best_s = torch.ones_like(amax)
     best_e = torch.full_like(amax, torch.inf)
     for c in _CLIPS:
         s = torch.where(amax > 0, c * amax / levels, 1.0)
-        q = torch.round(X / s[:, None]).clamp_(-levels, levels)
-        e = (X - s[:, None] * q).norm(dim=1)
+        e = (X - s[:, None] * torch.round(X / s[:, None]).clamp_(-levels, levels)).norm(dim=1)
         better = e < best_e
         best_e = torch.where(better, e, best_e)
         best_s = torch.where(better, s, best_s)
-        best_q[better] = q[better].to(torch.int8)
-    return best_q, best_s, best_e * (1.0 + 1e-10) + 1e-14 * norm
+    # The best clip's q again (the same operations give the same q): no masked copies.
+    q = torch.round(X / best_s[:, None]).clamp_(-levels, levels).to(torch.int8)
+    return q, best_s, best_e * (1.0 + 1e-10) + 1e-14 * norm
 
 
 def quantize_rows(W: torch.Tensor, max_memory_mib: float, packed: bool = False) -> Int8Rows:
@@ -246,12 +253,13 @@ def quantize_rows(W: torch.Tensor, max_memory_mib: float, packed: bool = False) 
     )
 
 
-def scores(q8: Int8Rows, qx: torch.Tensor) -> torch.Tensor:
+def scores(q8: Int8Rows, qx: torch.Tensor, scaled: bool = True) -> torch.Tensor:
     """``(T, K)`` float32 ``<q_x, q_j> s_j`` (the exact int32 GEMM, scaled by the rows' scales).
 
     ``s_x`` times an entry is within ``3 u32 (|x| + |e_x|)(max |w_j| + max err_j)`` of
     ``s_x s_j <q_x, q_j>`` (the int32 to float32 conversion, the rounding of ``s_j`` and of the
-    product).
+    product). Without ``scaled``, the exact ``<q_x, q_j>`` (float32 holds them exactly), for a
+    caller that multiplies by ``q8.scale32`` itself.
     """
     if q8.packed is not None:
         top = int(qx.abs().amax())
@@ -259,9 +267,10 @@ def scores(q8: Int8Rows, qx: torch.Tensor) -> torch.Tensor:
             raise ValueError(
                 f"Expected packed-backend queries `qx` within +-{PACKED_LEVELS}, but got {top}."
             )
-        return _packed_scores(q8.packed, qx).mul_(q8.scale32[None, :])
+        raw = _packed_scores(q8.packed, qx)
+        return raw.mul_(q8.scale32[None, :]) if scaled else raw
     G = torch._int_mm(_row_major(qx), q8.qt)
-    return torch.mul(G, q8.scale32[None, :])
+    return torch.mul(G, q8.scale32[None, :]) if scaled else G.to(torch.float32)
 
 
 def _row_major(q: torch.Tensor) -> torch.Tensor:

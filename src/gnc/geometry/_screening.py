@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from gnc._runtime import rows_per_budget
-from gnc.geometry import _compiled, _sweep
+from gnc.geometry import _compiled, _compiled_int8, _sweep
 from gnc.geometry._int8 import Int8Rows, quantize, rounding_slack, scores
 from gnc.geometry.pairwise import iter_blocks
 
@@ -137,6 +137,23 @@ def extreme_k(
     vals = g.gather(1, cols)
     v, j = vals.topk(k, dim=1, largest=largest, sorted=sorted)
     return v, cols.gather(1, j)
+
+
+#: Select an int8 ranking's extremes with the compiled kernel (scaling fused) on a CPU with numba.
+COMPILED_TOP_K = True
+
+
+def scaled_extreme_k(ip: torch.Tensor, scale: torch.Tensor, k: int, largest: bool) -> torch.Tensor:
+    """Columns ``(T, k)``, unsorted, of the ``k`` largest (or smallest) entries of ``ip * scale``.
+
+    ``ip`` ``(T, K)`` float32 (a scratch tile: it may be scaled in place), ``scale`` ``(K,)``
+    float32, positive. On a CPU with numba one compiled sweep per row selects them without a
+    scaled copy (:func:`gnc.geometry._compiled_int8.scaled_top_k`: the same products, the same
+    values selected, ties possibly broken otherwise); else :func:`extreme_k` of the product.
+    """
+    if COMPILED_TOP_K and _compiled.AVAILABLE and ip.device.type == "cpu":
+        return _compiled_int8.scaled_top_k(ip, scale, k, largest)
+    return extreme_k(ip.mul_(scale[None, :]), k, largest=largest, sorted=False)[1]
 
 
 # Chunks (MiB) of the gathered rows of the float64 rechecks on a CPU: chunks that stay in cache

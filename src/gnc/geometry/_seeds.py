@@ -23,7 +23,13 @@ import torch
 
 from gnc._runtime import rows_per_budget
 from gnc.geometry._int8 import Int8Rows, quantize, scores
-from gnc.geometry._screening import _pairs_dot, exact_float32_matmul, extreme_k, scores32
+from gnc.geometry._screening import (
+    _pairs_dot,
+    exact_float32_matmul,
+    extreme_k,
+    scaled_extreme_k,
+    scores32,
+)
 from gnc.geometry.pairwise import iter_blocks
 
 __all__: list[str] = []
@@ -76,11 +82,14 @@ def seed_pass(
             H = (W32[r].to(P.dtype) - mu) @ P
             if q8 is None:
                 ip = scores32(H.to(torch.float32), W32)
+                ip[torch.arange(b - a, device=dev), r] = -torch.inf
+                out[a:b] = extreme_k(ip, m, largest=True, sorted=False)[1]
             else:
                 qh = quantize(H, q8.query_levels)[0]
-                ip = scores(q8, qh)  # a positive factor per row away: the ranking is the same
-            ip[torch.arange(b - a, device=dev), r] = -torch.inf
-            out[a:b] = extreme_k(ip, m, largest=True, sorted=False)[1]
+                # A positive factor per row away from the products: the ranking is the same.
+                ip = scores(q8, qh, scaled=False)
+                ip[torch.arange(b - a, device=dev), r] = -torch.inf
+                out[a:b] = scaled_extreme_k(ip, q8.scale32, m, largest=True)
     return out
 
 
@@ -108,10 +117,11 @@ def int8_violators(
     out = torch.empty(T, n, dtype=torch.long, device=dev)
     step = rows_per_budget(10 * K, max_memory_mib, num_rows=T)
     for a, b in iter_blocks(T, step):
-        ip = scores(q8, quantize(x[a:b], q8.query_levels)[0])  # a positive factor per row away
+        # A positive factor per row away from the products: the ranking is the same.
+        ip = scores(q8, quantize(x[a:b], q8.query_levels)[0], scaled=False)
         ip.scatter_(1, excluded[a:b], torch.inf)
         ip[torch.arange(b - a, device=dev), rows[a:b]] = torch.inf
-        out[a:b] = extreme_k(ip, n, sorted=False)[1]
+        out[a:b] = scaled_extreme_k(ip, q8.scale32, n, largest=False)
     k = torch.arange(T, device=dev).repeat_interleave(n)
     c = (W[rows] * x).sum(dim=1) + (x * x).sum(dim=1)
     v = _pairs_dot(W, x, out.reshape(-1), k, max_memory_mib) - c[k]
