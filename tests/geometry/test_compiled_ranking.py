@@ -1,4 +1,4 @@
-"""The compiled int8 helpers against their tensor twins: row quantization and the scaled top-k."""
+"""Compiled helpers against their tensor twins: quantization, the scaled top-k, float64 pairs."""
 
 from __future__ import annotations
 
@@ -75,3 +75,18 @@ def test_scaled_extreme_k_is_the_same_with_either_path(monkeypatch) -> None:
     assert torch.equal(
         prod.gather(1, fast).sort(dim=1).values, prod.gather(1, slow).sort(dim=1).values
     )
+
+
+def test_compiled_pairs_dot_is_numpy(monkeypatch) -> None:
+    g = torch.Generator().manual_seed(7)
+    A = torch.randn(300, 45, generator=g, dtype=torch.float64)  # d not a multiple of 8
+    B = torch.randn(20, 45, generator=g, dtype=torch.float64) * 1e3
+    ia = torch.randint(0, 300, (5000,), generator=g)
+    ib = torch.randint(0, 20, (5000,), generator=g)
+    want = np.einsum("pd,pd->p", A.numpy()[ia.numpy()], B.numpy()[ib.numpy()])
+    scale = np.linalg.norm(A.numpy()[ia.numpy()], axis=1) * np.linalg.norm(B.numpy()[ib], axis=1)
+    fast = screening._pairs_dot(A, B, ia, ib, 1.0)
+    monkeypatch.setattr(screening, "COMPILED_PAIRS", False)
+    slow = screening._pairs_dot(A, B, ia, ib, 1.0)
+    for got in (fast, slow):
+        assert np.all(np.abs(got.numpy() - want) <= 1e-14 * scale)

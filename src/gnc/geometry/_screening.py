@@ -160,12 +160,28 @@ def scaled_extreme_k(ip: torch.Tensor, scale: torch.Tensor, k: int, largest: boo
 # are ~20x faster than budget-sized ones (120,000 pairs of 640-d rows, one thread: 0.16 s in
 # 4 MiB chunks, 0.28 s in 16 MiB, 3.4 s in 1 GiB).
 _PAIRS_CPU_MIB = 4.0
+#: Recompute float64 pairs with the compiled loop on a CPU with numba.
+COMPILED_PAIRS = True
 
 
 def _pairs_dot(
     A: torch.Tensor, B: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, max_memory_mib: float
 ) -> torch.Tensor:
-    """``<A[ia[p]], B[ib[p]]>`` in the dtype of ``A`` for every pair ``p``, chunked by memory."""
+    """``<A[ia[p]], B[ib[p]]>`` in the dtype of ``A`` for every pair ``p``, chunked by memory.
+
+    On a CPU with numba, float64 rows are read in place by a compiled loop
+    (:func:`gnc.geometry._compiled.pairs_dot`: 2.5 -> 1.3 us a pair of random 640-d rows of
+    a 65,536-row matrix, no gathered copies).
+    """
+    if (
+        COMPILED_PAIRS
+        and _compiled.AVAILABLE
+        and A.device.type == "cpu"
+        and A.dtype == B.dtype == torch.float64
+        and A.is_contiguous()
+        and B.is_contiguous()
+    ):
+        return _compiled.pairs_dot(A, B, ia, ib)
     P = ia.numel()
     d = A.shape[1]
     if A.device.type == "cpu":
