@@ -443,11 +443,14 @@ def _solve_batch(
     order = torch.argsort((~on).to(torch.int8), dim=1, stable=True)[:, :s]
     lam_s = lam_t.gather(1, order)  # 0 past the support
     ws_s = ws_t.gather(1, order)
-    x_t = torch.empty(T, W.shape[1], dtype=W.dtype, device=W.device)
-    chunk = rows_per_budget(8 * s * W.shape[1], _POINTS_MIB, num_rows=T)
-    for a, b in iter_blocks(T, chunk):
-        Y = _points(W, ws_s[a:b], rows_t[a:b])
-        x_t[a:b] = torch.bmm(lam_s[a:b, None, :], Y)[:, 0, :]
+    if COMPILED_GRAMS and _compiled.AVAILABLE and W.device.type == "cpu" and W.is_contiguous():
+        x_t = _compiled.combine(W, ws_s, rows_t, lam_s)
+    else:
+        x_t = torch.empty(T, W.shape[1], dtype=W.dtype, device=W.device)
+        chunk = rows_per_budget(8 * s * W.shape[1], _POINTS_MIB, num_rows=T)
+        for a, b in iter_blocks(T, chunk):
+            Y = _points(W, ws_s[a:b], rows_t[a:b])
+            x_t[a:b] = torch.bmm(lam_s[a:b, None, :], Y)[:, 0, :]
     lam[t] = lam_t
     S[t] = lam_t > 0
     x[t] = x_t

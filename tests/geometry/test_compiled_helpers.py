@@ -90,3 +90,18 @@ def test_compiled_pairs_dot_is_numpy(monkeypatch) -> None:
     slow = screening._pairs_dot(A, B, ia, ib, 1.0)
     for got in (fast, slow):
         assert np.all(np.abs(got.numpy() - want) <= 1e-14 * scale)
+
+
+def test_compiled_combine_is_numpy() -> None:
+    # x_i = sum_p lam_ip (w_{ws_ip} - w_{rows_i}), zero weights skipped (padding columns).
+    g = torch.Generator().manual_seed(8)
+    W = torch.randn(200, 13, generator=g, dtype=torch.float64)
+    ws = torch.randint(0, 200, (30, 9), generator=g)
+    rows = torch.randint(0, 200, (30,), generator=g)
+    lam = torch.rand(30, 9, generator=g, dtype=torch.float64)
+    lam[:, 6:] = 0.0
+    lam /= lam.sum(dim=1, keepdim=True)
+    Wn = W.numpy()
+    want = np.einsum("np,npd->nd", lam.numpy(), Wn[ws.numpy()] - Wn[rows.numpy()][:, None, :])
+    got = compiled.combine(W, ws, rows, lam).numpy()
+    assert np.allclose(got, want, rtol=0, atol=1e-14)
