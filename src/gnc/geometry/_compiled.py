@@ -25,9 +25,9 @@ corrals' entries of the last ones and the rows of the points that joined, in one
 of an advanced-indexing gather, a mask and two strided copies (~60 ms -> ~10 ms for 900 classes
 on an AVX2 core).
 
-**Combinations** (:func:`combine`): a solve's points ``x = sum_p lam_p (w_p - w_k)`` in one pass over
-the support's rows, without building their points for a batched product: 39 -> 9 ms for 256
-classes of 40 support rows of 640.
+**Combinations** (:func:`combine`): a solve's points ``x = sum_p lam_p (w_p - w_k)`` in one pass
+over the support's rows, without building their points for a batched product: 39 -> 9 ms for
+256 classes of 40 support rows of 640.
 
 **Pairs** (:func:`pairs_dot`): the float64 rechecks ``<w_j, x_k>`` of listed pairs, each row read
 in place with eight partial sums, instead of gathered copies multiplied and summed.
