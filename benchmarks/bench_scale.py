@@ -164,7 +164,13 @@ def set_screen(screen: str) -> None:
 
 
 def run_case(
-    name: str, W: torch.Tensor, mode: str, max_memory_mib: float, progress: bool, screen: str
+    name: str,
+    W: torch.Tensor,
+    mode: str,
+    max_memory_mib: float,
+    progress: bool,
+    screen: str,
+    keep_points: bool = False,
 ) -> dict[str, Any]:
     device = W.device
     set_screen(screen)
@@ -182,7 +188,11 @@ def run_case(
         "device": str(device),
     }
     if mode == "all":
-        r = one_vs_rest_distances(W, max_memory_mib=max_memory_mib, progress=progress)
+        # As `gnc margins --per-class` runs it: the distances and their certificates, without
+        # every class's nearest point, direction and support unless asked (--keep-points).
+        r = one_vs_rest_distances(
+            W, max_memory_mib=max_memory_mib, progress=progress, keep_points=keep_points
+        )
         sync(device)
         t, c = time.perf_counter() - t0, time.process_time() - c0
         row.update(
@@ -191,6 +201,7 @@ def run_case(
             rho=r.rho,
             rounds=r.rounds,
             rechecked=r.rechecked,
+            keep_points=keep_points,
             mean_distance=float(r.distances.mean()),
         )
     else:
@@ -225,6 +236,11 @@ def main() -> None:
     ap.add_argument("--max-memory-mib", type=float, default=1024.0)
     ap.add_argument("--progress", action="store_true")
     ap.add_argument(
+        "--keep-points",
+        action="store_true",
+        help="all D_k: also keep each class's nearest point, direction and support",
+    )
+    ap.add_argument(
         "--screens",
         default="auto",
         help="all D_k: auto, or a comma list of int8 / packed / float32 (each timed, same run)",
@@ -255,7 +271,9 @@ def main() -> None:
             for screen in args.screens.split(",") if mode == "all" else ["auto"]:
                 if screen not in ("auto", "int8", "packed", "float32"):
                     sys.exit(f"unknown screen {screen!r}: expected auto, int8, packed or float32")
-                row = run_case(name, W, mode, args.max_memory_mib, args.progress, screen)
+                row = run_case(
+                    name, W, mode, args.max_memory_mib, args.progress, screen, args.keep_points
+                )
                 print(json.dumps(row), flush=True)
         del W
 

@@ -133,8 +133,10 @@ def _solve_classes(
     width = d if keep_points else 0
     points = torch.empty(C, width, dtype=W.dtype, device=dev)
     dirs = torch.zeros(C, width, dtype=W.dtype, device=dev)
-    # Supports: at most d + 1 points in exact arithmetic (Caratheodory); grown if ever wider.
-    cap = min(d + 1, K - 1) if keep_points else 0
+    # Supports: at most d + 1 points in exact arithmetic (Caratheodory), rarely more than a
+    # working set: that wide at first, grown if ever wider (d + 1 columns for every class of the
+    # Gemma 3 head would be 2.7 GB).
+    cap = min(d + 1, K - 1, m0 + n_add) if keep_points else 0
     support = torch.full((C, cap), -1, dtype=torch.long, device=dev)
     support_w = torch.zeros(C, cap, dtype=W.dtype, device=dev)
     s_all = 1 if keep_points else 0
