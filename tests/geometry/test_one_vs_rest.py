@@ -251,3 +251,17 @@ def test_nearly_degenerate_codes_stay_certified(build, noise: float) -> None:
     W = W + noise * torch.randn(W.shape, generator=torch.Generator().manual_seed(1), dtype=W.dtype)
     res = one_vs_rest_distances(W)
     _check_certificate(W, res)
+
+
+def test_supports_wider_than_a_working_set_grow() -> None:
+    # The supports start a working set wide (4 + 16 columns here); the extra class's support is
+    # all 40 basis rows (its nearest point is their centroid: D = 1 - 1/sqrt(d), closed form).
+    d = 40
+    W = torch.cat([torch.eye(d, dtype=torch.float64), torch.full((1, d), d**-0.5).double()])
+    res = one_vs_rest_distances(W, working_set_size=4)
+    assert res.certified and res.support.shape[1] == d
+    assert int((res.support[d] >= 0).sum()) == d
+    assert abs(float(res.distances[d]) - (1 - d**-0.5)) < 1e-14
+    idx = res.support.clamp_min(0)
+    rebuilt = (res.support_weights[:, :, None] * W[idx]).sum(dim=1)
+    assert torch.allclose(rebuilt, res.nearest_points, atol=1e-14)
