@@ -162,6 +162,7 @@ def _scaled_top_k_py(
     ext = np.empty(max(groups, 1), dtype=np.float32)
     coarse = np.empty(max(n_c, 1), dtype=np.float32)
     keys = np.empty(K, dtype=np.float32)
+    scratch = np.empty(K, dtype=np.float32)  # the selection permutes a copy of the keys
     cols = np.empty(K, dtype=np.int64)
     for i in range(T):
         np.multiply(ip[i], scale, prod)
@@ -188,8 +189,8 @@ def _scaled_top_k_py(
                 cols[n] = j
                 n += 1
         # The k-th largest candidate, then every larger one and the lowest-column ties.
-        ext_n = keys[:n].copy()
-        kth = _select(ext_n, n, n - k)
+        scratch[:n] = keys[:n]
+        kth = _select(scratch, n, n - k)
         p = 0
         for q in range(n):
             if keys[q] > kth:

@@ -210,7 +210,15 @@ def quantize(X: torch.Tensor, levels: int = 127) -> tuple[torch.Tensor, torch.Te
     X = X.to(torch.float64)
     if COMPILED and _compiled.AVAILABLE and X.device.type == "cpu":
         q, best_s, best_e, norm = _compiled_int8.quantize(X, levels, _CLIPS)
-        return q, best_s, best_e * (1.0 + 1e-10) + 1e-14 * norm
+    else:
+        q, best_s, best_e, norm = _quantize_tensors(X, levels)
+    return q, best_s, best_e * (1.0 + 1e-10) + 1e-14 * norm
+
+
+def _quantize_tensors(
+    X: torch.Tensor, levels: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`quantize`'s tensor path: ``(q, s, |X - s q|, |X|)`` of float64 rows ``X``."""
     amax = X.abs().amax(dim=1)
     norm = X.norm(dim=1)
     best_s = torch.ones_like(amax)
@@ -223,7 +231,7 @@ def quantize(X: torch.Tensor, levels: int = 127) -> tuple[torch.Tensor, torch.Te
         best_s = torch.where(better, s, best_s)
     # The best clip's q again (the same operations give the same q): no masked copies.
     q = torch.round(X / best_s[:, None]).clamp_(-levels, levels).to(torch.int8)
-    return q, best_s, best_e * (1.0 + 1e-10) + 1e-14 * norm
+    return q, best_s, best_e, norm
 
 
 def quantize_rows(W: torch.Tensor, max_memory_mib: float, packed: bool = False) -> Int8Rows:

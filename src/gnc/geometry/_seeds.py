@@ -84,13 +84,12 @@ def seed_pass(
             H = (W32[r] - mu32) @ P32
             if q8 is None:
                 ip = scores32(H, W32)
-                ip[torch.arange(b - a, device=dev), r] = -torch.inf
+            else:  # a positive factor per row away from the products: the same ranking
+                ip = scores(q8, quantize(H, q8.query_levels)[0], scaled=False)
+            ip[torch.arange(b - a, device=dev), r] = -torch.inf
+            if q8 is None:
                 out[a:b] = extreme_k(ip, m, largest=True, sorted=False)[1]
             else:
-                qh = quantize(H, q8.query_levels)[0]
-                # A positive factor per row away from the products: the ranking is the same.
-                ip = scores(q8, qh, scaled=False)
-                ip[torch.arange(b - a, device=dev), r] = -torch.inf
                 out[a:b] = scaled_extreme_k(ip, q8.scale32, m, largest=True)
     return out
 
