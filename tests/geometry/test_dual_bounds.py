@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
+from gnc.geometry import _dual_bounds as dual_mod
+from gnc.geometry import _int8 as int8
+from gnc.geometry import _solve as solve_mod
 from gnc.geometry import configurations as cfg
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry._dual_bounds import dual_bounds, simplex_min_norm
 from gnc.geometry._screening import exact_max_pass
+from gnc.geometry._solve import _solve_classes
 
 
 def _anisotropic(K: int, d: int, seed: int) -> torch.Tensor:
@@ -155,3 +161,80 @@ def test_rho_search_raw_rows_and_small_budget() -> None:
     # The dual bounds settle most classes: far fewer exact solves than classes.
     a = min_one_vs_rest_distance(_unit(_anisotropic(600, 24, seed=0)), chunk_size=4)
     assert a.classes_solved < 100
+
+
+def _cluster(seed: int) -> torch.Tensor:
+    """150 near-duplicate unit rows around one direction and 300 random ones (d = 16)."""
+    g = torch.Generator().manual_seed(seed)
+    c = _unit(torch.randn(1, 16, generator=g, dtype=torch.float64))
+    near = c + 0.01 * torch.randn(150, 16, generator=g, dtype=torch.float64)
+    return _unit(torch.cat([near, torch.randn(300, 16, generator=g, dtype=torch.float64)]))
+
+
+def test_exact_solves_stop_at_a_bound() -> None:
+    W = CASES["anisotropic"]()
+    ref = one_vs_rest_distances(W, keep_points=False)
+    cls = torch.arange(W.shape[0])
+    stop = float(ref.distances.median())
+
+    def solve(stop_at: float | None) -> Any:
+        return _solve_classes(
+            W, W.float(), cls, 32, unit_rows=True, max_memory_mib=64.0, tol=1e-9,
+            max_rounds=100, keep_points=False, stop_at=stop_at,
+        )  # fmt: skip
+
+    full, part = solve(None), solve(stop)
+    dist = ref.distances
+    # Still bounds of D_k: a certified lower bound and a hull point's distance above it.
+    upper = part.D
+    assert bool((part.lower <= dist + 1e-12).all()) and bool((upper >= dist - 1e-12).all())
+    stopped = part.lower >= stop
+    # Every class is either settled by its bound or solved to the tolerance...
+    assert bool((stopped | (part.D - part.lower <= 1e-9)).all())
+    # ...the classes below the bound all solved, and some above it stopped before the end.
+    below = dist < stop - 1e-9
+    assert bool((dist[below] - part.D[below]).abs().max() <= 1e-9)
+    assert int((stopped & (part.D - part.lower > 1e-9)).sum()) > 0
+    assert part.rounds <= full.rounds
+
+
+@pytest.mark.parametrize("settled", [0.0, 2.0])
+def test_rho_search_probe_decides_the_rest_of_a_chunk(
+    monkeypatch: pytest.MonkeyPatch, settled: float
+) -> None:
+    # 0.0: every chunk gets dual bounds; 2.0: only its probe (the rest goes to the exact solves
+    # with its first bounds). Either way the same certified rho.
+    W = _cluster(seed=4)
+    ref = one_vs_rest_distances(W, keep_points=False)
+    monkeypatch.setattr(dual_mod, "_PROBE", 4)
+    monkeypatch.setattr(dual_mod, "_PROBE_SETTLED", settled)
+    sizes: list[int] = []
+    real = dual_mod.dual_bounds
+    monkeypatch.setattr(
+        dual_mod,
+        "dual_bounds",
+        lambda W, W32, c, *a, **k: sizes.append(c.numel()) or real(W, W32, c, *a, **k),
+    )
+    m = min_one_vs_rest_distance(W, chunk_size=4)
+    assert m.certified and abs(m.rho - ref.rho) <= 1e-9
+    assert m.lower <= float(ref.distances.min()) + 1e-12
+    assert sizes and (max(sizes) <= 4) == (settled > 1.0)
+
+
+def test_rho_search_quantizes_the_rows_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With the int_mm backend every exact solve certifies by int8 GEMMs: the rows are
+    # quantized once for the search, not once per batch of exact solves.
+    W = _cluster(seed=5)
+    monkeypatch.setattr(int8, "ENABLED", False)
+    ref = one_vs_rest_distances(W, keep_points=False)
+    monkeypatch.setattr(int8, "ENABLED", True)
+    monkeypatch.setattr(int8, "MIN_ROWS", 0)
+    monkeypatch.setattr(int8, "INSTRUCTIONS", True)
+    calls: list[int] = []
+    real = solve_mod.quantize_rows
+    monkeypatch.setattr(
+        solve_mod, "quantize_rows", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    m = min_one_vs_rest_distance(W, chunk_size=4)
+    assert m.certified and abs(m.rho - ref.rho) <= 1e-9
+    assert m.classes_solved > 1 and not calls

@@ -108,6 +108,8 @@ def _solve_classes(
     max_rounds: int,
     keep_points: bool = True,
     bar: Any = None,
+    stop_at: float | None = None,
+    quantized: Int8Rows | None = None,
 ) -> _ClassSolution:
     """Exact ``D_k`` for the classes ``cls`` of float64 rows ``W`` (no validation).
 
@@ -118,7 +120,11 @@ def _solve_classes(
     certification against all rows) stays within ``max_memory_mib``: a round whose working sets
     have grown is split into smaller batches of classes. Without ``keep_points`` the nearest
     points, directions and supports are not kept (empty ``(C, 0)`` tensors). ``bar`` (a tqdm bar
-    or None) advances by the classes of each finished block.
+    or None) advances by the classes of each finished block. With ``stop_at`` a class also stops
+    as soon as its certified lower bound reaches it (then ``D`` is the upper bound ``|x|`` of
+    that round, not the distance: for searches that only need ``D_k >= stop_at``).
+    ``quantized``: the rows already quantized for the int8 backend (a caller that solves many
+    small batches quantizes them once), used where the backend wants them that way.
     """
     K, d = W.shape
     dev = W.device
@@ -154,7 +160,11 @@ def _solve_classes(
     # quantized and packed only then (not for every small solve of a rho search).
     q8: Int8Rows | None = None
     if backend == "int_mm" or (backend == "packed" and whiten):
-        q8 = quantize_rows(W, max_memory_mib, packed=backend == "packed")
+        packed = backend == "packed"
+        if quantized is not None and (quantized.packed is not None) == packed:
+            q8 = quantized
+        else:
+            q8 = quantize_rows(W, max_memory_mib, packed=packed)
     q8_cert = q8 if backend == "int_mm" else None
     # The first round's violators from an int8 ranking (not in a last round: its classes keep
     # their gmin as the dual bound).
@@ -244,6 +254,9 @@ def _solve_classes(
             flat[act] = torch.where(still, flat[act] + 1, 0)
             last_n2[act] = n2_a
             violated = violated & ~((flat[act] >= _FLAT_ROUNDS) & (gap_a <= tol))
+            if stop_at is not None:
+                # Settled for the caller: D_k >= gmin / |x| >= stop_at (the bound reported).
+                violated = violated & ~(gmin_all[act] / norm_a.clamp_min(1e-300) >= stop_at)
             if not bool(violated.any()) or rnd == max_rounds - 1:
                 break
             vt = violated.nonzero().squeeze(1)
@@ -538,6 +551,8 @@ def _solve_sharded(
     world: int,
     progress: bool,
     keep_points: bool = True,
+    stop_at: float | None = None,
+    quantized: Int8Rows | None = None,
 ) -> _ClassSolution:
     """Solve this rank's share of ``cls`` (neighbours per block), gathered over the group."""
     K = W.shape[0]
@@ -555,6 +570,8 @@ def _solve_sharded(
             max_rounds=max_rounds,
             keep_points=keep_points,
             bar=bar,
+            stop_at=stop_at,
+            quantized=quantized,
         )
     if world == 1:
         return sol
