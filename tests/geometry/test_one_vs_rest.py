@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -175,6 +176,9 @@ def test_progress_bars_report_on_stderr_and_change_nothing(
     assert captured.out == ""
     assert "one-vs-rest K=60" in captured.err and "/60 [" in captured.err
     assert "rho search K=60" in captured.err
+    # The search's bar counts the classes it may visit (not all K) and ends full.
+    last = re.findall(r"rho search K=60: +(\d+)%\|[^|]*\| (\d+)/(\d+)", captured.err)[-1]
+    assert last[0] == "100" and last[1] == last[2] and 1 <= int(last[2]) < 60
 
 
 def test_min_float32_screening_path() -> None:

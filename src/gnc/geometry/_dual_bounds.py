@@ -338,7 +338,8 @@ def search_rho(
         rank: This process's rank in ``group``.
         world: Size of ``group``.
         progress: Bars of the exact solves on stderr.
-        bar: A tqdm bar advanced by the classes settled (or ``None``).
+        bar: A tqdm bar advanced by the classes settled (or ``None``); its total is kept at the
+            classes the search may still visit.
     """
     K = W.shape[0]
     order = torch.argsort(lower)
@@ -393,7 +394,18 @@ def search_rho(
         est[i] = torch.minimum(est[i], db.estimate)
         return float((db.lower >= best - tol).to(torch.float64).mean())
 
+    def retotal() -> None:
+        """Set the bar's total to the classes the search may still visit.
+
+        Those whose first bound is below the best distance (fewer as it falls), not all ``K``.
+        """
+        if bar is not None:
+            cut = int(torch.searchsorted(lb_sorted, lb_sorted.new_tensor(best - tol)))
+            bar.total = max(1, pos, cut)
+            bar.refresh()
+
     pos, chunk = 0, 1
+    retotal()
     while pos < K and (float(lb_sorted[pos]) < best - tol or solved == 0):
         stop = min(K, pos + chunk)
         cut = int(torch.searchsorted(lb_sorted[pos:stop], lb_sorted.new_tensor(best - tol)))
@@ -435,8 +447,10 @@ def search_rho(
             bar.update(stop - pos)
             bar.set_postfix(rho=f"{best:.4g}", refresh=False)
         pos = stop
+        retotal()
         chunk = max(1, chunk_size) if chunk == 1 else 4 * chunk
     if bar is not None:
-        bar.update(K - pos)  # the rest is excluded by its lower bound
+        bar.total = max(1, pos)  # the rest is excluded by its first bound
+        bar.refresh()
     rest_lower = float(lb_sorted[pos]) if pos < K else float("inf")
     return RhoSearch(best, best_arg, min(bound, rest_lower, best), solved, bounded)
