@@ -295,9 +295,11 @@ def min_one_vs_rest_distance(
     dual bounds ``(<w_k, h> - max_{j != k} <w_j, h>) / |h|`` from approximate min-norm points of
     small working sets (their nearest rows, then the rows most violating the first direction)
     and one float32 GEMM ``h W^T`` per block of classes, and only the classes whose dual bound
-    is below the best distance found (less ``tol``) are solved exactly, the most promising first.
-    The search stops as soon as the next first bound is at least the best distance found (less
-    ``tol``).
+    is below the best distance found (less ``tol``) are solved exactly, the most promising first
+    (where the dual bounds settle too little of an evenly spaced probe of a chunk, as in a tight
+    cluster of near-duplicate rows, the rest of it goes to the exact solves without them); an
+    exact solve stops as soon as its certified bound reaches the best distance. The search stops
+    as soon as the next first bound is at least the best distance found (less ``tol``).
 
     Args:
         weights: ``(K, d)`` classifier rows.
