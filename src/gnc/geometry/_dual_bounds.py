@@ -418,7 +418,7 @@ def search_rho(
             # they settle enough of the probe; otherwise the rest goes to the exact solves
             # (which stop at the best distance) with its first bounds.
             n = cls.numel()
-            low, est = lb_sorted[pos:stop].clone(), upper[cls].clone()
+            low, est = lb_sorted[pos:stop].clone(), upper[cls]  # (indexing copies)
             p = min(n, _PROBE)
             probe = torch.arange(p, device=W.device) * n // p  # distinct: n >= p
             rest_of = torch.ones(n, dtype=torch.bool, device=W.device)

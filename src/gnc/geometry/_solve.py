@@ -120,11 +120,9 @@ def _solve_classes(
     certification against all rows) stays within ``max_memory_mib``: a round whose working sets
     have grown is split into smaller batches of classes. Without ``keep_points`` the nearest
     points, directions and supports are not kept (empty ``(C, 0)`` tensors). ``bar`` (a tqdm bar
-    or None) advances by the classes of each finished block. With ``stop_at`` a class also stops
-    as soon as its certified lower bound reaches it (then ``D`` is the upper bound ``|x|`` of
-    that round, not the distance: for searches that only need ``D_k >= stop_at``).
-    ``quantized``: the rows already quantized for the int8 backend (a caller that solves many
-    small batches quantizes them once), used where the backend wants them that way.
+    or None) advances by the classes of each finished block. ``stop_at``: a class also stops once
+    its certified lower bound reaches it (``D`` is then that round's upper bound ``|x|``).
+    ``quantized``: the rows already quantized for the int8 backend, reused where it wants them.
     """
     K, d = W.shape
     dev = W.device
