@@ -117,6 +117,21 @@ def test_refine_row_decides_each_kind(name: str) -> None:
         assert math.fsum(dec.weights.tolist()) == pytest.approx(1.0, abs=1e-12)
 
 
+def test_refinement_on_device(device: torch.device) -> None:
+    """The boundary rows decided on the device of the head (least squares on the CPU)."""
+    W, rows = constructed_head()
+    res = argmaxable(W.to(device))
+    assert res.status.device.type == device.type
+    assert res.certified and res.undecided.numel() == 0
+    assert int(res.status[rows["face"]]) == INSIDE_HULL
+    assert int(res.status[rows["inside"]]) == INSIDE_HULL
+    assert int(res.status[rows["outside"]]) == ARGMAXABLE
+    for name in ("face", "inside"):
+        dec = refine_row(W.to(device), rows[name])
+        assert dec.status == "inside" and dec.weights.device.type == device.type
+        assert dec.residual <= inside_level(D, float(W.norm(dim=1).max()))
+
+
 def test_certified_margin_is_a_lower_bound_of_the_exact_one() -> None:
     gen = torch.Generator().manual_seed(3)
     W = 3.0 + torch.randn(40, 5, generator=gen, dtype=torch.float64) * 1e-3

@@ -106,10 +106,17 @@ def residual_bound(U: torch.Tensor, k: int, rows: torch.Tensor, lam: torch.Tenso
 
 
 def _polish(Y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """Two least-squares steps on the face: ``min |(lam + delta) Y|`` with ``sum delta = 0``."""
+    """Two least-squares steps on the face: ``min |(lam + delta) Y|`` with ``sum delta = 0``.
+
+    Solved on the CPU whatever the device of ``Y`` (PyTorch's rank-revealing ``gelsd`` driver
+    is CPU-only; on CUDA only ``gels``, which assumes full rank, and a face's differences need
+    not have it); the weights come back on the device of ``lam``.
+    """
+    dev = lam.device
+    Y, lam = Y.cpu(), lam.cpu()
     s = Y.shape[0]
     big = float(Y.abs().max()) if Y.numel() else 1.0
-    A = torch.cat([Y.T, torch.full((1, s), max(big, 1e-300), dtype=Y.dtype)], dim=0)
+    A = torch.cat([Y.T, Y.new_full((1, s), max(big, 1e-300))], dim=0)
     for _ in range(2):
         r = lam @ Y
         rhs = torch.cat([-r, r.new_zeros(1)])[:, None]
@@ -118,7 +125,7 @@ def _polish(Y: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
         if bool((new < 0).any()):
             break
         lam = new
-    return lam
+    return lam.to(dev)
 
 
 def inside_from_support(
