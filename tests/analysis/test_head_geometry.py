@@ -197,7 +197,9 @@ def test_reference_values_routing(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(("bound", K, d))
         return 1.0 + K + d / 1000
 
-    def code(K: int, d: int, time_limit: float, progress: bool = False) -> SimpleNamespace:
+    def code(
+        K: int, d: int, time_limit: float, progress: bool = False, device: object = None
+    ) -> SimpleNamespace:
         calls.append(("code", K, d))
         return SimpleNamespace(rho=0.5)
 
@@ -303,6 +305,30 @@ def test_random_bracket_contains_exact_value() -> None:
     full_lower, full_upper, _ = random_rho_bracket(120, 4, num_solved=120, seed=6)
     assert full_upper == pytest.approx(exact, abs=1e-10)
     assert full_upper - full_lower <= 1e-9
+
+
+def test_random_references_on_device(device: torch.device, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same rows (drawn on the CPU) solved on the device: the same values."""
+    exact, certified, _ = random_rho(150, 4, seed=2)
+    on_dev, certified_dev, _ = random_rho(150, 4, seed=2, device=device)
+    assert certified and certified_dev and abs(on_dev - exact) < 1e-12
+    lower, upper, _ = random_rho_bracket(150, 4, num_solved=150, seed=2, device=device)
+    assert abs(upper - exact) < 1e-10 and upper - lower <= 1e-9
+    # A head on the device has its references solved there too (not on the CPU).
+    import gnc.analysis.head_geometry as hg
+
+    seen: list[object] = []
+    real = hg.reference_values
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("device"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hg, "reference_values", spy)
+    W = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    config = HeadGeometryConfig(sample_classes=0, code_baseline=False, random_baseline="full")
+    analyze_head_geometry(Head(W.to(device), None, "r"), config)
+    assert seen and all(torch.device(str(dev)).type == device.type for dev in seen)
 
 
 def test_reference_uses_bracket_above_threshold() -> None:

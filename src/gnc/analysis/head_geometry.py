@@ -653,6 +653,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         random_exact_max_classes=cfg.random_exact_max_classes,
         random_solved_classes=cfg.random_solved_classes,
         progress=cfg.progress,
+        device=W.device,
     )
     if cfg.random_baseline == "auto" and not random_full:
         note = (
@@ -675,6 +676,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             tol=cfg.tol,
             code_time_limit=cfg.code_time_limit,
             progress=cfg.progress,
+            device=W.device,
         )
     phases["reduced"] = time.perf_counter() - t0
     return HeadGeometry(

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from gnc._checks import check_int
-from gnc._runtime import make_generator, resolve_budget
+from gnc._runtime import make_generator, resolve_budget, resolve_device
 from gnc.codes import softmax_code
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 from gnc.geometry._row_maxima import row_bar, row_maxima
@@ -92,6 +92,12 @@ def reduced_shape(num_classes: int, feature_dim: int, max_classes: int) -> tuple
     return int(K_red), int(d_red)
 
 
+def _random_rows(K: int, d: int, seed: int, device: torch.device | str | None) -> torch.Tensor:
+    """``K`` Gaussian rows drawn on the CPU from ``seed`` (the same on every device), then moved."""
+    W = torch.randn(K, d, generator=make_generator(int(seed)), dtype=torch.float64)
+    return W.to(resolve_device(device)) if device is not None else W
+
+
 def random_rho(
     num_classes: int,
     feature_dim: int,
@@ -100,8 +106,12 @@ def random_rho(
     max_memory_mib: float | None = None,
     tol: float = 1e-9,
     progress: bool = False,
+    device: torch.device | str | None = None,
 ) -> tuple[float, bool, float]:
     """Exact ``rho`` of ``K`` uniformly random unit rows in ``R^d`` (normalized Gaussians).
+
+    The rows are drawn on the CPU from ``seed`` and solved on ``device`` (default: the CPU), so
+    every device measures the same rows.
 
     Returns:
         ``(rho, certified, seconds)``.
@@ -113,8 +123,7 @@ def random_rho(
     """
     K = check_int("num_classes", num_classes, minimum=2)
     d = check_int("feature_dim", feature_dim, minimum=1)
-    gen = make_generator(int(seed))
-    W = torch.randn(K, d, generator=gen, dtype=torch.float64)
+    W = _random_rows(K, d, seed, device)
     budget = resolve_budget(max_memory_mib)
     res = min_one_vs_rest_distance(W, max_memory_mib=budget, tol=tol, progress=progress)
     return float(res.rho), bool(res.certified), float(res.seconds)
@@ -129,12 +138,14 @@ def random_rho_bracket(
     max_memory_mib: float | None = None,
     tol: float = 1e-9,
     progress: bool = False,
+    device: torch.device | str | None = None,
 ) -> tuple[float, float, float]:
     """Certified bracket ``[lower, upper]`` on ``rho`` of ``K`` random unit rows, for large ``K``.
 
     Solves exactly only the ``num_solved`` classes with the smallest lower bounds
     ``1 - s_k``: ``upper`` is the least ``D_k`` among them, ``lower`` the least of their dual
-    bounds and the next unsolved ``1 - s_k`` (the rows are the same as :func:`random_rho`'s).
+    bounds and the next unsolved ``1 - s_k`` (the rows are the same as :func:`random_rho`'s,
+    solved on ``device``).
 
     Returns:
         ``(lower, upper, seconds)``.
@@ -149,8 +160,7 @@ def random_rho_bracket(
     K = check_int("num_classes", num_classes, minimum=3)
     d = check_int("feature_dim", feature_dim, minimum=1)
     m = min(K, check_int("num_solved", num_solved, minimum=1))
-    gen = make_generator(int(seed))
-    W = torch.randn(K, d, generator=gen, dtype=torch.float64)
+    W = _random_rows(K, d, seed, device)
     W = W / W.norm(dim=1, keepdim=True)
     budget = resolve_budget(max_memory_mib)
     with row_bar(K, f"random rows K={K}", progress) as bar:
@@ -181,6 +191,7 @@ def reference_values(
     random_exact_max_classes: int = 4096,
     random_solved_classes: int = 256,
     progress: bool = False,
+    device: torch.device | str | None = None,
 ) -> ReferenceValues:
     """Upper bound, random value and (optionally) a softmax code's value for ``(K, d)``.
 
@@ -197,6 +208,8 @@ def reference_values(
         random_exact_max_classes: Above this ``K`` the random value is a certified bracket.
         random_solved_classes: Classes solved exactly for the bracket.
         progress: Show tqdm bars of the exact solves on stderr.
+        device: Where the random rows and the code are solved (default: the CPU); the rows
+            themselves are drawn on the CPU, the same on every device.
 
     Returns:
         A :class:`ReferenceValues`.
@@ -215,6 +228,7 @@ def reference_values(
             max_memory_mib=max_memory_mib,
             tol=tol,
             progress=progress,
+            device=device,
         )
         rnd_cert = rnd - rnd_lower <= tol
         notes.append(
@@ -229,6 +243,7 @@ def reference_values(
             max_memory_mib=max_memory_mib,
             tol=tol,
             progress=progress,
+            device=device,
         )
         rnd_lower = rnd
     else:
@@ -236,7 +251,7 @@ def reference_values(
     code: float | None = None
     if code_baseline:
         result = softmax_code(
-            num_classes, feature_dim, time_limit=code_time_limit, progress=progress
+            num_classes, feature_dim, time_limit=code_time_limit, progress=progress, device=device
         )
         code = float(result.rho)
     return ReferenceValues(
