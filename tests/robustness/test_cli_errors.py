@@ -99,3 +99,21 @@ def test_torchrun_ranks_share_the_folder_only_rank_0_locks(
     monkeypatch.setenv("RANK", "0")
     with lock_output(out):
         assert run_cli(["ufm", "--classes", "3", "--dim", "2", "--out", str(out)]).status == 2
+
+
+def test_closed_stdout_exits_quietly(tmp_path: Path) -> None:
+    """``gnc margins ... --json | head -c 0``: the reader is gone before the JSON is printed."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "w.npy"
+    np.save(path, np.eye(3))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "gnc", "margins", str(path), "--json", "--no-progress"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # long before the command has imported torch and solved anything
+        err = proc.stderr.read().decode()
+        status = proc.wait(timeout=120)
+    assert status == 128 + 13, err  # 128 + SIGPIPE, as a shell reports it
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -115,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = signal.Signals(signum).name
         print(f"gnc {args.command}: interrupted ({name})", file=sys.stderr)
         return 128 + int(signum)
+    except BrokenPipeError:
+        # The reader of stdout left (``gnc head --json | head``): no traceback, and none at exit
+        # when Python flushes the closed pipe again (stdout goes to devnull).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE (not defined on Windows)
     return status
 
 
