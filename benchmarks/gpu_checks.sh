@@ -2,12 +2,13 @@
 # Every CUDA check in one prepared run, for a machine with a GPU and a Python that has torch:
 # the CUDA tests (tests/test_cuda_paths.py and the device-parametrized tests), then the metrics
 # and one-vs-rest benchmarks on the GPU. Logs and JSON go to ${OUT:-runs/gpu}.
-# Usage: bash benchmarks/gpu_checks.sh [tests] [metrics] [ovr] [large] [scale]   (default: the
-# first four; PYTHON=... chooses the interpreter). `scale` runs benchmarks/bench_scale.py on CUDA:
+# Usage: bash benchmarks/gpu_checks.sh [tests] [metrics] [ovr] [large] [scale] [head]   (default:
+# the first four; PYTHON=... chooses the interpreter). `scale` runs benchmarks/bench_scale.py on CUDA:
 # every D_k and rho of the Gemma 3 head (65,536-row slice, then all 262,144 rows), random
 # anisotropic 50,000 x 576 and the Leech code; it reads the head from GEMMA_Q8 (a folder with
 # gemma_q8.npy + gemma_scales.npy written here by `bench_scale.py --export-q8 DIR`; default
-# shared/gemma_q8), reconstructed on the GPU machine as q * scale.
+# shared/gemma_q8), reconstructed on the GPU machine as q * scale. `head` runs `gnc head` end to
+# end on CUDA on the same head (rho, duplicates, D_k within the budget, argmax, random rows).
 set -u
 out="${OUT:-runs/gpu}"
 mkdir -p "$out"
@@ -50,7 +51,15 @@ for part in $parts; do
             --sizes 100x10 --large >"$out/bench_ovr_large_cuda.json" 2>>"$out/errors.txt"
         grep -E "$keys" "$out/bench_ovr_large_cuda.json"
         ;;
-    *) echo "unknown part: $part (expected tests, metrics, ovr, large or scale)" >&2; exit 2 ;;
+    head)
+        npy="${TMPDIR:-/tmp}/gnc_gemma_head.npy"  # 671 MB: kept out of $out
+        "$py" -c "import sys, numpy as np; sys.path.insert(0, 'benchmarks'); from bench_scale import from_q8; np.save(sys.argv[2], from_q8(sys.argv[1]).numpy())" \
+            "${GEMMA_Q8:-shared/gemma_q8}" "$npy" 2>>"$out/errors.txt"
+        timeout 300 "$py" -m gnc head --source "$npy" --device cuda --json --no-code \
+            --time-budget 120 >"$out/gnc_head_cuda.json" 2>>"$out/errors.txt"
+        head -c 600 "$out/gnc_head_cuda.json"; echo
+        ;;
+    *) echo "unknown part: $part (expected tests, metrics, ovr, large, scale or head)" >&2; exit 2 ;;
     esac
 done
 [ -s "$out/errors.txt" ] && tail -20 "$out/errors.txt"
