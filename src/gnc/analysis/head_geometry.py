@@ -428,16 +428,13 @@ def _raw_distances(head: Head, classes: torch.Tensor, cfg: HeadGeometryConfig) -
     W = head.weights.to(torch.float64)
     K = W.shape[0]
     budget = resolve_budget(cfg.max_memory_mib)
-    _, inverse = torch.unique(W.cpu(), dim=0, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), K, dtype=torch.long)
-    first.scatter_reduce_(0, inverse, torch.arange(K), reduce="amin")
-    twin = first[inverse]
-    counts = torch.bincount(inverse)
+    twin = coinciding_rows(W, None).cpu()
+    counts = torch.bincount(twin, minlength=K)
     keep = (twin == torch.arange(K)).nonzero(as_tuple=True)[0]
     local = torch.full((K,), -1, dtype=torch.long)
     local[keep] = torch.arange(keep.numel())
     out = torch.zeros(classes.numel(), dtype=torch.float64)
-    alone = counts[inverse[classes]] == 1
+    alone = counts[twin[classes]] == 1
     if keep.numel() >= 2 and bool(alone.any()):
         res = one_vs_rest_distances(
             W[keep.to(W.device)],

@@ -56,6 +56,7 @@ from tqdm import tqdm
 from gnc._checks import check_matrix, check_positive
 from gnc._runtime import resolve_budget, rows_per_budget
 from gnc.geometry._boundary import inside_from_support, inside_level, refine_row, residual_bound
+from gnc.geometry._coinciding import first_equal_rows
 from gnc.geometry._row_maxima import RowMaxima, row_bar, row_maxima
 from gnc.geometry._screening import gamma
 from gnc.geometry.one_vs_rest import one_vs_rest_distances
@@ -193,18 +194,16 @@ class ArgmaxResult(Record):
 
 
 def coinciding_rows(W: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """``twin[k]`` = lowest index of a row equal to row ``k`` (bias included), bitwise.
+    """``twin[k]`` = lowest index of a row equal to row ``k`` (bias included), by value.
+
+    Exact, in O(K) memory beyond one block of rows (:mod:`gnc.geometry._coinciding`: 64-bit keys
+    of the rows' bits, then exact comparisons of the rows that share a key).
 
     Example:
         >>> coinciding_rows(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), None).tolist()
         [0, 1, 0]
     """
-    X = W if b is None else torch.cat([W, b[:, None]], dim=1)
-    _, inverse = torch.unique(X.cpu(), dim=0, return_inverse=True)
-    K = W.shape[0]
-    first = torch.full((int(inverse.max()) + 1,), K, dtype=torch.long)
-    first.scatter_reduce_(0, inverse, torch.arange(K), reduce="amin")
-    return first[inverse].to(W.device)
+    return first_equal_rows(W, b)
 
 
 def screen_center(weights: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
