@@ -615,7 +615,10 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         dists, sample_cert, sample_seconds = ovr.distances.cpu(), ovr.certified, ovr.seconds
         if cfg.raw_distances:
             raw_dists = _raw_distances(head, classes, cfg)
-    del sub
+    # The normalized rows are done with: the argmax analysis makes its own float64 copy of the
+    # raw rows, and both at once were the peak of a whole Gemma 3 run (6.2 GiB).
+    dev = W.device
+    del sub, W
     phases["distances"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     argmax_res = None
@@ -636,7 +639,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
     t0 = time.perf_counter()
     random_full = cfg.random_baseline == "full"
     if cfg.random_baseline == "auto":
-        one_pass = estimate_all_classes_seconds(K, d, W.device) / PASSES_PER_ALL_CLASSES
+        one_pass = estimate_all_classes_seconds(K, d, dev) / PASSES_PER_ALL_CLASSES
         random_full = one_pass <= cfg.time_budget
     reference = reference_values(
         K,
@@ -650,7 +653,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
         random_exact_max_classes=cfg.random_exact_max_classes,
         random_solved_classes=cfg.random_solved_classes,
         progress=cfg.progress,
-        device=W.device,
+        device=dev,
     )
     if cfg.random_baseline == "auto" and not random_full:
         note = (
@@ -673,7 +676,7 @@ def analyze_head_geometry(head: Head, config: HeadGeometryConfig | None = None) 
             tol=cfg.tol,
             code_time_limit=cfg.code_time_limit,
             progress=cfg.progress,
-            device=W.device,
+            device=dev,
         )
     phases["reduced"] = time.perf_counter() - t0
     return HeadGeometry(
