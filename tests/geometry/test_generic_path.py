@@ -28,12 +28,16 @@ from gnc.geometry import configurations as cfg
 from gnc.geometry import min_one_vs_rest_distance, one_vs_rest_distances
 
 
-@pytest.fixture
-def generic(monkeypatch: pytest.MonkeyPatch) -> None:
+def _switch_off_cpu_branches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every CPU-only branch off: what ``device.type != "cpu"`` selects."""
     monkeypatch.setattr(compiled, "AVAILABLE", False)
     monkeypatch.setattr(int8, "ENABLED", False)
     monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 10**12)
+
+
+@pytest.fixture
+def generic(monkeypatch: pytest.MonkeyPatch) -> None:
+    _switch_off_cpu_branches(monkeypatch)
 
 
 def _near_duplicates(K: int, d: int, seed: int) -> torch.Tensor:
@@ -81,9 +85,7 @@ def test_generic_path_equals_the_cpu_path(monkeypatch: pytest.MonkeyPatch) -> No
     cls = torch.cat([torch.arange(0, 20), torch.arange(20, 2000, 13)])
     ref = one_vs_rest_distances(W, classes=cls, keep_points=False)
     ref_rho = min_one_vs_rest_distance(W)
-    monkeypatch.setattr(compiled, "AVAILABLE", False)
-    monkeypatch.setattr(int8, "ENABLED", False)
-    monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 10**12)
+    _switch_off_cpu_branches(monkeypatch)
     res = one_vs_rest_distances(W, classes=cls)
     assert ref.certified and res.certified
     assert float((res.distances - ref.distances).abs().max()) < 1e-12
@@ -112,9 +114,7 @@ def test_generic_path_runs_no_cpu_only_kernel(
     monkeypatch.setattr(int8, "INSTRUCTIONS", True)  # would run at this size on a CPU
     monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 0)
     if switched:
-        monkeypatch.setattr(compiled, "AVAILABLE", False)
-        monkeypatch.setattr(int8, "ENABLED", False)
-        monkeypatch.setattr(screening, "_STREAM_MIN_ROWS", 10**12)
+        _switch_off_cpu_branches(monkeypatch)
     for name in ("wolfe_compiled", "next_grams", "points", "pairs_dot", "combine"):
         monkeypatch.setattr(compiled, name, forbidden)
     for name in ("quantize", "scaled_top_k"):

@@ -1,7 +1,7 @@
 """Rows that coincide exactly, in O(K) memory beyond one block of rows (internal).
 
 ``torch.unique(X, dim=0)`` finds them by sorting whole rows: at 262,144 x 640 float64 rows it
-allocates ~2.6 GiB more than the matrix and takes ~10 s on one core, and ``gnc head`` calls it
+allocates ~2.6 GiB more than the matrix and takes ~8 s on one core, and ``gnc head`` calls it
 twice (the shared pass and the argmax analysis). Here each row gets a 64-bit key, a fixed random
 linear form of its bits modulo 2^64 (``-0.0`` read as ``0.0``: equality is by value, as
 ``torch.unique``'s), computed block by block; rows are sorted by key, and rows that share a key
